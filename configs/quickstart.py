@@ -1,0 +1,31 @@
+"""The embedded default: a small supernet on generated walkers, sized for a CPU.
+
+Data: `python tools/make_walkers.py --out data/walkers` (tools/quickstart.sh does it).
+The walkers use CASIA-B's type names (nm-01..06, bg-01/02, cl-01/02), so the CASIA-B
+protocol (NM/BG/CL, cross-view) evaluates them.
+"""
+from gait_jax import configuration as cfg
+
+
+def get_config(arg=None):
+  del arg
+  c = cfg.base_config()
+  c.experiment = "quickstart"
+  cfg.set_dataset(c, "CASIA-B")
+  c.data.dataset_name = "walkers"
+  c.data.root = "data/walkers"
+  c.data.partition = "data/walkers.json"
+  c.data.cache = True
+  c.data.batch_p, c.data.batch_k = 8, 4
+  c.data.frames = 30
+  cfg.set_model(c, "sposgait_small", (16, 32, 64), (16, 8, 4, 2, 1), 64, 0)
+  c.loss.triplet_weight, c.loss.ce_weight = 1.0, 0.0
+  cfg.set_schedule(c, total_steps=300, milestones=(200, 270), save_every=100)
+  c.train.log_every = 20
+  c.search.epochs = 3
+  c.search.population = 12
+  c.search.select_num = 4
+  c.search.mutation_num = 6
+  c.search.crossover_num = 6
+  c.search.bn_batches = 2
+  return c.lock()

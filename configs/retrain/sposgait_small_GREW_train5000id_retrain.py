@@ -1,0 +1,18 @@
+"""Retrain SPOSGait small path [0,5,5,4] on GREW (5000 ids) (reference retrain/sposgait_small_GREW-train5000id_retrain.yaml)."""
+from gait_jax import configuration as cfg
+
+
+def get_config(arg=None):
+  del arg
+  c = cfg.base_config()
+  c.experiment = "SPOSGait_small_GREW-train5000id_retrain"
+  cfg.set_dataset(c, "GREW", num_train=5000)
+  cfg.set_model(c, "sposgait_small", (64, 128, 256), (16,), 256, 5000)
+  c.model.path = "0,5,5,4"
+  c.loss.triplet_weight, c.loss.ce_weight = 1.0, 0.1
+  cfg.set_schedule(c, total_steps=180000, milestones=(50000, 100000, 150000), save_every=10000)
+  c.data.transforms = "random_rotate_flip"
+  c.optim.clip.type, c.optim.clip.value = "value", 0.1
+  c.train.eval_every = 10000  # reference with_test: test at every save
+  c.evaluate.protocol = "grew_submission"
+  return c.lock()

@@ -1,0 +1,3 @@
+from gait_jax.main import entry
+
+entry()

@@ -1,0 +1,213 @@
+"""The config schema every experiment file builds on, and helpers to read it.
+
+Experiment files in `configs/` call `base_config()` and change what differs from the
+reference defaults, so every config has every key (the CLI override of a key that a
+file forgot would otherwise fail with "key not found").
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import ml_collections
+
+# Per-model search space (spec §1.2): how many candidates each path position may take.
+CHOICE_MAX_NUM = {
+    "sposgait_large": (1, 1, 6, 6, 6, 6, 6, 6, 6, 6),
+    "sposgait_medium": (1, 1, 6, 6, 6, 6, 6),
+    "sposgait_small": (1, 6, 6, 6),
+}
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Every key with the reference defaults (spec §9.4 merged with the SPOSGait commons)."""
+  c = ml_collections.ConfigDict()
+  c.mode = "train"  # train | search | embed | evaluate | test | flops
+  c.seed = 0
+  c.experiment = ""  # the reference save_name, for bookkeeping only
+
+  c.data = ml_collections.ConfigDict()
+  c.data.dataset_name = "GREW"
+  c.data.root = ""
+  c.data.partition = ""
+  c.data.num_train = 0  # 0 = every TRAIN_SET id; N = the first N ids (spec §5.3)
+  c.data.cache = False
+  c.data.batch_p = 32
+  c.data.batch_k = 4
+  c.data.batch_shuffle = True
+  c.data.sample_type = "fixed_ordered"
+  c.data.frames = 30  # frames_num_fixed
+  c.data.frames_skip = 0  # frames_skip_num
+  c.data.frames_min = 25  # unfixed_* samplers
+  c.data.frames_max = 50
+  # Training transform: comma-separated names applied in order (a Compose). Test time is
+  # always base_sil_cutting, as in every reference config.
+  c.data.transforms = "base_sil_cutting"
+  c.data.workers = 2  # background loader threads
+  c.data.prefetch = 2  # batches prepared ahead
+  c.data.test_frames_all_limit = 0  # all_ordered at test time; 0 = no limit
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "sposgait_large"
+  c.model.channels = (64, 128, 256, 512)
+  c.model.bins = (16, 8, 4, 2, 1)
+  c.model.parts = 31
+  c.model.out_channels = 512  # SeparateFCs output width (= embedding width c)
+  c.model.class_num = 20000  # BN-neck classes; the neck exists only when loss.ce_weight > 0
+  c.model.choice_max_num = CHOICE_MAX_NUM["sposgait_large"]
+  c.model.path = ""  # "" = supernet (path sampled per step); "0,0,4,..." = fixed path
+
+  c.loss = ml_collections.ConfigDict()
+  c.loss.triplet_weight = 1.0
+  c.loss.margin = 0.2
+  c.loss.ce_weight = 0.0  # 0 = triplet only (no BN-neck, as the reference)
+  c.loss.ce_scale = 16.0
+  c.loss.label_smooth = 0.1
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.lr = 0.1
+  c.optim.momentum = 0.9
+  c.optim.weight_decay = 5e-4
+  c.optim.gamma = 0.1
+  c.optim.milestones = (20000, 40000, 60000)
+  c.optim.clip = ml_collections.ConfigDict()
+  c.optim.clip.type = "none"  # none | value | norm (reference clip_grad_cfg)
+  c.optim.clip.value = 0.1
+  c.optim.clip.max_norm = 35.0
+  c.optim.clip.norm_type = 2.0
+
+  c.train = ml_collections.ConfigDict()
+  c.train.total_steps = 80000
+  c.train.save_every = 2000
+  c.train.log_every = 100
+  c.train.eval_every = 0  # reference with_test: evaluate every N steps (0 = never)
+  c.train.init_from = ""  # workdir or checkpoint dir to load weights from
+  c.train.dtype = "float32"  # compute dtype: float32 | bfloat16 | float16
+  c.train.keep_checkpoints = 3
+  c.train.max_bad_steps = 20  # consecutive non-finite steps before training stops
+  c.train.image_every = 0  # silhouette grid to TensorBoard every N steps (0 = log_every*10)
+
+  c.embed = ml_collections.ConfigDict()
+  c.embed.root = ""  # "" = data.root
+  c.embed.partition = ""  # "" = data.partition
+  c.embed.split = "test"
+  c.embed.batch = 8  # sequences per device per step
+  c.embed.frames_all_limit = 0  # 0 = data.test_frames_all_limit
+
+  c.evaluate = ml_collections.ConfigDict()
+  c.evaluate.protocol = "grew"  # casia_b | oumvlp | grew | grew_submission | gait3d | custom
+  c.evaluate.embeddings = ""  # npz for mode=evaluate ("" = WORKDIR/embeddings.npz)
+  c.evaluate.metric = "euc"  # euc | cos
+  c.evaluate.rerank = False
+  c.evaluate.k1 = 20
+  c.evaluate.k2 = 6
+  c.evaluate.lambda_value = 0.3
+  c.evaluate.chunk = 1024  # probes per ranking chunk
+  c.evaluate.custom_gallery = ""  # custom protocol: glob on "type/view", comma-separated
+  c.evaluate.custom_probes = ""  # "name=glob,glob;name2=glob"
+
+  c.search = ml_collections.ConfigDict()
+  c.search.epochs = 20
+  c.search.population = 50
+  c.search.select_num = 10
+  c.search.mutation_num = 25
+  c.search.crossover_num = 25
+  c.search.m_prob = 0.1
+  c.search.max_macs = 0  # 0 = no limit
+  c.search.max_params = 0  # 0 = no limit
+  c.search.val_ids = 0  # count of TRAIN_SET ids held out for fitness (0 = 10 %), or "id,id,..."
+  c.search.bn_batches = 8  # BN recalibration batches per candidate (0 = off)
+  c.search.protocol = ""  # "" = evaluate.protocol
+  c.search.seed = 0
+
+  c.flops = ml_collections.ConfigDict()
+  c.flops.frames = 30
+
+  c.dist = ml_collections.ConfigDict()
+  c.dist.coordinator_address = ""  # "" = single process unless the env says otherwise
+  c.dist.num_processes = 1
+  c.dist.process_id = 0
+  return c
+
+
+def parse_path(value) -> Optional[Tuple[int, ...]]:
+  """`model.path` as a tuple of ints, or None for the supernet.
+
+  Accepts "0,0,4,5", "[0, 0, 4, 5]", a tuple/list of ints, or "" / None.
+  """
+  if value is None:
+    return None
+  if isinstance(value, str):
+    text = value.strip().strip("[]()").strip()
+    if not text:
+      return None
+    try:
+      return tuple(int(v) for v in text.replace(" ", "").split(",") if v != "")
+    except ValueError:
+      raise ValueError(
+          f"model.path={value!r}: expected comma-separated integers such as "
+          "'0,0,4,5,2,0,4,3,4,3'") from None
+  return tuple(int(v) for v in value)
+
+
+def format_path(path: Sequence[int]) -> str:
+  return ",".join(str(int(v)) for v in path)
+
+
+def check_path(path: Sequence[int], choice_max_num: Sequence[int], key: str = "model.path"):
+  """Raises a ValueError naming `key` unless `path` fits the search space."""
+  if len(path) != len(choice_max_num):
+    raise ValueError(f"{key}={format_path(path)}: expected {len(choice_max_num)} entries "
+                     f"(one per searchable layer), got {len(path)}")
+  for i, (v, m) in enumerate(zip(path, choice_max_num)):
+    if not 0 <= v < 6:
+      raise ValueError(f"{key}: position {i} is {v}; candidates are 0..5")
+  return tuple(int(v) for v in path)
+
+
+def model_path(config) -> Optional[Tuple[int, ...]]:
+  """The config's fixed path, validated, or None for a supernet config."""
+  path = parse_path(config.model.path)
+  if path is not None:
+    check_path(path, config.model.choice_max_num)
+  return path
+
+
+def use_bnneck(config) -> bool:
+  """The reference builds SeparateBNNecks only when CE is among the losses (spec §2.6)."""
+  return float(config.loss.ce_weight) > 0
+
+
+# Model shapes per reference experiment family (spec §2.3–2.5, §9).
+def set_model(c, name: str, channels, bins, out_channels: int, class_num: int) -> None:
+  c.model.name = name
+  c.model.channels = tuple(channels)
+  c.model.bins = tuple(bins)
+  c.model.parts = int(sum(bins))
+  c.model.out_channels = int(out_channels)
+  c.model.class_num = int(class_num)
+  c.model.choice_max_num = CHOICE_MAX_NUM[name]
+
+
+def set_schedule(c, *, total_steps: int, milestones, save_every: int, lr: float = 0.1) -> None:
+  c.train.total_steps = int(total_steps)
+  c.train.save_every = int(save_every)
+  c.optim.milestones = tuple(int(m) for m in milestones)
+  c.optim.lr = float(lr)
+
+
+# Evaluation defaults per benchmark (spec §6.9).
+_DATASETS = {
+    "GREW": dict(protocol="grew", limit=0),
+    "CASIA-B": dict(protocol="casia_b", limit=720),
+    "OUMVLP": dict(protocol="oumvlp", limit=720),
+    "Gait3D": dict(protocol="gait3d", limit=720),
+}
+
+
+def set_dataset(c, name: str, *, num_train: int = 0) -> None:
+  """Benchmark name, its evaluation protocol and test frame limit. Root/partition come
+  from the command line (licensed data is never shipped)."""
+  c.data.dataset_name = name
+  c.data.num_train = int(num_train)
+  c.evaluate.protocol = _DATASETS[name]["protocol"]
+  c.data.test_frames_all_limit = _DATASETS[name]["limit"]

@@ -1,0 +1,73 @@
+"""gait_jax — SPOSGait (GREW NAS baseline) in JAX/Flax.
+
+Usage:
+  python -m gait_jax.main --config configs/<experiment>.py --workdir DIR [--config.a.b=value ...]
+
+`--config.mode` selects the stage:
+  train     supernet training (config without model.path) or retraining of a fixed path
+  search    evolutionary architecture search on a trained supernet
+  embed     embed every test sequence -> WORKDIR/embeddings.npz
+  evaluate  run evaluate.protocol on evaluate.embeddings -> WORKDIR/metrics.json
+  test      embed + evaluate in one go
+  flops     MACs / FLOPs / parameter counts of a path -> WORKDIR/flops.json
+
+Any config key can be overridden on the command line; a misspelt key is an error.
+A path is written --config.model.path=0,0,4,5,2,0,4,3,4,3 (empty = supernet).
+"""
+import importlib
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file(
+    "config", None, "Experiment config file (configs/<name>.py[:arg]).", lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, TensorBoard logs and results.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+# mode -> module with `run(config, workdir)`.
+MODES = {
+    "train": "gait_jax.train",
+    "search": "gait_jax.search",
+    "embed": "gait_jax.embed",
+    "evaluate": "gait_jax.evaluate",
+    "test": "gait_jax.test_mode",
+    "flops": "gait_jax.flops_mode",
+}
+
+
+def resolve_mode(mode: str):
+  """The `run` function of a mode, or a SystemExit naming what is wrong."""
+  if mode not in MODES:
+    raise SystemExit(f"config.mode={mode!r} is not a mode; choose one of {sorted(MODES)}")
+  module_name = MODES[mode]
+  try:
+    module = importlib.import_module(module_name)
+  except ModuleNotFoundError as e:
+    if e.name == module_name:
+      raise SystemExit(f"config.mode={mode!r} is not built yet in this version of gait_jax "
+                       f"(module {module_name} is missing)") from None
+    raise
+  return module.run
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  config = FLAGS.config
+  run = resolve_mode(config.mode)
+  from gait_jax import distributed  # pylint: disable=g-import-not-at-top
+  distributed.maybe_initialize(config)
+  logging.info("mode=%s workdir=%s", config.mode, FLAGS.workdir)
+  run(config, FLAGS.workdir)
+
+
+def entry():
+  app.run(main)
+
+
+if __name__ == "__main__":
+  entry()

@@ -1,0 +1,22 @@
+# Sourced by tools/quickstart.sh and tools/test.sh: creates .venv if missing and installs
+# the pinned requirements (pip skips what is already satisfied, so reruns are quick).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PY="${PYTHON:-python3.11}"
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv with $($PY --version)"
+  "$PY" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip
+fi
+stamp=.venv/.requirements.sha
+want="$(cat requirements.txt "$@" 2>/dev/null | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "[setup] installing requirements"
+  reqs=(-r requirements.txt)
+  for extra in "$@"; do reqs+=(-r "$extra"); done
+  .venv/bin/python -m pip install -q "${reqs[@]}"
+  echo "$want" > "$stamp"
+fi
+export PATH="$ROOT/.venv/bin:$PATH"
