@@ -65,8 +65,17 @@ def main(argv):
   run(config, FLAGS.workdir)
 
 
+_HELP_FLAGS = ("--help", "-h", "-?", "--helpshort", "--helpfull")
+
+
 def entry():
-  app.run(main)
+  try:
+    app.run(main)
+  except SystemExit as e:
+    # absl exits 1 after printing --help; asking for help is not a failure.
+    if e.code == 1 and any(a in _HELP_FLAGS for a in sys.argv[1:]):
+      raise SystemExit(0) from None
+    raise
 
 
 if __name__ == "__main__":
