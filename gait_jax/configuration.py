@@ -114,7 +114,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.search.m_prob = 0.1
   c.search.max_macs = 0  # 0 = no limit
   c.search.max_params = 0  # 0 = no limit
-  c.search.val_ids = 0  # count of TRAIN_SET ids held out for fitness (0 = 10 %), or "id,id,..."
+  # TRAIN_SET ids held out for the search fitness (and from supernet training):
+  # "" = a seeded 10 % (at least 2), "N" = a seeded N ids, "id,id,..." = exactly these.
+  c.search.val_ids = ""
   c.search.bn_batches = 8  # BN recalibration batches per candidate (0 = off)
   c.search.protocol = ""  # "" = evaluate.protocol
   c.search.seed = 0
