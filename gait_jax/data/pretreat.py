@@ -1,0 +1,163 @@
+"""Raw silhouette PNGs → OpenGait pkls (spec §5.8, the reference `datasets/pretreatment.py`).
+
+`<input>/<id>/<type>/<view>/*.png` becomes `<output>/<id>/<type>/<view>/<view>.pkl`, a uint8
+`[T, S, S]` array (S = img_size, 64). Per frame (all datasets but GREW):
+  1. grayscale; skip the frame when its pixel sum is <= 10000;
+  2. crop rows to the first..last row holding a non-zero pixel;
+  3. resize to height S, width int(S * w / h), bicubic;
+  4. x-centre = first column where the cumulative column sum exceeds half the total; skip the
+     frame when there is none or it is column 0;
+  5. window [x - S/2, x + S/2); when it leaves the image (left <= 0 or right >= width) pad S/2
+     zero columns on both sides and shift the window by S/2;
+  6. keep the S×S crop as uint8.
+GREW silhouettes are already aligned: frames are read as grayscale and kept unchanged.
+The command-line entry point is `tools/pretreat.py`.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import multiprocessing
+import os
+import pickle
+from typing import Dict, List, Optional, Tuple
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+MIN_PIXEL_SUM = 10000
+FEW_FRAMES = 5
+
+Key = Tuple[str, str, str]
+
+
+def collect_sequences(input_dir: str) -> Dict[Key, List[str]]:
+  """All `*.png` under `input_dir` (names containing `gei.png` skipped), grouped by their last
+  three directory levels `(id, type, view)`, each list in sorted path order."""
+  input_dir = os.path.abspath(input_dir)
+  if not os.path.isdir(input_dir):
+    raise ValueError(f"--input {input_dir} is not a directory")
+  groups: Dict[Key, List[str]] = collections.defaultdict(list)
+  for dirpath, _, files in os.walk(input_dir):
+    for name in files:
+      if not name.endswith(".png") or "gei.png" in name:
+        continue
+      rel = os.path.relpath(dirpath, input_dir).split(os.sep)
+      if len(rel) < 3 or rel[0] == ".":
+        raise ValueError(f"{os.path.join(dirpath, name)}: expected PNGs at "
+                         "<input>/<id>/<type>/<view>/*.png")
+      groups[tuple(rel[-3:])].append(os.path.join(dirpath, name))
+  return {k: sorted(v) for k, v in sorted(groups.items())}
+
+
+def align_frame(img: np.ndarray, img_size: int = 64) -> Tuple[Optional[np.ndarray], str]:
+  """One grayscale frame cropped/scaled/centred to uint8 [S, S]; (None, reason) when dropped."""
+  if int(img.sum(dtype=np.int64)) <= MIN_PIXEL_SUM:
+    return None, "pixel sum <= 10000"
+  rows = np.flatnonzero(img.sum(axis=1, dtype=np.int64))
+  img = img[rows[0]:rows[-1] + 1]
+  h, w = img.shape
+  new_w = int(img_size * (w / h))
+  if new_w < 1:
+    return None, "too narrow to resize"
+  img = cv2.resize(img, (new_w, img_size), interpolation=cv2.INTER_CUBIC)
+  col_sum = img.sum(axis=0, dtype=np.int64)
+  above = np.flatnonzero(np.cumsum(col_sum) > col_sum.sum() / 2)
+  if len(above) == 0 or above[0] == 0:
+    return None, "no x-centre"
+  x = int(above[0])
+  half = img_size // 2
+  left, right = x - half, x + half
+  if left <= 0 or right >= img.shape[1]:
+    pad = np.zeros((img.shape[0], half), img.dtype)
+    img = np.concatenate([pad, img, pad], axis=1)
+    left, right = left + half, right + half
+  return img[:, left:right].astype(np.uint8), ""
+
+
+def process_sequence(job) -> dict:
+  """Converts one sequence; returns its statistics (run in a worker process)."""
+  key, files, output, img_size, dataset = job
+  frames, dropped = [], collections.Counter()
+  for path in files:
+    img = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    if img is None:
+      dropped["unreadable"] += 1
+      continue
+    if dataset.upper() == "GREW":
+      frames.append(img.astype(np.uint8))
+      continue
+    frame, reason = align_frame(img, img_size)
+    if frame is None:
+      dropped[reason] += 1
+    else:
+      frames.append(frame)
+  out = None
+  if frames:
+    shapes = {f.shape for f in frames}
+    if len(shapes) > 1:
+      raise ValueError(f"{os.path.dirname(files[0])}: frames of different sizes {sorted(shapes)}")
+    out_dir = os.path.join(output, *key)
+    os.makedirs(out_dir, exist_ok=True)
+    out = os.path.join(out_dir, f"{key[2]}.pkl")
+    with open(out, "wb") as f:
+      pickle.dump(np.stack(frames), f)
+  return dict(key=key, frames=len(frames), dropped=dict(dropped), output=out)
+
+
+def pretreat(input_dir: str, output_dir: str, workers: int = 4, dataset: str = "CASIAB",
+             img_size: int = 64, progress: bool = True) -> dict:
+  """Converts every sequence under `input_dir`; returns a summary dict (also logged)."""
+  sequences = collect_sequences(input_dir)
+  if not sequences:
+    raise ValueError(f"--input {input_dir}: no *.png files found")
+  os.makedirs(output_dir, exist_ok=True)
+  jobs = [(key, files, output_dir, img_size, dataset) for key, files in sequences.items()]
+  bar = None
+  if progress:
+    from tqdm import tqdm
+    bar = tqdm(total=len(jobs), unit="seq", desc="pretreat")
+  summary = dict(sequences=len(jobs), written=0, frames=0, dropped_frames=collections.Counter(),
+                 dropped_sequences=[], short_sequences=[])
+
+  def account(result):
+    name = "/".join(result["key"])
+    summary["frames"] += result["frames"]
+    summary["dropped_frames"].update(result["dropped"])
+    if result["output"] is None:
+      summary["dropped_sequences"].append(name)
+      log.warning("%s: no valid frames, nothing written", name)
+    else:
+      summary["written"] += 1
+      if result["frames"] < FEW_FRAMES:
+        summary["short_sequences"].append(name)
+        log.warning("%s: only %d valid frames", name, result["frames"])
+    if bar is not None:
+      bar.update()
+
+  if workers <= 1:
+    for job in jobs:
+      account(process_sequence(job))
+  else:
+    with multiprocessing.Pool(workers) as pool:
+      for result in pool.imap_unordered(process_sequence, jobs, chunksize=4):
+        account(result)
+  if bar is not None:
+    bar.close()
+  summary["dropped_frames"] = dict(summary["dropped_frames"])
+  return summary
+
+
+def format_summary(summary: dict) -> str:
+  dropped = summary["dropped_frames"]
+  lines = [f"sequences: {summary['sequences']}, written: {summary['written']}, "
+           f"frames kept: {summary['frames']}",
+           "dropped frames: " + (", ".join(f"{k}: {v}" for k, v in sorted(dropped.items()))
+                                 or "none"),
+           f"dropped sequences (no valid frame): {len(summary['dropped_sequences'])}"
+           + "".join(f"\n  {n}" for n in summary["dropped_sequences"][:20]),
+           f"sequences with fewer than {FEW_FRAMES} frames: {len(summary['short_sequences'])}"
+           + "".join(f"\n  {n}" for n in summary["short_sequences"][:20])]
+  return "\n".join(lines)
