@@ -128,3 +128,14 @@ def test_build_transform_composition_and_errors():
     T.build_transform("random_rotate_flip,base_sil_cutting")
   with pytest.raises(ValueError, match="uint8 output needs"):
     T.build_transform("random_rotate_flip", uint8=True)
+
+
+def test_rotation_map_equals_pil_on_float_frames():
+  # The index-map shortcut must equal rotating each 32-bit float frame with PIL itself.
+  from PIL import Image
+  rng = np.random.default_rng(0)
+  x = (rng.random((3, 64, 44)) < 0.4).astype(np.float32)
+  for angle in [*rng.uniform(-10, 10, 20), 45.0, -90.0]:
+    ref = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(f)).rotate(
+        float(angle), resample=Image.NEAREST)) for f in x[..., ::-1]])
+    np.testing.assert_array_equal(T.rotate_flip_frames(x, angle, rotate=True, flip=True), ref)

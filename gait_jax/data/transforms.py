@@ -33,21 +33,32 @@ def base_sil_cutting(seq: np.ndarray, rng=None) -> np.ndarray:
   return cut_width(seq).astype(np.float32) / np.float32(255.0)
 
 
+def pil_rotation_map(h: int, w: int, angle: float) -> np.ndarray:
+  """Source pixel (flat index + 1, 0 = outside) of every output pixel when PIL rotates an
+  h×w image by `angle` degrees with nearest-neighbour resampling.
+
+  Nearest resampling only copies values, so rotating an image of indices with PIL itself
+  gives PIL's exact geometry (its own rounding included) once per sequence instead of
+  once per frame.
+  """
+  index = np.arange(1, h * w + 1, dtype=np.int32).reshape(h, w)
+  return np.asarray(Image.fromarray(index).rotate(float(angle), resample=Image.NEAREST))
+
+
 def rotate_flip_frames(seq: np.ndarray, angle: float, rotate: bool, flip: bool) -> np.ndarray:
   """Flips each frame horizontally (if `flip`), then rotates it by `angle` degrees (if
   `rotate`) counter-clockwise about the exact image centre, nearest neighbour, same canvas,
-  fill 0 — PIL's `Image.rotate` on 32-bit float images, as the reference (torchvision on PIL).
+  fill 0 — PIL's `Image.rotate` as in the reference (torchvision on 32-bit float PIL images).
   """
   seq = np.asarray(seq, np.float32)
   if flip:
     seq = seq[..., ::-1]
   if not rotate:
     return np.ascontiguousarray(seq)
-  out = np.empty(seq.shape, np.float32)
-  for t, frame in enumerate(seq):
-    img = Image.fromarray(np.ascontiguousarray(frame))  # float32 → mode "F"
-    out[t] = np.asarray(img.rotate(float(angle), resample=Image.NEAREST), np.float32)
-  return out
+  t, h, w = seq.shape
+  source = pil_rotation_map(h, w, angle).reshape(-1)
+  flat = np.concatenate([np.zeros((t, 1), np.float32), seq.reshape(t, h * w)], axis=1)
+  return flat[:, source].reshape(t, h, w)
 
 
 def random_rotate_flip(rotate_p: float = 0.5, flip_p: float = 0.5, degree: float = 10.0) -> Transform:
