@@ -1,0 +1,106 @@
+#!/usr/bin/env python
+"""Gait-energy-image + nearest-neighbour baseline under a benchmark protocol.
+
+  python tools/gei_baseline.py --root DIR --partition FILE --protocol casia_b|kth_walk|NAME
+
+Each sequence of the split becomes one gait-energy image: the mean of its frames cut to
+64×44 (10 columns off each side, as base_sil_cutting), scaled to [0, 1]. The GEIs go to
+`gait_jax.evaluation.protocols.run_protocol` as embeddings [N, 64*44, 1], so the ranking,
+tie rule and reported figures are exactly those a trained model gets (Euclidean distance by
+default). `kth_walk` is the KTH-walk protocol of ../shared/data/README.md (gallery `d4-00`,
+probe groups d4/d1/d2/d3); any other name is passed to run_protocol as is (`custom` takes
+--custom-gallery/--custom-probes).
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from gait_jax import configuration  # noqa: E402
+from gait_jax.data.dataset import GaitDataset  # noqa: E402
+from gait_jax.evaluation import protocols  # noqa: E402
+
+CUT = 10  # columns removed on each side: 64 -> 44
+# KTH-walk (../shared/data/README.md): gallery = first indoor pass; probes by scenario.
+KTH_WALK = dict(custom_gallery="d4-00/*",
+                custom_probes="d4=d4-*/*;d1=d1-*/*;d2=d2-*/*;d3=d3-*/*")
+
+
+def gei(seq: np.ndarray) -> np.ndarray:
+  """uint8 [T, 64, 64] -> float32 [64, 44] mean silhouette in [0, 1]."""
+  seq = np.asarray(seq)
+  if seq.ndim != 3 or seq.shape[0] == 0 or seq.shape[2] <= 2 * CUT:
+    raise ValueError(f"expected a silhouette sequence [T>0, H, W>{2 * CUT}], got {seq.shape}")
+  return (seq[:, :, CUT:seq.shape[2] - CUT].astype(np.float32) / 255.0).mean(0)
+
+
+def dataset_geis(dataset) -> dict:
+  """GEIs of every sequence of a GaitDataset as run_protocol inputs."""
+  emb = np.stack([gei(dataset.load(i)[0]).reshape(-1) for i in range(len(dataset))])
+  return {"emb": emb[:, :, None].astype(np.float32), "labels": dataset.ids,
+          "types": dataset.types, "views": dataset.views}
+
+
+def eval_config(protocol: str, metric: str = "euc", custom_gallery: str = "",
+                custom_probes: str = ""):
+  """(run_protocol name, evaluate config) for a protocol name of this tool."""
+  cfg = configuration.base_config().evaluate
+  cfg.metric = metric
+  name = protocol
+  if protocol == "kth_walk":
+    name = "custom"
+    cfg.custom_gallery, cfg.custom_probes = KTH_WALK["custom_gallery"], KTH_WALK["custom_probes"]
+  if custom_gallery:
+    cfg.custom_gallery = custom_gallery
+  if custom_probes:
+    cfg.custom_probes = custom_probes
+  cfg.protocol = name
+  return name, cfg
+
+
+def run(root: str, partition: str, protocol: str, split: str = "test", metric: str = "euc",
+        custom_gallery: str = "", custom_probes: str = ""):
+  """-> (metrics dict, table text, number of sequences)."""
+  name, cfg = eval_config(protocol, metric, custom_gallery, custom_probes)
+  dataset = GaitDataset(root, partition, split=split)
+  g = dataset_geis(dataset)
+  metrics, table = protocols.run_protocol(name, g["emb"], g["labels"], g["types"], g["views"],
+                                          cfg, partition=partition)
+  return metrics, table, len(dataset)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--root", required=True, help="OpenGait pkl tree <root>/<id>/<type>/<view>")
+  parser.add_argument("--partition", required=True, help="partition JSON (TRAIN_SET/TEST_SET)")
+  parser.add_argument("--protocol", required=True,
+                      help="casia_b, kth_walk, or any evaluate.protocol name "
+                           f"({', '.join(protocols.PROTOCOLS)})")
+  parser.add_argument("--split", default="test", choices=("train", "test"))
+  parser.add_argument("--metric", default="euc", choices=("euc", "cos"))
+  parser.add_argument("--custom-gallery", default="", help="custom protocol: globs on type/view")
+  parser.add_argument("--custom-probes", default="", help="custom protocol: 'name=glob;...'")
+  parser.add_argument("--json", default="", help="also write the metrics to this JSON file")
+  args = parser.parse_args(argv)
+  if args.protocol != "kth_walk" and args.protocol not in protocols.PROTOCOLS:
+    parser.error(f"--protocol {args.protocol!r}: expected kth_walk or one of {protocols.PROTOCOLS}")
+  start = time.time()
+  metrics, table, n = run(args.root, args.partition, args.protocol, args.split, args.metric,
+                          args.custom_gallery, args.custom_probes)
+  print(f"GEI + 1-NN ({args.metric}), {n} {args.split} sequences of {args.root}, "
+        f"protocol {args.protocol} ({time.time() - start:.1f} s)")
+  print(table)
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(metrics, f, indent=1, sort_keys=True)
+  return metrics
+
+
+if __name__ == "__main__":
+  main()
