@@ -287,3 +287,21 @@ def test_rerank_changes_grew_and_keeps_shapes():
   m, _ = protocols.run_protocol("grew", emb, labels, types, views, cfg)
   assert set(m) == {"rank1", "rank5", "rank10", "rank20"}
   assert m["rank1"] == 100.0  # well separated clusters stay right after re-ranking
+
+
+def test_kth_walk_protocol_group_sizes(shared_data):
+  """configs/kth_walking.py selects the KTH-walk gallery and probe groups of the data README."""
+  from conftest import load_config
+  c = load_config("kth_walking")
+  root = os.path.join(shared_data, "kth_walking")
+  with open(os.path.join(shared_data, "kth_walking.json")) as f:
+    test_ids = json.load(f)["TEST_SET"]
+  labels, types, views = [], [], []
+  for i in test_ids:
+    for t in sorted(os.listdir(os.path.join(root, i))):
+      for v in sorted(os.listdir(os.path.join(root, i, t))):
+        labels.append(i); types.append(t); views.append(v)
+  emb = np.random.default_rng(0).normal(size=(len(labels), 2, 1)).astype(np.float32)
+  m, table = protocols.run_protocol("custom", emb, labels, types, views, c.evaluate)
+  assert "gallery 13 sequences" in table
+  assert [m[f"{g}/probes"] for g in ("d4", "d1", "d2", "d3")] == [32, 44, 37, 36]

@@ -17,8 +17,9 @@ that agrees with it whenever the reference's result is well defined. NaN distanc
 last (as both `torch.sort` and `np.argsort` put NaN last), ties among them by index; `topk`
 reports their distance as float32's largest finite value.
 
-Chunk shapes are rounded up to powers of two (capped by the chunk size) and padded, so a
-protocol that ranks many differently sized subsets compiles a bounded number of programs.
+Chunk shapes are rounded up (powers of two, then multiples of 1024; capped by the chunk size)
+and padded, so a protocol that ranks many differently sized subsets compiles a bounded
+number of programs.
 """
 from __future__ import annotations
 
@@ -100,10 +101,13 @@ def _topk_chunk(x, y, y_valid, offset, best_d, best_i, metric, k):
 
 
 def _bucket(n: int, cap: int) -> int:
-  """Smallest power of two ≥ n, at most `cap` (bounded set of compiled shapes)."""
+  """Padded size for n rows, at most `cap`: the next power of two up to 1024, then the next
+  multiple of 1024 (a bounded set of compiled shapes, at most ~10 % padding for big sets)."""
   b = 1
-  while b < n:
+  while b < n and b < 1024:
     b *= 2
+  if b < n:
+    b = -(-n // 1024) * 1024
   return max(1, min(b, cap))
 
 

@@ -1,0 +1,69 @@
+"""`evaluate` mode end to end through the CLI, and its input checks."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gait_jax import evaluate
+from tests.test_eval_protocols import casia_set
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def write_npz(path, emb, labels, types, views, **extra):
+  np.savez(path, embeddings=emb, labels=np.array(labels), types=np.array(types),
+           views=np.array(views), **extra)
+
+
+def test_cli_writes_metrics_json(tmp_path):
+  npz = tmp_path / "emb.npz"
+  write_npz(npz, *casia_set())
+  workdir = tmp_path / "w"
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
+  proc = subprocess.run(
+      [sys.executable, "-m", "gait_jax.main", "--config", "configs/test_tiny.py",
+       "--workdir", str(workdir), "--config.mode=evaluate", f"--config.evaluate.embeddings={npz}",
+       "--config.evaluate.protocol=casia_b"],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  metrics = json.loads((workdir / "metrics.json").read_text())
+  # Hand-worked values of casia_set (see test_eval_protocols): NM 100, BG 50, CL 0 at Rank-1.
+  assert metrics["NM/rank1_exclude"] == 100.0 and metrics["BG/rank1_exclude"] == 50.0
+  assert metrics["CL/rank1_exclude"] == 0.0 and metrics["mean/rank1_exclude"] == 50.0
+  assert "exclude identical views" in proc.stdout
+  tb = workdir / "tb"
+  assert tb.is_dir() and any(f.startswith("events") for _, _, fs in os.walk(tb) for f in fs)
+
+
+def test_default_path_is_workdir_embeddings(tmp_path):
+  from tests.conftest import load_config
+  config = load_config("test_tiny").unlock()
+  config.evaluate.protocol = "casia_b"
+  with pytest.raises(FileNotFoundError, match=str(tmp_path / "embeddings.npz")):
+    evaluate.run(config, str(tmp_path))
+  write_npz(tmp_path / "embeddings.npz", *casia_set())
+  evaluate.run(config, str(tmp_path))
+  assert json.loads((tmp_path / "metrics.json").read_text())["NM/rank5_include"] == 100.0
+
+
+def test_bad_npz_errors_name_file_and_key(tmp_path):
+  emb, labels, types, views = casia_set()
+  p = tmp_path / "nolabels.npz"
+  np.savez(p, embeddings=emb, types=np.array(types), views=np.array(views))
+  with pytest.raises(ValueError, match=r"nolabels\.npz.*'labels'"):
+    evaluate.load_embeddings(str(p))
+  p2 = tmp_path / "flat.npz"
+  write_npz(p2, emb[:, :, 0], labels, types, views)
+  with pytest.raises(ValueError, match=r"flat\.npz.*\[N, c, p\]"):
+    evaluate.load_embeddings(str(p2))
+  p3 = tmp_path / "short.npz"
+  write_npz(p3, emb, labels[:-1], types, views)
+  with pytest.raises(ValueError, match=r"short\.npz.*'labels'"):
+    evaluate.load_embeddings(str(p3))
+  p4 = tmp_path / "junk.npz"
+  p4.write_text("not a zip")
+  with pytest.raises(ValueError, match=r"junk\.npz.*not a readable"):
+    evaluate.load_embeddings(str(p4))
