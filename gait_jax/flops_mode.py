@@ -1,0 +1,79 @@
+"""`--config.mode=flops`: MACs, FLOPs and parameter counts of the config's path.
+
+Replaces the reference `calculate_flops_and_params.py` (spec §8) with the analytic counter
+of `gait_jax/flops.py`: no data, device or checkpoint is needed. Prints a per-layer table
+and writes `WORKDIR/flops.json` with the keys of `flops.count`.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List
+
+from gait_jax import configuration
+from gait_jax import flops
+
+
+def _giga(v: int) -> str:
+  return f"{v / 1e9:,.3f} G"
+
+
+def _mega(v: int) -> str:
+  return f"{v / 1e6:,.3f} M"
+
+
+def format_table(rows: List[Dict[str, Any]], result: Dict[str, Any], *, frames: int,
+                 model_name: str, note: str = "") -> str:
+  """The human-readable report: one line per op, then the totals."""
+  lines = [f"{model_name}  path {configuration.format_path(result['path'])}  "
+           f"{frames} frames (backbone sees {flops.tiled_frames(frames)})"]
+  if note:
+    lines.append(note)
+  header = f"{'layer':<12} {'op':<34} {'output t x h x w x c':>22} {'MACs':>14} {'params':>12}"
+  lines += [header, "-" * len(header)]
+  for r in rows:
+    shape = " x ".join(str(s) for s in r["shape"])
+    lines.append(f"{r['name']:<12} {r['op']:<34} {shape:>22} {_giga(r['macs']):>14} "
+                 f"{_mega(r['params']):>12}")
+  lines.append("-" * len(header))
+  conv = sum(r["macs"] for r in rows if r["name"] not in ("HPP+Head0", "BNNecks"))
+  lines += [
+      f"conv MACs        {_giga(conv)}",
+      f"MACs             {_giga(result['macs'])}   ({result['macs']:,})",
+      f"FLOPs (2 x MACs) {_giga(result['flops'])}",
+      f"params backbone  {_mega(result['params_backbone'])}",
+      f"params path      {_mega(result['params_path'])}   (+ GeM + SeparateFCs)",
+      f"params total     {_mega(result['params_total'])}   (+ BN-neck when configured)",
+      f"params supernet  {_mega(result['params_supernet'])}   (every candidate of every layer)",
+  ]
+  return "\n".join(lines)
+
+
+def _write_json_atomic(path: str, data: Dict[str, Any]) -> None:
+  tmp = f"{path}.tmp{os.getpid()}"
+  with open(tmp, "w") as f:
+    json.dump(data, f, indent=2)
+    f.write("\n")
+  os.replace(tmp, path)
+
+
+def run(config, workdir: str) -> None:
+  """Counts `config.model.path` (the all-zeros path for a supernet config) at
+  `config.flops.frames` frames and writes WORKDIR/flops.json."""
+  path = configuration.model_path(config)
+  note = ""
+  if path is None:
+    path = (0,) * len(config.model.choice_max_num)
+    note = ("supernet config (model.path is empty): reporting the all-zeros path; "
+            "set --config.model.path=... for another one")
+  frames = int(config.flops.frames)
+  if frames < 1:
+    raise ValueError(f"flops.frames={frames}: expected a positive frame count")
+  bnneck = configuration.use_bnneck(config)
+  result = flops.count(config.model, path, frames, bnneck=bnneck)
+  rows = flops.breakdown(config.model, path, frames, bnneck=bnneck)
+  print(format_table(rows, result, frames=frames, model_name=str(config.model.name), note=note))
+  os.makedirs(workdir, exist_ok=True)
+  out = os.path.join(workdir, "flops.json")
+  _write_json_atomic(out, result)
+  print(f"wrote {out}")
