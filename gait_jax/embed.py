@@ -1,0 +1,216 @@
+"""`embed` mode and `embed_dataset`: whole-sequence embeddings of a split → `embeddings.npz`.
+
+The reference embeds one whole sequence per GPU per step (one compile per length under
+XLA). Here many sequences share a step: each sequence is padded to a length bucket
+(8, 12, 16, 24, 32, 48, ... — powers of two and 1.5× steps in between), rows carry their true
+`lengths` (the model masks padded frames, so a padded sequence embeds exactly as unpadded),
+and a bucket's batch is sharded over every device on the mesh's "data" axis. The batch shape
+per bucket is fixed (`batch_per_device × devices` rows, padded with 1-frame blank rows), so
+the number of compilations is the number of buckets met. The path is a traced int32
+argument: one compiled function serves every path of a supernet (search reuses it).
+
+Output (dataset order, deterministic): `embeddings` float32 [N, c, p], `labels` (id strings),
+`types`, `views`, plus `step` (checkpoint step) and `path`.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable, Dict, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from gait_jax import configuration
+from gait_jax import mesh as mesh_lib
+
+MIN_BUCKET = 8
+
+
+def bucket_length(length: int, min_bucket: int = MIN_BUCKET) -> int:
+  """Smallest bucket ≥ length among min_bucket·{1, 1.5, 2, 3, 4, 6, 8, ...}."""
+  if length <= 0:
+    raise ValueError(f"sequence length {length}: expected at least one frame")
+  b = min_bucket
+  while True:
+    if length <= b:
+      return b
+    if length <= b * 3 // 2:
+      return b * 3 // 2
+    b *= 2
+
+
+def make_embed_fn(model, mesh) -> Callable:
+  """Jitted `(variables, sils [B, T, 64, 44], lengths [B], path int32 [L]) -> [B, c, p]`,
+  sils/lengths sharded over "data", variables and path replicated, output replicated."""
+  data = mesh_lib.data_sharding(mesh)
+  rep = mesh_lib.replicated(mesh)
+
+  def apply(variables, sils, lengths, path):
+    out = model.apply(variables, sils, path, lengths=lengths, train=False)
+    return out["embeddings"]
+
+  return jax.jit(apply, in_shardings=(rep, data, data, rep), out_shardings=rep)
+
+
+def _global_array(host: np.ndarray, sharding) -> jax.Array:
+  # Every process holds the whole host batch (same deterministic iteration): each device
+  # takes its slice, which also works across processes.
+  return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
+
+
+def embed_dataset(model, variables, dataset, path, *, batch_per_device: int = 8,
+                  frames_all_limit: int = 0, mesh=None, embed_fn: Optional[Callable] = None,
+                  indices: Optional[Sequence[int]] = None, workers: int = 2,
+                  progress: bool = True, min_bucket: int = MIN_BUCKET) -> Dict[str, np.ndarray]:
+  """Embeds whole sequences of `dataset` (all frames, first `frames_all_limit` when > 0).
+
+  Args:
+    model: a SPOSGait module; variables: {"params", "batch_stats"} matching it.
+    path: the architecture, a tuple of ints or an int32 array; always passed traced, so
+      `embed_fn` (from `make_embed_fn`) compiles once per bucket whatever the path.
+    indices: sequences to embed (default all), in this order.
+  Returns {"embeddings": f32 [n, c, p], "labels", "types", "views": str [n]}.
+  """
+  from gait_jax.data import loader as loader_lib  # pylint: disable=g-import-not-at-top
+  mesh = mesh or mesh_lib.make_mesh()
+  embed_fn = embed_fn or make_embed_fn(model, mesh)
+  n_dev = mesh.devices.size
+  rows = int(batch_per_device) * n_dev
+  if rows <= 0:
+    raise ValueError(f"embed.batch={batch_per_device}: expected at least 1 sequence per device")
+  indices = list(range(len(dataset))) if indices is None else [int(i) for i in indices]
+  rep = mesh_lib.replicated(mesh)
+  data = mesh_lib.data_sharding(mesh)
+  variables = jax.device_put(variables, rep)
+  path_arr = jax.device_put(jnp.asarray(np.asarray(path, np.int32).reshape(-1)), rep)
+
+  results: Dict[int, np.ndarray] = {}
+  pending: Dict[int, list] = {}  # bucket length -> [(index, seq)]
+  bar = None
+  if progress:
+    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+    bar = tqdm(total=len(indices), desc="embed", unit="seq", smoothing=0.1,
+               disable=jax.process_index() > 0)
+
+  def flush(t: int):
+    items = pending.pop(t)
+    sils = np.zeros((rows, t) + items[0][1].shape[1:], np.float32)
+    lengths = np.ones((rows,), np.int32)  # blank padding rows: one (black) frame
+    for r, (_, seq) in enumerate(items):
+      sils[r, :seq.shape[0]] = seq
+      lengths[r] = seq.shape[0]
+    emb = np.asarray(embed_fn(variables, _global_array(sils, data), _global_array(lengths, data),
+                              path_arr))
+    for r, (i, _) in enumerate(items):
+      results[i] = emb[r]
+    if bar is not None:
+      bar.update(len(items))
+
+  for i, seq in loader_lib.iter_sequences(dataset, indices, frames_all_limit, workers=workers):
+    t = bucket_length(seq.shape[0], min_bucket)
+    pending.setdefault(t, []).append((i, seq))
+    if len(pending[t]) == rows:
+      flush(t)
+  for t in sorted(pending):
+    flush(t)
+  if bar is not None:
+    bar.close()
+
+  info = {"ids": np.asarray([dataset.sequences[i].id for i in indices], np.str_),
+          "types": np.asarray([dataset.sequences[i].type for i in indices], np.str_),
+          "views": np.asarray([dataset.sequences[i].view for i in indices], np.str_)}
+  emb = np.stack([results[i] for i in indices]) if indices else np.zeros((0, 0, 0), np.float32)
+  return {"embeddings": emb.astype(np.float32), "labels": info["ids"], "types": info["types"],
+          "views": info["views"]}
+
+
+# -- mode --------------------------------------------------------------------------------
+
+def select_variables(restored: dict, template, where: str) -> dict:
+  """The entries of `restored` that `template` (the model's own variable tree) names.
+
+  A fixed-path model's variables are a subset of the supernet's under the same names, so a
+  supernet checkpoint serves any path; a missing or differently shaped entry is an error
+  naming it."""
+  def pick(src, tmpl, prefix):
+    if not hasattr(tmpl, "keys"):
+      arr = np.asarray(src)
+      if tuple(arr.shape) != tuple(tmpl.shape):
+        raise ValueError(f"{where}: variable {prefix} has shape {arr.shape}, the model "
+                         f"expects {tuple(tmpl.shape)} (does model.* match the checkpoint?)")
+      return arr.astype(tmpl.dtype)
+    out = {}
+    for k in tmpl.keys():
+      if not hasattr(src, "keys") or k not in src:
+        raise ValueError(f"{where}: variable {prefix}/{k} is missing from the checkpoint "
+                         "(does model.* / model.path match the trained network?)")
+      out[k] = pick(src[k], tmpl[k], f"{prefix}/{k}")
+    return out
+  return pick(restored, template, "")
+
+
+def build_for_config(config, path):
+  """(model, variable template) for embedding with a fixed path (no BN-neck: not needed)."""
+  from gait_jax.models import build_model  # pylint: disable=g-import-not-at-top
+  model = build_model(config.model, bnneck=False, fixed_path=path)
+  dummy = jnp.zeros((1, MIN_BUCKET, 64, 44), jnp.float32)
+  template = jax.eval_shape(
+      lambda: model.init(jax.random.PRNGKey(0), dummy, path, lengths=jnp.ones((1,), jnp.int32)))
+  return model, template
+
+
+def required_path(config, mode: str):
+  path = configuration.model_path(config)
+  if path is None:
+    raise ValueError(f"mode={mode} needs a fixed architecture: set model.path "
+                     "(e.g. --config.model.path=0,5,5,4); the supernet has no single network")
+  return path
+
+
+def embed_config(config, workdir: str, mode: str = "embed") -> Dict[str, np.ndarray]:
+  """Embeds the configured split with the config's path and weights; returns the npz dict."""
+  from gait_jax import checkpoint  # pylint: disable=g-import-not-at-top
+  from gait_jax.data import GaitDataset  # pylint: disable=g-import-not-at-top
+  path = required_path(config, mode)
+  source = config.train.init_from or workdir
+  restored, step = checkpoint.restore_variables(source)
+  model, template = build_for_config(config, path)
+  variables = select_variables(restored, template, f"checkpoint {source} (step {step})")
+  root = config.embed.root or config.data.root
+  partition = config.embed.partition or config.data.partition
+  if not root or not partition:
+    raise ValueError("embed: set data.root and data.partition (or embed.root / embed.partition)")
+  dataset = GaitDataset(root, partition, split=config.embed.split, cache=False)
+  limit = int(config.embed.frames_all_limit or config.data.test_frames_all_limit or 0)
+  logging.info("embedding %s with path %s, step %d weights from %s, frame limit %s",
+               dataset, configuration.format_path(path), step, source, limit or "none")
+  t0 = time.time()
+  out = embed_dataset(model, variables, dataset, path, batch_per_device=int(config.embed.batch),
+                      frames_all_limit=limit, workers=max(1, int(config.data.workers)))
+  dt = time.time() - t0
+  logging.info("embedded %d sequences in %.1f s (%.1f seq/s)", len(dataset), dt,
+               len(dataset) / max(dt, 1e-9))
+  out["step"] = np.asarray(step, np.int64)
+  out["path"] = np.asarray(configuration.format_path(path))
+  return out
+
+
+def save_npz(path: str, arrays: Dict[str, np.ndarray]) -> None:
+  """Atomic write (np.savez via a temporary file in the same directory)."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = f"{path}.tmp{os.getpid()}"
+  with open(tmp, "wb") as f:
+    np.savez(f, **arrays)
+  os.replace(tmp, path)
+
+
+def run(config, workdir: str) -> None:
+  out = embed_config(config, workdir)
+  dest = os.path.join(workdir, "embeddings.npz")
+  if jax.process_index() == 0:
+    save_npz(dest, out)
+  print(f"embeddings {out['embeddings'].shape} of {len(out['labels'])} sequences -> {dest}",
+        flush=True)

@@ -1,0 +1,135 @@
+"""embed / test modes: bucketed, sharded whole-sequence embedding of a tiny generated set."""
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import load_config
+from gait_jax import checkpoint, embed, mesh as mesh_lib, test_mode
+from gait_jax.data import GaitDataset, load_sequence
+from gait_jax.models import build_model
+from gait_tree import make_tree
+
+PATH = (0, 5, 5, 4)
+# Lengths spread over three buckets: 8 (3, 5, 8), 12 (10, 12), 24 (20).
+LENGTHS = {("001", "nm-01"): 5, ("001", "nm-02"): 8, ("002", "nm-01"): 10,
+           ("002", "nm-02"): 12, ("003", "nm-01"): 20, ("003", "nm-02"): 3}
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+  base = tmp_path_factory.mktemp("embed")
+  root, partition = make_tree(base, views=("090",), frames=lambda i, t, v: LENGTHS[(i, t)],
+                              train=[], test=["001", "002", "003"], name="tiny")
+  return root, partition
+
+
+@pytest.fixture(scope="module")
+def tiny():
+  config = load_config("test_tiny")
+  model = build_model(config.model, bnneck=False, fixed_path=PATH)
+  variables = model.init(jax.random.PRNGKey(1), jnp.zeros((1, 8, 64, 44)), PATH,
+                         lengths=jnp.ones((1,), jnp.int32))
+  # Non-trivial BN statistics, so inference-mode BN is exercised.
+  variables = jax.tree.map(lambda v: v + 0.01 * jnp.arange(v.size).reshape(v.shape) % 0.3, variables)
+  return config, model, variables
+
+
+@pytest.mark.parametrize("length,bucket", [(1, 8), (8, 8), (9, 12), (12, 12), (13, 16),
+                                           (17, 24), (25, 32), (33, 48), (97, 128), (720, 768)])
+def test_bucket_length(length, bucket):
+  assert embed.bucket_length(length) == bucket
+
+
+def test_embed_dataset_matches_one_by_one_and_is_deterministic(tree, tiny):
+  config, model, variables = tiny
+  ds = GaitDataset(*tree, split="test")
+  mesh = mesh_lib.make_mesh()
+  fn = embed.make_embed_fn(model, mesh)
+  out = embed.embed_dataset(model, variables, ds, PATH, batch_per_device=1, mesh=mesh,
+                            embed_fn=fn, progress=False)
+  assert out["embeddings"].shape == (6, config.model.out_channels, config.model.parts)
+  assert out["embeddings"].dtype == np.float32
+  assert out["labels"].tolist() == [s.id for s in ds.sequences]
+  assert out["types"].tolist() == ["nm-01", "nm-02"] * 3 and set(out["views"]) == {"090"}
+  # Compilations: one per bucket met (8, 12, 24), whatever the batch composition.
+  assert fn._cache_size() == 3
+  again = embed.embed_dataset(model, variables, ds, PATH, batch_per_device=1, mesh=mesh,
+                              embed_fn=fn, progress=False)
+  np.testing.assert_array_equal(again["embeddings"], out["embeddings"])
+  assert fn._cache_size() == 3
+  # Each sequence alone, unpadded, no lengths mask, no sharding.
+  for i in range(len(ds)):
+    seq = load_sequence(ds, i)
+    assert seq.shape[0] == LENGTHS[(ds.sequences[i].id, ds.sequences[i].type)]
+    alone = model.apply(variables, jnp.asarray(seq)[None], PATH, train=False)["embeddings"][0]
+    np.testing.assert_allclose(out["embeddings"][i], np.asarray(alone), rtol=1e-4, atol=1e-5)
+
+
+def test_frame_limit_and_traced_path_reuse(tree, tiny):
+  """One compiled function serves every path of a supernet; frames_all_limit truncates."""
+  config, _, _ = tiny
+  ds = GaitDataset(*tree, split="test")
+  supernet = build_model(config.model, bnneck=False)
+  variables = supernet.init(jax.random.PRNGKey(2), jnp.zeros((1, 8, 64, 44)),
+                            jnp.asarray(PATH, jnp.int32), lengths=jnp.ones((1,), jnp.int32))
+  mesh = mesh_lib.make_mesh()
+  fn = embed.make_embed_fn(supernet, mesh)
+  kw = dict(batch_per_device=1, mesh=mesh, embed_fn=fn, progress=False, frames_all_limit=8)
+  a = embed.embed_dataset(supernet, variables, ds, PATH, **kw)
+  b = embed.embed_dataset(supernet, variables, ds, (0, 1, 2, 3), **kw)
+  assert fn._cache_size() == 1  # limit 8: every sequence in the 8 bucket, both paths
+  assert not np.allclose(a["embeddings"], b["embeddings"])
+  # The truncated 20-frame sequence equals its first 8 frames embedded alone.
+  i = [k for k, s in enumerate(ds.sequences) if (s.id, s.type) == ("003", "nm-01")][0]
+  first8 = load_sequence(ds, i)[:8]
+  alone = supernet.apply(variables, jnp.asarray(first8)[None], PATH, train=False)["embeddings"][0]
+  np.testing.assert_allclose(a["embeddings"][i], np.asarray(alone), rtol=1e-4, atol=1e-5)
+
+
+def _supernet_checkpoint(workdir, config, step=7):
+  """A supernet checkpoint (all candidates): embed must select the path's subset."""
+  supernet = build_model(config.model, bnneck=True)
+  variables = supernet.init(jax.random.PRNGKey(3), jnp.zeros((1, 8, 64, 44)),
+                            jnp.asarray(PATH, jnp.int32), lengths=jnp.ones((1,), jnp.int32))
+  ck = checkpoint.Checkpointer(checkpoint.checkpoint_dir(workdir))
+  ck.save(step, {"params": variables["params"], "batch_stats": variables["batch_stats"]}, {"step": step})
+  ck.wait()
+  ck.close()
+  return supernet, variables
+
+
+def test_test_mode_writes_npz_and_metrics(tree, tiny, tmp_path):
+  config = tiny[0].unlock()
+  config.data.root, config.data.partition = tree
+  config.evaluate.protocol = "custom"
+  config.evaluate.custom_gallery = "nm-01/*"
+  config.evaluate.custom_probes = "nm=nm-02/*"
+  workdir = str(tmp_path / "w")
+  with pytest.raises(ValueError, match="model.path"):
+    embed.run(config, workdir)
+  config.model.path = ",".join(map(str, PATH))
+  supernet, variables = _supernet_checkpoint(workdir, config)
+  test_mode.run(config, workdir)
+  with np.load(os.path.join(workdir, "embeddings.npz")) as z:
+    assert z["embeddings"].shape == (6, 8, 7) and int(z["step"]) == 7
+    assert z["labels"].tolist() == ["001", "001", "002", "002", "003", "003"]
+    emb = z["embeddings"]
+  # The supernet's weights on the same path give the same embeddings.
+  ds = GaitDataset(*tree, split="test")
+  seq = load_sequence(ds, 0, int(config.data.test_frames_all_limit))
+  ref = supernet.apply(variables, jnp.asarray(seq)[None], PATH, train=False)["embeddings"][0]
+  np.testing.assert_allclose(emb[0], np.asarray(ref), rtol=1e-4, atol=1e-5)
+  metrics = json.loads(open(os.path.join(workdir, "metrics.json")).read())
+  assert metrics["nm/probes"] == 3.0 and 0.0 <= metrics["nm/rank1"] <= 100.0
+
+
+def test_checkpoint_mismatch_names_the_variable(tiny):
+  template = {"params": {"Head0": {"fc_bin": jax.ShapeDtypeStruct((7, 8, 8), jnp.float32)}}}
+  with pytest.raises(ValueError, match="params/Head0/fc_bin has shape"):
+    embed.select_variables({"params": {"Head0": {"fc_bin": np.zeros((7, 8, 4))}}}, template, "ck")
+  with pytest.raises(ValueError, match="params/Head0 is missing"):
+    embed.select_variables({"params": {}}, template, "ck")
