@@ -117,14 +117,16 @@ def test_triplet_sharded_equals_single_device():
   mesh = Mesh(devices, ("data",))
   rng = np.random.default_rng(2)
   labels = np.repeat(np.arange(4), 4)
-  emb = rng.normal(size=(16, 8, 3)).astype(np.float32)
-  fn = jax.jit(lambda e, l: losses.triplet_loss(e, l, 0.2))
-  single = fn(jnp.asarray(emb), jnp.asarray(labels))
-  sharded = fn(jax.device_put(emb, NamedSharding(mesh, P("data"))),
-               jax.device_put(labels, NamedSharding(mesh, P("data"))))
+  outputs = {"embeddings": rng.normal(size=(16, 8, 3)).astype(np.float32),
+             "logits": np.tanh(rng.normal(size=(16, 5, 3))).astype(np.float32)}
+  fn = jax.jit(lambda o, l: losses.compute_losses(o, l, _loss_cfg(0.1, 1.0)))
+  single = fn(jax.tree.map(jnp.asarray, outputs), jnp.asarray(labels))
+  shard = NamedSharding(mesh, P("data"))
+  sharded = fn(jax.device_put(outputs, shard), jax.device_put(labels, shard))
+  assert set(single[1]) == set(sharded[1])
   for a, b in zip(jax.tree.leaves(single), jax.tree.leaves(sharded)):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5)
-  assert float(single[1]["loss_num"]) > 0
+  assert float(single[1]["triplet/loss_num"]) > 0
 
 
 def test_triplet_memory_is_sane_at_reference_batch():
