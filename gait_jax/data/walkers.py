@@ -148,15 +148,15 @@ def sample_identity(rng: np.random.Generator) -> Dict:
       "neck": g(0.045, 0.008),
       "shoulder_w": g(0.22, 0.015),  # biacromial breadth
       "hip_w": g(0.19, 0.015),
-      "depth": g(0.125, 0.018),  # chest depth
+      "depth": g(0.15, 0.02),  # chest depth, clothed
       "belly": float(np.clip(rng.lognormal(0.0, 0.12), 0.8, 1.5)),
-      "girth": float(np.clip(rng.lognormal(0.0, 0.13), 0.7, 1.5)),
+      "girth": float(np.clip(rng.lognormal(0.08, 0.13), 0.75, 1.6)),  # limb widths
       "upper_arm": g(0.186, 0.01),
       "forearm": g(0.146, 0.008),
       "head_r": g(0.062, 0.005),
       "foot": g(0.15, 0.01),
       "cycle_s": g(1.08, 0.08),  # seconds per gait cycle
-      "arm_swing": u(6.0, 30.0),  # shoulder swing amplitude (deg)
+      "arm_swing": u(8.0, 34.0),  # shoulder swing amplitude (deg)
       "arm_mean": g(-3.0, 5.0),
       "arm_abd": u(2.0, 12.0),  # elbows out (deg)
       "elbow_mean": u(8.0, 35.0),
@@ -304,9 +304,10 @@ def body_capsules(identity: Dict, session: Dict, n_frames: int, stature: float =
   caps.append((head_a, head_a + up * head_len, head_r, head_r * 0.95))
 
   # Legs: right leg phase 0 = right heel strike; the left leg half a cycle later.
-  r_thigh = 0.05 * S * girth
-  r_knee = 0.032 * S * girth
-  r_ankle = 0.021 * S * girth
+  # Clothed widths: trousers make knees and ankles wider than the bare limb.
+  r_thigh = 0.058 * S * girth
+  r_knee = 0.038 * S * girth
+  r_ankle = 0.027 * S * girth
   amp = math.sqrt(speed)
   leg_side = {1: p["asym_leg"], -1: 1.0 / p["asym_leg"]}
   feet_y = []
@@ -330,11 +331,11 @@ def body_capsules(identity: Dict, session: Dict, n_frames: int, stature: float =
     flen = p["foot"] * S
     fdir = np.stack([np.cos(fa) * np.cos(out), np.sin(fa), np.cos(fa) * np.sin(out)], -1)
     down = np.stack([np.sin(fa), -np.cos(fa), 0 * fa], -1)
-    heel = ankle - fdir * 0.25 * flen + down * 0.03 * S
-    toe = ankle + fdir * 0.75 * flen + down * 0.035 * S
+    heel = ankle - fdir * 0.2 * flen + down * 0.025 * S
+    toe = ankle + fdir * 0.7 * flen + down * 0.035 * S
     caps.append((hip, knee, r_thigh * thick ** 0.5, r_knee))
     caps.append((knee, ankle, r_knee, r_ankle))
-    caps.append((heel, toe, 0.022 * S, 0.017 * S))
+    caps.append((heel, toe, 0.027 * S, 0.019 * S))
     feet_y.append(np.minimum(heel[:, 1], toe[:, 1]))
     if coat and coat["length"] > 0.01:
       # The coat's skirt follows each thigh down to the hem, wider than the leg.
@@ -362,8 +363,8 @@ def body_capsules(identity: Dict, session: Dict, n_frames: int, stature: float =
     wrist = elbow + np.stack([dx, dy, 0 * dx - side * fa_len * abd * 0.5], -1)
     hand = wrist + np.stack([dx, dy, 0 * dx], -1) * (0.09 * S / fa_len)
     arm_k = thick if coat else 1.0
-    caps.append((shoulder, elbow, 0.03 * S * girth * arm_k, 0.024 * S * girth * arm_k))
-    caps.append((elbow, wrist, 0.023 * S * girth * arm_k ** 0.5, 0.018 * S * girth))
+    caps.append((shoulder, elbow, 0.033 * S * girth * arm_k, 0.027 * S * girth * arm_k))
+    caps.append((elbow, wrist, 0.025 * S * girth * arm_k ** 0.5, 0.02 * S * girth))
     caps.append((wrist, hand, 0.019 * S, 0.016 * S))
     if holding:
       size = bag["size"]
@@ -456,8 +457,8 @@ def rasterise(caps2d, height: int, width: int) -> np.ndarray:
 
 
 def _smooth_noise(rng, height: int, width: int, frames: int, cell: int) -> np.ndarray:
-  """Uniform-ish random field [height, width, frames] with features about `cell` pixels."""
-  small = rng.random((height // cell + 2, width // cell + 2, frames), dtype=np.float32)
+  """Random uint8 field [height, width, frames] (0..255) with features about `cell` pixels."""
+  small = rng.integers(0, 256, (height // cell + 2, width // cell + 2, frames), dtype=np.uint8)
   return _resize_frames(small, width, height)
 
 
@@ -477,18 +478,17 @@ def corrupt(mask: np.ndarray, rng: np.random.Generator, noise: Dict, ground_row:
   """
   H, W, T = mask.shape
   # Ragged edges: threshold a blurred mask at a noisy level.
-  m = mask.astype(np.float32)
-  blur = [_as3d(cv2.blur(np.ascontiguousarray(m[..., i:i + 512]), (5, 5)))
-          for i in range(0, T, 512)]
+  # Everything in uint8 (0..255): a quarter of float32's memory traffic.
+  m = mask.view(np.uint8) * np.uint8(255)
+  blur = [_as3d(cv2.blur(m[..., i:i + 512], (5, 5))) for i in range(0, T, 512)]
   blur = blur[0] if len(blur) == 1 else np.concatenate(blur, -1)
-  level = _smooth_noise(rng, H, W, T, 4)
-  level -= 0.5
-  level *= 2 * noise["edge"]
-  level += 0.5
+  # Threshold 0.5 ± edge, looked up per noise value.
+  lut = np.clip(np.round(127.5 + (np.arange(256) - 127.5) * 2 * noise["edge"]), 0, 255)
+  level = _as3d(cv2.LUT(_smooth_noise(rng, H, W, T, 4), lut.astype(np.uint8)))
   out = blur > level
   # Holes where clothing happens to match the background.
   if noise["holes"] > 0.01:
-    out &= _smooth_noise(rng, H, W, T, 10) > noise["holes"] * 1.5
+    out &= _smooth_noise(rng, H, W, T, 10) > min(int(noise["holes"] * 1.5 * 255), 255)
   # Per-frame body boxes, vectorised over frames (empty frames get a dummy box).
   rows_any, cols_any = mask.any(1), mask.any(0)  # [H, T], [W, T]
   present = rows_any.any(0)
