@@ -68,7 +68,7 @@ def test_casia_b_protocol_on_walkers(easy_set):
 def test_cli_writes_json(easy_set, tmp_path):
   out = str(tmp_path / "m.json")
   metrics = gei_baseline.main(["--root", easy_set, "--partition", easy_set + ".json",
-                               "--protocol", "casia_b", "--json", out])
+                               "--protocol", "casia_b", "--out", out])
   import json
   with open(out) as f:
     assert json.load(f)["NM/rank1_include"] == metrics["NM/rank1_include"]

@@ -2,6 +2,7 @@
 """Gait-energy-image + nearest-neighbour baseline under a benchmark protocol.
 
   python tools/gei_baseline.py --root DIR --partition FILE --protocol casia_b|kth_walk|NAME
+      [--split test] [--metric euc] [--out metrics.json]
 
 Each sequence of the split becomes one gait-energy image: the mean of its frames cut to
 64×44 (10 columns off each side, as base_sil_cutting), scaled to [0, 1]. The GEIs go to
@@ -86,7 +87,8 @@ def main(argv=None):
   parser.add_argument("--metric", default="euc", choices=("euc", "cos"))
   parser.add_argument("--custom-gallery", default="", help="custom protocol: globs on type/view")
   parser.add_argument("--custom-probes", default="", help="custom protocol: 'name=glob;...'")
-  parser.add_argument("--json", default="", help="also write the metrics to this JSON file")
+  parser.add_argument("--out", "--json", dest="out", default="",
+                      help="also write the metrics (flat {name: value}) to this JSON file")
   args = parser.parse_args(argv)
   if args.protocol != "kth_walk" and args.protocol not in protocols.PROTOCOLS:
     parser.error(f"--protocol {args.protocol!r}: expected kth_walk or one of {protocols.PROTOCOLS}")
@@ -96,8 +98,9 @@ def main(argv=None):
   print(f"GEI + 1-NN ({args.metric}), {n} {args.split} sequences of {args.root}, "
         f"protocol {args.protocol} ({time.time() - start:.1f} s)")
   print(table)
-  if args.json:
-    with open(args.json, "w") as f:
+  if args.out:
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
       json.dump(metrics, f, indent=1, sort_keys=True)
   return metrics
 
