@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
 import pickle
 import zlib
@@ -702,7 +703,10 @@ def generate(out: str, ids: int, seqs_per_id: int, views=DEFAULT_VIEWS, frames: 
     results = map(_generate_id, jobs)
     pool = None
   else:
-    pool = ProcessPoolExecutor(max_workers=int(workers))
+    # spawn, not fork: callers may have started threads (JAX, loaders) that fork would copy
+    # in an arbitrary state.
+    pool = ProcessPoolExecutor(max_workers=int(workers),
+                               mp_context=multiprocessing.get_context("spawn"))
     results = pool.map(_generate_id, jobs, chunksize=1)
   try:
     for done, (sid, s, f) in enumerate(results, 1):
