@@ -1,0 +1,99 @@
+"""The six candidate operations of the SPOSGait search space and the choice layer (spec §1).
+
+A candidate is conv → BN [→ ReLU → conv → BN] with an optional final ReLU (`flg_relu`);
+the ReLU between the two convs is always there. Submodule names carry the index of the
+layer inside the reference's nn.Sequential (`conv0`, `bn1`, `conv3`, `bn4`) so that
+`torch_keys` maps names one-to-one.
+
+`ChoiceLayer` owns candidates `cand0`…`cand5` (or only the fixed one) and runs one of
+them: by Python index (static, only that candidate is traced) or by a traced int32 index
+(`nn.switch`, one compiled function for every path; only the chosen candidate's BN
+statistics change).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Tuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from gait_jax.models.layers import BatchNorm, apply_mask, conv3d
+
+NUM_CANDIDATES = 6
+
+# (kt, kh, kw) of the first and, for ops 3-5, the second convolution (spec §1.1).
+CANDIDATE_KERNELS: Tuple[Tuple[Tuple[int, int, int], ...], ...] = (
+    ((3, 3, 3),),
+    ((3, 1, 3),),
+    ((3, 3, 1),),
+    ((3, 3, 1), (3, 1, 3)),
+    ((3, 1, 3), (3, 3, 1)),
+    ((3, 1, 1), (1, 3, 3)),
+)
+
+
+class Candidate(nn.Module):
+  """Candidate op `op` (0..5): `[n, t, h, w, in]` → `[n, t, h, w, features]`.
+
+  Expects padded frames of `x` to be zero (see layers.py) and keeps them zero.
+  """
+  op: int
+  features: int
+  flg_relu: bool
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, mask=None, *, train=False):
+    kernels = CANDIDATE_KERNELS[self.op]
+    for i, kernel in enumerate(kernels):
+      seq = 3 * i  # position of this conv inside the reference Sequential
+      x = conv3d(self.features, kernel, name=f"conv{seq}", dtype=self.dtype)(x)
+      x = BatchNorm(name=f"bn{seq + 1}")(x, mask, train=train)
+      x = apply_mask(x, mask)
+      if i < len(kernels) - 1 or self.flg_relu:
+        x = nn.relu(x)
+    return x
+
+
+class ChoiceLayer(nn.Module):
+  """A searchable layer: candidates `cand{j}` for j in `choices` (all six in a supernet)."""
+  features: int
+  flg_relu: bool
+  choices: Tuple[int, ...] = tuple(range(NUM_CANDIDATES))
+  dtype: Any = jnp.float32
+
+  def setup(self):
+    for j in self.choices:
+      if not 0 <= j < NUM_CANDIDATES:
+        raise ValueError(f"ChoiceLayer {self.name}: candidate {j} outside 0..5")
+    self.cands = [Candidate(j, self.features, self.flg_relu, self.dtype, name=f"cand{j}")
+                  for j in self.choices]
+
+  def __call__(self, x, choice, mask=None, *, train=False):
+    if isinstance(choice, int):
+      if choice not in self.choices:
+        raise ValueError(f"{self.name}: candidate {choice} requested but only "
+                         f"{self.choices} exist (fixed_path model?)")
+      return self.cands[self.choices.index(choice)](x, mask, train=train)
+
+    if len(self.choices) == 1:
+      # Fixed-path model: the only existing candidate runs whatever the traced index says.
+      return self.cands[0](x, mask, train=train)
+
+    if self.is_initializing():
+      # nn.switch needs every branch's variables to exist already: create all six.
+      outs = [c(x, mask, train=train) for c in self.cands]
+      return jnp.stack(outs)[choice]
+
+    branches = [_branch(i, train) for i in range(len(self.choices))]
+    # Index into the local candidate list (equal to the candidate id in a supernet).
+    index = jnp.asarray(choice, jnp.int32)
+    return nn.switch(index, branches, self, x, mask)
+
+
+def _branch(i: int, train: bool):
+  """A switch branch calling local candidate i; `train` is closed over (it is static)."""
+  def fn(mdl, x, mask):
+    return mdl.cands[i](x, mask, train=train)
+  return fn

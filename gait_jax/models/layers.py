@@ -1,0 +1,257 @@
+"""Building blocks of the SPOSGait networks, with PyTorch's numerics (spec §2.1, §2.7).
+
+Layout is NDHWC: video features are `[n, t, h, w, c]`. Temporal validity travels as a
+float mask `[n, t]` (1 = real frame, 0 = padding) or `None` when every frame is real; the
+masking helpers keep padded frames at exactly zero so a padded batch computes, per
+sequence, what that sequence alone would (temporal convs see zeros where PyTorch pads).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Sequence, Tuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Dtype = Any
+
+# PyTorch BatchNorm defaults (spec §2.7).
+BN_EPS = 1e-5
+BN_MOMENTUM = 0.1  # PyTorch convention: running = (1 - m) * running + m * batch
+
+
+def conv_kernel_init():
+  """Xavier-uniform on a `(kt, kh, kw, in, out)` kernel: fans in·k / out·k, as PyTorch's."""
+  return nn.initializers.variance_scaling(1.0, "fan_avg", "uniform")
+
+
+def separate_fc_init(key, shape, dtype=jnp.float32):
+  """PyTorch's Xavier-uniform on a 3-D `[p, in, out]` tensor.
+
+  torch's fan rule for >2-D tensors reads dim 1 as input maps, dim 0 as output maps and
+  the rest as the receptive field, so fan_in = in·out and fan_out = p·out (spec §2.7):
+  much smaller weights than a per-part 2-D Xavier.
+  """
+  bound = separate_fc_bound(shape)
+  return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+def separate_fc_bound(shape) -> float:
+  """Xavier bound sqrt(6 / (in·out + p·out)) of a `[p, in, out]` weight."""
+  if len(shape) != 3:
+    raise ValueError(f"separate_fc_init: expected a [p, in, out] shape, got {tuple(shape)}")
+  p, cin, cout = shape
+  return math.sqrt(6.0 / (cin * cout + p * cout))
+
+
+def bn_scale_init(key, shape, dtype=jnp.float32):
+  """BN weight ~ N(1, 0.02) (OpenGait's BaseModel.init_parameters)."""
+  return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)
+
+
+# ----------------------------------------------------------------------------- masking
+
+
+def frame_mask(lengths: jax.Array, t: int) -> jax.Array:
+  """`[n, t]` float32 mask: 1 for frames < lengths[i]."""
+  return (jnp.arange(t)[None, :] < lengths[:, None]).astype(jnp.float32)
+
+
+def apply_mask(x: jax.Array, mask: Optional[jax.Array]) -> jax.Array:
+  """Zeroes padded frames of `x [n, t, ...]`; identity when `mask` is None."""
+  if mask is None:
+    return x
+  return x * mask.reshape(mask.shape + (1,) * (x.ndim - 2)).astype(x.dtype)
+
+
+def tile_short_sequences(x: jax.Array, lengths: jax.Array) -> Tuple[jax.Array, jax.Array]:
+  """The reference's short-clip tiling, per sequence: L=1 → a,a,a (3); L=2 → a,b,a,b (4).
+
+  The reference tiles the whole (single-sequence) clip when it has fewer than 3 frames
+  (spec §2.2). Here each row gathers frame `t mod L`, so sequences of every length can
+  share a padded batch. `x` is `[n, T, ...]` with T >= 4 (the caller pads); frames past
+  the new length are garbage and must be masked by the caller.
+  """
+  t = x.shape[1]
+  if t < 4:
+    raise ValueError(f"tile_short_sequences: need at least 4 time slots, got {t}")
+  safe = jnp.maximum(lengths, 1)
+  idx = jnp.arange(t)[None, :] % safe[:, None]  # [n, T]
+  idx = idx.reshape(idx.shape + (1,) * (x.ndim - 2))
+  tiled = jnp.take_along_axis(x, idx, axis=1)
+  new_lengths = jnp.where(lengths == 1, 3, jnp.where(lengths == 2, 4, lengths))
+  return tiled, new_lengths.astype(jnp.int32)
+
+
+def masked_temporal_max(x: jax.Array, mask: Optional[jax.Array]) -> jax.Array:
+  """Max over time of `[n, t, h, w, c]` ignoring padded frames (reference TP)."""
+  if mask is None:
+    return jnp.max(x, axis=1)
+  valid = mask.reshape(mask.shape + (1,) * (x.ndim - 2)) > 0
+  return jnp.max(jnp.where(valid, x, jnp.asarray(-jnp.inf, x.dtype)), axis=1)
+
+
+# ----------------------------------------------------------------------------- modules
+
+
+def conv3d(features: int, kernel: Sequence[int], *, name: str, dtype: Dtype,
+           strides: Sequence[int] = (1, 1, 1), same: bool = True) -> nn.Conv:
+  """Bias-free 3-D conv; `same` pads k//2 on both sides of every axis (PyTorch's padding)."""
+  padding = [(k // 2, k // 2) for k in kernel] if same else "VALID"
+  return nn.Conv(features, tuple(kernel), strides=tuple(strides), padding=padding,
+                 use_bias=False, dtype=dtype, param_dtype=jnp.float32,
+                 kernel_init=conv_kernel_init(), name=name)
+
+
+class BatchNorm(nn.Module):
+  """BatchNorm over the last axis with PyTorch's numerics.
+
+  Normalises with the biased batch variance but updates the running variance with the
+  unbiased one (n/(n−1)), which flax's nn.BatchNorm does not. `mask` (`[n, t]`, float)
+  removes padded frames of a `[n, t, ...]` input from the statistics. Statistics are
+  float32 whatever the input dtype; the output has the input's dtype. Running statistics
+  are left untouched during `init`, as flax's BatchNorm does.
+  """
+  eps: float = BN_EPS
+  momentum: float = BN_MOMENTUM
+
+  @nn.compact
+  def __call__(self, x: jax.Array, mask: Optional[jax.Array] = None, *,
+               train: bool = False) -> jax.Array:
+    c = x.shape[-1]
+    scale = self.param("scale", bn_scale_init, (c,), jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
+    ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
+    ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
+
+    xf = x.astype(jnp.float32)
+    axes = tuple(range(x.ndim - 1))
+    if train:
+      if mask is None:
+        count = float(np.prod(x.shape[:-1]))
+        mean = jnp.mean(xf, axis=axes)
+        var = jnp.mean(jnp.square(xf - mean), axis=axes)
+      else:
+        w = mask.reshape(mask.shape + (1,) * (x.ndim - 2)).astype(jnp.float32)
+        per_frame = float(np.prod(x.shape[2:-1]))  # h·w positions per frame
+        count = jnp.sum(mask) * per_frame
+        mean = jnp.sum(xf * w, axis=axes) / count
+        var = jnp.sum(jnp.square(xf - mean) * w, axis=axes) / count
+      if not self.is_initializing():
+        unbiased = var * (count / jnp.maximum(count - 1.0, 1.0))
+        ra_mean.value = (1.0 - self.momentum) * ra_mean.value + self.momentum * mean
+        ra_var.value = (1.0 - self.momentum) * ra_var.value + self.momentum * unbiased
+    else:
+      mean, var = ra_mean.value, ra_var.value
+    y = (xf - mean) * (scale * jax.lax.rsqrt(var + self.eps)) + bias
+    return y.astype(x.dtype)
+
+
+class ConvBN(nn.Module):
+  """conv1x1x1 + BN: the residual `downsampleK` branch (torch `downsampleK.0`, `.1`)."""
+  features: int
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, mask=None, *, train=False):
+    x = apply_mask(x, mask)
+    x = conv3d(self.features, (1, 1, 1), name="conv0", dtype=self.dtype)(x)
+    x = BatchNorm(name="bn1")(x, mask, train=train)
+    return apply_mask(x, mask)
+
+
+class LTA(nn.Module):
+  """Local temporal aggregation: conv (3,1,1) stride (3,1,1), no padding, LeakyReLU 0.01.
+
+  Output frames = floor(t/3); a sequence of L valid frames keeps floor(L/3) valid outputs
+  (each output reads only its own 3 frames, so padding never leaks in).
+  """
+  features: int
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, lengths=None):
+    x = conv3d(self.features, (3, 1, 1), strides=(3, 1, 1), same=False, name="conv0",
+               dtype=self.dtype)(x)
+    x = nn.leaky_relu(x, negative_slope=0.01)
+    if lengths is None:
+      return x, None, None
+    lengths = lengths // 3
+    mask = frame_mask(lengths, x.shape[1])
+    return apply_mask(x, mask), lengths, mask
+
+
+def max_pool_hw(x: jax.Array) -> jax.Array:
+  """MaxPool3d kernel (1,2,2) stride (1,2,2), floor mode (odd rows/columns dropped)."""
+  return nn.max_pool(x, (1, 2, 2), strides=(1, 2, 2), padding="VALID")
+
+
+class GeMHPP(nn.Module):
+  """Generalised-mean horizontal pyramid pooling: `[n, h, w, c]` → float32 `[n, c, Σbins]`.
+
+  Parts are ordered bin by bin in config order, strips top→bottom. Computed in float32:
+  x^6.5 overflows half precision. The clamp to eps precedes the power as in the reference.
+  """
+  bins: Tuple[int, ...]
+  p_init: float = 6.5
+  eps: float = 1e-6
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    p = self.param("p", lambda k, s: jnp.full(s, self.p_init, jnp.float32), (1,))
+    n, h, w, c = x.shape
+    x = jnp.power(jnp.maximum(x.astype(jnp.float32), self.eps), p[0])
+    parts = []
+    for b in self.bins:
+      if h % b:
+        raise ValueError(f"GeMHPP: feature height {h} is not divisible by bin {b}")
+      strips = jnp.mean(x.reshape(n, b, (h // b) * w, c), axis=2)  # [n, b, c]
+      parts.append(jnp.power(strips, 1.0 / p[0]))
+    return jnp.transpose(jnp.concatenate(parts, axis=1), (0, 2, 1))
+
+
+class SeparateFCs(nn.Module):
+  """One bias-free linear map per part: `[n, in, p]` → `[n, out, p]`, weight `[p, in, out]`."""
+  parts: int
+  out_features: int
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    fc_bin = self.param("fc_bin", separate_fc_init, (self.parts, x.shape[1], self.out_features))
+    if x.shape[2] != self.parts:
+      raise ValueError(f"SeparateFCs: expected {self.parts} parts, got input {x.shape}")
+    return jnp.einsum("ncp,pco->nop", x.astype(self.dtype), fc_bin.astype(self.dtype))
+
+
+def l2_normalize(x: jax.Array, axis: int, eps: float = 1e-12) -> jax.Array:
+  """torch.nn.functional.normalize: x / max(‖x‖, eps)."""
+  norm = jnp.sqrt(jnp.sum(jnp.square(x), axis=axis, keepdims=True))
+  return x / jnp.maximum(norm, eps)
+
+
+class SeparateBNNecks(nn.Module):
+  """BN-neck + cosine classifier per part (reference parallel_BN1d=True, norm=True).
+
+  `x [n, c, p]` → BatchNorm1d over the flat `c·p` vector (flat index ci·p + pi), then
+  logits[n, k, p] = cos(feature[:, :, p], fc_bin[p, :, k]). Returns `(feature, logits)`
+  in float32.
+  """
+  parts: int
+  class_num: int
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool = False):
+    n, c, p = x.shape
+    if p != self.parts:
+      raise ValueError(f"SeparateBNNecks: expected {self.parts} parts, got input {x.shape}")
+    fc_bin = self.param("fc_bin", separate_fc_init, (self.parts, c, self.class_num))
+    flat = BatchNorm(name="bn1d")(x.astype(jnp.float32).reshape(n, c * p), train=train)
+    feature = flat.reshape(n, c, p)
+    f = l2_normalize(feature, axis=1).astype(self.dtype)
+    w = l2_normalize(fc_bin, axis=1).astype(self.dtype)
+    logits = jnp.einsum("ncp,pck->nkp", f, w)
+    return feature, logits.astype(jnp.float32)

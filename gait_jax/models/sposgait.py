@@ -1,0 +1,226 @@
+"""SPOSGait small / medium / large supernets (spec §2.2–2.6) and `build_model`.
+
+Every stage is `out = blocks(x) + downsampleK(x)`, followed by ReLU only in stages 0 and
+1 and by a (1,2,2) max-pool after stages 0 and 2; LTA follows stage 1 (large, medium) or
+stage 0 (small). Then temporal max, GeM pyramid pooling, SeparateFCs (the embedding) and,
+for two-loss configs, the BN-neck (the logits).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional, Sequence, Tuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gait_jax.models import paths as paths_lib
+from gait_jax.models.candidates import ChoiceLayer, NUM_CANDIDATES
+from gait_jax.models.layers import (LTA, ConvBN, GeMHPP, SeparateBNNecks, SeparateFCs,
+                                    apply_mask, frame_mask, masked_temporal_max, max_pool_hw,
+                                    separate_fc_bound, tile_short_sequences)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+  """One residual stage: `layers` = ((layer name, channel index, flg_relu), ...)."""
+  index: int  # K of downsampleK
+  layers: Tuple[Tuple[str, int, bool], ...]
+  relu: bool = False
+  pool: bool = False
+  lta_after: bool = False
+
+
+# Spec §2.3 (large), §2.4 (medium), §2.5 (small).
+STAGES = {
+    "sposgait_large": (
+        Stage(0, (("conv3d_00", 0, True), ("conv3d_01", 0, False)), relu=True, pool=True),
+        Stage(1, (("conv3d_10", 1, True), ("conv3d_11", 1, False)), relu=True, lta_after=True),
+        Stage(2, (("conv3d_20", 2, True), ("conv3d_21", 2, False)), pool=True),
+        Stage(3, (("conv3d_30", 3, True), ("conv3d_31", 3, False))),
+        Stage(4, (("conv3d_40", 3, True), ("conv3d_41", 3, False))),
+    ),
+    "sposgait_medium": (
+        Stage(0, (("conv3d_00", 0, True), ("conv3d_01", 0, False)), relu=True, pool=True),
+        Stage(1, (("conv3d_10", 1, True), ("conv3d_11", 1, False)), relu=True, lta_after=True),
+        Stage(2, (("conv3d_20", 2, True),), pool=True),
+        Stage(3, (("conv3d_30", 3, True),)),
+        Stage(4, (("conv3d_40", 3, True),)),
+    ),
+    "sposgait_small": (
+        Stage(0, (("conv3d_00", 0, True),), relu=True, pool=True, lta_after=True),
+        Stage(2, (("conv3d_20", 1, True),), pool=True),
+        Stage(3, (("conv3d_30", 2, True),)),
+        Stage(4, (("conv3d_40", 2, True),)),
+    ),
+}
+NUM_CHANNELS = {"sposgait_large": 4, "sposgait_medium": 4, "sposgait_small": 3}
+
+for _name, _stages in STAGES.items():  # the plan and the path order must agree
+  assert tuple(l[0] for s in _stages for l in s.layers) == paths_lib.LAYER_NAMES[_name]
+
+
+def _is_static(path) -> bool:
+  return isinstance(path, (tuple, list, np.ndarray))
+
+
+class SPOSGait(nn.Module):
+  """The SPOSGait network. See `build_model` for the meaning of the fields."""
+  model_name: str
+  channels: Tuple[int, ...]
+  bins: Tuple[int, ...]
+  out_channels: int
+  class_num: int
+  bnneck: bool
+  fixed_path: Optional[Tuple[int, ...]] = None
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, sils, path=None, lengths=None, *, train: bool = False):
+    """`sils` float `[n, T, h, w]`; `path` tuple of ints (static) or int32 `[L]` (traced);
+    `lengths` int32 `[n]` valid frames per row, or None (all T valid)."""
+    names = paths_lib.LAYER_NAMES[self.model_name]
+    path = self._check_path(path, len(names))
+    if sils.ndim != 4:
+      raise ValueError(f"sils: expected [n, T, h, w], got shape {sils.shape}")
+    x = sils.astype(self.dtype)[..., None]
+
+    mask = None
+    t = x.shape[1]
+    if lengths is not None or t < 3:
+      if lengths is None:
+        lengths = jnp.full((x.shape[0],), t, jnp.int32)
+      lengths = jnp.asarray(lengths, jnp.int32)
+      if t < 4:  # room for the L=2 → 4 frames tiling
+        x = jnp.pad(x, ((0, 0), (0, 4 - t), (0, 0), (0, 0), (0, 0)))
+      x, lengths = tile_short_sequences(x, lengths)
+      mask = frame_mask(lengths, x.shape[1])
+      x = apply_mask(x, mask)
+
+    pos = 0
+    for stage in STAGES[self.model_name]:
+      identity = x
+      for name, ch, flg_relu in stage.layers:
+        choices = (tuple(range(NUM_CANDIDATES)) if self.fixed_path is None
+                   else (self.fixed_path[pos],))
+        layer = ChoiceLayer(self.channels[ch], flg_relu, choices, self.dtype, name=name)
+        x = layer(x, path[pos], mask, train=train)
+        pos += 1
+      out_c = self.channels[stage.layers[-1][1]]
+      x = x + ConvBN(out_c, self.dtype, name=f"downsample{stage.index}")(
+          identity, mask, train=train)
+      if stage.relu:
+        x = nn.relu(x)
+      if stage.pool:
+        x = max_pool_hw(x)
+      if stage.lta_after:
+        x, lengths, mask = LTA(out_c, self.dtype, name="LTA")(x, lengths)
+
+    x = masked_temporal_max(x, mask)  # [n, h, w, c]
+    feat = GeMHPP(tuple(self.bins), name="HPP")(x)  # f32 [n, c, p]
+    parts = int(sum(self.bins))
+    embed = SeparateFCs(parts, self.out_channels, self.dtype, name="Head0")(feat)
+    embed = embed.astype(jnp.float32)
+    out = {"embeddings": embed}
+    if self.bnneck:
+      _, logits = SeparateBNNecks(parts, self.class_num, self.dtype, name="BNNecks")(
+          embed, train=train)
+      out["logits"] = logits
+    return out
+
+  def _check_path(self, path, length):
+    if path is None:
+      if self.fixed_path is None:
+        raise ValueError("SPOSGait: a path is required (the supernet never runs all paths)")
+      return tuple(self.fixed_path)
+    if _is_static(path):
+      path = tuple(int(v) for v in np.asarray(path).reshape(-1))
+      if len(path) != length:
+        raise ValueError(f"path {path}: expected {length} entries for {self.model_name}")
+      if any(not 0 <= v < NUM_CANDIDATES for v in path):
+        raise ValueError(f"path {path}: candidates must be in 0..{NUM_CANDIDATES - 1}")
+      if self.fixed_path is not None and path != tuple(self.fixed_path):
+        raise ValueError(f"path {path} differs from the model's fixed_path {self.fixed_path}")
+      return path
+    path = jnp.asarray(path)
+    if path.shape != (length,):
+      raise ValueError(f"traced path: expected shape ({length},), got {path.shape}")
+    return path.astype(jnp.int32)
+
+
+def abstract_variables(model: SPOSGait, frames: int = 3, height: int = 64, width: int = 44):
+  """ShapeDtypeStructs of the model's `params` and `batch_stats` (no compute, no compile)."""
+  n_layers = len(paths_lib.LAYER_NAMES[model.model_name])
+  path = jnp.zeros((n_layers,), jnp.int32)  # traced: creates every candidate of a supernet
+  sils = jax.ShapeDtypeStruct((1, frames, height, width), jnp.float32)
+  return jax.eval_shape(lambda s: model.init(jax.random.key(0), s, path), sils)
+
+
+def init_variables(model: SPOSGait, seed: int, *, height: int = 64, width: int = 44):
+  """Reference-initialised variables drawn on the host with NumPy (spec §2.7).
+
+  Same distributions as `model.init` (conv Xavier-uniform with fans in·k / out·k, BN
+  weight N(1, 0.02), bias 0, running mean 0 / var 1, GeM p = 6.5, `fc_bin` Xavier-uniform
+  with the 3-D fan rule) but no jitted random-number code: on XLA:CPU compiling the
+  threefry calls of `model.init` takes tens of seconds for a tiny supernet.
+  """
+  shapes = abstract_variables(model, height=height, width=width)
+  rng = np.random.default_rng(int(seed))
+
+  def uniform(bound, shape):  # float32 draws: the BN-neck weight alone can be 320 M values
+    return (rng.random(shape, dtype=np.float32) * 2.0 - 1.0) * np.float32(bound)
+
+  def draw(key_path, leaf):
+    name = str(getattr(key_path[-1], "key", key_path[-1]))
+    shape = tuple(leaf.shape)
+    if name == "kernel":  # (kt, kh, kw, in, out)
+      receptive = int(np.prod(shape[:-2]))
+      bound = np.sqrt(6.0 / (receptive * (shape[-2] + shape[-1])))
+      value = uniform(bound, shape)
+    elif name == "fc_bin":
+      value = uniform(separate_fc_bound(shape), shape)
+    elif name == "scale":
+      value = 1.0 + 0.02 * rng.standard_normal(shape, dtype=np.float32)
+    elif name in ("bias", "mean"):
+      value = np.zeros(shape)
+    elif name == "var":
+      value = np.ones(shape)
+    elif name == "p":
+      value = np.full(shape, 6.5)
+    else:
+      raise ValueError(f"init_variables: no rule for variable {jax.tree_util.keystr(key_path)}")
+    return jnp.asarray(value, jnp.float32)
+
+  return jax.tree_util.tree_map_with_path(draw, shapes)
+
+
+def build_model(model_cfg, *, bnneck: bool, fixed_path: Optional[Sequence[int]] = None,
+                dtype=jnp.float32) -> SPOSGait:
+  """The SPOSGait network described by `model_cfg` (config key `model`).
+
+  bnneck: build the BN-neck classifier (reference: only when CE is among the losses).
+  fixed_path: only these candidates exist in the parameters (retrain / test / export), with
+    the supernet's names, so its variables are a subset of the supernet's.
+  dtype: compute dtype of convolutions and matmuls; parameters, BN statistics, GeM and the
+    returned embeddings/logits stay float32.
+  """
+  name = paths_lib.canonical_model_name(str(model_cfg.name))
+  channels = tuple(int(c) for c in model_cfg.channels)
+  if len(channels) != NUM_CHANNELS[name]:
+    raise ValueError(f"model.channels={channels}: {name} expects {NUM_CHANNELS[name]} widths")
+  bins = tuple(int(b) for b in model_cfg.bins)
+  parts = int(getattr(model_cfg, "parts", sum(bins)))
+  if parts != sum(bins):
+    raise ValueError(f"model.parts={parts} must equal sum(model.bins)={sum(bins)}")
+  n_layers = len(paths_lib.LAYER_NAMES[name])
+  cmn = tuple(getattr(model_cfg, "choice_max_num", ()) or ())
+  if cmn and len(cmn) != n_layers:
+    raise ValueError(f"model.choice_max_num={cmn}: {name} has {n_layers} searchable layers")
+  if fixed_path is not None:
+    fixed_path = tuple(int(v) for v in fixed_path)
+    if len(fixed_path) != n_layers or any(not 0 <= v < NUM_CANDIDATES for v in fixed_path):
+      raise ValueError(f"fixed_path={fixed_path}: expected {n_layers} entries in 0..5")
+  return SPOSGait(model_name=name, channels=channels, bins=bins,
+                  out_channels=int(model_cfg.out_channels), class_num=int(model_cfg.class_num),
+                  bnneck=bool(bnneck), fixed_path=fixed_path, dtype=dtype)
