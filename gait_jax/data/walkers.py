@@ -179,7 +179,7 @@ def sample_identity(rng: np.random.Generator) -> Dict:
   return p
 
 
-def sample_session(rng: np.random.Generator, identity: Dict, seq_type: str) -> Dict:
+def sample_session(rng: np.random.Generator, seq_type: str) -> Dict:
   """One walk of a person: speed, small posture/width changes, phase start and covariates."""
   s = {
       "speed": float(rng.normal(1.0, 0.06)),
@@ -312,7 +312,6 @@ def body_capsules(identity: Dict, session: Dict, n_frames: int, stature: float =
   r_ankle = 0.027 * S * girth
   amp = math.sqrt(speed)
   leg_side = {1: p["asym_leg"], -1: 1.0 / p["asym_leg"]}
-  feet_y = []
   for side in (1, -1):  # +1 = right (z < 0), -1 = left
     ph = phase + (0.0 if side == 1 else 0.5 + p["asym_phase"])
     k = amp * leg_side[side]
@@ -338,7 +337,6 @@ def body_capsules(identity: Dict, session: Dict, n_frames: int, stature: float =
     caps.append((hip, knee, r_thigh * thick ** 0.5, r_knee))
     caps.append((knee, ankle, r_knee, r_ankle))
     caps.append((heel, toe, 0.027 * S, 0.019 * S))
-    feet_y.append(np.minimum(heel[:, 1], toe[:, 1]))
     if coat and coat["length"] > 0.01:
       # The coat's skirt follows each thigh down to the hem, wider than the leg.
       frac = min(coat["length"] * S / thigh, 1.0)
@@ -393,7 +391,6 @@ def body_capsules(identity: Dict, session: Dict, n_frames: int, stature: float =
     # Between the legs the skirt hangs as one panel from the pelvis down to the hem.
     hem = pelvis_y - coat["length"] * S
     caps.append((trunk(0, 0, 0), pt(0, hem, 0), hw / 2 * thick, hw / 2 * thick * 1.1))
-  _ = feet_y
   return caps
 
 
@@ -620,7 +617,7 @@ def render_views(seed: int, sid: str, seq_type: str, views: Sequence[str], frame
   if frames < 1:
     raise ValueError(f"frames={frames}: expected a positive frame count")
   identity = identity if identity is not None else identity_params(seed, sid)
-  session = sample_session(_rng(seed, "session", sid, seq_type), identity, seq_type)
+  session = sample_session(_rng(seed, "session", sid, seq_type), seq_type)
   t_max = int(math.ceil(frames * 1.25)) + 1
   caps3d = body_capsules(identity, session, t_max)
   scale = RENDER_HEIGHT / 1.0  # pixels per stature
