@@ -19,6 +19,38 @@ LENGTHS = {("001", "nm-01"): 5, ("001", "nm-02"): 8, ("002", "nm-01"): 10,
            ("002", "nm-02"): 12, ("003", "nm-01"): 20, ("003", "nm-02"): 3}
 
 
+def init(model, path, seed):
+  """Random variables of the right shapes without compiling the initialiser (a supernet's
+  init compiles all six candidates of every layer: slow on a shared CPU). A traced path
+  makes a supernet declare every candidate. BN statistics: means near 0, variances near 1."""
+  def f(key, path_arr):
+    p = path if isinstance(path, tuple) else path_arr
+    return model.init(key, jnp.zeros((1, 8, 64, 44)), p, lengths=jnp.ones((1,), jnp.int32))
+  shapes = jax.eval_shape(f, jax.random.PRNGKey(0), jnp.asarray(path, jnp.int32))
+  rng = np.random.default_rng(seed)
+  def fill(key_path, leaf):
+    name = jax.tree_util.keystr(key_path)
+    v = rng.normal(size=leaf.shape).astype(np.float32)
+    if "'var'" in name:
+      return 1.0 + 0.2 * np.abs(v)
+    if "'mean'" in name:
+      return 0.05 * v
+    if "'scale'" in name:
+      return 1.0 + 0.1 * v
+    return 0.3 * v
+  return jax.tree_util.tree_map_with_path(fill, shapes)
+
+
+_APPLY = {}
+
+
+def apply_alone(model, variables, seq):
+  """One sequence, unpadded, no lengths mask, no sharding (one jitted function per model)."""
+  if model not in _APPLY:
+    _APPLY[model] = jax.jit(lambda v, x: model.apply(v, x, PATH, train=False)["embeddings"][0])
+  return np.asarray(_APPLY[model](variables, jnp.asarray(seq)[None]))
+
+
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
   base = tmp_path_factory.mktemp("embed")
@@ -31,10 +63,7 @@ def tree(tmp_path_factory):
 def tiny():
   config = load_config("test_tiny")
   model = build_model(config.model, bnneck=False, fixed_path=PATH)
-  variables = model.init(jax.random.PRNGKey(1), jnp.zeros((1, 8, 64, 44)), PATH,
-                         lengths=jnp.ones((1,), jnp.int32))
-  # Non-trivial BN statistics, so inference-mode BN is exercised.
-  variables = jax.tree.map(lambda v: v + 0.01 * jnp.arange(v.size).reshape(v.shape) % 0.3, variables)
+  variables = init(model, PATH, 1)  # non-trivial BN statistics: inference-mode BN matters
   return config, model, variables
 
 
@@ -65,8 +94,8 @@ def test_embed_dataset_matches_one_by_one_and_is_deterministic(tree, tiny):
   for i in range(len(ds)):
     seq = load_sequence(ds, i)
     assert seq.shape[0] == LENGTHS[(ds.sequences[i].id, ds.sequences[i].type)]
-    alone = model.apply(variables, jnp.asarray(seq)[None], PATH, train=False)["embeddings"][0]
-    np.testing.assert_allclose(out["embeddings"][i], np.asarray(alone), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out["embeddings"][i], apply_alone(model, variables, seq),
+                               rtol=1e-4, atol=1e-5)
 
 
 def test_frame_limit_and_traced_path_reuse(tree, tiny):
@@ -74,8 +103,7 @@ def test_frame_limit_and_traced_path_reuse(tree, tiny):
   config, _, _ = tiny
   ds = GaitDataset(*tree, split="test")
   supernet = build_model(config.model, bnneck=False)
-  variables = supernet.init(jax.random.PRNGKey(2), jnp.zeros((1, 8, 64, 44)),
-                            jnp.asarray(PATH, jnp.int32), lengths=jnp.ones((1,), jnp.int32))
+  variables = init(supernet, jnp.asarray(PATH, jnp.int32), 2)
   mesh = mesh_lib.make_mesh()
   fn = embed.make_embed_fn(supernet, mesh)
   kw = dict(batch_per_device=1, mesh=mesh, embed_fn=fn, progress=False, frames_all_limit=8)
@@ -86,20 +114,20 @@ def test_frame_limit_and_traced_path_reuse(tree, tiny):
   # The truncated 20-frame sequence equals its first 8 frames embedded alone.
   i = [k for k, s in enumerate(ds.sequences) if (s.id, s.type) == ("003", "nm-01")][0]
   first8 = load_sequence(ds, i)[:8]
-  alone = supernet.apply(variables, jnp.asarray(first8)[None], PATH, train=False)["embeddings"][0]
-  np.testing.assert_allclose(a["embeddings"][i], np.asarray(alone), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(a["embeddings"][i], apply_alone(supernet, variables, first8),
+                             rtol=1e-4, atol=1e-5)
 
 
-def _supernet_checkpoint(workdir, config, step=7):
-  """A supernet checkpoint (all candidates): embed must select the path's subset."""
-  supernet = build_model(config.model, bnneck=True)
-  variables = supernet.init(jax.random.PRNGKey(3), jnp.zeros((1, 8, 64, 44)),
-                            jnp.asarray(PATH, jnp.int32), lengths=jnp.ones((1,), jnp.int32))
+def _checkpoint_with_extra_candidates(workdir, variables, step=7):
+  """A checkpoint holding more than the path uses (as a supernet's does: other candidates,
+  a BN-neck): embed must pick the path's subset by name."""
+  params = jax.tree.map(np.asarray, dict(variables["params"]))
+  params["conv3d_20"] = dict(params["conv3d_20"], cand0={"unused": np.ones((3,), np.float32)})
+  params["BNNecks"] = {"fc_bin": np.ones((7, 8, 8), np.float32)}
   ck = checkpoint.Checkpointer(checkpoint.checkpoint_dir(workdir))
-  ck.save(step, {"params": variables["params"], "batch_stats": variables["batch_stats"]}, {"step": step})
+  ck.save(step, {"params": params, "batch_stats": variables["batch_stats"]}, {"step": step})
   ck.wait()
   ck.close()
-  return supernet, variables
 
 
 def test_test_mode_writes_npz_and_metrics(tree, tiny, tmp_path):
@@ -112,17 +140,17 @@ def test_test_mode_writes_npz_and_metrics(tree, tiny, tmp_path):
   with pytest.raises(ValueError, match="model.path"):
     embed.run(config, workdir)
   config.model.path = ",".join(map(str, PATH))
-  supernet, variables = _supernet_checkpoint(workdir, config)
+  _, model, variables = tiny
+  _checkpoint_with_extra_candidates(workdir, variables)
   test_mode.run(config, workdir)
   with np.load(os.path.join(workdir, "embeddings.npz")) as z:
     assert z["embeddings"].shape == (6, 8, 7) and int(z["step"]) == 7
     assert z["labels"].tolist() == ["001", "001", "002", "002", "003", "003"]
     emb = z["embeddings"]
-  # The supernet's weights on the same path give the same embeddings.
+  # The checkpoint's weights on the path, applied directly, give the same embeddings.
   ds = GaitDataset(*tree, split="test")
   seq = load_sequence(ds, 0, int(config.data.test_frames_all_limit))
-  ref = supernet.apply(variables, jnp.asarray(seq)[None], PATH, train=False)["embeddings"][0]
-  np.testing.assert_allclose(emb[0], np.asarray(ref), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(emb[0], apply_alone(model, variables, seq), rtol=1e-4, atol=1e-5)
   metrics = json.loads(open(os.path.join(workdir, "metrics.json")).read())
   assert metrics["nm/probes"] == 3.0 and 0.0 <= metrics["nm/rank1"] <= 100.0
 
