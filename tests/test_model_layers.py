@@ -1,0 +1,167 @@
+"""Hand-worked checks of the model building blocks (gait_jax/models/layers.py, candidates.py)."""
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gait_jax.models import layers
+from gait_jax.models.candidates import Candidate
+
+
+def _bn_vars(c, scale=None, bias=None, mean=None, var=None):
+  return {"params": {"scale": jnp.ones(c) if scale is None else jnp.asarray(scale),
+                     "bias": jnp.zeros(c) if bias is None else jnp.asarray(bias)},
+          "batch_stats": {"mean": jnp.zeros(c) if mean is None else jnp.asarray(mean),
+                          "var": jnp.ones(c) if var is None else jnp.asarray(var)}}
+
+
+def test_batchnorm_train_biased_normalise_unbiased_running_var():
+  x = jnp.array([[1.0], [2.0], [3.0], [4.0]])  # one channel; mean 2.5, biased var 1.25
+  y, upd = layers.BatchNorm().apply(_bn_vars(1), x, train=True, mutable=["batch_stats"])
+  np.testing.assert_allclose(y[:, 0], (np.array([1, 2, 3, 4]) - 2.5) / math.sqrt(1.25 + 1e-5),
+                             rtol=1e-6)
+  np.testing.assert_allclose(upd["batch_stats"]["mean"], [0.25], rtol=1e-6)
+  np.testing.assert_allclose(upd["batch_stats"]["var"], [0.9 + 0.1 * 5.0 / 3.0], rtol=1e-6)
+
+
+def test_batchnorm_eval_uses_running_stats_and_affine():
+  x = jnp.array([[3.0, -1.0]])
+  v = _bn_vars(2, scale=[2.0, 1.0], bias=[0.5, 0.0], mean=[1.0, 0.0], var=[4.0, 1.0])
+  y = layers.BatchNorm().apply(v, x)
+  np.testing.assert_allclose(y[0], [2.0 * 2.0 / math.sqrt(4 + 1e-5) + 0.5,
+                                    -1.0 / math.sqrt(1 + 1e-5)], rtol=1e-6)
+
+
+def test_batchnorm_mask_excludes_padded_frames():
+  # [n=2, t=2, h=1, w=2, c=1]; frame (1, 1) is padding and holds a huge value.
+  x = np.array([1.0, 3.0, 5.0, 7.0, 2.0, 4.0, 1e6, 1e6]).reshape(2, 2, 1, 2, 1)
+  mask = jnp.array([[1.0, 1.0], [1.0, 0.0]])
+  _, upd = layers.BatchNorm().apply(_bn_vars(1), jnp.asarray(x), mask, train=True,
+                                    mutable=["batch_stats"])
+  valid = np.array([1.0, 3.0, 5.0, 7.0, 2.0, 4.0])
+  np.testing.assert_allclose(upd["batch_stats"]["mean"], [0.1 * valid.mean()], rtol=1e-6)
+  np.testing.assert_allclose(upd["batch_stats"]["var"], [0.9 + 0.1 * valid.var(ddof=1)],
+                             rtol=1e-6)
+
+
+def test_batchnorm_stats_float32_with_half_input():
+  x = jnp.arange(8, dtype=jnp.bfloat16).reshape(8, 1)
+  y, upd = layers.BatchNorm().apply(_bn_vars(1), x, train=True, mutable=["batch_stats"])
+  assert y.dtype == jnp.bfloat16
+  assert upd["batch_stats"]["var"].dtype == jnp.float32
+  np.testing.assert_allclose(upd["batch_stats"]["var"], [0.9 + 0.1 * 6.0], rtol=1e-6)
+
+
+def test_gem_hpp_part_order_clamp_and_power():
+  # h=4 rows with constant values 1..4; bins (4, 2, 1).
+  rows = np.array([1.0, 2.0, 3.0, 4.0])
+  x = np.broadcast_to(rows[None, :, None, None], (1, 4, 3, 2)).copy()
+  x[0, 0, 0, 1] = -5.0  # channel 1: a negative value is clamped to 1e-6 before the power
+  out = layers.GeMHPP((4, 2, 1)).apply({"params": {"p": jnp.array([6.5])}}, jnp.asarray(x))
+  assert out.shape == (1, 2, 7) and out.dtype == jnp.float32
+
+  def gem(vals):
+    return np.mean(np.maximum(np.asarray(vals), 1e-6) ** 6.5) ** (1 / 6.5)
+
+  expected0 = [1, 2, 3, 4, gem([1, 2]), gem([3, 4]), gem([1, 2, 3, 4])]
+  np.testing.assert_allclose(out[0, 0], expected0, rtol=1e-5)
+  row0_c1 = [-5.0, 1.0, 1.0]
+  np.testing.assert_allclose(out[0, 1, 0], gem(row0_c1), rtol=1e-5)
+  np.testing.assert_allclose(out[0, 1, 6], gem(row0_c1 + [2.0] * 3 + [3.0] * 3 + [4.0] * 3),
+                             rtol=1e-5)
+
+
+def test_separate_fcs_per_part_matmul():
+  rng = np.random.default_rng(0)
+  x, w = rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 3, 5))
+  out = layers.SeparateFCs(4, 5).apply({"params": {"fc_bin": w}}, jnp.asarray(x))
+  for p in range(4):
+    np.testing.assert_allclose(out[:, :, p], x[:, :, p] @ w[p], rtol=1e-5, atol=1e-6)
+
+
+def test_separate_bnnecks_flat_index_and_cosine_logits():
+  n, c, p, k = 2, 3, 4, 5
+  rng = np.random.default_rng(1)
+  x, w = rng.standard_normal((n, c, p)), rng.standard_normal((p, c, k))
+  scale = np.arange(1, c * p + 1, dtype=np.float64)  # distinct per flat index
+  v = {"params": {"fc_bin": w, "bn1d": {"scale": scale, "bias": np.zeros(c * p)}},
+       "batch_stats": {"bn1d": {"mean": np.zeros(c * p), "var": np.ones(c * p)}}}
+  feat, logits = layers.SeparateBNNecks(p, k).apply(v, jnp.asarray(x))
+  for ci in range(c):
+    for pi in range(p):
+      np.testing.assert_allclose(feat[:, ci, pi], x[:, ci, pi] * scale[ci * p + pi]
+                                 / math.sqrt(1 + 1e-5), rtol=1e-5)
+  f = np.asarray(feat)
+  for pi in range(p):
+    fn = f[:, :, pi] / np.linalg.norm(f[:, :, pi], axis=1, keepdims=True)
+    wn = w[pi] / np.linalg.norm(w[pi], axis=0, keepdims=True)
+    np.testing.assert_allclose(logits[:, :, pi], fn @ wn, rtol=1e-5, atol=1e-6)
+
+
+def test_tile_short_sequences_per_row():
+  x = jnp.array([[10, 11, 12, 13, 14], [20, 21, 22, 23, 24], [30, 31, 32, 33, 34]])
+  tiled, new_len = layers.tile_short_sequences(x, jnp.array([1, 2, 5]))
+  np.testing.assert_array_equal(new_len, [3, 4, 5])
+  np.testing.assert_array_equal(tiled[0, :3], [10, 10, 10])
+  np.testing.assert_array_equal(tiled[1, :4], [20, 21, 20, 21])
+  np.testing.assert_array_equal(tiled[2], [30, 31, 32, 33, 34])
+
+
+def test_masked_temporal_max_ignores_padding():
+  x = jnp.array([[-3.0, -1.0, 9.0], [-2.0, 5.0, 7.0]]).reshape(2, 3, 1, 1, 1)
+  out = layers.masked_temporal_max(x, jnp.array([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]]))
+  np.testing.assert_allclose(out.reshape(-1), [-1.0, 7.0])
+
+
+def test_lta_floor_third_lengths_and_mask():
+  lta = layers.LTA(1)
+  kernel = jnp.ones((3, 1, 1, 1, 1))
+  x = jnp.arange(1.0, 8.0).reshape(1, 7, 1, 1, 1)  # 7 frames, first 5 valid
+  x = layers.apply_mask(x, layers.frame_mask(jnp.array([5]), 7))
+  y, lengths, mask = lta.apply({"params": {"conv0": {"kernel": kernel}}}, x, jnp.array([5]))
+  assert y.shape == (1, 2, 1, 1, 1)  # floor(7/3)
+  np.testing.assert_array_equal(lengths, [1])  # floor(5/3)
+  np.testing.assert_allclose(y.reshape(-1), [1 + 2 + 3, 0.0])
+  y2, _, _ = lta.apply({"params": {"conv0": {"kernel": -kernel}}}, x[:, :3])
+  np.testing.assert_allclose(y2.reshape(-1), [-0.06])  # LeakyReLU slope 0.01
+
+
+def test_max_pool_floor_mode():
+  x = jnp.arange(5 * 3, dtype=jnp.float32).reshape(1, 1, 5, 3, 1)
+  y = layers.max_pool_hw(x)
+  assert y.shape == (1, 1, 2, 1, 1)
+  np.testing.assert_allclose(y.reshape(-1), [4.0, 10.0])
+
+
+@pytest.mark.parametrize("op,extent", [(1, (3, 1, 3)), (2, (3, 3, 1)), (5, (3, 3, 3))])
+def test_candidate_kernel_axes_and_padding(op, extent):
+  """A unit impulse through all-ones kernels spreads over exactly the op's (t, h, w) extent."""
+  cand = Candidate(op, 1, flg_relu=True)
+  x = jnp.zeros((1, 5, 5, 5, 1)).at[0, 2, 2, 2, 0].set(1.0)
+  shapes = jax.eval_shape(lambda: cand.init(jax.random.key(0), x))
+  v = jax.tree.map(lambda s: jnp.ones(s.shape), shapes)
+  v["batch_stats"] = jax.tree.map(lambda s: jnp.ones(s.shape) - 1e-5, shapes["batch_stats"])
+  v["params"] = jax.tree_util.tree_map_with_path(
+      lambda p, a: jnp.zeros_like(a) if p[-1].key == "bias" else a, v["params"])
+  v["batch_stats"] = jax.tree_util.tree_map_with_path(
+      lambda p, a: jnp.zeros_like(a) if p[-1].key == "mean" else a, v["batch_stats"])
+  y = cand.apply(v, x)
+  assert y.shape == x.shape
+  support = np.argwhere(np.asarray(y[0, ..., 0]) > 0.5)
+  np.testing.assert_array_equal(support.min(0), [2 - e // 2 for e in extent])
+  np.testing.assert_array_equal(support.max(0), [2 + e // 2 for e in extent])
+
+
+def test_initialisers_match_reference_bounds():
+  k = layers.conv_kernel_init()(jax.random.key(0), (3, 1, 3, 16, 32))
+  bound = math.sqrt(6 / (16 * 9 + 32 * 9))  # Xavier with fans in·k, out·k
+  assert float(jnp.max(jnp.abs(k))) <= bound and float(jnp.max(jnp.abs(k))) > 0.95 * bound
+  w = layers.separate_fc_init(jax.random.key(1), (31, 512, 64))
+  bound = math.sqrt(6 / (512 * 64 + 31 * 64))
+  assert float(jnp.max(jnp.abs(w))) <= bound and float(jnp.max(jnp.abs(w))) > 0.99 * bound
+  assert layers.separate_fc_bound((31, 512, 512)) == pytest.approx(0.004646, abs=1e-6)
+  assert layers.separate_fc_bound((16, 256, 74)) == pytest.approx(0.017265, abs=1e-6)
+  s = layers.bn_scale_init(jax.random.key(2), (4096,))
+  assert abs(float(jnp.mean(s)) - 1.0) < 0.002 and abs(float(jnp.std(s)) - 0.02) < 0.002

@@ -1,0 +1,72 @@
+"""Path sampling, path masks and layer names (gait_jax/models/paths.py)."""
+import collections
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gait_jax.configuration import CHOICE_MAX_NUM
+from gait_jax.models import paths
+
+
+def test_layer_names_match_spec_positions():
+  assert paths.layer_names("sposgait_small") == ("conv3d_00", "conv3d_20", "conv3d_30",
+                                                 "conv3d_40")
+  assert paths.layer_names("medium")[4:] == ("conv3d_20", "conv3d_30", "conv3d_40")
+  assert paths.layer_names("sposgait_large")[7] == "conv3d_31"
+  for name, cmn in CHOICE_MAX_NUM.items():
+    assert len(paths.layer_names(name)) == len(cmn)
+  with pytest.raises(ValueError, match="huge"):
+    paths.layer_names("huge")
+
+
+def test_sample_path_deterministic_in_range_and_uniform():
+  cmn = CHOICE_MAX_NUM["sposgait_large"]
+  assert paths.sample_path(cmn, 3, 17) == paths.sample_path(cmn, 3, 17)
+  draws = [paths.sample_path(cmn, 0, s) for s in range(3000)]
+  assert len(set(draws[:50])) > 45  # a fresh path nearly every step
+  assert paths.sample_path(cmn, 1, 0) != paths.sample_path(cmn, 0, 0) or \
+      paths.sample_path(cmn, 1, 1) != paths.sample_path(cmn, 0, 1)
+  arr = np.array(draws)
+  assert (arr[:, :2] == 0).all()  # choice_max_num 1 → always candidate 0
+  assert arr.min() == 0 and arr.max() == 5
+  counts = collections.Counter(arr[:, 5])
+  assert all(abs(counts[j] / 3000 - 1 / 6) < 0.03 for j in range(6))
+  assert all(isinstance(v, int) for v in draws[0])
+
+
+def _tree():
+  leaf = np.zeros(2)
+  return {"conv3d_00": {f"cand{j}": {"conv0": {"kernel": leaf}} for j in range(6)},
+          "conv3d_20": {f"cand{j}": {"bn1": {"scale": leaf}} for j in range(6)},
+          "conv3d_30": {f"cand{j}": {"bn1": {"scale": leaf}} for j in range(6)},
+          "conv3d_40": {f"cand{j}": {"bn1": {"scale": leaf}} for j in range(6)},
+          "downsample0": {"conv0": {"kernel": leaf}}, "HPP": {"p": leaf}}
+
+
+def test_path_mask_static():
+  m = paths.path_mask(_tree(), (0, 5, 2, 1))
+  assert m["HPP"]["p"] is True and m["downsample0"]["conv0"]["kernel"] is True
+  assert [m["conv3d_20"][f"cand{j}"]["bn1"]["scale"] for j in range(6)] == \
+      [False, False, False, False, False, True]
+  assert m["conv3d_40"]["cand1"]["bn1"]["scale"] and not m["conv3d_40"]["cand0"]["bn1"]["scale"]
+  assert sum(jax.tree.leaves(m)) == 2 + 4  # two shared leaves + one candidate per layer
+
+
+def test_path_mask_traced_matches_static_and_nested_tree():
+  tree = {"params": _tree()}
+
+  @jax.jit
+  def f(p):
+    return paths.path_mask(tree, p)
+
+  for path in [(0, 5, 2, 1), (3, 0, 0, 4)]:
+    traced = f(jnp.array(path, jnp.int32))
+    static = paths.path_mask(tree, path)
+    assert jax.tree.map(lambda a: bool(a), traced) == static
+
+
+def test_path_mask_rejects_wrong_length():
+  with pytest.raises(ValueError, match="length 3"):
+    paths.path_mask(_tree(), (0, 1, 2))
