@@ -1,0 +1,231 @@
+"""The SPOSGait network: static vs traced paths, variable lengths, fixed paths, dtypes."""
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from gait_jax.models import (abstract_variables, build_model, init_variables, layer_names,
+                             path_mask, sample_path)
+
+H, W = 32, 22  # half-size silhouettes keep XLA:CPU conv3d cheap; h=8 after the two pools
+
+
+def tiny_cfg(name="sposgait_small"):
+  channels = (4, 8, 8) if name == "sposgait_small" else (4, 8, 8, 8)
+  return ml_collections.ConfigDict(dict(
+      name=name, channels=channels, bins=(4, 2, 1), parts=7, out_channels=8, class_num=5,
+      choice_max_num=(6,) * len(layer_names(name))))
+
+
+def randomise_stats(variables, seed):
+  """Non-trivial running statistics, so eval mode tests more than the identity."""
+  rng = np.random.default_rng(seed)
+
+  def draw(path, leaf):
+    if path[-1].key == "mean":
+      return jnp.asarray(rng.normal(0, 0.3, leaf.shape), jnp.float32)
+    return jnp.asarray(rng.uniform(0.5, 2.0, leaf.shape), jnp.float32)
+
+  return {"params": variables["params"],
+          "batch_stats": jax.tree_util.tree_map_with_path(draw, variables["batch_stats"])}
+
+
+def sils(n, t, seed=0):
+  return jnp.asarray(np.random.default_rng(seed).uniform(0, 1, (n, t, H, W)), jnp.float32)
+
+
+def assert_trees_close(a, b, rtol=1e-4, atol=1e-5):
+  assert jax.tree.structure(a) == jax.tree.structure(b)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
+
+
+@pytest.fixture(scope="module")
+def small():
+  model = build_model(tiny_cfg(), bnneck=True)
+  return model, init_variables(model, 0, height=H, width=W)
+
+
+def test_init_creates_all_six_candidates(small):
+  model, variables = small
+  shapes = abstract_variables(model, height=H, width=W)
+  for name in layer_names("sposgait_small"):
+    assert sorted(shapes["params"][name]) == [f"cand{j}" for j in range(6)]
+    assert sorted(variables["batch_stats"][name]) == [f"cand{j}" for j in range(6)]
+  assert sorted(shapes["params"]["conv3d_20"]["cand5"]) == ["bn1", "bn4", "conv0", "conv3"]
+  assert jax.tree.map(lambda s: s.shape, shapes) == jax.tree.map(jnp.shape, variables)
+
+
+def test_static_equals_traced_for_20_paths_with_one_compile(small):
+  model, variables = small
+  traces = []
+
+  @jax.jit
+  def step(variables, x, path):
+    traces.append(1)  # runs once per trace
+    return model.apply(variables, x, path, train=True, mutable=["batch_stats"])
+
+  x = sils(2, 6)
+  for s in range(20):
+    path = sample_path((6, 6, 6, 6), seed=1, step=s)
+    out_t, upd_t = step(variables, x, jnp.array(path, jnp.int32))
+    out_s, upd_s = model.apply(variables, x, path, train=True, mutable=["batch_stats"])
+    assert_trees_close(out_t, out_s)
+    assert_trees_close(upd_t, upd_s)
+    # Only the chosen candidates' BN statistics moved.
+    used = path_mask(variables["batch_stats"], path)
+    moved = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), variables["batch_stats"],
+                         upd_t["batch_stats"])
+    assert moved == used
+  assert len(traces) == 1
+  assert step._cache_size() == 1
+
+
+def test_traced_gradients_vanish_off_path(small):
+  model, variables = small
+  path = (2, 5, 0, 3)
+
+  @jax.jit
+  def grads(params, p):
+    def loss(params):
+      out, _ = model.apply({"params": params, "batch_stats": variables["batch_stats"]},
+                           sils(2, 6), p, train=True, mutable=["batch_stats"])
+      return jnp.sum(out["embeddings"] ** 2) + jnp.sum(out["logits"])
+    return jax.grad(loss)(params)
+
+  g = grads(variables["params"], jnp.array(path, jnp.int32))
+  used = path_mask(g, path)
+  nonzero = jax.tree.map(lambda a: bool(jnp.any(a != 0)), g)
+  assert nonzero == used
+
+
+def test_padded_batch_equals_unpadded_runs_eval(small):
+  model, variables = small
+  variables = randomise_stats(variables, 1)
+  lengths = [1, 2, 4, 5, 7]
+  x = sils(len(lengths), 7, seed=2)
+  path = (0, 3, 4, 5)
+  batch = model.apply(variables, x, path, jnp.array(lengths, jnp.int32))
+  for i, length in enumerate(lengths):
+    alone = model.apply(variables, x[i:i + 1, :length], path)
+    np.testing.assert_allclose(batch["embeddings"][i], alone["embeddings"][0], rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(batch["logits"][i], alone["logits"][0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("frames,tiled", [(1, [0, 0, 0]), (2, [0, 1, 0, 1])])
+def test_short_sequence_tiling_matches_reference_repeat(small, frames, tiled):
+  """L=1 and L=2 (train mode, batch statistics included) equal the explicitly tiled clip."""
+  model, variables = small
+  x = sils(1, frames, seed=3)
+  path = (0, 1, 2, 3)
+  out, upd = model.apply(variables, x, path, train=True, mutable=["batch_stats"])
+  ref, ref_upd = model.apply(variables, x[:, jnp.array(tiled)], path, train=True,
+                             mutable=["batch_stats"])
+  assert_trees_close(out, ref)
+  assert_trees_close(upd, ref_upd)
+  # The same sequence inside a padded batch (train statistics shared, so compare padded
+  # content only through the garbage test below); in eval mode it must match exactly.
+  padded = jnp.concatenate([x, jnp.ones((1, 6 - frames, H, W))], axis=1)
+  ev = model.apply(variables, padded, path, jnp.array([frames], jnp.int32))
+  np.testing.assert_allclose(ev["embeddings"], model.apply(variables, x, path)["embeddings"],
+                             rtol=1e-5, atol=1e-6)
+
+
+def test_train_padding_content_and_amount_do_not_matter(small):
+  model, variables = small
+  path = (0, 4, 1, 5)
+  lengths = jnp.array([5, 4, 7], jnp.int32)
+  x = sils(3, 7, seed=4)
+  valid = np.arange(7)[None, :] < np.asarray(lengths)[:, None]
+  zeros = jnp.where(valid[..., None, None], x, 0.0)
+  garbage = jnp.where(valid[..., None, None], x, 50.0)
+  a = model.apply(variables, zeros, path, lengths, train=True, mutable=["batch_stats"])
+  b = model.apply(variables, garbage, path, lengths, train=True, mutable=["batch_stats"])
+  assert_trees_close(a, b)
+  # Equal lengths: padding 5 → 9 frames changes nothing, statistics included.
+  x5 = sils(2, 5, seed=5)
+  padded = jnp.concatenate([x5, jnp.full((2, 4, H, W), 3.0)], axis=1)
+  c = model.apply(variables, padded, path, jnp.array([5, 5], jnp.int32), train=True,
+                  mutable=["batch_stats"])
+  d = model.apply(variables, x5, path, train=True, mutable=["batch_stats"])
+  assert_trees_close(c, d)
+
+
+def test_fixed_path_is_a_subset_with_the_same_function(small):
+  model, variables = small
+  path = (0, 5, 0, 1)
+  fixed = build_model(tiny_cfg(), bnneck=True, fixed_path=path)
+  shapes = abstract_variables(fixed, height=H, width=W)
+  for name in layer_names("sposgait_small"):
+    assert list(shapes["params"][name]) == [f"cand{path[layer_names('sposgait_small').index(name)]}"]
+  subset = jax.tree.map(lambda s, *_: None, shapes)  # structure of the fixed model
+  sliced = jax.tree_util.tree_map_with_path(
+      lambda kp, _: _lookup(variables, kp), subset, is_leaf=lambda x: x is None)
+  x = sils(2, 6, seed=6)
+  want = model.apply(variables, x, path, train=True, mutable=["batch_stats"])
+  got = fixed.apply(sliced, x, path, train=True, mutable=["batch_stats"])
+  assert_trees_close(want[0], got[0])
+  got_none = fixed.apply(sliced, x, None, train=True, mutable=["batch_stats"])  # path optional
+  assert_trees_close(want[0], got_none[0])
+  with pytest.raises(ValueError, match="fixed_path"):
+    fixed.apply(sliced, x, (0, 0, 0, 0))
+
+
+def _lookup(tree, key_path):
+  for k in key_path:
+    tree = tree[k.key]
+  return tree
+
+
+def test_mixed_precision_float32_outputs(small):
+  model, variables = small
+  half = build_model(tiny_cfg(), bnneck=True, dtype=jnp.bfloat16)
+  x = sils(2, 6, seed=7)
+  path = (0, 2, 3, 4)
+  out, upd = half.apply(variables, x, path, train=True, mutable=["batch_stats"])
+  ref, _ = model.apply(variables, x, path, train=True, mutable=["batch_stats"])
+  assert out["embeddings"].dtype == jnp.float32 and out["logits"].dtype == jnp.float32
+  assert all(v.dtype == jnp.float32 for v in jax.tree.leaves(upd))
+  assert np.isfinite(np.asarray(out["embeddings"])).all()
+  rel = np.linalg.norm(out["embeddings"] - ref["embeddings"]) / np.linalg.norm(ref["embeddings"])
+  assert rel < 0.05
+
+
+def test_bad_inputs_raise_clear_errors(small):
+  model, variables = small
+  x = sils(1, 4)
+  with pytest.raises(ValueError, match="path is required"):
+    model.apply(variables, x, None)
+  with pytest.raises(ValueError, match="expected 4 entries"):
+    model.apply(variables, x, (0, 1, 2))
+  with pytest.raises(ValueError, match=r"\[n, T, h, w\]"):
+    model.apply(variables, x[0], (0, 1, 2, 3))
+  with pytest.raises(ValueError, match="choice_max_num"):
+    cfg = tiny_cfg()
+    cfg.choice_max_num = (1, 6)
+    build_model(cfg, bnneck=False)
+  with pytest.raises(ValueError, match="channels"):
+    cfg = tiny_cfg()
+    cfg.channels = (4, 8)
+    build_model(cfg, bnneck=False)
+
+
+def test_triplet_only_model_has_no_neck():
+  model = build_model(tiny_cfg(), bnneck=False)
+  shapes = abstract_variables(model, height=H, width=W)
+  assert "BNNecks" not in shapes["params"]
+  out = jax.eval_shape(lambda v: model.apply(v, jnp.zeros((2, 6, H, W)), (0, 0, 0, 0)), shapes)
+  assert set(out) == {"embeddings"} and out["embeddings"].shape == (2, 8, 7)
+
+
+@pytest.mark.parametrize("name", ["sposgait_medium", "sposgait_large"])
+def test_medium_large_static_equals_traced(name):
+  model = build_model(tiny_cfg(name), bnneck=False)
+  variables = randomise_stats(init_variables(model, 1, height=H, width=W), 2)
+  x = sils(1, 6, seed=8)
+  path = sample_path((6,) * len(layer_names(name)), 0, 3)
+  traced = jax.jit(lambda v, p: model.apply(v, x, p))(variables, jnp.array(path))
+  static = model.apply(variables, x, path)
+  np.testing.assert_allclose(traced["embeddings"], static["embeddings"], rtol=1e-5, atol=1e-6)
