@@ -1,0 +1,205 @@
+"""The jitted train step: one compilation for every path, masked updates of unselected ops,
+skipped non-finite steps, float16 loss scaling, and 8 devices == 1 device."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import train_standin
+from conftest import load_config
+from gait_jax import mesh as mesh_lib
+from gait_jax import optim
+from gait_jax import train
+from gait_jax import train_state as ts
+from gait_jax.losses import compute_losses
+from gait_jax.models import path_mask, sample_path
+
+CONFIG = load_config("test_tiny")
+CMN = tuple(CONFIG.model.choice_max_num)
+
+
+def _batch(seed=0, nan=False, n=8, t=6):
+  rng = np.random.default_rng(seed)
+  sils = rng.random((n, t, 64, 44), dtype=np.float32)
+  if nan:
+    sils[0, 0, 0, 0] = np.nan
+  return {"sils": sils, "labels": np.repeat(np.arange(n // 2), 2).astype(np.int32),
+          "lengths": np.full(n, t, np.int32)}
+
+
+def _setup(model, mesh, fixed=None, float16=False, optim_cfg=None):
+  opt = optim.SGD(optim_cfg or CONFIG.optim)
+  state, sharding = train.init_state(model, opt, mesh, seed=0, frames=6, fixed_path=fixed,
+                                     path_len=len(CMN), float16=float16)
+  step = train.make_train_step(model, opt, lambda o, l: compute_losses(o, l, CONFIG.loss),
+                               fixed_path=fixed, mask_fn=path_mask if fixed is None else None,
+                               float16=float16)
+  return state, train.jit_train_step(step, mesh, sharding)
+
+
+def _run(step, state, batch, path, mesh):
+  b = mesh_lib.global_batch(batch, mesh, train.DEVICE_KEYS)
+  p = mesh_lib.global_array(np.asarray(path, np.int32), mesh_lib.replicated(mesh))
+  return step(state, b, p)
+
+
+@pytest.fixture(scope="module")
+def mesh():
+  return mesh_lib.make_mesh()
+
+
+@pytest.fixture(scope="module")
+def standin():
+  return train_standin.build(CONFIG.model, bnneck=True)
+
+
+@pytest.fixture(scope="module")
+def engine(standin, mesh):
+  """One compiled supernet step shared by the tests (compiling is the slow part on CPU);
+  `fresh()` gives a new copy of the initial state (the step donates its input)."""
+  state, step = _setup(standin, mesh)
+  template = _host(state)
+  sharding = jax.tree.map(lambda x: x.sharding, state)
+  return (lambda: jax.device_put(template, sharding)), step
+
+
+def _host(tree):
+  return jax.tree.map(lambda x: np.array(x, copy=True), jax.device_get(tree))
+
+
+def _assert_masked_update(before, after, path):
+  """Unselected leaves bit-identical (params, momentum, BN stats); selected params moved."""
+  checked = {"kept": 0, "moved": 0}
+  for name, old, new in (("params", before.params, after.params),
+                         ("momentum", before.opt_state["momentum"],
+                          after.opt_state["momentum"]),
+                         ("batch_stats", before.batch_stats, after.batch_stats)):
+    mask = path_mask(old, tuple(path))
+    for (kp, m), o, n in zip(jax.tree_util.tree_leaves_with_path(mask),
+                             jax.tree.leaves(old), jax.tree.leaves(new)):
+      where = f"{name}{jax.tree_util.keystr(kp)}"
+      if not m:
+        assert np.array_equal(o, n), f"{where} changed although path {path} did not select it"
+        checked["kept"] += 1
+      elif name == "params" and "cand" in where and "kernel" in where:
+        assert not np.array_equal(o, n), f"{where} selected by {path} but not updated"
+        checked["moved"] += 1
+  assert checked["kept"] > 0 and checked["moved"] > 0, checked
+
+
+def test_one_compilation_serves_every_path(engine, mesh):
+  fresh, step = engine
+  state = fresh()
+  paths = [sample_path(CMN, 0, s) for s in range(20)]
+  assert len(set(paths)) >= 10
+  for s, path in enumerate(paths):
+    state, info = _run(step, state, _batch(s), path, mesh)
+  assert bool(info["ok"]) and int(info["step"]) == 20
+  # The step is shared with the other tests of this module: still one trace in total.
+  assert len(step.traces) == 1, f"the step was traced {len(step.traces)} times for 20 paths"
+
+
+def test_unselected_candidates_get_no_update(engine, mesh):
+  fresh, step = engine
+  state = fresh()
+  # Give every candidate momentum first, so "no momentum step" is a real check.
+  for s, path in enumerate([(0, 0, 0, 0), (0, 1, 1, 1), (0, 2, 2, 2), (0, 3, 3, 3),
+                            (0, 4, 4, 4), (0, 5, 5, 5)]):
+    state, _ = _run(step, state, _batch(s), path, mesh)
+  before = _host(state)
+  path = (0, 2, 5, 1)
+  state, info = _run(step, state, _batch(9), path, mesh)
+  assert bool(info["ok"])
+  _assert_masked_update(before, _host(state), path)
+
+
+def test_nonfinite_step_is_skipped_and_counted(engine, mesh):
+  fresh, step = engine
+  state = fresh()
+  state, _ = _run(step, state, _batch(0), (0, 1, 2, 3), mesh)
+  before = _host(state)
+  for k in (1, 2):
+    state, info = _run(step, state, _batch(1, nan=True), (0, 1, 2, 3), mesh)
+    assert not bool(info["ok"])
+    assert int(info["bad_run"]) == k and int(info["skipped"]) == k
+  after = _host(state)
+  assert int(after.step) == 1
+  for a, b in zip(jax.tree.leaves((before.params, before.batch_stats, before.opt_state)),
+                  jax.tree.leaves((after.params, after.batch_stats, after.opt_state))):
+    assert np.array_equal(a, b)
+  # Skipped steps do not enter the averaged metrics.
+  assert int(info["metrics"]["loss"].count) == 0
+  state, info = _run(step, state, _batch(2), (0, 1, 2, 3), mesh)
+  assert bool(info["ok"]) and int(info["bad_run"]) == 0 and int(info["step"]) == 2
+
+
+def test_float16_loss_scale_backs_off_and_counts(mesh):
+  model = train_standin.build(CONFIG.model, bnneck=True, dtype=jnp.float16)
+  state, step = _setup(model, mesh, float16=True)
+  assert float(state.loss_scale) == ts.FP16_INIT_SCALE
+  state, info = _run(step, state, _batch(1, nan=True), (0, 1, 2, 3), mesh)
+  assert float(info["loss_scale"]) == ts.FP16_INIT_SCALE / 2
+  # As torch's GradScaler: overflowing float16 gradients halve the scale until they fit.
+  scale = ts.FP16_INIT_SCALE / 2
+  for tries in range(1, 25):
+    state, info = _run(step, state, _batch(2), (0, 1, 2, 3), mesh)
+    if bool(info["ok"]):
+      break
+    scale /= 2
+    assert float(info["loss_scale"]) == scale and int(info["skipped"]) == tries + 1
+  assert bool(info["ok"]), "float16 steps never became finite"
+  assert int(state.good_run) == 1 and float(state.loss_scale) == scale
+  assert int(state.step) == 1
+  assert state.params["head"]["kernel"].dtype == jnp.float32  # params stay float32
+
+
+def test_retrain_fixed_path_updates_every_parameter(mesh):
+  fixed = (0, 3, 1, 4)
+  model = train_standin.build(CONFIG.model, bnneck=True, fixed_path=fixed)
+  state, step = _setup(model, mesh, fixed=fixed)
+  assert set(state.params["conv3d_20"]) == {"cand3"}  # only the chosen ops exist
+  before = _host(state.params)
+  state, info = _run(step, state, _batch(0), (0, 0, 0, 0), mesh)  # path ignored
+  assert bool(info["ok"])
+  for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(_host(state.params))):
+    assert not np.array_equal(a, b)
+
+
+def test_eight_devices_match_one_device(standin, engine, mesh):
+  assert jax.device_count() == 8, "run with XLA_FLAGS=--xla_force_host_platform_device_count=8"
+  results = []
+  for m in (mesh_lib.make_mesh(jax.devices()[:1]), mesh):
+    if m is mesh:
+      fresh, step = engine
+      state = fresh()
+    else:
+      state, step = _setup(standin, m)
+    losses = []
+    for s in range(2):
+      state, info = _run(step, state, _batch(s), sample_path(CMN, 0, s), m)
+      losses.append(float(info["loss"]))
+    results.append((losses, _host((state.params, state.batch_stats))))
+  # Only the summation order differs (cross-device reductions); per-device BN statistics or
+  # a per-device triplet loss would differ by percents.
+  np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-3)
+  # Leaf-wise relative checks would trip on biases in front of BatchNorm, whose gradient is
+  # analytically zero (their values are rounding noise); compare the whole tree instead.
+  one = np.concatenate([np.ravel(x) for x in jax.tree.leaves(results[0][1])])
+  eight = np.concatenate([np.ravel(x) for x in jax.tree.leaves(results[1][1])])
+  assert np.linalg.norm(one - eight) <= 1e-4 * np.linalg.norm(eight)
+  assert np.max(np.abs(one - eight)) < 1e-3
+
+
+def test_real_sposgait_masked_update(mesh):
+  """The same masking guarantee with the real network (nn.switch over candidates)."""
+  from gait_jax.models import build_model
+  model = build_model(CONFIG.model, bnneck=True)
+  state, step = _setup(model, mesh)
+  for s, path in enumerate([(0, 1, 1, 1), (0, 4, 4, 4)]):
+    state, _ = _run(step, state, _batch(s), path, mesh)
+  before = _host(state)
+  path = (0, 1, 4, 2)
+  state, info = _run(step, state, _batch(5), path, mesh)
+  assert bool(info["ok"]) and np.isfinite(float(info["loss"]))
+  _assert_masked_update(before, _host(state), path)
+  assert len(step.traces) == 1
