@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gait_jax import evaluate
-from tests.test_eval_protocols import casia_set
+from test_eval_protocols import casia_set
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -39,7 +39,7 @@ def test_cli_writes_metrics_json(tmp_path):
 
 
 def test_default_path_is_workdir_embeddings(tmp_path):
-  from tests.conftest import load_config
+  from conftest import load_config
   config = load_config("test_tiny").unlock()
   config.evaluate.protocol = "casia_b"
   with pytest.raises(FileNotFoundError, match=str(tmp_path / "embeddings.npz")):
