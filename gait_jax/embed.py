@@ -42,9 +42,22 @@ def bucket_length(length: int, min_bucket: int = MIN_BUCKET) -> int:
     b *= 2
 
 
+_EMBED_FNS: Dict[tuple, Callable] = {}
+
+
 def make_embed_fn(model, mesh) -> Callable:
   """Jitted `(variables, sils [B, T, 64, 44], lengths [B], path int32 [L]) -> [B, c, p]`,
-  sils/lengths sharded over "data", variables and path replicated, output replicated."""
+  sils/lengths sharded over "data", variables and path replicated, output replicated.
+
+  Cached per (model, mesh) (flax modules compare by value), so repeated `embed_dataset`
+  calls — one per candidate path in a search — reuse the compiled programs."""
+  key = (model, mesh)
+  if key not in _EMBED_FNS:
+    _EMBED_FNS[key] = _make_embed_fn(model, mesh)
+  return _EMBED_FNS[key]
+
+
+def _make_embed_fn(model, mesh) -> Callable:
   data = mesh_lib.data_sharding(mesh)
   rep = mesh_lib.replicated(mesh)
 
@@ -64,13 +77,17 @@ def _global_array(host: np.ndarray, sharding) -> jax.Array:
 def embed_dataset(model, variables, dataset, path, *, batch_per_device: int = 8,
                   frames_all_limit: int = 0, mesh=None, embed_fn: Optional[Callable] = None,
                   indices: Optional[Sequence[int]] = None, workers: int = 2,
-                  progress: bool = True, min_bucket: int = MIN_BUCKET) -> Dict[str, np.ndarray]:
+                  progress: bool = True, min_bucket: int = MIN_BUCKET,
+                  batch: Optional[int] = None) -> Dict[str, np.ndarray]:
   """Embeds whole sequences of `dataset` (all frames, first `frames_all_limit` when > 0).
 
   Args:
     model: a SPOSGait module; variables: {"params", "batch_stats"} matching it.
     path: the architecture, a tuple of ints or an int32 array; always passed traced, so
       `embed_fn` (from `make_embed_fn`) compiles once per bucket whatever the path.
+    batch_per_device: sequences per device per step (config `embed.batch`; `batch` is an
+      alias of it).
+    embed_fn: from `make_embed_fn` (default: the cached one for (model, mesh)).
     indices: sequences to embed (default all), in this order.
   Returns {"embeddings": f32 [n, c, p], "labels", "types", "views": str [n]}.
   """
@@ -78,6 +95,8 @@ def embed_dataset(model, variables, dataset, path, *, batch_per_device: int = 8,
   mesh = mesh or mesh_lib.make_mesh()
   embed_fn = embed_fn or make_embed_fn(model, mesh)
   n_dev = mesh.devices.size
+  if batch is not None:
+    batch_per_device = batch
   rows = int(batch_per_device) * n_dev
   if rows <= 0:
     raise ValueError(f"embed.batch={batch_per_device}: expected at least 1 sequence per device")

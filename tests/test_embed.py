@@ -77,7 +77,7 @@ def test_embed_dataset_matches_one_by_one_and_is_deterministic(tree, tiny):
   config, model, variables = tiny
   ds = GaitDataset(*tree, split="test")
   mesh = mesh_lib.make_mesh()
-  fn = embed.make_embed_fn(model, mesh)
+  fn = embed._make_embed_fn(model, mesh)  # uncached: count this test's compilations only
   out = embed.embed_dataset(model, variables, ds, PATH, batch_per_device=1, mesh=mesh,
                             embed_fn=fn, progress=False)
   assert out["embeddings"].shape == (6, config.model.out_channels, config.model.parts)
@@ -99,16 +99,17 @@ def test_embed_dataset_matches_one_by_one_and_is_deterministic(tree, tiny):
 
 
 def test_frame_limit_and_traced_path_reuse(tree, tiny):
-  """One compiled function serves every path of a supernet; frames_all_limit truncates."""
+  """One compiled function serves every path of a supernet — also when the caller passes no
+  embed_fn, as search does (cached per model and mesh); frames_all_limit truncates."""
   config, _, _ = tiny
   ds = GaitDataset(*tree, split="test")
   supernet = build_model(config.model, bnneck=False)
   variables = init(supernet, jnp.asarray(PATH, jnp.int32), 2)
   mesh = mesh_lib.make_mesh()
-  fn = embed.make_embed_fn(supernet, mesh)
-  kw = dict(batch_per_device=1, mesh=mesh, embed_fn=fn, progress=False, frames_all_limit=8)
+  kw = dict(batch=1, mesh=mesh, progress=False, frames_all_limit=8)
   a = embed.embed_dataset(supernet, variables, ds, PATH, **kw)
-  b = embed.embed_dataset(supernet, variables, ds, (0, 1, 2, 3), **kw)
+  b = embed.embed_dataset(supernet, variables, ds, jnp.asarray((0, 1, 2, 3), jnp.int32), **kw)
+  fn = embed.make_embed_fn(build_model(config.model, bnneck=False), mesh)  # equal model: cached
   assert fn._cache_size() == 1  # limit 8: every sequence in the 8 bucket, both paths
   assert not np.allclose(a["embeddings"], b["embeddings"])
   # The truncated 20-frame sequence equals its first 8 frames embedded alone.
