@@ -81,6 +81,9 @@ def report(workdir: str, metrics: Dict[str, float], table: str, step: int = 0) -
 
 
 def run(config, workdir: str) -> None:
+  import jax  # pylint: disable=g-import-not-at-top
+  if jax.process_index() > 0:
+    return  # evaluation is host-side work: one process reads, evaluates and writes
   path = config.evaluate.embeddings or os.path.join(workdir, "embeddings.npz")
   data = load_embeddings(path)
   logging.info("evaluating %d embeddings %s from %s with protocol %s", data["embeddings"].shape[0],
