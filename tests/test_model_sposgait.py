@@ -55,6 +55,9 @@ def test_init_creates_all_six_candidates(small):
     assert sorted(variables["batch_stats"][name]) == [f"cand{j}" for j in range(6)]
   assert sorted(shapes["params"]["conv3d_20"]["cand5"]) == ["bn1", "bn4", "conv0", "conv3"]
   assert jax.tree.map(lambda s: s.shape, shapes) == jax.tree.map(jnp.shape, variables)
+  static_init = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 3, H, W)),
+                                                  (0, 1, 2, 3)))
+  assert jax.tree.structure(static_init) == jax.tree.structure(shapes)
 
 
 def test_static_equals_traced_for_20_paths_with_one_compile(small):

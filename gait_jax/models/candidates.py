@@ -12,10 +12,9 @@ statistics change).
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Tuple
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from gait_jax.models.layers import BatchNorm, apply_mask, conv3d
@@ -75,7 +74,11 @@ class ChoiceLayer(nn.Module):
       if choice not in self.choices:
         raise ValueError(f"{self.name}: candidate {choice} requested but only "
                          f"{self.choices} exist (fixed_path model?)")
-      return self.cands[self.choices.index(choice)](x, mask, train=train)
+      local = self.choices.index(choice)
+      if self.is_initializing():
+        # A supernet's variables always hold every candidate, whatever path init saw.
+        return [c(x, mask, train=train) for c in self.cands][local]
+      return self.cands[local](x, mask, train=train)
 
     if len(self.choices) == 1:
       # Fixed-path model: the only existing candidate runs whatever the traced index says.
