@@ -316,34 +316,52 @@ def _open_data(config, start_attempt: int):
   return dataset, loader
 
 
-def _evaluate(config, workdir, state, path, writer, step):
-  """`train.eval_every` (reference with_test): embed the test split with the current path and
-  run the configured protocol; scalars go to TensorBoard under eval/."""
-  try:
-    from gait_jax import embed as embed_lib  # pylint: disable=g-import-not-at-top
-    from gait_jax.evaluation import protocols  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    logging.warning("train.eval_every is set but evaluation is unavailable (%s); skipped", e)
-    return {}
-  if not hasattr(embed_lib, "embed_dataset") or not hasattr(protocols, "run_protocol"):
-    logging.warning("train.eval_every: embed_dataset/run_protocol not found; skipped")
-    return {}
-  return _run_eval(embed_lib, protocols, config, workdir, state, path, writer, step)
+class Evaluator:
+  """`train.eval_every` (reference with_test): embeds the test split with the current path
+  (`embed.embed_dataset`) and runs `evaluate.protocol` (`protocols.run_protocol`); scalars go
+  to TensorBoard under eval/. The dataset and the jitted embed function are built once."""
 
+  def __init__(self, config, model, mesh):
+    self.config, self.model, self.mesh = config, model, mesh
+    self._ready = None
 
-def _run_eval(embed_lib, protocols, config, workdir, state, path, writer, step):
-  variables = jax.device_get(state.variables)
-  result = embed_lib.embed_dataset(config, variables, path=tuple(int(v) for v in path),
-                                   workdir=None)
-  metrics, table = protocols.run_protocol(
-      config.evaluate.protocol, result["embeddings"], result["labels"], result["types"],
-      result["views"], config.evaluate, workdir=None)
-  logging.info("evaluation at step %d (path %s):\n%s", step, configuration.format_path(path),
-               table)
-  if writer is not None:
-    writer.write_scalars(step, {f"eval/{k}": v for k, v in metrics.items()
-                                if isinstance(v, (int, float, np.floating))})
-  return metrics
+  def _setup(self):
+    try:
+      from gait_jax import embed as embed_lib  # pylint: disable=g-import-not-at-top
+      from gait_jax.data.dataset import GaitDataset  # pylint: disable=g-import-not-at-top
+      from gait_jax.evaluation import protocols  # pylint: disable=g-import-not-at-top
+    except ImportError as e:
+      logging.warning("train.eval_every is set but evaluation is unavailable (%s)", e)
+      return False
+    c = self.config
+    root = c.embed.root or c.data.root
+    partition = c.embed.partition or c.data.partition
+    self.dataset = GaitDataset(root, partition, split=c.embed.split, cache=False)
+    self.embed_lib, self.protocols = embed_lib, protocols
+    self.embed_fn = embed_lib.make_embed_fn(self.model, self.mesh)
+    self.limit = int(c.embed.frames_all_limit or c.data.test_frames_all_limit or 0)
+    return True
+
+  def __call__(self, state, path, step, writer) -> dict:
+    if self._ready is None:
+      self._ready = self._setup()
+    if not self._ready:
+      return {}
+    c = self.config
+    t0 = time.monotonic()
+    out = self.embed_lib.embed_dataset(
+        self.model, state.variables, self.dataset, tuple(int(v) for v in path),
+        batch_per_device=int(c.embed.batch), frames_all_limit=self.limit, mesh=self.mesh,
+        embed_fn=self.embed_fn, workers=max(1, int(c.data.workers)), progress=False)
+    metrics, table = self.protocols.run_protocol(
+        c.evaluate.protocol, out["embeddings"], out["labels"], out["types"], out["views"],
+        c.evaluate)
+    logging.info("evaluation at step %d with path %s (%.1f s):\n%s", step,
+                 configuration.format_path(path), time.monotonic() - t0, table)
+    scalars = {f"eval/{k}": float(v) for k, v in metrics.items()
+               if isinstance(v, (int, float, np.floating, np.integer))}
+    writer.write_scalars(step, scalars)
+    return metrics
 
 
 def run(config, workdir: str) -> None:
@@ -409,6 +427,7 @@ def run(config, workdir: str) -> None:
   bounds = _Boundaries(total, (log_every, save_every, eval_every))
   progress = Progress(total, global_batch, step_host)
 
+  evaluator = Evaluator(config, model, mesh)
   _, loader = _open_data(config, attempt)
   data_iter = iter(loader)
   accum = None
@@ -472,7 +491,7 @@ def run(config, workdir: str) -> None:
           "model_path": configuration.format_path(fixed) if fixed else "",
           "experiment": str(config.experiment)})
     if eval_every and step % eval_every == 0 and last_path is not None:
-      _evaluate(config, workdir, state, last_path, writer, step)
+      evaluator(state, last_path, step, writer)
     writer.flush()
 
   try:
