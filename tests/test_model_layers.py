@@ -165,3 +165,21 @@ def test_initialisers_match_reference_bounds():
   assert layers.separate_fc_bound((16, 256, 74)) == pytest.approx(0.017265, abs=1e-6)
   s = layers.bn_scale_init(jax.random.key(2), (4096,))
   assert abs(float(jnp.mean(s)) - 1.0) < 0.002 and abs(float(jnp.std(s)) - 0.02) < 0.002
+
+
+def test_flax_init_uses_reference_initialisers():
+  """`model.init` (not only init_variables) follows spec §2.7 module by module."""
+  conv = layers.conv3d(32, (3, 1, 3), name="c", dtype=jnp.float32)
+  assert conv.use_bias is False and conv.padding == [(1, 1), (0, 0), (1, 1)]
+  k = conv.kernel_init(jax.random.key(3), (3, 1, 3, 16, 32))
+  bound = math.sqrt(6 / (16 * 9 + 32 * 9))
+  assert 0.95 * bound < float(jnp.max(jnp.abs(k))) <= bound
+  bn = layers.BatchNorm().init(jax.random.key(4), jnp.zeros((2, 4096)))
+  assert abs(float(jnp.std(bn["params"]["scale"])) - 0.02) < 0.002
+  np.testing.assert_array_equal(bn["params"]["bias"], 0.0)
+  np.testing.assert_array_equal(bn["batch_stats"]["mean"], 0.0)
+  np.testing.assert_array_equal(bn["batch_stats"]["var"], 1.0)
+  fc = layers.SeparateFCs(16, 74).init(jax.random.key(5), jnp.zeros((1, 256, 16)))
+  assert 0.99 * 0.017265 < float(jnp.max(jnp.abs(fc["params"]["fc_bin"]))) <= 0.017266
+  gem = layers.GeMHPP((1,)).init(jax.random.key(6), jnp.ones((1, 2, 2, 3)))
+  np.testing.assert_array_equal(gem["params"]["p"], [6.5])

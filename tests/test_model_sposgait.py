@@ -232,3 +232,25 @@ def test_medium_large_static_equals_traced(name):
   traced = jax.jit(lambda v, p: model.apply(v, x, p))(variables, jnp.array(path))
   static = model.apply(variables, x, path)
   np.testing.assert_allclose(traced["embeddings"], static["embeddings"], rtol=1e-5, atol=1e-6)
+
+
+def test_init_variables_follow_reference_distributions():
+  cfg = tiny_cfg()
+  cfg.channels, cfg.out_channels = (32, 64, 64), 64
+  model = build_model(cfg, bnneck=True, fixed_path=(0, 0, 0, 0))
+  v = init_variables(model, 3, height=H, width=W)
+  k = np.asarray(v["params"]["conv3d_30"]["cand0"]["conv0"]["kernel"])  # (3,3,3,64,64)
+  bound = np.sqrt(6 / (27 * 64 + 27 * 64))
+  assert k.shape == (3, 3, 3, 64, 64) and 0.99 * bound < np.abs(k).max() <= bound
+  fc = np.asarray(v["params"]["Head0"]["fc_bin"])  # [7, 64, 64]
+  assert 0.99 * np.sqrt(6 / (64 * 64 + 7 * 64)) < np.abs(fc).max() <= np.sqrt(6 / (64 * 64 + 7 * 64))
+  scales = np.concatenate([np.asarray(x).ravel() for p, x in
+                           jax.tree_util.tree_leaves_with_path(v["params"])
+                           if p[-1].key == "scale"])
+  assert abs(scales.mean() - 1) < 0.003 and abs(scales.std() - 0.02) < 0.003
+  stats = jax.tree_util.tree_leaves_with_path(v["batch_stats"])
+  assert all(np.all(np.asarray(x) == (1.0 if p[-1].key == "var" else 0.0)) for p, x in stats)
+  np.testing.assert_array_equal(v["params"]["HPP"]["p"], [6.5])
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(v))
+  again = init_variables(model, 3, height=H, width=W)
+  assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(v), jax.tree.leaves(again)))
