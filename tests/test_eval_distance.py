@@ -98,3 +98,14 @@ def test_compilations_bounded_by_buckets():
   for n in range(9, 17):  # probe and gallery sizes 9..16 all fall in the 16 bucket
     distance.topk(x[:n], y[:n], 5)
   assert distance._topk_chunk._cache_size() - before <= 1
+
+
+def test_rank_benchmark_runs_small(capsys):
+  import argparse
+  from gait_jax.benchmarks import rank
+  parser = argparse.ArgumentParser()
+  rank.add_args(parser)
+  args = parser.parse_args(["--probes", "20", "--gallery", "30", "--channels", "8", "--parts", "3"])
+  rank.run(args)
+  out = capsys.readouterr().out
+  assert "20 probes × 30 gallery" in out and "peak RSS" in out and "(20, 20)" in out
