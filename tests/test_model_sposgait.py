@@ -205,6 +205,8 @@ def test_bad_inputs_raise_clear_errors(small):
     model.apply(variables, x, (0, 1, 2))
   with pytest.raises(ValueError, match=r"\[n, T, h, w\]"):
     model.apply(variables, x[0], (0, 1, 2, 3))
+  with pytest.raises(ValueError, match="lengths"):
+    model.apply(variables, x, (0, 1, 2, 3), jnp.array([5]))  # more than the 4 frames given
   with pytest.raises(ValueError, match="choice_max_num"):
     cfg = tiny_cfg()
     cfg.choice_max_num = (1, 6)

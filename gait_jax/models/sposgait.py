@@ -91,6 +91,11 @@ class SPOSGait(nn.Module):
     if lengths is not None or t < 3:
       if lengths is None:
         lengths = jnp.full((x.shape[0],), t, jnp.int32)
+      if not isinstance(lengths, jax.core.Tracer):  # concrete: check now, with a clear error
+        concrete = np.asarray(lengths)
+        if concrete.shape != (x.shape[0],) or concrete.min() < 1 or concrete.max() > t:
+          raise ValueError(f"lengths {concrete.tolist()}: expected {x.shape[0]} values in "
+                           f"1..{t} (the padded frame count of sils)")
       lengths = jnp.asarray(lengths, jnp.int32)
       if t < 4:  # room for the L=2 → 4 frames tiling
         x = jnp.pad(x, ((0, 0), (0, 4 - t), (0, 0), (0, 0), (0, 0)))
