@@ -172,6 +172,8 @@ def test_fixed_path_is_a_subset_with_the_same_function(small):
   assert_trees_close(want[0], got[0])
   got_none = fixed.apply(sliced, x, None, train=True, mutable=["batch_stats"])  # path optional
   assert_trees_close(want[0], got_none[0])
+  traced = jax.jit(lambda v, p: fixed.apply(v, x, p))(sliced, jnp.array(path, jnp.int32))
+  assert_trees_close(model.apply(variables, x, path), traced)
   with pytest.raises(ValueError, match="fixed_path"):
     fixed.apply(sliced, x, (0, 0, 0, 0))
 
