@@ -1,0 +1,163 @@
+"""`--config.mode=search` end to end on a tiny supernet: compile counts, constraints, state,
+resume, outputs, and BN recalibration."""
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import load_config
+from gait_jax import checkpoint
+from gait_jax import flops
+from gait_jax import mesh as mesh_lib
+from gait_jax import search
+from gait_jax.data import walkers
+from gait_jax.models import build_model
+from test_embed import init
+
+SPACE = (1, 6, 6, 6)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+  base = tmp_path_factory.mktemp("search")
+  out = os.path.join(base, "walkers")
+  walkers.generate(out, ids=8, seqs_per_id=10, views=("000", "090"), frames=8, seed=3,
+                   train_ids=6)
+  config = load_config("test_tiny")
+  with config.unlocked():
+    config.mode = "search"
+    config.data.root, config.data.partition = out, out + ".json"
+    config.search.val_ids = "2"
+    config.search.epochs = 2
+    config.search.population = 5
+    config.search.select_num = 2
+    config.search.mutation_num = 2
+    config.search.crossover_num = 2
+    config.search.bn_batches = 1
+  model = build_model(config.model, bnneck=True)
+  variables = init(model, jnp.zeros(4, jnp.int32), seed=0)
+  supernet = os.path.join(base, "supernet")
+  ckpt = checkpoint.Checkpointer(checkpoint.checkpoint_dir(supernet))
+  ckpt.save(5, {"params": variables["params"], "batch_stats": variables["batch_stats"]}, {})
+  ckpt.wait()
+  ckpt.close()
+  with config.unlocked():
+    config.train.init_from = supernet
+  return config, base
+
+
+def test_search_end_to_end_compiles_once_and_resumes(setup, monkeypatch):
+  config, base = setup
+  workdir = os.path.join(base, "run1")
+  jitted = []
+  real_make = search.make_recalibrate
+  monkeypatch.setattr(search, "make_recalibrate",
+                      lambda *a: jitted.append(real_make(*a)) or jitted[-1])
+  calls = []
+  real_embed = search.embed_dataset
+  monkeypatch.setattr(search, "embed_dataset",
+                      lambda *a, **k: calls.append(tuple(np.asarray(a[3]))) or real_embed(*a, **k))
+  search.run(config, workdir)
+
+  out = os.path.join(workdir, "search")
+  result = json.load(open(os.path.join(out, "result.json")))
+  assert os.path.getsize(os.path.join(out, "pareto.png")) > 1000
+  history = [tuple(h["path"]) for h in result["history"]]
+  assert len(history) == len(set(history)) == len(calls) == 5 * 3  # population × (epochs + 1)
+  assert sorted(calls) == sorted(history)
+  assert all(len(p) == 4 and p[0] == 0 for p in history)
+  best = max(result["history"], key=lambda h: h["fitness"])
+  assert result["best_fitness"] == best["fitness"]
+  assert result["top"][0]["fitness"] == best["fitness"]
+  assert result["best_path"] in [t["path"] for t in result["top"]]
+  expected = flops.count(config.model, tuple(result["best_path"]), config.flops.frames, bnneck=True)
+  assert result["top"][0]["macs"] == flops.count(
+      config.model, tuple(result["top"][0]["path"]), config.flops.frames, bnneck=True)["macs"]
+  assert expected["params_path"] > 0
+  assert f"--config.model.path={','.join(map(str, result['best_path']))}" in result[
+      "retrain_command"]
+  # One compiled recalibration and one embedding program per length bucket, for 15 paths.
+  assert len(jitted) == 1 and jitted[0]._cache_size() == 1
+  from gait_jax import embed
+  fn = embed.make_embed_fn(build_model(config.model, bnneck=True), mesh_lib.make_mesh())
+  assert fn._cache_size() <= 2  # lengths 6..10 fall in at most two buckets
+
+  # Rerunning resumes: nothing is evaluated again, the result is the same.
+  calls.clear()
+  search.run(config, workdir)
+  assert calls == []
+  again = json.load(open(os.path.join(out, "result.json")))
+  assert again["best_path"] == result["best_path"] and again["history"] == result["history"]
+
+
+def test_constraints_reject_without_evaluating(setup, monkeypatch):
+  config, base = setup
+  costs = {p: flops.count(config.model, p, config.flops.frames, bnneck=True)["macs"]
+           for p in [(0, a, b, c) for a in range(6) for b in range(6) for c in range(6)]}
+  limit = int(np.median(list(costs.values())))
+  cfg = config.copy_and_resolve_references()
+  with cfg.unlocked():
+    cfg.search.max_macs = limit
+    cfg.search.epochs = 1
+    cfg.search.bn_batches = 0
+  evaluated = []
+  real_embed = search.embed_dataset
+  monkeypatch.setattr(search, "embed_dataset",
+                      lambda *a, **k: evaluated.append(tuple(np.asarray(a[3]))) or real_embed(*a, **k))
+  search.run(cfg, os.path.join(base, "constrained"))
+  assert evaluated and all(costs[p] <= limit for p in evaluated)
+  result = json.load(open(os.path.join(base, "constrained", "search", "result.json")))
+  assert result["rejected"] > 0
+  assert all(h["macs"] <= limit for h in result["history"])
+
+
+def test_state_of_another_supernet_is_refused(setup, tmp_path):
+  config, base = setup
+  state = tmp_path / "search" / "state.json"
+  state.parent.mkdir(parents=True)
+  state.write_text(json.dumps({"fingerprint": {"supernet": "/elsewhere"}, "results": []}))
+  with pytest.raises(SystemExit, match="different search"):
+    search.run(config, str(tmp_path))
+
+
+def test_supernet_config_required(setup, tmp_path):
+  config, _ = setup
+  cfg = config.copy_and_resolve_references()
+  with cfg.unlocked():
+    cfg.model.path = "0,1,2,3"
+  with pytest.raises(SystemExit, match="model.path must be empty"):
+    search.run(cfg, str(tmp_path))
+
+
+def test_recalibrated_eval_matches_train_mode_statistics(setup):
+  """With statistics recalibrated on batch X, eval mode on X normalises with X's own
+  statistics: it reproduces train mode up to the unbiased/biased variance factor."""
+  config, _ = setup
+  model = build_model(config.model, bnneck=True)
+  variables = init(model, jnp.zeros(4, jnp.int32), seed=1)
+  mesh = mesh_lib.make_mesh(jax.devices()[:1])
+  recal = search.make_recalibrate(model, mesh)
+  rng = np.random.default_rng(0)
+  x = (rng.random((1, 16, 12, 64, 44)) > 0.5).astype(np.float32)
+  lengths = np.full((1, 16), 12, np.int32)
+  path = jnp.asarray((0, 3, 1, 4), jnp.int32)
+  stats = recal(variables, path, jnp.asarray(x), jnp.asarray(lengths))
+  # Statistics of candidates the path does not use are untouched, used ones changed.
+  old = variables["batch_stats"]
+  assert np.array_equal(stats["conv3d_20"]["cand0"]["bn1"]["mean"],
+                        old["conv3d_20"]["cand0"]["bn1"]["mean"])
+  assert not np.allclose(stats["conv3d_20"]["cand3"]["bn1"]["mean"],
+                         old["conv3d_20"]["cand3"]["bn1"]["mean"])
+  train_out, _ = model.apply(variables, x[0], path, jnp.asarray(lengths[0]), train=True,
+                             mutable=["batch_stats"])
+  eval_out = model.apply({**variables, "batch_stats": stats}, x[0], path, jnp.asarray(lengths[0]),
+                         train=False)
+  a, b = np.asarray(train_out["embeddings"]), np.asarray(eval_out["embeddings"])
+  assert np.allclose(a, b, rtol=0.05, atol=0.05 * np.abs(a).mean())
+  # Without recalibration the random running statistics give something else entirely.
+  stale = np.asarray(model.apply(variables, x[0], path, jnp.asarray(lengths[0]),
+                                 train=False)["embeddings"])
+  assert np.abs(stale - a).mean() > 5 * np.abs(b - a).mean()
