@@ -200,49 +200,73 @@ def retrain_command(argv, workdir: str, best_path) -> str:
 
 # ---- the mode -----------------------------------------------------------------------------
 
+class CandidateScorer:
+  """Fitness of a path of a trained supernet on the held-out training ids.
+
+  Holds the supernet variables on the mesh, the held-out sequences (in memory) and the
+  recalibration batches; `score(path)` compiles nothing new after the first call.
+  """
+
+  def __init__(self, config, source: str):
+    if not config.data.root or not config.data.partition:
+      raise SystemExit("search needs data.root and data.partition (training ids are scored)")
+    self.config = config
+    self.source = source
+    variables, self.step = checkpoint.restore_variables(source)
+    self.bnneck = configuration.use_bnneck(config)
+    self.model = build_model(config.model, bnneck=self.bnneck)
+    self.mesh = mesh_lib.make_mesh()
+    partition = read_partition(config.data.partition)
+    all_train = GaitDataset(config.data.root, partition, "train",
+                            num_train=config.data.num_train)
+    self.train_ids, self.val_ids = split_train_ids(all_train.label_set, config.search.val_ids,
+                                                   config.seed)
+    self.val_set = GaitDataset(config.data.root, partition, "train",
+                               num_train=config.data.num_train, cache=True, ids=self.val_ids)
+    self.protocol = fitness_protocol(config, self.val_set.types)
+    self.variables = jax.device_put(variables, mesh_lib.replicated(self.mesh))
+    self._recalibrate = None
+    if config.search.bn_batches > 0:
+      self._recalibrate = make_recalibrate(self.model, self.mesh)
+      self._bn_batches = recalibration_batches(config, self.train_ids, self.mesh)
+    self.limit = config.embed.frames_all_limit or config.data.test_frames_all_limit
+
+  def variables_for(self, path, recalibrate: bool = True):
+    """The supernet variables, with the path's BN statistics recalibrated when enabled."""
+    path_arr = jnp.asarray(path, jnp.int32)
+    if recalibrate and self._recalibrate is not None:
+      return {**self.variables,
+              "batch_stats": self._recalibrate(self.variables, path_arr, *self._bn_batches)}
+    return self.variables
+
+  def score(self, path, recalibrate: bool = True) -> float:
+    path_arr = jnp.asarray(path, jnp.int32)
+    emb = embed_dataset(self.model, self.variables_for(path, recalibrate), self.val_set,
+                        path_arr, batch=self.config.embed.batch, frames_all_limit=self.limit,
+                        mesh=self.mesh, progress=False)
+    fitness, _ = score_embeddings(self.protocol, emb["embeddings"], emb["labels"],
+                                  emb["types"], emb["views"], self.config.evaluate)
+    return fitness
+
+
 def run(config, workdir: str) -> None:
   if configuration.model_path(config) is not None:
     raise SystemExit("search needs a supernet config: model.path must be empty "
                      f"(got {config.model.path!r})")
-  if not config.data.root or not config.data.partition:
-    raise SystemExit("search needs data.root and data.partition (training ids are scored)")
   out_dir = os.path.join(workdir, "search")
   os.makedirs(out_dir, exist_ok=True)
   source = config.train.init_from or workdir
-  variables, ckpt_step = checkpoint.restore_variables(source)
-  bnneck = configuration.use_bnneck(config)
-  model = build_model(config.model, bnneck=bnneck)
-  mesh = mesh_lib.make_mesh()
-
-  partition = read_partition(config.data.partition)
-  all_train = GaitDataset(config.data.root, partition, "train", num_train=config.data.num_train)
-  train_ids, val_ids = split_train_ids(all_train.label_set, config.search.val_ids, config.seed)
-  val_set = GaitDataset(config.data.root, partition, "train", num_train=config.data.num_train,
-                        cache=True, ids=val_ids)
-  protocol = fitness_protocol(config, val_set.types)
+  scorer = CandidateScorer(config, source)
+  bnneck, ckpt_step, val_ids, protocol = (scorer.bnneck, scorer.step, scorer.val_ids,
+                                          scorer.protocol)
   logging.info("search: %d held-out ids, %d sequences, fitness protocol %s", len(val_ids),
-               len(val_set), protocol)
+               len(scorer.val_set), protocol)
   print(f"[search] supernet {source} (step {ckpt_step}); fitness = {protocol} on "
-        f"{len(val_ids)} held-out training ids ({len(val_set)} sequences)", flush=True)
-
-  variables = jax.device_put(variables, mesh_lib.replicated(mesh))
-  recalibrate = None
-  if config.search.bn_batches > 0:
-    recalibrate = make_recalibrate(model, mesh)
-    bn_sils, bn_lengths = recalibration_batches(config, train_ids, mesh)
-  limit = config.embed.frames_all_limit or config.data.test_frames_all_limit
+        f"{len(val_ids)} held-out training ids ({len(scorer.val_set)} sequences)", flush=True)
 
   def evaluate(path):
     t0 = time.time()
-    path_arr = jnp.asarray(path, jnp.int32)
-    cand_vars = variables
-    if recalibrate is not None:
-      cand_vars = {**variables,
-                   "batch_stats": recalibrate(variables, path_arr, bn_sils, bn_lengths)}
-    emb = embed_dataset(model, cand_vars, val_set, path_arr, batch=config.embed.batch,
-                        frames_all_limit=limit, mesh=mesh, progress=False)
-    fitness, _ = score_embeddings(protocol, emb["embeddings"], emb["labels"], emb["types"],
-                                  emb["views"], config.evaluate)
+    fitness = scorer.score(path)
     return fitness, {"seconds": round(time.time() - t0, 3)}
 
   def constraints(path):

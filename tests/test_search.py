@@ -161,3 +161,16 @@ def test_recalibrated_eval_matches_train_mode_statistics(setup):
   stale = np.asarray(model.apply(variables, x[0], path, jnp.asarray(lengths[0]),
                                  train=False)["embeddings"])
   assert np.abs(stale - a).mean() > 5 * np.abs(b - a).mean()
+
+
+def test_kendall_tau_hand_worked():
+  import importlib.util
+  from conftest import REPO
+  spec = importlib.util.spec_from_file_location(
+      "bn_study", os.path.join(REPO, "tools", "bn_recalibration_study.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  assert module.kendall_tau([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+  assert module.kendall_tau([1, 2, 3], [30, 20, 10]) == pytest.approx(-1.0)
+  # pairs (1,2)+ (1,3)+ (2,3)-  ->  (2 - 1) / 3
+  assert module.kendall_tau([1, 2, 3], [1, 3, 2]) == pytest.approx(1 / 3)
