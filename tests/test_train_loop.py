@@ -28,18 +28,6 @@ def standin(monkeypatch):
   train_standin.install(train)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def compile_cache(tmp_path_factory):
-  """Runs of the same config compile the same step: keep the executables on disk."""
-  old = (jax.config.jax_compilation_cache_dir,
-         jax.config.jax_persistent_cache_min_compile_time_secs)
-  jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax_cache")))
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-  yield
-  jax.config.update("jax_compilation_cache_dir", old[0])
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", old[1])
-
-
 def _config(data, **overrides):
   c = load_config("test_tiny").unlock()
   c.data.root, c.data.partition = data["root"], data["partition"]
