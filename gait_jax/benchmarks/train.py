@@ -1,0 +1,136 @@
+"""Train-step throughput: sequences/s, time per step, compile time and data-wait fraction.
+
+For each supernet (small / medium / large with the reference GREW widths) it builds the real
+jitted train step on all local devices and feeds it batches from a TrainLoader over a
+generated walkers set, sampling a fresh path every step as supernet training does. The
+data-wait fraction is the share of wall time spent in `next(loader)`.
+
+Defaults: P×K = 8×4 = 32 sequences, 30 frames. `--quick`: the small supernet with its
+channels divided by 8, P×K = 2×2, 6 frames, 3 timed steps — a minute or two on a 2-core CPU.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+
+MODELS = ("small", "medium", "large")
+
+
+def add_args(parser) -> None:
+  parser.add_argument("--quick", action="store_true", help="tiny shapes (a minute or two)")
+  parser.add_argument("--models", default="", help="comma-separated of small,medium,large "
+                      "(default all; quick: small)")
+  parser.add_argument("--batch-p", type=int, default=0, help="P (default 8; quick 2)")
+  parser.add_argument("--batch-k", type=int, default=0, help="K (default 4; quick 2)")
+  parser.add_argument("--frames", type=int, default=0, help="frames (default 30; quick 6)")
+  parser.add_argument("--steps", type=int, default=0, help="timed steps (default 10; quick 3)")
+  parser.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")
+  parser.add_argument("--workers", type=int, default=2, help="loader threads")
+  parser.add_argument("--json", default="", help="also write the results to this file")
+
+
+def _config(size: str, args):
+  here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  path = os.path.join(here, "configs", f"sposgait_{size}_GREW_supertraining_triplet.py")
+  spec = importlib.util.spec_from_file_location(f"bench_{size}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  c = module.get_config().unlock()
+  if args.quick:
+    c.model.channels = tuple(max(4, ch // 8) for ch in c.model.channels)
+    c.model.out_channels = max(8, c.model.out_channels // 8)
+  c.data.batch_p = args.batch_p or (2 if args.quick else 8)
+  c.data.batch_k = args.batch_k or (2 if args.quick else 4)
+  c.data.frames = args.frames or (6 if args.quick else 30)
+  c.data.workers = args.workers
+  c.train.dtype = args.dtype
+  return c
+
+
+def bench_one(size: str, args, data) -> dict:
+  import jax  # pylint: disable=g-import-not-at-top
+  from gait_jax import configuration, optim, train  # pylint: disable=g-import-not-at-top
+  from gait_jax import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
+  from gait_jax.data.dataset import GaitDataset  # pylint: disable=g-import-not-at-top
+  from gait_jax.data.loader import TrainLoader  # pylint: disable=g-import-not-at-top
+  from gait_jax.models import sample_path  # pylint: disable=g-import-not-at-top
+
+  c = _config(size, args)
+  c.data.root, c.data.partition = data["root"], data["partition"]
+  dtype = train.compute_dtype(c)
+  mesh = mesh_lib.make_mesh()
+  model, loss_fn, path_mask, _ = train._build_model_and_loss(c, dtype)  # pylint: disable=protected-access
+  opt = optim.SGD(c.optim)
+  cmn = tuple(c.model.choice_max_num)
+  t0 = time.perf_counter()
+  state, sharding = train.init_state(model, opt, mesh, seed=0, frames=c.data.frames,
+                                     fixed_path=None, path_len=len(cmn))
+  jax.block_until_ready(state)
+  init_s = time.perf_counter() - t0
+  step = train.jit_train_step(
+      train.make_train_step(model, opt, loss_fn, mask_fn=path_mask,
+                            float16=dtype == train.DTYPES["float16"]), mesh, sharding)
+  dataset = GaitDataset(c.data.root, c.data.partition, split="train")
+  loader = TrainLoader(dataset, c.data, seed=0)
+  rep = mesh_lib.replicated(mesh)
+  it = iter(loader)
+  steps = args.steps or (3 if args.quick else 10)
+  wait = 0.0
+  times = []
+  compile_s = None
+  try:
+    for i in range(steps + 1):
+      t_wait = time.perf_counter()
+      s, batch = next(it)
+      t_start = time.perf_counter()
+      if i > 0:
+        wait += t_start - t_wait
+      path = mesh_lib.global_array(np.asarray(sample_path(cmn, 0, s), np.int32), rep)
+      state, info = step(state, mesh_lib.global_batch(batch, mesh, train.DEVICE_KEYS), path)
+      jax.block_until_ready(info["ok"])
+      if i == 0:
+        compile_s = time.perf_counter() - t_start
+      else:
+        times.append(time.perf_counter() - t_wait)
+  finally:
+    loader.close()
+  step_s = float(np.mean(times))
+  global_batch = c.data.batch_p * c.data.batch_k
+  return {
+      "model": f"sposgait_{size}", "channels": list(c.model.channels),
+      "batch": global_batch, "frames": int(c.data.frames), "dtype": args.dtype,
+      "devices": jax.device_count(), "init_s": round(init_s, 2),
+      "compile_s": round(compile_s, 2), "step_s": round(step_s, 4),
+      "seq_per_s": round(global_batch / step_s, 2),
+      "data_wait_fraction": round(wait / float(np.sum(times)), 4),
+      "traces": len(step.traces),
+  }
+
+
+def run(args) -> None:
+  from gait_jax.data import walkers  # pylint: disable=g-import-not-at-top
+  sizes = [s.strip() for s in (args.models or ("small" if args.quick else ",".join(MODELS))).split(",")]
+  for s in sizes:
+    if s not in MODELS:
+      raise SystemExit(f"--models: {s!r} is not one of {MODELS}")
+  results = []
+  with tempfile.TemporaryDirectory() as tmp:
+    frames = max(args.frames or (6 if args.quick else 30), 12)
+    ids = 2 * max(args.batch_p or (2 if args.quick else 8), 2)
+    data = walkers.generate(os.path.join(tmp, "walk"), ids=ids, seqs_per_id=4,
+                            views=("000", "090"), frames=frames, seed=0)
+    for size in sizes:
+      r = bench_one(size, args, data)
+      results.append(r)
+      print(f"{r['model']:16s} batch {r['batch']:3d} x {r['frames']:2d} frames {r['dtype']:8s} "
+            f"on {r['devices']} device(s): compile {r['compile_s']:.1f} s, "
+            f"{r['step_s'] * 1000:.0f} ms/step, {r['seq_per_s']:.1f} seq/s, "
+            f"data wait {100 * r['data_wait_fraction']:.1f}%", flush=True)
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(results, f, indent=2)
