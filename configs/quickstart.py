@@ -16,16 +16,19 @@ def get_config(arg=None):
   c.data.root = "data/walkers"
   c.data.partition = "data/walkers.json"
   c.data.cache = True
-  c.data.batch_p, c.data.batch_k = 8, 4
-  c.data.frames = 30
-  cfg.set_model(c, "sposgait_small", (16, 32, 64), (16, 8, 4, 2, 1), 64, 0)
+  # Sized for 2 CPU cores (tools/quickstart.sh runs the whole pipeline in ~15 minutes):
+  # 16 sequences x 20 frames per step, channels 8/16/32 instead of 64/128/256.
+  c.data.batch_p, c.data.batch_k = 4, 4
+  c.data.frames = 20
+  cfg.set_model(c, "sposgait_small", (8, 16, 32), (16, 8, 4, 2, 1), 32, 0)
   c.loss.triplet_weight, c.loss.ce_weight = 1.0, 0.0
-  cfg.set_schedule(c, total_steps=300, milestones=(200, 270), save_every=100)
-  c.train.log_every = 20
-  c.search.epochs = 3
-  c.search.population = 12
-  c.search.select_num = 4
-  c.search.mutation_num = 6
-  c.search.crossover_num = 6
+  cfg.set_schedule(c, total_steps=150, milestones=(100, 130), save_every=50)
+  c.train.log_every = 10
+  c.search.val_ids = "6"
+  c.search.epochs = 2
+  c.search.population = 8
+  c.search.select_num = 3
+  c.search.mutation_num = 4
+  c.search.crossover_num = 4
   c.search.bn_batches = 2
   return c.lock()

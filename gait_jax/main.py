@@ -15,6 +15,7 @@ Any config key can be overridden on the command line; a misspelt key is an error
 A path is written --config.model.path=0,0,4,5,2,0,4,3,4,3 (empty = supernet).
 """
 import importlib
+import logging as std_logging
 import sys
 
 from absl import app
@@ -54,7 +55,19 @@ def resolve_mode(mode: str):
   return module.run
 
 
+class _QuietLibraries:
+  """Keeps the console readable: INFO lines only from gait_jax, and orbax (which reports
+  every save step at INFO/WARNING) only from ERROR up."""
+
+  def filter(self, record) -> bool:
+    path = record.pathname.replace("\\", "/")
+    if "/orbax/" in path:
+      return record.levelno >= std_logging.ERROR
+    return record.levelno >= std_logging.WARNING or "/gait_jax/" in path
+
+
 def main(argv):
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   config = FLAGS.config
