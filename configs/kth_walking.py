@@ -20,16 +20,17 @@ def get_config(arg=None):
   c.data.root = "../shared/data/kth_walking"
   c.data.partition = "../shared/data/kth_walking.json"
   c.data.cache = True  # 18,643 frames of 64×64 uint8: ~76 MB
-  # 12 training ids: P = 8 ids × K = 4 sequences per batch.
-  c.data.batch_p, c.data.batch_k = 8, 4
-  c.data.frames = 30
+  # 12 training ids: P = 8 ids × K = 2 sequences per batch (CPU-sized, as configs/quickstart.py).
+  c.data.batch_p, c.data.batch_k = 8, 2
+  c.data.frames = 20
   c.data.transforms = "base_sil_cutting"
-  # CPU-sized small variant; a fixed path (positions: stem, then three searchable layers).
-  cfg.set_model(c, "sposgait_small", (16, 32, 64), (16, 8, 4, 2, 1), 64, 12)
+  # CPU-sized small variant with the quickstart's widths (so a walkers-trained quickstart
+  # model can be tested here too) and the reference small GREW path.
+  cfg.set_model(c, "sposgait_small", (8, 16, 32), (16, 8, 4, 2, 1), 32, 12)
   c.model.path = "0,5,5,4"
   c.loss.triplet_weight, c.loss.ce_weight = 1.0, 1.0
-  cfg.set_schedule(c, total_steps=2000, milestones=(1500, 1800), save_every=500)
-  c.train.log_every = 50
+  cfg.set_schedule(c, total_steps=400, milestones=(300, 360), save_every=100)
+  c.train.log_every = 20
   c.embed.batch = 4
   c.evaluate.protocol = "custom"
   c.evaluate.custom_gallery = "d4-00/*"

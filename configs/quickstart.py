@@ -24,8 +24,8 @@ def get_config(arg=None):
   c.loss.triplet_weight, c.loss.ce_weight = 1.0, 0.0
   cfg.set_schedule(c, total_steps=150, milestones=(100, 130), save_every=50)
   c.train.log_every = 10
-  c.search.val_ids = "6"
-  c.search.epochs = 2
+  c.search.val_ids = "4"
+  c.search.epochs = 1
   c.search.population = 8
   c.search.select_num = 3
   c.search.mutation_num = 4

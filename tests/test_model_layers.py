@@ -183,3 +183,27 @@ def test_flax_init_uses_reference_initialisers():
   assert 0.99 * 0.017265 < float(jnp.max(jnp.abs(fc["params"]["fc_bin"]))) <= 0.017266
   gem = layers.GeMHPP((1,)).init(jax.random.key(6), jnp.ones((1, 2, 2, 3)))
   np.testing.assert_array_equal(gem["params"]["p"], [6.5])
+
+
+def test_gem_gradient_is_finite_when_a_strip_is_all_below_eps():
+  """A strip whose activations are all <= eps pools to eps; the reference formula's
+  gradient would be inf·0 there (eps^6.5 underflows float32)."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from gait_jax.models.layers import GeMHPP
+  x = np.full((1, 4, 2, 3), -1.0, np.float32)
+  x[:, :2] = np.random.default_rng(0).random((1, 2, 2, 3)).astype(np.float32) + 0.1
+  gem = GeMHPP((2, 1))
+  variables = gem.init(jax.random.PRNGKey(0), x)
+  out = gem.apply(variables, x)
+  assert np.allclose(np.asarray(out)[0, :, 1], 1e-6, rtol=1e-4)  # the all-negative strip
+  def loss(v, inp):
+    return jnp.sum(gem.apply(v, inp))
+  gv, gx = jax.grad(loss, argnums=(0, 1))(variables, x)
+  assert np.isfinite(np.asarray(gx)).all() and np.isfinite(np.asarray(gv["params"]["p"])).all()
+  # Where the strip has positive values the gradient is the reference formula's.
+  top = x[:, :2].astype(np.float64)
+  p = 6.5
+  ref = lambda t: (np.mean(np.maximum(t, 1e-6) ** p, axis=(1, 2))) ** (1 / p)
+  assert np.allclose(np.asarray(out)[0, :, 0], ref(top)[0], rtol=1e-5)

@@ -202,13 +202,19 @@ class GeMHPP(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     p = self.param("p", lambda k, s: jnp.full(s, self.p_init, jnp.float32), (1,))
     n, h, w, c = x.shape
-    x = jnp.power(jnp.maximum(x.astype(jnp.float32), self.eps), p[0])
+    x = jnp.maximum(x.astype(jnp.float32), self.eps)
     parts = []
     for b in self.bins:
       if h % b:
         raise ValueError(f"GeMHPP: feature height {h} is not divisible by bin {b}")
-      strips = jnp.mean(x.reshape(n, b, (h // b) * w, c), axis=2)  # [n, b, c]
-      parts.append(jnp.power(strips, 1.0 / p[0]))
+      strips = x.reshape(n, b, (h // b) * w, c)
+      # (mean x^p)^(1/p) = m·(mean (x/m)^p)^(1/p) for any m > 0. With m the strip maximum
+      # (a constant for autodiff: the identity makes the gradient exact) the mean is ≥ 1/size,
+      # whereas eps^6.5 = 1e-39 is a float32 denormal that CPUs/GPUs flush to 0, turning the
+      # gradient of the outer power into inf·0 = NaN for strips with no positive activation.
+      m = jax.lax.stop_gradient(jnp.max(strips, axis=2, keepdims=True))
+      mean = jnp.mean(jnp.power(strips / m, p[0]), axis=2)  # [n, b, c]
+      parts.append(m[:, :, 0] * jnp.power(mean, 1.0 / p[0]))
     return jnp.transpose(jnp.concatenate(parts, axis=1), (0, 2, 1))
 
 
