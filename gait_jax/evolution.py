@@ -61,6 +61,12 @@ class SearchSettings:
                seed=int(search_cfg.seed))
 
 
+def _rank_key(r: Result):
+  """Best first; equal fitness → the cheaper path (fewer MACs), then the earlier-evaluated one
+  (the sort is stable)."""
+  return (-r.fitness, r.info.get("macs", 0))
+
+
 class EvolutionarySearch:
   """Population search over paths of a space given by `choice_max_num`."""
 
@@ -172,8 +178,7 @@ class EvolutionarySearch:
   def _update_top(self, candidates: List[Path], k: int) -> None:
     pool = {r.path: r for r in self.top}
     pool.update({p: self.results[p] for p in candidates})
-    # Ties keep the earlier-evaluated path first (stable sort on insertion order).
-    self.top = sorted(pool.values(), key=lambda r: -r.fitness)[:k]
+    self.top = sorted(pool.values(), key=_rank_key)[:k]
 
   # ---- the loop ------------------------------------------------------------------------
   def run(self) -> List[Result]:
@@ -195,4 +200,4 @@ class EvolutionarySearch:
       # The reference never ranks the last generation (spec §10.5); we do.
       self._update_top(candidates, keep)
       self._on_generation(s.epochs, self.top)
-    return sorted(self.results.values(), key=lambda r: -r.fitness)
+    return sorted(self.results.values(), key=_rank_key)

@@ -123,3 +123,13 @@ def test_seed_changes_the_search():
 def test_bad_space_is_an_error():
   with pytest.raises(ValueError, match="choice_max_num"):
     EvolutionarySearch((1, 0, 6), SearchSettings(), peak_fitness((0, 0, 0)))
+
+
+def test_ties_prefer_the_cheaper_path():
+  s = SearchSettings(epochs=0, population=20, seed=0)
+  # Every path has the same fitness; cost = sum of genes.
+  search = EvolutionarySearch(SMALL, s, lambda p: (50.0, {}),
+                              lambda p: (True, {"macs": sum(p)}))
+  ranked = search.run()
+  assert [r.info["macs"] for r in ranked] == sorted(r.info["macs"] for r in ranked)
+  assert search.top[0].info["macs"] == min(r.info["macs"] for r in ranked)
