@@ -30,19 +30,8 @@ import functools
 from typing import Any, Dict, List, Sequence, Tuple
 
 from gait_jax import configuration
-
-NUM_CANDIDATES = 6
-
-# Candidate operations (spec §1.1): the kernels (kt, kh, kw) of their convs, each followed
-# by a BN. The first conv maps in -> out, a second conv out -> out.
-CANDIDATE_KERNELS = (
-    ((3, 3, 3),),
-    ((3, 1, 3),),
-    ((3, 3, 1),),
-    ((3, 3, 1), (3, 1, 3)),
-    ((3, 1, 3), (3, 3, 1)),
-    ((3, 1, 1), (1, 3, 3)),
-)
+# The candidate ops' conv kernels (spec §1.1): one table for the network and this counter.
+from gait_jax.models.candidates import CANDIDATE_KERNELS, NUM_CANDIDATES
 
 # Feature-map grids: index into the (t, h, w) sizes computed by `_grids`.
 #   0: input resolution; 1: after MaxPool0; 2: after LTA (t/3) at MaxPool0 size;
