@@ -74,7 +74,9 @@ def test_static_equals_traced_for_20_paths_with_one_compile(small):
     path = sample_path((6, 6, 6, 6), seed=1, step=s)
     out_t, upd_t = step(variables, x, jnp.array(path, jnp.int32))
     out_s, upd_s = model.apply(variables, x, path, train=True, mutable=["batch_stats"])
-    assert_trees_close(out_t, out_s)
+    # Jitted vs op-by-op rounding, amplified by train-mode BN over a batch of two: outputs are
+    # ~0.5 in size, so atol 5e-5 is 1e-4 of their scale.
+    assert_trees_close(out_t, out_s, atol=5e-5)
     assert_trees_close(upd_t, upd_s)
     # Only the chosen candidates' BN statistics moved.
     used = path_mask(variables["batch_stats"], path)
