@@ -34,8 +34,20 @@ def test_train_writes_checkpoints_and_resumes(tmp_path):
   assert glob.glob(os.path.join(workdir, "tb", "events.out.tfevents.*"))
   assert os.path.exists(os.path.join(workdir, "config.json"))
 
-  log = _main(workdir, data, "--config.train.total_steps=3")
+  # The resumed run also evaluates (train.eval_every, the reference's with_test) at its end.
+  log = _main(workdir, data, "--config.train.total_steps=3", "--config.train.eval_every=3",
+              "--config.evaluate.protocol=custom", "--config.evaluate.custom_gallery=nm-01/*",
+              "--config.evaluate.custom_probes=nm=nm-02/*")
   assert "resumed from" in log and "step 3/3" in log, log[-3000:]
+  import importlib.util
+  spec = importlib.util.spec_from_file_location("tb_scalars", f"{REPO}/tools/tb_scalars.py")
+  tb = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(tb)
+  scalars = tb.read_scalars(os.path.join(workdir, "tb"))
+  evals = {k: v for k, v in scalars.items() if k.startswith("eval/") and "rank1" in k}
+  assert evals, sorted(scalars)
+  for tag, points in evals.items():
+    assert [s for s, _ in points] == [3] and 0 <= points[0][1] <= 100, (tag, points)
   assert "step 1/3" not in log and "step 2/3" not in log  # no step was redone
   variables, step = checkpoint.restore_variables(workdir)
   assert step == 3
