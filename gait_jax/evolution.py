@@ -151,29 +151,30 @@ class EvolutionarySearch:
       self.exhausted = True
     return candidates
 
-  def _mutation(self, parents: List[Path]) -> List[Path]:
+  def _breed(self, count: int, parents: List[Path], make_child) -> List[Path]:
+    """Up to `count` new legal children of `make_child(pick)`, within the reference's
+    attempt budget; `pick()` draws a parent uniformly."""
     children: List[Path] = []
+    pick = lambda: parents[int(self.rng.integers(len(parents)))]
     for _ in range(self.settings.max_attempts):
-      if len(children) >= self.settings.mutation_num or not parents:
+      if len(children) >= count or not parents:
         break
-      parent = parents[int(self.rng.integers(len(parents)))]
-      child = tuple(int(self.rng.integers(m)) if self.rng.random() < self.settings.m_prob else g
-                    for g, m in zip(parent, self.space))
+      child = make_child(pick)
       if self._try(child):
         children.append(child)
     return children
 
+  def _mutation(self, parents: List[Path]) -> List[Path]:
+    def mutate(pick):
+      return tuple(int(self.rng.integers(m)) if self.rng.random() < self.settings.m_prob else g
+                   for g, m in zip(pick(), self.space))
+    return self._breed(self.settings.mutation_num, parents, mutate)
+
   def _crossover(self, parents: List[Path]) -> List[Path]:
-    children: List[Path] = []
-    for _ in range(self.settings.max_attempts):
-      if len(children) >= self.settings.crossover_num or not parents:
-        break
-      a = parents[int(self.rng.integers(len(parents)))]
-      b = parents[int(self.rng.integers(len(parents)))]
-      child = tuple(x if self.rng.random() < 0.5 else y for x, y in zip(a, b))
-      if self._try(child):
-        children.append(child)
-    return children
+    def cross(pick):
+      a, b = pick(), pick()
+      return tuple(x if self.rng.random() < 0.5 else y for x, y in zip(a, b))
+    return self._breed(self.settings.crossover_num, parents, cross)
 
   def _update_top(self, candidates: List[Path], k: int) -> None:
     pool = {r.path: r for r in self.top}
