@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gait_jax.models import conv as conv_lib
+
 Dtype = Any
 
 # PyTorch BatchNorm defaults (spec §2.7).
@@ -102,7 +104,8 @@ def conv3d(features: int, kernel: Sequence[int], *, name: str, dtype: Dtype,
   padding = [(k // 2, k // 2) for k in kernel] if same else "VALID"
   return nn.Conv(features, tuple(kernel), strides=tuple(strides), padding=padding,
                  use_bias=False, dtype=dtype, param_dtype=jnp.float32,
-                 kernel_init=conv_kernel_init(), name=name)
+                 kernel_init=conv_kernel_init(), name=name,
+                 conv_general_dilated=conv_lib.conv_general_dilated)
 
 
 class BatchNorm(nn.Module):
