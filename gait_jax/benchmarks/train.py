@@ -3,7 +3,8 @@
 For each supernet (small / medium / large with the reference GREW widths) it builds the real
 jitted train step on all local devices and feeds it batches from a TrainLoader over a
 generated walkers set, sampling a fresh path every step as supernet training does. The
-data-wait fraction is the share of wall time spent in `next(loader)`.
+data-wait fraction is the share of wall time spent in `next(loader)`. `--static` times the
+same network with one path compiled statically (what retraining runs) for comparison.
 
 Defaults: P×K = 8×4 = 32 sequences, 30 frames. `--quick`: the small supernet with its
 channels divided by 8, P×K = 2×2, 6 frames, 3 timed steps — a minute or two on a 2-core CPU.
@@ -31,6 +32,9 @@ def add_args(parser) -> None:
   parser.add_argument("--steps", type=int, default=0, help="timed steps (default 10; quick 3)")
   parser.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")
   parser.add_argument("--workers", type=int, default=2, help="loader threads")
+  parser.add_argument("--static", action="store_true",
+                      help="time one fixed path compiled statically (a retrain step) instead "
+                      "of a freshly sampled traced path every step (a supernet step)")
   parser.add_argument("--json", default="", help="also write the results to this file")
 
 
@@ -56,6 +60,7 @@ def bench_one(size: str, args, data) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   from gait_jax import configuration, optim, train  # pylint: disable=g-import-not-at-top
   from gait_jax import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
+  from gait_jax.models import conv as conv_lib  # pylint: disable=g-import-not-at-top
   from gait_jax.data.dataset import GaitDataset  # pylint: disable=g-import-not-at-top
   from gait_jax.data.loader import TrainLoader  # pylint: disable=g-import-not-at-top
   from gait_jax.models import sample_path  # pylint: disable=g-import-not-at-top
@@ -72,8 +77,9 @@ def bench_one(size: str, args, data) -> dict:
                                      fixed_path=None, path_len=len(cmn))
   jax.block_until_ready(state)
   init_s = time.perf_counter() - t0
+  static_path = sample_path(cmn, 0, 0) if args.static else None
   step = train.jit_train_step(
-      train.make_train_step(model, opt, loss_fn, mask_fn=path_mask,
+      train.make_train_step(model, opt, loss_fn, mask_fn=path_mask, fixed_path=static_path,
                             float16=dtype == train.DTYPES["float16"]), mesh, sharding)
   dataset = GaitDataset(c.data.root, c.data.partition, split="train")
   loader = TrainLoader(dataset, c.data, seed=0)
@@ -103,6 +109,8 @@ def bench_one(size: str, args, data) -> dict:
   global_batch = c.data.batch_p * c.data.batch_k
   return {
       "model": f"sposgait_{size}", "channels": list(c.model.channels),
+      "path": ("static " + ",".join(map(str, static_path))) if args.static else "traced",
+      "canonical_conv_backward": conv_lib.canonical_backward(),
       "batch": global_batch, "frames": int(c.data.frames), "dtype": args.dtype,
       "devices": jax.device_count(), "init_s": round(init_s, 2),
       "compile_s": round(compile_s, 2), "step_s": round(step_s, 4),
@@ -127,7 +135,8 @@ def run(args) -> None:
     for size in sizes:
       r = bench_one(size, args, data)
       results.append(r)
-      print(f"{r['model']:16s} batch {r['batch']:3d} x {r['frames']:2d} frames {r['dtype']:8s} "
+      print(f"{r['model']:16s} {r['path']} path, batch {r['batch']:3d} x {r['frames']:2d} frames "
+            f"{r['dtype']:8s} "
             f"on {r['devices']} device(s): compile {r['compile_s']:.1f} s, "
             f"{r['step_s'] * 1000:.0f} ms/step, {r['seq_per_s']:.1f} seq/s, "
             f"data wait {100 * r['data_wait_fraction']:.1f}%", flush=True)
