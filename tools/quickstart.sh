@@ -2,11 +2,11 @@
 # The whole pipeline on generated walkers, on the CPU:
 #   walkers -> GEI baseline -> supernet training -> search -> retrain of the best path -> test.
 # Creates .venv and installs requirements.txt if needed. Rerunning resumes every stage.
-# Environment: QUICKSTART_DIR (default runs/quickstart), SUPERNET_STEPS (80), RETRAIN_STEPS (150).
+# Environment: QUICKSTART_DIR (default runs/quickstart), SUPERNET_STEPS (300), RETRAIN_STEPS (150).
 source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh"
 export JAX_PLATFORMS="${JAX_PLATFORMS:-cpu}"
 RUN="${QUICKSTART_DIR:-runs/quickstart}"
-SUPERNET_STEPS="${SUPERNET_STEPS:-80}"
+SUPERNET_STEPS="${SUPERNET_STEPS:-300}"
 RETRAIN_STEPS="${RETRAIN_STEPS:-150}"
 DATA=data/walkers
 CFG=configs/quickstart.py
