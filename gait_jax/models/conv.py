@@ -13,7 +13,8 @@ gradient, which made a supernet step several times slower than a fixed-path step
 `nn.Conv(conv_general_dilated=...)`). Its forward is the plain convolution; its custom VJP
 materialises the transposed operands (behind `optimization_barrier`, so the algebraic
 simplifier cannot fold them back into the dimension numbers) and computes both gradients as
-canonical convolutions — the same arithmetic as XLA's own backward, in the same order.
+canonical convolutions — the same arithmetic as XLA's own backward (gradients agree to
+float rounding; tests/test_model_conv.py).
 
 Only stride-1, undilated, ungrouped channels-last convolutions take this route, and only when
 `canonical_backward()` says so (on CPU by default). On GPU/TPU the native backward is kept:
