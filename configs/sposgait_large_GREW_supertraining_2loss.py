@@ -11,4 +11,6 @@ def get_config(arg=None):
   cfg.set_model(c, "sposgait_large", (64, 128, 256, 512), (16, 8, 4, 2, 1), 512, 20000)
   c.loss.triplet_weight, c.loss.ce_weight = 0.1, 1.0
   cfg.set_schedule(c, total_steps=500000, milestones=(250000, 350000), save_every=10000)
+  # A traced-path step otherwise keeps every candidate's activations (README, Benchmarks).
+  c.model.remat = True
   return c.lock()

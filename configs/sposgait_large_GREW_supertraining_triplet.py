@@ -12,4 +12,6 @@ def get_config(arg=None):
   c.loss.triplet_weight, c.loss.ce_weight = 1.0, 0.0
   cfg.set_schedule(c, total_steps=500000, milestones=(250000, 350000), save_every=10000)
   c.search.epochs = 20
+  # A traced-path step otherwise keeps every candidate's activations (README, Benchmarks).
+  c.model.remat = True
   return c.lock()

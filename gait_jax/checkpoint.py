@@ -165,12 +165,17 @@ def write_config(workdir: str, config) -> str:
   return path
 
 
+# model.* keys that change how a step computes, never the parameter tree: a run may resume or
+# load weights with another value (and configs written before the key existed lack it).
+NOT_ARCHITECTURE = ("remat",)
+
+
 def architecture(config_dict: Mapping[str, Any]) -> dict:
-  """The keys that decide the parameter tree: every model.* key and whether the BN-neck
-  exists (loss.ce_weight > 0)."""
+  """The keys that decide the parameter tree: every model.* key (but NOT_ARCHITECTURE) and
+  whether the BN-neck exists (loss.ce_weight > 0)."""
   model = dict(config_dict.get("model", {}))
   model = {f"model.{k}": (list(v) if isinstance(v, (list, tuple)) else v)
-           for k, v in model.items()}
+           for k, v in model.items() if k not in NOT_ARCHITECTURE}
   ce = float(config_dict.get("loss", {}).get("ce_weight", 0.0))
   model["loss.ce_weight>0 (BN-neck)"] = ce > 0
   return model

@@ -92,7 +92,11 @@ def test_config_roundtrip_and_architecture_differences(tmp_path):
   other.model.channels = (4, 8, 16)
   other.loss.ce_weight = 0.0
   other.optim.lr = 1.0  # not architecture
+  other.model.remat = not config.model.remat  # compute/memory trade only
   diff = checkpoint.architecture_differences(saved, other)
   assert set(diff) == {"model.channels", "loss.ce_weight>0 (BN-neck)"}
   assert diff["model.channels"] == ([4, 8, 8], [4, 8, 16])
   assert not os.path.exists(tmp_path / "config.json.tmp")
+  # A config.json written before model.remat existed still matches.
+  del saved["model"]["remat"]
+  assert checkpoint.architecture_differences(saved, load_config("test_tiny")) == {}

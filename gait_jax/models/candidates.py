@@ -43,7 +43,7 @@ class Candidate(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x, mask=None, *, train=False):
+  def __call__(self, x, mask=None, train=False):
     kernels = CANDIDATE_KERNELS[self.op]
     for i, kernel in enumerate(kernels):
       seq = 3 * i  # position of this conv inside the reference Sequential
@@ -56,17 +56,27 @@ class Candidate(nn.Module):
 
 
 class ChoiceLayer(nn.Module):
-  """A searchable layer: candidates `cand{j}` for j in `choices` (all six in a supernet)."""
+  """A searchable layer: candidates `cand{j}` for j in `choices` (all six in a supernet).
+
+  `remat`: recompute each candidate's forward in the backward pass instead of storing its
+  activations (same variables, same results). Under a traced index this matters beyond the
+  usual remat trade: differentiating `lax.switch` keeps the stored activations of *every*
+  branch, so a supernet step needs more memory than its heaviest static path; with remat a
+  branch keeps only its input, which all branches share.
+  """
   features: int
   flg_relu: bool
   choices: Tuple[int, ...] = tuple(range(NUM_CANDIDATES))
   dtype: Any = jnp.float32
+  remat: bool = False
 
   def setup(self):
     for j in self.choices:
       if not 0 <= j < NUM_CANDIDATES:
         raise ValueError(f"ChoiceLayer {self.name}: candidate {j} outside 0..5")
-    self.cands = [Candidate(j, self.features, self.flg_relu, self.dtype, name=f"cand{j}")
+    # `train` (argument 3, counting self) is a Python bool that selects code: static.
+    cls = nn.remat(Candidate, static_argnums=(3,)) if self.remat else Candidate
+    self.cands = [cls(j, self.features, self.flg_relu, self.dtype, name=f"cand{j}")
                   for j in self.choices]
 
   def __call__(self, x, choice, mask=None, *, train=False):
@@ -77,16 +87,16 @@ class ChoiceLayer(nn.Module):
       local = self.choices.index(choice)
       if self.is_initializing():
         # A supernet's variables always hold every candidate, whatever path init saw.
-        return [c(x, mask, train=train) for c in self.cands][local]
-      return self.cands[local](x, mask, train=train)
+        return [c(x, mask, train) for c in self.cands][local]
+      return self.cands[local](x, mask, train)
 
     if len(self.choices) == 1:
       # Fixed-path model: the only existing candidate runs whatever the traced index says.
-      return self.cands[0](x, mask, train=train)
+      return self.cands[0](x, mask, train)
 
     if self.is_initializing():
       # nn.switch needs every branch's variables to exist already: create all six.
-      outs = [c(x, mask, train=train) for c in self.cands]
+      outs = [c(x, mask, train) for c in self.cands]
       return jnp.stack(outs)[choice]
 
     branches = [_branch(i, train) for i in range(len(self.choices))]
@@ -98,5 +108,5 @@ class ChoiceLayer(nn.Module):
 def _branch(i: int, train: bool):
   """A switch branch calling local candidate i; `train` is closed over (it is static)."""
   def fn(mdl, x, mask):
-    return mdl.cands[i](x, mask, train=train)
+    return mdl.cands[i](x, mask, train)
   return fn

@@ -75,6 +75,7 @@ class SPOSGait(nn.Module):
   bnneck: bool
   fixed_path: Optional[Tuple[int, ...]] = None
   dtype: Any = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, sils, path=None, lengths=None, *, train: bool = False):
@@ -109,7 +110,8 @@ class SPOSGait(nn.Module):
       for name, ch, flg_relu in stage.layers:
         choices = (tuple(range(NUM_CANDIDATES)) if self.fixed_path is None
                    else (self.fixed_path[pos],))
-        layer = ChoiceLayer(self.channels[ch], flg_relu, choices, self.dtype, name=name)
+        layer = ChoiceLayer(self.channels[ch], flg_relu, choices, self.dtype, remat=self.remat,
+                            name=name)
         x = layer(x, path[pos], mask, train=train)
         pos += 1
       out_c = self.channels[stage.layers[-1][1]]
@@ -209,6 +211,8 @@ def build_model(model_cfg, *, bnneck: bool, fixed_path: Optional[Sequence[int]] 
     the supernet's names, so its variables are a subset of the supernet's.
   dtype: compute dtype of convolutions and matmuls; parameters, BN statistics, GeM and the
     returned embeddings/logits stay float32.
+  `model_cfg.remat` (optional, default False): rematerialise the searchable layers' candidates
+    in the backward pass (see ChoiceLayer) — less memory, one more forward of each layer.
   """
   name = paths_lib.canonical_model_name(str(model_cfg.name))
   channels = tuple(int(c) for c in model_cfg.channels)
@@ -228,4 +232,5 @@ def build_model(model_cfg, *, bnneck: bool, fixed_path: Optional[Sequence[int]] 
       raise ValueError(f"fixed_path={fixed_path}: expected {n_layers} entries in 0..5")
   return SPOSGait(model_name=name, channels=channels, bins=bins,
                   out_channels=int(model_cfg.out_channels), class_num=int(model_cfg.class_num),
-                  bnneck=bool(bnneck), fixed_path=fixed_path, dtype=dtype)
+                  bnneck=bool(bnneck), fixed_path=fixed_path, dtype=dtype,
+                  remat=bool(getattr(model_cfg, "remat", False)))
