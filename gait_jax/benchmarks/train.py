@@ -3,7 +3,8 @@
 For each supernet (small / medium / large with the reference GREW widths) it builds the real
 jitted train step on all local devices and feeds it batches from a TrainLoader over a
 generated walkers set, sampling a fresh path every step as supernet training does. The
-data-wait fraction is the share of wall time spent in `next(loader)`. `--static` times the
+data-wait fraction is the share of wall time spent in `next(loader)`; memory is XLA's own
+figure for the compiled step (per device). `--static` times the
 same network with one path compiled statically (what retraining runs) for comparison.
 
 Defaults: P×K = 8×4 = 32 sequences, 30 frames. `--quick`: the small supernet with its
@@ -35,6 +36,10 @@ def add_args(parser) -> None:
   parser.add_argument("--static", action="store_true",
                       help="time one fixed path compiled statically (a retrain step) instead "
                       "of a freshly sampled traced path every step (a supernet step)")
+  parser.add_argument("--remat", default="config", choices=("config", "on", "off"),
+                      help="model.remat: recompute the searchable layers in the backward pass "
+                      "(less memory, a little more compute); default: as the config (on for "
+                      "the reference supernet configs)")
   parser.add_argument("--json", default="", help="also write the results to this file")
 
 
@@ -53,6 +58,8 @@ def _config(size: str, args):
   c.data.frames = args.frames or (6 if args.quick else 30)
   c.data.workers = args.workers
   c.train.dtype = args.dtype
+  if args.remat != "config":
+    c.model.remat = args.remat == "on"
   return c
 
 
@@ -88,21 +95,26 @@ def bench_one(size: str, args, data) -> dict:
   steps = args.steps or (3 if args.quick else 10)
   wait = 0.0
   times = []
-  compile_s = None
   try:
-    for i in range(steps + 1):
+    # Compiled ahead of time: the executable reports XLA's own memory figures, and running
+    # it directly means the timed steps reuse exactly what was measured.
+    s, batch = next(it)
+    args0 = (state, mesh_lib.global_batch(batch, mesh, train.DEVICE_KEYS),
+             mesh_lib.global_array(np.asarray(sample_path(cmn, 0, s), np.int32), rep))
+    t0 = time.perf_counter()
+    compiled = step.lower(*args0).compile()
+    compile_s = time.perf_counter() - t0
+    memory = compiled.memory_analysis()
+    state, info = compiled(*args0)  # warm-up, not timed
+    jax.block_until_ready(info["ok"])
+    for _ in range(steps):
       t_wait = time.perf_counter()
       s, batch = next(it)
-      t_start = time.perf_counter()
-      if i > 0:
-        wait += t_start - t_wait
+      wait += time.perf_counter() - t_wait
       path = mesh_lib.global_array(np.asarray(sample_path(cmn, 0, s), np.int32), rep)
-      state, info = step(state, mesh_lib.global_batch(batch, mesh, train.DEVICE_KEYS), path)
+      state, info = compiled(state, mesh_lib.global_batch(batch, mesh, train.DEVICE_KEYS), path)
       jax.block_until_ready(info["ok"])
-      if i == 0:
-        compile_s = time.perf_counter() - t_start
-      else:
-        times.append(time.perf_counter() - t_wait)
+      times.append(time.perf_counter() - t_wait)
   finally:
     loader.close()
   step_s = float(np.mean(times))
@@ -110,13 +122,16 @@ def bench_one(size: str, args, data) -> dict:
   return {
       "model": f"sposgait_{size}", "channels": list(c.model.channels),
       "path": ("static " + ",".join(map(str, static_path))) if args.static else "traced",
-      "canonical_conv_backward": conv_lib.canonical_backward(),
+      "canonical_conv_backward": conv_lib.canonical_backward(), "remat": bool(c.model.remat),
       "batch": global_batch, "frames": int(c.data.frames), "dtype": args.dtype,
       "devices": jax.device_count(), "init_s": round(init_s, 2),
       "compile_s": round(compile_s, 2), "step_s": round(step_s, 4),
       "seq_per_s": round(global_batch / step_s, 2),
       "data_wait_fraction": round(wait / float(np.sum(times)), 4),
       "traces": len(step.traces),
+      # Per device, from the compiled executable: activations/workspace, and inputs.
+      "temp_gib": round(memory.temp_size_in_bytes / 2**30, 3) if memory else None,
+      "argument_gib": round(memory.argument_size_in_bytes / 2**30, 3) if memory else None,
   }
 
 
@@ -139,7 +154,9 @@ def run(args) -> None:
             f"{r['dtype']:8s} "
             f"on {r['devices']} device(s): compile {r['compile_s']:.1f} s, "
             f"{r['step_s'] * 1000:.0f} ms/step, {r['seq_per_s']:.1f} seq/s, "
-            f"data wait {100 * r['data_wait_fraction']:.1f}%", flush=True)
+            f"data wait {100 * r['data_wait_fraction']:.1f}%, "
+            f"XLA temp memory {r['temp_gib']} GiB/device"
+            + (" (remat)" if r["remat"] else ""), flush=True)
   if args.json:
     with open(args.json, "w") as f:
       json.dump(results, f, indent=2)
