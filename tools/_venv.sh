@@ -3,6 +3,11 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# One set-up at a time: quickstart.sh and test.sh started together must not both build .venv.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$ROOT/.venv.lock"
+  flock 9
+fi
 PY="${PYTHON:-python3.11}"
 command -v "$PY" >/dev/null 2>&1 || PY=python3
 if [ ! -x .venv/bin/python ]; then
@@ -20,3 +25,4 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
+if command -v flock >/dev/null 2>&1; then flock -u 9; exec 9>&-; fi
