@@ -4,7 +4,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 # One set-up at a time: quickstart.sh and test.sh started together must not both build .venv.
+HAVE_FLOCK=0
 if command -v flock >/dev/null 2>&1; then
+  HAVE_FLOCK=1
   exec 9>"$ROOT/.venv.lock"
   flock 9
 fi
@@ -25,4 +27,4 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
-if command -v flock >/dev/null 2>&1; then flock -u 9; exec 9>&-; fi
+if [ "$HAVE_FLOCK" = 1 ]; then flock -u 9; exec 9>&-; fi

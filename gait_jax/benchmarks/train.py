@@ -4,8 +4,8 @@ For each supernet (small / medium / large with the reference GREW widths) it bui
 jitted train step on all local devices and feeds it batches from a TrainLoader over a
 generated walkers set, sampling a fresh path every step as supernet training does. The
 data-wait fraction is the share of wall time spent in `next(loader)`; memory is XLA's own
-figure for the compiled step (per device). `--static` times the
-same network with one path compiled statically (what retraining runs) for comparison.
+figure for the compiled step (per device). `--static` times the same network with one path
+compiled statically (what retraining runs) for comparison.
 
 Defaults: P×K = 8×4 = 32 sequences, 30 frames. `--quick`: the small supernet with its
 channels divided by 8, P×K = 2×2, 6 frames, 3 timed steps — a minute or two on a 2-core CPU.
