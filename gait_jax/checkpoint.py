@@ -18,12 +18,16 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any, Mapping, Optional, Tuple
+import shutil
+import time
+from typing import Any, List, Mapping, Optional, Tuple
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
+
+from gait_jax.common import io
 
 CHECKPOINT_DIR = "checkpoints"
 CONFIG_FILE = "config.json"
@@ -73,20 +77,50 @@ class Checkpointer:
         state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
     return out["state"], dict(out["meta"] or {})
 
-  def read_meta(self, step: int) -> dict:
-    out = self._manager.restore(int(step), args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
-    return dict(out["meta"] or {})
+  def restore_newest_intact(self, target: Mapping[str, Any]
+                            ) -> Tuple[Optional[int], Optional[dict], dict, List[Tuple[int, str]]]:
+    """(step, state, meta, broken) of the newest step that restores, trying newer steps first;
+    `broken` lists the (step, error) of the newer ones that failed. (None, None, {}, broken)
+    when no step restores."""
+    broken = []
+    for step in sorted(self.all_steps(), reverse=True):
+      try:
+        state, meta = self.restore(step, target)
+        return step, state, meta, broken
+      except Exception as e:  # orbax/tensorstore/json raise many types for damaged files
+        broken.append((step, f"{type(e).__name__}: {_first_line(e)}"))
+    return None, None, {}, broken
 
   def state_metadata(self, step: int) -> dict:
     """Shapes/dtypes of the saved state tree of `step` (orbax array metadata)."""
     meta = self._manager.item_metadata(int(step))["state"]
     return dict(getattr(meta, "tree", meta))
 
+  def reload(self) -> None:
+    """Re-reads the step list from disk (after steps were moved aside)."""
+    self._manager.reload()
+
   def wait(self) -> None:
     self._manager.wait_until_finished()
 
   def close(self) -> None:
     self._manager.close()
+
+
+def _first_line(error: Exception) -> str:
+  text = str(error).strip().splitlines()
+  return text[0][:300] if text else ""
+
+
+def set_aside(directory: str, step: int) -> str:
+  """Moves an unreadable step directory out of the checkpoints (nothing is deleted) so a resumed
+  run can write that step again; returns where it went."""
+  src = os.path.join(directory, str(step))
+  dest_dir = os.path.join(os.path.dirname(directory), "broken_checkpoints")
+  os.makedirs(dest_dir, exist_ok=True)
+  dest = os.path.join(dest_dir, f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
+  shutil.move(src, dest)
+  return dest
 
 
 def _resolve(source: str) -> Tuple[str, Optional[int]]:
@@ -122,19 +156,34 @@ def restore_variables(source: str, step: Optional[int] = None) -> Tuple[dict, in
   elif step not in manager.all_steps():
     raise FileNotFoundError(f"checkpoint step {step} not found in {directory}; "
                             f"available: {sorted(manager.all_steps())}")
-  state_dir = os.path.join(directory, str(step), "state")
-  tree = manager.state_metadata(step)
-  manager.close()
-  missing = [k for k in VARIABLE_COLLECTIONS if k not in tree]
-  if "params" in missing:
-    raise ValueError(f"{state_dir}: no 'params' in the checkpoint (found {sorted(tree)})")
-  wanted = {k: tree[k] for k in VARIABLE_COLLECTIONS if k in tree}
-  target = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), wanted)
-  restore_args = jax.tree.map(lambda m: ocp.RestoreArgs(restore_type=np.ndarray), wanted)
-  variables = ocp.PyTreeCheckpointer().restore(state_dir, args=ocp.args.PyTreeRestore(
-      item=target, restore_args=restore_args, partial_restore=True))
+  step_dir = os.path.join(directory, str(step))
+  state_dir = os.path.join(step_dir, "state")
+  others = sorted(s for s in manager.all_steps() if s != step)
+  try:
+    tree = manager.state_metadata(step)
+    missing = [k for k in VARIABLE_COLLECTIONS if k not in tree]
+    if "params" in missing:
+      raise ValueError(f"no 'params' in the checkpoint (found {sorted(tree)})")
+    wanted = {k: tree[k] for k in VARIABLE_COLLECTIONS if k in tree}
+    target = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), wanted)
+    restore_args = jax.tree.map(lambda m: ocp.RestoreArgs(restore_type=np.ndarray), wanted)
+    variables = ocp.PyTreeCheckpointer().restore(state_dir, args=ocp.args.PyTreeRestore(
+        item=target, restore_args=restore_args, partial_restore=True))
+  except Exception as e:  # orbax/tensorstore/json raise many types for damaged files
+    hint = (f"; the other steps there are {others}: pass one as "
+            f"--config.train.init_from={directory}/<step>" if others else "")
+    raise ValueError(f"checkpoint {step_dir} is unreadable ({type(e).__name__}: "
+                     f"{_first_line(e)}){hint}") from None
+  finally:
+    manager.close()
   variables = dict(variables)
   variables.setdefault("batch_stats", {})
+  bad = [jax.tree_util.keystr(k) for k, v in jax.tree_util.tree_leaves_with_path(variables)
+         if not np.all(np.isfinite(v))]
+  if bad:
+    raise ValueError(f"checkpoint {step_dir} holds non-finite values (NaN/inf) in {len(bad)} "
+                     f"variables, e.g. {', '.join(bad[:3])}: its run diverged; use an earlier "
+                     f"step{f' (steps there: {others})' if others else ''}")
   return variables, int(step)
 
 
@@ -147,22 +196,55 @@ def _to_jsonable(config) -> dict:
 
 
 def read_config(workdir: str) -> Optional[dict]:
+  """WORKDIR/config.json as a dict, None when there is none; an unreadable file is an error
+  naming it."""
   path = os.path.join(os.path.abspath(workdir), CONFIG_FILE)
   if not os.path.exists(path):
     return None
-  with open(path) as f:
-    return json.load(f)
+  try:
+    with open(path) as f:
+      data = json.load(f)
+  except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise ValueError(f"{path} is unreadable ({e}); it records the config of the run that owns "
+                     "this workdir: restore it or use another --workdir") from None
+  if not isinstance(data, dict):
+    raise ValueError(f"{path}: expected a JSON object (a run's config), got "
+                     f"{type(data).__name__}")
+  return data
+
+
+def source_workdir(source: str) -> str:
+  """The workdir a checkpoint source (workdir, checkpoints dir or step dir) belongs to."""
+  directory, _ = _resolve(source)
+  if os.path.basename(directory) == CHECKPOINT_DIR:
+    return os.path.dirname(directory)
+  return directory
+
+
+def trained_space(source: str) -> Optional[Tuple[int, ...]]:
+  """The search space (choice_max_num) a supernet at `source` was trained on, from its
+  config.json; None when `source` is not a supernet run or records none."""
+  saved = read_config(source_workdir(source))
+  model = (saved or {}).get("model", {})
+  if not model or model.get("path") or not model.get("choice_max_num"):
+    return None
+  return tuple(int(m) for m in model["choice_max_num"])
+
+
+def check_path_was_trained(source: str, path) -> None:
+  """Refuses a path that uses a candidate the supernet at `source` never trained: a supernet
+  checkpoint holds every candidate, but those outside its space keep their initial weights.
+  (A retrained checkpoint holds only its path's candidates: the variable names decide.)"""
+  from gait_jax.models import space  # pylint: disable=g-import-not-at-top
+  trained = trained_space(source)
+  if trained is not None:
+    space.check_path(path, trained, key=f"model.path (supernet {source_workdir(source)})")
 
 
 def write_config(workdir: str, config) -> str:
   """Writes WORKDIR/config.json (atomically: a crash never leaves half a file)."""
-  path = os.path.join(os.path.abspath(workdir), CONFIG_FILE)
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(_to_jsonable(config), f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
-  return path
+  return io.write_json(os.path.join(os.path.abspath(workdir), CONFIG_FILE),
+                       _to_jsonable(config), indent=2, sort_keys=True)
 
 
 # model.* keys that change how a step computes, never the parameter tree: a run may resume or

@@ -6,16 +6,11 @@ file forgot would otherwise fail with "key not found").
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import ml_collections
 
-# Per-model search space (spec §1.2): how many candidates each path position may take.
-CHOICE_MAX_NUM = {
-    "sposgait_large": (1, 1, 6, 6, 6, 6, 6, 6, 6, 6),
-    "sposgait_medium": (1, 1, 6, 6, 6, 6, 6),
-    "sposgait_small": (1, 6, 6, 6),
-}
+from gait_jax.models.space import CHOICE_MAX_NUM, check_path, check_space, format_path
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -118,7 +113,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.search.max_macs = 0  # 0 = no limit
   c.search.max_params = 0  # 0 = no limit
   # TRAIN_SET ids held out for the search fitness (and from supernet training):
-  # "" = a seeded 10 % (at least 2), "N" = a seeded N ids, "id,id,..." = exactly these.
+  # "" = a seeded 10 % (at least 2), "N" = a seeded N ids, "id,id,..." = exactly these
+  # (one id: "id,"). A search scores on the ids its supernet held out (its holdout.json).
   c.search.val_ids = ""
   c.search.bn_batches = 8  # BN recalibration batches per candidate (0 = off)
   c.search.protocol = ""  # "" = evaluate.protocol
@@ -154,26 +150,13 @@ def parse_path(value) -> Optional[Tuple[int, ...]]:
   return tuple(int(v) for v in value)
 
 
-def format_path(path: Sequence[int]) -> str:
-  return ",".join(str(int(v)) for v in path)
-
-
-def check_path(path: Sequence[int], choice_max_num: Sequence[int], key: str = "model.path"):
-  """Raises a ValueError naming `key` unless `path` fits the search space."""
-  if len(path) != len(choice_max_num):
-    raise ValueError(f"{key}={format_path(path)}: expected {len(choice_max_num)} entries "
-                     f"(one per searchable layer), got {len(path)}")
-  for i, (v, m) in enumerate(zip(path, choice_max_num)):
-    if not 0 <= v < 6:
-      raise ValueError(f"{key}: position {i} is {v}; candidates are 0..5")
-  return tuple(int(v) for v in path)
-
-
 def model_path(config) -> Optional[Tuple[int, ...]]:
-  """The config's fixed path, validated, or None for a supernet config."""
+  """The config's fixed path, checked against the config's search space (position by position:
+  a candidate the supernet never trained is refused), or None for a supernet config."""
+  space = check_space(config.model.name, config.model.choice_max_num)
   path = parse_path(config.model.path)
   if path is not None:
-    check_path(path, config.model.choice_max_num)
+    check_path(path, space, model_name=config.model.name)
   return path
 
 

@@ -25,6 +25,8 @@ from absl import logging
 
 from gait_jax import configuration
 from gait_jax import mesh as mesh_lib
+from gait_jax.common import io
+from gait_jax.evaluation import embedding_checks
 
 MIN_BUCKET = 8
 
@@ -104,7 +106,14 @@ def embed_dataset(model, variables, dataset, path, *, batch_per_device: int = 8,
   rep = mesh_lib.replicated(mesh)
   data = mesh_lib.data_sharding(mesh)
   variables = jax.device_put(variables, rep)
-  path_arr = jax.device_put(jnp.asarray(np.asarray(path, np.int32).reshape(-1)), rep)
+  path_host = np.asarray(path, np.int32).reshape(-1)
+  fixed = getattr(model, "fixed_path", None)
+  if fixed is not None and tuple(path_host.tolist()) != tuple(fixed):
+    # Inside the jitted function the path is traced, and a fixed-path model runs its own
+    # candidates whatever it says: a different path would be embedded as the fixed one.
+    raise ValueError(f"path {tuple(path_host.tolist())} differs from the model's fixed_path "
+                     f"{tuple(fixed)}")
+  path_arr = jax.device_put(jnp.asarray(path_host), rep)
 
   results: Dict[int, np.ndarray] = {}
   pending: Dict[int, list] = {}  # bucket length -> [(index, seq)]
@@ -195,6 +204,7 @@ def embed_config(config, workdir: str, mode: str = "embed") -> Dict[str, np.ndar
   from gait_jax.data import GaitDataset  # pylint: disable=g-import-not-at-top
   path = required_path(config, mode)
   source = config.train.init_from or workdir
+  checkpoint.check_path_was_trained(source, path)
   restored, step = checkpoint.restore_variables(source)
   model, template = build_for_config(config, path)
   variables = select_variables(restored, template, f"checkpoint {source} (step {step})")
@@ -212,24 +222,17 @@ def embed_config(config, workdir: str, mode: str = "embed") -> Dict[str, np.ndar
   dt = time.time() - t0
   logging.info("embedded %d sequences in %.1f s (%.1f seq/s)", len(dataset), dt,
                len(dataset) / max(dt, 1e-9))
+  embedding_checks.check_usable(out["embeddings"], out["labels"], out["types"], out["views"],
+                                f"embed: {dataset} with checkpoint {source} (step {step})")
   out["step"] = np.asarray(step, np.int64)
   out["path"] = np.asarray(configuration.format_path(path))
   return out
-
-
-def save_npz(path: str, arrays: Dict[str, np.ndarray]) -> None:
-  """Atomic write (np.savez via a temporary file in the same directory)."""
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "wb") as f:
-    np.savez(f, **arrays)
-  os.replace(tmp, path)
 
 
 def run(config, workdir: str) -> None:
   out = embed_config(config, workdir)
   dest = os.path.join(workdir, "embeddings.npz")
   if jax.process_index() == 0:
-    save_npz(dest, out)
+    io.write_npz(dest, out)
   print(f"embeddings {out['embeddings'].shape} of {len(out['labels'])} sequences -> {dest}",
         flush=True)

@@ -7,13 +7,14 @@ table, writes the flat metrics to `WORKDIR/metrics.json` (atomically) and to Ten
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Dict, Tuple
 
 import numpy as np
 from absl import logging
 
+from gait_jax.common import io
+from gait_jax.evaluation import embedding_checks
 from gait_jax.evaluation import protocols
 
 NPZ_KEYS = ("embeddings", "labels", "types", "views")
@@ -41,15 +42,9 @@ def load_embeddings(path: str) -> Dict[str, np.ndarray]:
     if data[k].shape != (emb.shape[0],):
       raise ValueError(f"embeddings file {path}: '{k}' must hold {emb.shape[0]} strings "
                        f"(one per embedding), got shape {data[k].shape}")
+  embedding_checks.check_finite(emb, data["labels"], data["types"], data["views"],
+                                f"embeddings file {path}")
   return data
-
-
-def write_json_atomic(path: str, obj) -> None:
-  tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=1, sort_keys=True)
-    f.write("\n")
-  os.replace(tmp, path)
 
 
 def partition_of(config) -> str:
@@ -69,7 +64,8 @@ def report(workdir: str, metrics: Dict[str, float], table: str, step: int = 0) -
   from gait_jax import metric_writer  # pylint: disable=g-import-not-at-top
   print(table, flush=True)
   os.makedirs(workdir, exist_ok=True)
-  write_json_atomic(os.path.join(workdir, "metrics.json"), {k: float(v) for k, v in metrics.items()})
+  io.write_json(os.path.join(workdir, "metrics.json"), {k: float(v) for k, v in metrics.items()},
+                sort_keys=True)
   writer = metric_writer.create_writer(os.path.join(workdir, "tb"))
   try:
     writer.write_scalars(step, {f"eval/{k}": float(v) for k, v in metrics.items()})

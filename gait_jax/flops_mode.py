@@ -6,12 +6,12 @@ and writes `WORKDIR/flops.json` with the keys of `flops.count`.
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Dict, List
 
 from gait_jax import configuration
 from gait_jax import flops
+from gait_jax.common import io
 
 
 def _giga(v: int) -> str:
@@ -49,14 +49,6 @@ def format_table(rows: List[Dict[str, Any]], result: Dict[str, Any], *, frames: 
   return "\n".join(lines)
 
 
-def _write_json_atomic(path: str, data: Dict[str, Any]) -> None:
-  tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "w") as f:
-    json.dump(data, f, indent=2)
-    f.write("\n")
-  os.replace(tmp, path)
-
-
 def run(config, workdir: str) -> None:
   """Counts `config.model.path` (the all-zeros path for a supernet config) at
   `config.flops.frames` frames and writes WORKDIR/flops.json."""
@@ -75,5 +67,5 @@ def run(config, workdir: str) -> None:
   print(format_table(rows, result, frames=frames, model_name=str(config.model.name), note=note))
   os.makedirs(workdir, exist_ok=True)
   out = os.path.join(workdir, "flops.json")
-  _write_json_atomic(out, result)
+  io.write_json(out, result, indent=2)
   print(f"wrote {out}")

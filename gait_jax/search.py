@@ -11,6 +11,7 @@ array, so they compile once for every candidate.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -34,7 +35,10 @@ from gait_jax.embed import embed_dataset
 from gait_jax.evaluation.protocols import run_protocol
 from gait_jax.evolution import EvolutionarySearch, Result, SearchSettings
 from gait_jax.models import build_model, path_mask
-from gait_jax.validation_split import split_train_ids
+from gait_jax import validation_split
+from gait_jax import workdir_lock
+from gait_jax.common import io
+from gait_jax.evaluation import embedding_checks
 
 # PyTorch BN momentum (running = (1 - m)·running + m·batch), as the model's BatchNorm.
 BN_MOMENTUM = 0.1
@@ -130,29 +134,63 @@ def recalibration_batches(config, train_ids, mesh):
 
 # ---- state ------------------------------------------------------------------------------
 
-def _atomic_json(path: str, obj) -> None:
-  tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=1)
-  os.replace(tmp, path)
+def _parse_state(path: str) -> dict:
+  """The state file's content, checked; ValueError saying what is wrong with it."""
+  try:
+    with open(path) as f:
+      state = json.load(f)
+    results = state["results"]
+    known = {}
+    for r in results:
+      info = {k: v for k, v in r.items() if k not in ("path", "fitness", "generation")}
+      path_t = tuple(int(v) for v in r["path"])
+      known[path_t] = Result(path_t, float(r["fitness"]), int(r["generation"]), info)
+    return {"fingerprint": state["fingerprint"], "known": known}
+  except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+    raise ValueError(f"{type(e).__name__}: {e}") from None
+
+
+def _differences(saved: dict, now: dict) -> List[str]:
+  """What differs between a recorded fingerprint and the current one: changed keys first,
+  then the keys the record lacks (a state written by an older version)."""
+  saved = saved if isinstance(saved, dict) else {}
+  changed = [f"{k}: saved {saved[k]!r}, now {now.get(k)!r}" for k in sorted(saved)
+             if saved.get(k) != now.get(k)]
+  missing = sorted(set(now) - set(saved))
+  return changed + ([f"not recorded: {', '.join(missing)}"] if missing else [])
 
 
 def load_state(path: str, fingerprint: dict) -> Dict[tuple, Result]:
-  """Recorded results of an earlier run of the same search (same supernet checkpoint)."""
-  if not os.path.exists(path):
+  """Recorded results of an earlier run of the same search (same supernet, data and fitness
+  settings). A damaged state file falls back to its backup (the state before the last
+  candidate); settings that changed refuse the resume, naming them."""
+  if not os.path.exists(path) and not os.path.exists(path + ".bak"):
     return {}
-  with open(path) as f:
-    state = json.load(f)
-  if state.get("fingerprint") != fingerprint:
+  try:
+    state = _parse_state(path)
+  except ValueError as e:
+    try:
+      state = _parse_state(path + ".bak")
+    except ValueError:
+      raise SystemExit(
+          f"{path} is unreadable ({e}) and so is its backup {path}.bak. The recorded fitness "
+          f"values cannot be reused: move both away (mv {path} {path}.broken) to start the "
+          "search afresh, or use another --workdir") from None
+    logging.warning("%s is unreadable (%s); resuming from its backup %s.bak (at most the last "
+                    "candidate is evaluated again)", path, e, path)
+  diff = _differences(state["fingerprint"], fingerprint)
+  if diff:
     raise SystemExit(
-        f"{path} belongs to a different search (saved {state.get('fingerprint')}, now "
-        f"{fingerprint}); use another --workdir or delete the file to start afresh")
-  known = {}
-  for r in state["results"]:
-    info = {k: v for k, v in r.items() if k not in ("path", "fitness", "generation")}
-    known[tuple(r["path"])] = Result(tuple(r["path"]), float(r["fitness"]), int(r["generation"]),
-                                     info)
-  return known
+        f"{path} was recorded with other settings, so its fitness values do not apply: "
+        + "; ".join(diff) + ". Use another --workdir, or move the file away to start afresh")
+  return state["known"]
+
+
+def save_state(path: str, fingerprint: dict, results: List[Result]) -> None:
+  """Atomic write; the previous state stays as `<path>.bak` (a fallback if this one is hurt)."""
+  if os.path.exists(path):
+    os.replace(path, path + ".bak")
+  io.write_json(path, {"fingerprint": fingerprint, "results": [r.to_json() for r in results]})
 
 
 def write_pareto(path: str, results: List[Result], best: Result) -> None:
@@ -219,8 +257,8 @@ class CandidateScorer:
     partition = read_partition(config.data.partition)
     all_train = GaitDataset(config.data.root, partition, "train",
                             num_train=config.data.num_train)
-    self.train_ids, self.val_ids = split_train_ids(all_train.label_set, config.search.val_ids,
-                                                   config.seed)
+    self.train_ids, self.val_ids = validation_split.search_split(
+        config, all_train.label_set, checkpoint.source_workdir(source))
     self.val_set = GaitDataset(config.data.root, partition, "train",
                                num_train=config.data.num_train, cache=True, ids=self.val_ids)
     self.protocol = fitness_protocol(config, self.val_set.types)
@@ -244,18 +282,60 @@ class CandidateScorer:
     emb = embed_dataset(self.model, self.variables_for(path, recalibrate), self.val_set,
                         path_arr, batch=self.config.embed.batch, frames_all_limit=self.limit,
                         mesh=self.mesh, progress=False)
+    embedding_checks.check_finite(
+        emb["embeddings"], emb["labels"], emb["types"], emb["views"],
+        f"search: path {configuration.format_path(path)} on the supernet {self.source}")
     fitness, _ = score_embeddings(self.protocol, emb["embeddings"], emb["labels"],
                                   emb["types"], emb["views"], self.config.evaluate)
     return fitness
+
+  def fingerprint(self) -> dict:
+    """Everything that changes a candidate's fitness: a recorded fitness is reused only when
+    all of it is unchanged."""
+    c = self.config
+    held = sorted(self.val_ids)
+    return {
+        "supernet": os.path.abspath(self.source), "step": int(self.step),
+        "held_out_ids": len(held),
+        "held_out_ids_sha256": hashlib.sha256("\n".join(held).encode()).hexdigest(),
+        "protocol": self.protocol, "search.protocol": str(c.search.protocol),
+        "evaluate.protocol": str(c.evaluate.protocol),
+        "evaluate.metric": str(c.evaluate.metric), "evaluate.rerank": bool(c.evaluate.rerank),
+        "evaluate.k1": int(c.evaluate.k1), "evaluate.k2": int(c.evaluate.k2),
+        "evaluate.lambda_value": float(c.evaluate.lambda_value),
+        "data.root": os.path.abspath(c.data.root),
+        "data.partition": os.path.abspath(c.data.partition),
+        "data.num_train": int(c.data.num_train), "frames_all_limit": int(self.limit or 0),
+        # BN recalibration: which batches, drawn how.
+        "bn_batches": int(c.search.bn_batches),
+        "bn_data": {k: c.data[k] for k in ("batch_p", "batch_k", "batch_shuffle",
+                                           "sample_type", "frames", "frames_skip",
+                                           "frames_min", "frames_max", "transforms")}
+        if c.search.bn_batches else None,
+        "bn_data_seed": int(c.seed) if c.search.bn_batches else None,
+        "model": checkpoint.architecture(json.loads(c.to_json_best_effort())),
+    }
 
 
 def run(config, workdir: str) -> None:
   if configuration.model_path(config) is not None:
     raise SystemExit("search needs a supernet config: model.path must be empty "
                      f"(got {config.model.path!r})")
+  with workdir_lock.hold(workdir, "search"):
+    _search(config, workdir)
+
+
+def _search(config, workdir: str) -> None:
   out_dir = os.path.join(workdir, "search")
   os.makedirs(out_dir, exist_ok=True)
   source = config.train.init_from or workdir
+  trained = checkpoint.trained_space(source)
+  space = tuple(int(m) for m in config.model.choice_max_num)
+  if trained is not None and any(m > t for m, t in zip(space, trained)):
+    raise SystemExit(f"model.choice_max_num={configuration.format_path(space)} is wider than the "
+                     f"space the supernet {source} trained "
+                     f"({configuration.format_path(trained)}): its other candidates keep their "
+                     "initial weights and would be scored as if trained")
   scorer = CandidateScorer(config, source)
   bnneck, ckpt_step, val_ids, protocol = (scorer.bnneck, scorer.step, scorer.val_ids,
                                           scorer.protocol)
@@ -276,9 +356,7 @@ def run(config, workdir: str) -> None:
           (not config.search.max_params or c["params_path"] <= config.search.max_params))
     return ok, info
 
-  fingerprint = {"supernet": os.path.abspath(source), "step": ckpt_step,
-                 "val_ids": len(val_ids), "protocol": protocol,
-                 "bn_batches": int(config.search.bn_batches), "seed": int(config.search.seed)}
+  fingerprint = scorer.fingerprint()
   state_path = os.path.join(out_dir, STATE_FILE)
   known = load_state(state_path, fingerprint)
   if known:
@@ -295,8 +373,7 @@ def run(config, workdir: str) -> None:
     if not cached:
       recorded[result.path] = result
       if jax.process_index() == 0:
-        _atomic_json(state_path, {"fingerprint": fingerprint,
-                                  "results": [r.to_json() for r in recorded.values()]})
+        save_state(state_path, fingerprint, list(recorded.values()))
 
   def on_generation(generation: int, top: List[Result]):
     gen = [r.fitness for r in recorded.values() if r.generation == generation]
@@ -330,7 +407,7 @@ def run(config, workdir: str) -> None:
       "retrain_command": retrain_command(sys.argv, workdir, best.path),
   }
   if jax.process_index() == 0:
-    _atomic_json(os.path.join(out_dir, RESULT_FILE), result)
+    io.write_json(os.path.join(out_dir, RESULT_FILE), result)
     write_pareto(os.path.join(out_dir, "pareto.png"), list(search.results.values()), best)
   print(f"[search] best path {configuration.format_path(best.path)} fitness {best.fitness:.2f} "
         f"({len(search.results)} evaluated, {len(search.rejected)} rejected by constraints"

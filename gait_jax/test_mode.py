@@ -11,12 +11,13 @@ import jax
 
 from gait_jax import embed
 from gait_jax import evaluate
+from gait_jax.common import io
 
 
 def run(config, workdir: str) -> None:
   data = embed.embed_config(config, workdir, mode="test")
   if jax.process_index() > 0:
     return  # every process embeds (collective); one evaluates and writes
-  embed.save_npz(os.path.join(workdir, "embeddings.npz"), data)
+  io.write_npz(os.path.join(workdir, "embeddings.npz"), data)
   metrics, table = evaluate.evaluate_arrays(config, workdir, data)
   evaluate.report(workdir, metrics, table, step=int(data["step"]))

@@ -31,6 +31,7 @@ from gait_jax import mesh as mesh_lib
 from gait_jax import metric_writer
 from gait_jax import optim
 from gait_jax import train_state as ts
+from gait_jax import workdir_lock
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 INPUT_HW = (64, 44)  # silhouettes after base_sil_cutting
@@ -75,18 +76,17 @@ def make_train_step(model, optimizer: optim.SGD, loss_fn: Callable, *,
     BN statistics) to the ops the path selected.
   float16: dynamic loss scaling as torch's GradScaler.
 
-  A non-finite loss or gradient leaves the state unchanged except the counters (`skipped`,
-  `bad_run`, and the loss scale backs off). `info` holds clu metrics (masked by success) and
+  A non-finite loss, gradient or updated state (parameters, optimizer state, BN statistics)
+  leaves the state unchanged except the counters (`skipped`, `bad_run`, and the loss scale
+  backs off). `info` holds clu metrics (masked by success) and
   the scalars the host loop needs.
   """
   supernet = fixed_path is None
   if not supernet:
     fixed_path = tuple(int(v) for v in fixed_path)
     mask_fn = None
-  traces = []
 
   def step(state: ts.TrainState, batch: Dict[str, jax.Array], path: jax.Array):
-    traces.append(1)  # runs only while tracing: counts compilations of this step
     model_path = path if supernet else fixed_path
     sils = batch["sils"]
     if sils.dtype == jnp.uint8:  # the loader may ship cut uint8 frames to save bandwidth
@@ -103,12 +103,15 @@ def make_train_step(model, optimizer: optim.SGD, loss_fn: Callable, *,
 
     grads, (loss, terms, batch_stats) = jax.grad(objective, has_aux=True)(state.params)
     grads = jax.tree.map(lambda g: g / state.loss_scale, grads)
-    finite = jnp.isfinite(loss) & _all_finite(grads)
 
     mask = None if mask_fn is None else mask_fn(state.params, path)
     params, opt_state, lr = optimizer.update(state.params, grads, state.opt_state, state.step,
                                              mask)
     batch_stats = _masked(mask_fn, batch_stats, state.batch_stats, path)
+    # A finite loss and gradient can still overflow the update (a huge learning rate): the
+    # new parameters, momentum and BN statistics must be finite too, or the step is skipped.
+    finite = (jnp.isfinite(loss) & _all_finite(grads) & _all_finite(params)
+              & _all_finite(opt_state) & _all_finite(batch_stats))
     updated = state.replace(params=params, batch_stats=batch_stats, opt_state=opt_state,
                             step=state.step + 1)
     new_state = ts.select(finite, updated, state)
@@ -139,7 +142,6 @@ def make_train_step(model, optimizer: optim.SGD, loss_fn: Callable, *,
     }
     return new_state, info
 
-  step.traces = traces
   return step
 
 
@@ -147,10 +149,8 @@ def jit_train_step(step_fn, mesh, state_sharding, batch_keys=DEVICE_KEYS):
   """The step jitted over the mesh: state replicated (and donated), batch sharded on "data"."""
   data = mesh_lib.data_sharding(mesh)
   rep = mesh_lib.replicated(mesh)
-  jitted = jax.jit(step_fn, in_shardings=(state_sharding, {k: data for k in batch_keys}, rep),
-                   out_shardings=(state_sharding, rep), donate_argnums=0)
-  jitted.traces = step_fn.traces
-  return jitted
+  return jax.jit(step_fn, in_shardings=(state_sharding, {k: data for k in batch_keys}, rep),
+                 out_shardings=(state_sharding, rep), donate_argnums=0)
 
 
 # -- State set-up ---------------------------------------------------------------------------
@@ -208,10 +208,14 @@ def load_weights(state: ts.TrainState, source: str) -> ts.TrainState:
   return state.replace(params=loaded["params"], batch_stats=loaded["batch_stats"])
 
 
-def check_workdir(workdir: str, config) -> None:
-  """Refuses a workdir whose checkpoints belong to a differently shaped model."""
+def check_workdir(workdir: str, config, has_checkpoint: bool) -> None:
+  """Refuses a workdir whose checkpoints belong to a differently shaped model.
+
+  Only a finished checkpoint makes a workdir someone's: a run that failed before its first save
+  (a config error, say) left a config.json but nothing to protect, so the corrected command may
+  reuse the workdir."""
   saved = ckpt_lib.read_config(workdir)
-  if saved is None:
+  if saved is None or not has_checkpoint:
     return
   diff = ckpt_lib.architecture_differences(saved, config)
   if diff:
@@ -300,7 +304,7 @@ def _loss(compute_losses, loss_cfg, outputs, labels):
   return compute_losses(outputs, labels, loss_cfg)
 
 
-def _open_data(config, start_attempt: int):
+def _open_data(config, start_attempt: int, workdir: str, resumed: bool):
   from gait_jax.data.dataset import GaitDataset  # pylint: disable=g-import-not-at-top
   from gait_jax.data.loader import TrainLoader  # pylint: disable=g-import-not-at-top
   if not config.data.root or not config.data.partition:
@@ -310,9 +314,11 @@ def _open_data(config, start_attempt: int):
   dataset = GaitDataset(config.data.root, config.data.partition, split="train",
                         num_train=int(config.data.num_train), cache=bool(config.data.cache))
   if configuration.model_path(config) is None:
-    # A supernet never sees the ids its search scores paths on (search.val_ids).
-    from gait_jax.validation_split import split_train_ids  # pylint: disable=g-import-not-at-top
-    train_ids, val_ids = split_train_ids(dataset.label_set, config.search.val_ids, config.seed)
+    # A supernet never sees the ids its search scores paths on (search.val_ids); the split is
+    # recorded in the workdir, where search reads it and a resumed run keeps it.
+    from gait_jax import validation_split  # pylint: disable=g-import-not-at-top
+    train_ids, val_ids = validation_split.supernet_split(config, dataset.label_set, workdir,
+                                                         resumed)
     logging.info("supernet training on %d ids; %d held out for the search fitness",
                  len(train_ids), len(val_ids))
     dataset = GaitDataset(config.data.root, config.data.partition, split="train",
@@ -377,39 +383,73 @@ class Evaluator:
 def run(config, workdir: str) -> None:
   """Trains until `train.total_steps` successful steps, resuming from WORKDIR/checkpoints."""
   workdir = os.path.abspath(workdir)
-  is_main = jax.process_index() == 0
   dtype = compute_dtype(config)
-  float16 = dtype == jnp.float16
   total = int(config.train.total_steps)
   if total < 1:
     raise ValueError(f"train.total_steps={total}: expected a positive number of steps")
-  max_bad = int(config.train.max_bad_steps)
   global_batch = int(config.data.batch_p) * int(config.data.batch_k)
-  seed = int(config.seed)
 
   # Mesh and model.
   mesh = mesh_lib.make_mesh()
   mesh_lib.check_batch_size(global_batch, mesh)
   model, loss_fn, path_mask, fixed = _build_model_and_loss(config, dtype)
-  choice_max_num = tuple(int(m) for m in config.model.choice_max_num)
   optimizer = optim.SGD(config.optim)
   from gait_jax.models import sample_path  # pylint: disable=g-import-not-at-top
   frames = int(config.data.frames) if str(config.data.sample_type).startswith("fixed") else (
       int(config.data.frames_max))
 
-  # Workdir ownership, then state: fresh, init_from, or resumed.
-  check_workdir(workdir, config)
+  with workdir_lock.hold(workdir, "train"):
+    _run_locked(config, workdir, mesh, model, loss_fn, path_mask, fixed, optimizer, sample_path,
+                frames, dtype)
+
+
+def resume_or_init(ckpt, state, config, workdir: str):
+  """(state, resumed step or None): the newest intact checkpoint, else `train.init_from`'s
+  weights, else `state` as it is. Newer steps that do not restore are moved aside (never
+  deleted) with a warning, so the resumed run can write those steps again."""
+  step, tree, meta, broken = ckpt.restore_newest_intact(ts.to_tree(state))
+  for bad_step, error in broken:
+    where = (ckpt_lib.set_aside(ckpt.directory, bad_step) if jax.process_index() == 0
+             else "(process 0 moves it)")
+    logging.warning("checkpoint %s/%d is unreadable (%s); moved to %s and %s", ckpt.directory,
+                    bad_step, error, where, f"resuming from step {step}" if step is not None
+                    else "starting afresh (no intact step is left)")
+  if broken:
+    ckpt.reload()
+  if step is not None:
+    state = ts.from_tree(state, tree)
+    if not bool(jax.device_get(_state_is_finite(state))):
+      raise FloatingPointError(f"checkpoint {ckpt.directory}/{step} holds non-finite values; "
+                               "resume from an earlier step or use a new --workdir")
+    logging.info("resumed from %s/%d (attempt %s)", ckpt.directory, step, meta.get("attempts"))
+    return state, step
+  if config.train.init_from:
+    state = load_weights(state, str(config.train.init_from))
+  return state, None
+
+
+@jax.jit
+def _state_is_finite(state) -> jax.Array:
+  return _all_finite((state.params, state.batch_stats, state.opt_state))
+
+
+def _run_locked(config, workdir, mesh, model, loss_fn, path_mask, fixed, optimizer, sample_path,
+                frames, dtype):
+  is_main = jax.process_index() == 0
+  float16 = dtype == jnp.float16
+  total = int(config.train.total_steps)
+  max_bad = int(config.train.max_bad_steps)
+  global_batch = int(config.data.batch_p) * int(config.data.batch_k)
+  seed = int(config.seed)
+  choice_max_num = tuple(int(m) for m in config.model.choice_max_num)
+
+  # Workdir ownership, then state: resumed, init_from, or fresh.
   ckpt = ckpt_lib.Checkpointer(ckpt_lib.checkpoint_dir(workdir),
                                keep=int(config.train.keep_checkpoints))
+  check_workdir(workdir, config, has_checkpoint=ckpt.latest_step() is not None)
   state, sharding = init_state(model, optimizer, mesh, seed=seed, frames=frames,
                                fixed_path=fixed, path_len=len(choice_max_num), float16=float16)
-  latest = ckpt.latest_step()
-  if latest is not None:
-    tree, meta = ckpt.restore(latest, ts.to_tree(state))
-    state = ts.from_tree(state, tree)
-    logging.info("resumed from %s/%d (attempt %s)", ckpt.directory, latest, meta.get("attempts"))
-  elif config.train.init_from:
-    state = load_weights(state, str(config.train.init_from))
+  state, resumed = resume_or_init(ckpt, state, config, workdir)
   if is_main:
     ckpt_lib.write_config(workdir, config)
 
@@ -444,7 +484,7 @@ def run(config, workdir: str) -> None:
   progress = Progress(total, global_batch, step_host)
 
   evaluator = Evaluator(config, model, mesh)
-  _, loader = _open_data(config, attempt)
+  _, loader = _open_data(config, attempt, workdir, resumed is not None)
   data_iter = iter(loader)
   accum = None
   pending = []  # info of dispatched steps not yet read back, oldest first
@@ -463,15 +503,16 @@ def run(config, workdir: str) -> None:
     host = jax.device_get(info)
     step_host, skipped_host = int(host["step"]), int(host["skipped"])
     if not bool(host["ok"]):
-      logging.warning("non-finite loss/gradients (loss=%s): step skipped (%d in a row, %d in "
-                      "total) at step %d", host["loss"], int(host["bad_run"]), skipped_host,
+      logging.warning("non-finite loss, gradients or update (loss=%s): step skipped (%d in a "
+                      "row, %d in total) at step %d", host["loss"], int(host["bad_run"]), skipped_host,
                       step_host)
       if int(host["bad_run"]) >= max_bad:
         raise FloatingPointError(
             f"training stopped at step {step_host} (batch {step_host + skipped_host - 1}): "
-            f"{int(host['bad_run'])} consecutive steps had a non-finite loss or gradients "
-            f"(train.max_bad_steps={max_bad}; last loss {host['loss']}). Lower optim.lr, set "
-            "optim.clip.type, or use train.dtype=float32.")
+            f"{int(host['bad_run'])} consecutive steps had a non-finite loss, gradients "
+            f"or updated parameters (train.max_bad_steps={max_bad}; last loss "
+            f"{host['loss']}). Lower optim.lr or set optim.clip.type"
+            + ("." if dtype == jnp.float32 else ", or use train.dtype=float32."))
     m = host["metrics"]
     accum = m if accum is None else {k: accum[k].merge(v) for k, v in m.items()}
 
@@ -502,6 +543,11 @@ def run(config, workdir: str) -> None:
         if last_path is not None:
           writer.write_texts(step, {"train/path": configuration.format_path(last_path)})
     if (save_every and step % save_every == 0) or step == total:
+      # The step refuses non-finite updates, so this only trips on weights that came in
+      # broken (train.init_from); a poisoned state is never written.
+      if not bool(jax.device_get(_state_is_finite(state))):
+        raise FloatingPointError(f"refusing to save step {step}: the train state holds "
+                                 "non-finite values (check train.init_from's weights)")
       ckpt.save(step, ts.to_tree(state), {
           "step": step, "attempts": step + skipped_host, "skipped": skipped_host,
           "model_path": configuration.format_path(fixed) if fixed else "",

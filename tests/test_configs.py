@@ -64,8 +64,35 @@ def test_bad_path_names_the_key():
     configuration.parse_path("0,a,1")
   with pytest.raises(ValueError, match="expected 4 entries"):
     configuration.check_path((0, 1), (1, 6, 6, 6))
-  with pytest.raises(ValueError, match="candidates are 0..5"):
+  with pytest.raises(ValueError, match=r"position 2 is 7; the search space allows 0\.\.5"):
     configuration.check_path((0, 1, 7, 0), (1, 6, 6, 6))
+
+
+def test_path_outside_the_search_space_is_refused_at_every_entry():
+  # Position 0 of the small model has one candidate: 3 there would run weights supernet
+  # training never touched.
+  config = load_config("test_tiny")
+  config.model.path = "3,0,0,0"
+  with pytest.raises(ValueError, match=r"position 0 \(conv3d_00\) is 3; .*allows only 0"):
+    configuration.model_path(config)
+  from gait_jax import flops
+  with pytest.raises(ValueError, match="position 0"):
+    flops.count(config.model, (3, 0, 0, 0), 30, bnneck=False)
+  config.model.path = "0,6,0,0"
+  with pytest.raises(ValueError, match=r"position 1 \(conv3d_20\) is 6; .*0\.\.5"):
+    configuration.model_path(config)
+  config.model.path = ""
+  config.model.choice_max_num = (1, 7, 6, 6)
+  with pytest.raises(ValueError, match="model.choice_max_num: position 1"):
+    configuration.model_path(config)
+
+
+def test_cli_refuses_an_untrained_candidate(tmp_path):
+  for mode in ("flops", "embed"):
+    r = _cli("--config", "configs/test_tiny.py", "--workdir", str(tmp_path / mode),
+             f"--config.mode={mode}", "--config.model.path=3,0,0,0")
+    assert r.returncode != 0
+    assert "position 0 (conv3d_00) is 3" in r.stderr, r.stderr[-2000:]
 
 
 def _cli(*args):

@@ -92,6 +92,9 @@ def test_multi_modality(tmp_path):
     (np.zeros((4, 64, 32), np.uint8), "expected frames of 64x64"),
     (np.zeros((0, 64, 64), np.uint8), "empty sequence"),
     ([1, 2, 3], "got list"),
+    # 0/1 masks would be ~0 after the /255 of the transforms: trained on as blanks.
+    ((np.random.default_rng(0).random((4, 64, 64)) < 0.3).astype(np.uint8),
+     r"silhouette values are 0/1; expected 0\.\.255"),
 ])
 def test_bad_pkl_contents(tmp_path, payload, match):
   root, part = make_tree(tmp_path, ids=("a",), types=("t",), views=("v",))
@@ -155,6 +158,9 @@ def test_no_ids_present_and_bad_split(tmp_path):
     GaitDataset(root, part)
   with pytest.raises(ValueError, match="split='val'"):
     GaitDataset(root, part, split="val")
+  _, empty = make_tree(tmp_path, ids=("a",), train=[], name="empty")
+  with pytest.raises(ValueError, match=r"empty\.json: TRAIN_SET is empty"):
+    GaitDataset(root, empty)
 
 
 def test_kth_walking(shared_data):

@@ -12,6 +12,7 @@ from gait_jax import checkpoint, embed, mesh as mesh_lib, test_mode
 from gait_jax.data import GaitDataset, load_sequence
 from gait_jax.models import build_model
 from gait_tree import make_tree
+from helpers import assert_close
 
 PATH = (0, 5, 5, 4)
 # Lengths spread over three buckets: 8 (3, 5, 8), 12 (10, 12), 24 (20).
@@ -94,8 +95,7 @@ def test_embed_dataset_matches_one_by_one_and_is_deterministic(tree, tiny):
   for i in range(len(ds)):
     seq = load_sequence(ds, i)
     assert seq.shape[0] == LENGTHS[(ds.sequences[i].id, ds.sequences[i].type)]
-    np.testing.assert_allclose(out["embeddings"][i], apply_alone(model, variables, seq),
-                               rtol=1e-4, atol=1e-5)
+    assert_close(out["embeddings"][i], apply_alone(model, variables, seq), rtol=1e-4)
 
 
 def test_frame_limit_and_traced_path_reuse(tree, tiny):
@@ -115,8 +115,7 @@ def test_frame_limit_and_traced_path_reuse(tree, tiny):
   # The truncated 20-frame sequence equals its first 8 frames embedded alone.
   i = [k for k, s in enumerate(ds.sequences) if (s.id, s.type) == ("003", "nm-01")][0]
   first8 = load_sequence(ds, i)[:8]
-  np.testing.assert_allclose(a["embeddings"][i], apply_alone(supernet, variables, first8),
-                             rtol=1e-4, atol=1e-5)
+  assert_close(a["embeddings"][i], apply_alone(supernet, variables, first8), rtol=1e-4)
 
 
 def _checkpoint_with_extra_candidates(workdir, variables, step=7):
@@ -151,7 +150,7 @@ def test_test_mode_writes_npz_and_metrics(tree, tiny, tmp_path):
   # The checkpoint's weights on the path, applied directly, give the same embeddings.
   ds = GaitDataset(*tree, split="test")
   seq = load_sequence(ds, 0, int(config.data.test_frames_all_limit))
-  np.testing.assert_allclose(emb[0], apply_alone(model, variables, seq), rtol=1e-4, atol=1e-5)
+  assert_close(emb[0], apply_alone(model, variables, seq), rtol=1e-4)
   metrics = json.loads(open(os.path.join(workdir, "metrics.json")).read())
   assert metrics["nm/probes"] == 3.0 and 0.0 <= metrics["nm/rank1"] <= 100.0
 
@@ -162,3 +161,43 @@ def test_checkpoint_mismatch_names_the_variable(tiny):
     embed.select_variables({"params": {"Head0": {"fc_bin": np.zeros((7, 8, 4))}}}, template, "ck")
   with pytest.raises(ValueError, match="params/Head0 is missing"):
     embed.select_variables({"params": {}}, template, "ck")
+
+
+def test_fixed_model_refuses_another_path(tree, tiny):
+  # Inside the jitted function the path is traced and a fixed-path model would run its own
+  # candidates whatever it says.
+  _, model, variables = tiny
+  ds = GaitDataset(*tree, split="test")
+  with pytest.raises(ValueError, match="differs from the model's fixed_path"):
+    embed.embed_dataset(model, variables, ds, (0, 0, 0, 0), progress=False)
+
+
+def test_path_outside_the_supernets_trained_space_is_refused(tree, tiny, tmp_path):
+  config = tiny[0].unlock()
+  config.data.root, config.data.partition = tree
+  workdir = str(tmp_path / "supernet")
+  _checkpoint_with_extra_candidates(workdir, tiny[2])
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    json.dump({"model": {"name": "sposgait_small", "path": "", "choice_max_num": [1, 6, 6, 6]}}, f)
+  config.model.choice_max_num = (6, 6, 6, 6)  # this config allows it; the supernet never trained it
+  config.model.path = "3,5,5,4"
+  with pytest.raises(ValueError, match=r"supernet .* position 0 is 3; .*allows only 0"):
+    embed.embed_config(config, workdir)
+
+
+def test_non_finite_embeddings_are_refused_before_anything_is_written(tree, tiny, tmp_path):
+  config = tiny[0].unlock()
+  config.data.root, config.data.partition = tree
+  config.evaluate.protocol = "custom"
+  config.evaluate.custom_gallery = "nm-01/*"
+  config.evaluate.custom_probes = "nm=nm-02/*"
+  config.model.path = ",".join(map(str, PATH))
+  _, _, variables = tiny
+  huge = jax.tree.map(np.array, variables)
+  huge["params"]["Head0"]["fc_bin"] *= 1e38  # finite weights whose embeddings overflow
+  workdir = str(tmp_path / "w")
+  _checkpoint_with_extra_candidates(workdir, huge)
+  with pytest.raises(ValueError, match=r"embed: .* [1-6] of 6 embeddings are not finite .*, from"):
+    test_mode.run(config, workdir)
+  assert not os.path.exists(os.path.join(workdir, "embeddings.npz"))
+  assert not os.path.exists(os.path.join(workdir, "metrics.json"))

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from gait_jax.evaluation import distance
+from helpers import assert_close
 
 
 def brute_force(x, y, metric):
@@ -40,7 +41,7 @@ def test_distance_matrix_matches_brute_force(metric, chunk, gallery_chunk):
   y = rng.normal(size=(19, 6, 3)).astype(np.float32)
   d = distance.distance_matrix(x, y, metric, chunk=chunk, gallery_chunk=gallery_chunk)
   assert d.shape == (21, 19) and d.dtype == np.float32
-  np.testing.assert_allclose(d, brute_force(x, y, metric), atol=2e-5)
+  assert_close(d, brute_force(x, y, metric), rtol=1e-5)
 
 
 @pytest.mark.parametrize("metric", ["euc", "cos"])
@@ -54,7 +55,7 @@ def test_topk_matches_brute_force(metric, k, chunk, gallery_chunk):
   k_eff = min(k, 23)
   assert idx.shape == (13, k_eff) and d.shape == (13, k_eff)
   np.testing.assert_array_equal(idx, np.argsort(bf, axis=1, kind="stable")[:, :k_eff])
-  np.testing.assert_allclose(d, np.sort(bf, axis=1)[:, :k_eff], atol=2e-5)
+  assert_close(d, np.sort(bf, axis=1)[:, :k_eff], rtol=1e-5)
 
 
 def test_ties_rank_by_ascending_gallery_index_across_chunks():

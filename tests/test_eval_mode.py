@@ -67,3 +67,39 @@ def test_bad_npz_errors_name_file_and_key(tmp_path):
   p4.write_text("not a zip")
   with pytest.raises(ValueError, match=r"junk\.npz.*not a readable"):
     evaluate.load_embeddings(str(p4))
+
+
+def test_non_finite_embeddings_are_refused_with_their_names(tmp_path):
+  from conftest import load_config
+  config = load_config("test_tiny").unlock()
+  config.evaluate.protocol = "casia_b"
+  emb, labels, types, views = casia_set()
+  all_nan = np.full_like(emb, np.nan)  # today: 25.00 on every condition, exit 0
+  write_npz(tmp_path / "embeddings.npz", all_nan, labels, types, views)
+  with pytest.raises(ValueError, match=r"embeddings\.npz: 40 of 40 embeddings are not finite"):
+    evaluate.run(config, str(tmp_path))
+  one = emb.copy()
+  one[13, 0, 0] = np.inf  # a single broken sequence would silently move a Rank-1
+  write_npz(tmp_path / "embeddings.npz", one, labels, types, views)
+  with pytest.raises(ValueError, match=rf"1 of 40 .* from 1 ids: {labels[13]}/{types[13]}/"):
+    evaluate.run(config, str(tmp_path))
+  assert not (tmp_path / "metrics.json").exists()
+  from gait_jax.evaluation import protocols
+  with pytest.raises(ValueError, match="not finite"):
+    protocols.run_protocol("casia_b", one, labels, types, views, config.evaluate)
+
+
+def test_identical_embeddings_warn_loudly(tmp_path, caplog):
+  from conftest import load_config
+  config = load_config("test_tiny").unlock()
+  config.evaluate.protocol = "casia_b"
+  emb, labels, types, views = casia_set()
+  write_npz(tmp_path / "embeddings.npz", np.ones_like(emb), labels, types, views)
+  with caplog.at_level("WARNING"):
+    evaluate.run(config, str(tmp_path))
+  assert "ALL 40 EMBEDDINGS ARE IDENTICAL" in caplog.text
+  caplog.clear()
+  with caplog.at_level("WARNING"):
+    write_npz(tmp_path / "embeddings.npz", emb, labels, types, views)
+    evaluate.run(config, str(tmp_path))
+  assert "IDENTICAL" not in caplog.text

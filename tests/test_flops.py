@@ -125,8 +125,10 @@ def test_bad_input_errors():
   m = _tiny()
   with pytest.raises(ValueError, match="expected 4 entries"):
     flops.count(m, (0, 1, 2), 3, bnneck=False)
-  with pytest.raises(ValueError, match="candidates are 0..5"):
+  with pytest.raises(ValueError, match=r"position 3 is 6; the search space allows 0\.\.5"):
     flops.count(m, (0, 1, 2, 6), 3, bnneck=False)
+  with pytest.raises(ValueError, match=r"position 0 is 2; the search space allows only 0"):
+    flops.count(m, (2, 1, 2, 5), 3, bnneck=False)
   with pytest.raises(ValueError, match="path is required"):
     flops.count(m, "", 3, bnneck=False)
   with pytest.raises(ValueError, match="frames"):

@@ -10,6 +10,7 @@ from jax import lax
 
 from gait_jax.models import conv as conv_lib
 from gait_jax.models.candidates import CANDIDATE_KERNELS, ChoiceLayer
+from helpers import assert_close
 
 _DN = ("NDHWC", "DHWIO", "NDHWC")
 
@@ -37,7 +38,7 @@ def test_canonical_backward_matches_xla(monkeypatch, kernel, padding):
   got = _grads(conv_lib.conv_general_dilated, x, w, pads)
   for g, r in zip(got, want):
     assert g.shape == r.shape
-    np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5)
+    assert_close(g, r, rtol=1e-5)
 
 
 def test_strided_conv_falls_back_to_xla(monkeypatch):
@@ -47,7 +48,7 @@ def test_strided_conv_falls_back_to_xla(monkeypatch):
   got = _grads(conv_lib.conv_general_dilated, x, w, "VALID", strides=(3, 1, 1))
   want = _grads(lax.conv_general_dilated, x, w, "VALID", strides=(3, 1, 1))
   for g, r in zip(got, want):
-    np.testing.assert_allclose(g, r, rtol=1e-6, atol=1e-6)
+    assert_close(g, r, rtol=1e-6)
 
 
 def test_bad_env_value_is_named(monkeypatch):

@@ -8,6 +8,7 @@ import pytest
 
 from gait_jax.models import layers
 from gait_jax.models.candidates import Candidate
+from helpers import assert_close
 
 
 def _bn_vars(c, scale=None, bias=None, mean=None, var=None):
@@ -78,7 +79,7 @@ def test_separate_fcs_per_part_matmul():
   x, w = rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 3, 5))
   out = layers.SeparateFCs(4, 5).apply({"params": {"fc_bin": w}}, jnp.asarray(x))
   for p in range(4):
-    np.testing.assert_allclose(out[:, :, p], x[:, :, p] @ w[p], rtol=1e-5, atol=1e-6)
+    assert_close(out[:, :, p], x[:, :, p] @ w[p], rtol=1e-5)
 
 
 def test_separate_bnnecks_flat_index_and_cosine_logits():
@@ -97,7 +98,7 @@ def test_separate_bnnecks_flat_index_and_cosine_logits():
   for pi in range(p):
     fn = f[:, :, pi] / np.linalg.norm(f[:, :, pi], axis=1, keepdims=True)
     wn = w[pi] / np.linalg.norm(w[pi], axis=0, keepdims=True)
-    np.testing.assert_allclose(logits[:, :, pi], fn @ wn, rtol=1e-5, atol=1e-6)
+    assert_close(logits[:, :, pi], fn @ wn, rtol=1e-5)
 
 
 def test_tile_short_sequences_per_row():

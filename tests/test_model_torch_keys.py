@@ -12,6 +12,7 @@ import pytest
 
 from gait_jax.models import build_model, layer_names
 from gait_jax.models import torch_keys as tk
+from helpers import assert_close
 
 H, W = 32, 22
 EPS = 1e-5
@@ -237,10 +238,8 @@ def test_converted_weights_match_numpy_reference(name, channels, path, frames, t
                                     bnneck=True)
     for key in new_sd:
       if key.endswith(("running_mean", "running_var")):
-        np.testing.assert_allclose(new_sd[key], ref_sd[key], rtol=1e-4, atol=1e-5, err_msg=key)
+        assert_close(new_sd[key], ref_sd[key], rtol=1e-4, err_msg=key)
   else:
     got = model.apply(variables, jnp.asarray(x), path)
   for k in ("embeddings", "logits"):
-    scale = np.abs(want[k]).max()
-    np.testing.assert_allclose(np.asarray(got[k]), want[k], rtol=1e-4, atol=1e-4 * scale,
-                               err_msg=k)
+    assert_close(got[k], want[k], rtol=1e-4, err_msg=k)

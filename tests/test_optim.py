@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from gait_jax import optim
+from helpers import assert_close
 
 
 def _cfg(**kw):
@@ -50,8 +51,8 @@ def test_sgd_matches_coupled_weight_decay_reference_over_steps():
     for k in ref_p:
       ref_p[k], ref_buf[k] = _numpy_sgd(ref_p[k], grads[k], ref_buf[k], lr_ref)
   for k in ref_p:
-    np.testing.assert_allclose(np.asarray(jp[k]), ref_p[k], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(state["momentum"][k]), ref_buf[k], rtol=1e-5, atol=1e-6)
+    assert_close(jp[k], ref_p[k], rtol=1e-5)
+    assert_close(state["momentum"][k], ref_buf[k], rtol=1e-5)
 
 
 def test_masked_leaves_are_bit_identical_even_with_weight_decay_and_momentum():

@@ -113,3 +113,27 @@ def test_cli_with_workers_reads_back(tmp_path):
                         str(tmp_path / "missing"), "--output", out], capture_output=True,
                        text=True, timeout=120)
   assert bad.returncode != 0 and "is not a directory" in bad.stderr
+
+
+def test_bad_sequences_are_reported_and_the_rest_is_written(tmp_path):
+  raw, out = str(tmp_path / "raw"), str(tmp_path / "out")
+  rng = np.random.default_rng(0)
+  good = [((rng.random((64, 64)) < 0.2) * 255).astype(np.uint8) for _ in range(3)]
+  write_frames(raw, ("001", "01", "000"), good)
+  write_frames(raw, ("002", "01", "000"), [np.zeros((80, 80), np.uint8)] * 2)  # not --img-size
+  mixed = write_frames(raw, ("003", "01", "000"), good[:1])
+  cv2.imwrite(os.path.join(mixed, "001.png"), np.zeros((64, 32), np.uint8))  # another size
+  broken = os.path.join(write_frames(raw, ("004", "01", "000"), good), "009.png")
+  with open(broken, "wb") as f:
+    f.write(b"not a png")
+  proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "pretreat.py"), "--input",
+                         raw, "--output", out, "--dataset", "GREW", "--workers", "2",
+                         "--no-progress"], capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 1, proc.stdout + proc.stderr  # something failed: scripts notice
+  assert "FAILED sequences (nothing written): 2" in proc.stdout
+  assert "002/01/000: " in proc.stdout and "frame of 80x80, expected 64x64" in proc.stdout
+  assert f"003/01/000: {mixed}/001.png: frame of 64x32" in proc.stdout  # mixed sizes
+  assert f"unreadable frames: 1\n  {broken}" in proc.stdout
+  assert os.path.exists(os.path.join(out, "001", "01", "000", "000.pkl"))
+  assert load(os.path.join(out, "004", "01", "000", "000.pkl")).shape == (3, 64, 64)
+  assert not os.path.exists(os.path.join(out, "002")) and not os.path.exists(os.path.join(out, "003"))

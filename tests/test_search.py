@@ -119,8 +119,111 @@ def test_state_of_another_supernet_is_refused(setup, tmp_path):
   state = tmp_path / "search" / "state.json"
   state.parent.mkdir(parents=True)
   state.write_text(json.dumps({"fingerprint": {"supernet": "/elsewhere"}, "results": []}))
-  with pytest.raises(SystemExit, match="different search"):
+  with pytest.raises(SystemExit, match="recorded with other settings.*supernet: saved "
+                     "'/elsewhere'"):
     search.run(config, str(tmp_path))
+
+
+def _small(config, **overrides):
+  cfg = config.copy_and_resolve_references()
+  with cfg.unlocked():
+    cfg.search.epochs = 0
+    cfg.search.population = 2
+    cfg.search.bn_batches = 0
+    for key, value in overrides.items():
+      section, leaf = key.split(".")
+      cfg[section][leaf] = value
+  return cfg
+
+
+def test_changed_fitness_settings_refuse_the_recorded_state(setup, tmp_path):
+  config, _ = setup
+  workdir = str(tmp_path / "w")
+  search.run(_small(config), workdir)
+  with pytest.raises(SystemExit, match="evaluate.metric: saved 'euc', now 'cos'"):
+    search.run(_small(config, **{"evaluate.metric": "cos"}), workdir)
+  with pytest.raises(SystemExit, match="evaluate.rerank: saved False, now True"):
+    search.run(_small(config, **{"evaluate.rerank": True}), workdir)
+  other_root = str(tmp_path / "same_data_elsewhere")
+  os.symlink(config.data.root, other_root)
+  with pytest.raises(SystemExit, match="data.root: saved"):
+    search.run(_small(config, **{"data.root": other_root}), workdir)
+  with pytest.raises(SystemExit, match="held_out_ids_sha256"):
+    search.run(_small(config, **{"search.val_ids": "3"}), workdir)
+
+
+def test_damaged_state_falls_back_to_its_backup(setup, tmp_path, monkeypatch):
+  config, _ = setup
+  workdir = str(tmp_path / "w")
+  cfg = _small(config, **{"search.population": 3})
+  search.run(cfg, workdir)
+  state = os.path.join(workdir, "search", "state.json")
+  assert os.path.exists(state + ".bak")  # the state before the last candidate
+  with open(state, "w") as f:
+    f.write('{"fingerprint": {"supernet": ')  # a write cut short
+  calls = []
+  real_embed = search.embed_dataset
+  monkeypatch.setattr(search, "embed_dataset",
+                      lambda *a, **k: calls.append(1) or real_embed(*a, **k))
+  search.run(cfg, workdir)
+  assert len(calls) == 1  # only the candidate missing from the backup is evaluated again
+  with open(state, "w") as f:
+    f.write("not json")
+  with open(state + ".bak", "w") as f:
+    json.dump({"results": []}, f)  # valid JSON, but no fingerprint
+  with pytest.raises(SystemExit, match=f"{state} is unreadable .* move both away"):
+    search.run(cfg, workdir)
+
+
+def _supernet_workdir(config, base, train_ids, held):
+  """A copy of the fixture's supernet whose workdir records the split it trained with."""
+  import shutil
+  src = config.train.init_from
+  dest = os.path.join(base, "recorded")
+  shutil.copytree(src, dest)
+  with open(os.path.join(dest, "holdout.json"), "w") as f:
+    json.dump({"train_ids": train_ids, "held_out_ids": held}, f)
+  return dest
+
+
+def test_search_scores_on_the_ids_the_supernet_held_out(setup, tmp_path):
+  config, _ = setup
+  ids = json.load(open(config.data.partition))["TRAIN_SET"]
+  trained, held = ids[:4], ids[4:]
+  source = _supernet_workdir(config, str(tmp_path), trained, held)
+  # Another seed would draw another split; the recorded one decides.
+  for seed in (0, 1, 2):
+    cfg = _small(config, **{"train.init_from": source})
+    with cfg.unlocked():
+      cfg.seed = seed
+    scorer = search.CandidateScorer(cfg, source)
+    assert scorer.val_ids == held and scorer.train_ids == trained
+  cfg = _small(config, **{"train.init_from": source, "search.val_ids": f"{held[0]},{trained[0]}"})
+  with pytest.raises(ValueError, match=f"trained on \\({trained[0]}\\)"):
+    search.CandidateScorer(cfg, source)
+  cfg = _small(config, **{"train.init_from": source, "search.val_ids": held[0] + ","})
+  assert search.CandidateScorer(cfg, source).val_ids == [held[0]]
+
+
+def test_search_space_wider_than_the_supernet_trained_is_refused(setup, tmp_path):
+  config, _ = setup
+  source = _supernet_workdir(config, str(tmp_path), [], [])
+  with open(os.path.join(source, "config.json"), "w") as f:
+    json.dump({"model": {"name": "sposgait_small", "path": "",
+                         "choice_max_num": [1, 6, 6, 6]}}, f)
+  cfg = _small(config, **{"train.init_from": source, "model.choice_max_num": (6, 6, 6, 6)})
+  with pytest.raises(SystemExit, match="wider than the space the supernet"):
+    search.run(cfg, str(tmp_path / "w"))
+
+
+def test_scorer_refuses_non_finite_embeddings(setup):
+  config, _ = setup
+  scorer = search.CandidateScorer(_small(config), config.train.init_from)
+  bad = jax.tree.map(np.array, scorer.variables)
+  bad["params"]["Head0"]["fc_bin"] *= 1e38  # finite weights, overflowing embeddings
+  scorer.variables = bad
+  with pytest.raises(ValueError, match=r"path 0,2,0,0 .*embeddings are not finite"):
+    scorer.score((0, 2, 0, 0))
 
 
 def test_supernet_config_required(setup, tmp_path):

@@ -66,6 +66,11 @@ def test_resume_matches_uninterrupted_run(data, tmp_path):
   ck.close()
   saved = json.load(open(os.path.join(whole, "config.json")))
   assert saved["model"]["channels"] == [4, 8, 8]
+  # The supernet records its split; the search reads it from there.
+  split = json.load(open(os.path.join(whole, "holdout.json")))
+  train_ids = json.load(open(data["partition"]))["TRAIN_SET"]
+  assert split["held_out_ids"] and not set(split["held_out_ids"]) & set(split["train_ids"])
+  assert sorted(split["held_out_ids"] + split["train_ids"]) == sorted(train_ids)
   assert glob.glob(os.path.join(whole, "tb", "events.out.tfevents.*"))
   from test_train_writer import _read_events
   tags = {v.tag for e in _read_events(os.path.join(whole, "tb")) for v in e.summary.value}
@@ -118,3 +123,93 @@ def test_repeated_nonfinite_steps_stop_training(data, tmp_path):
   c = _config(data, **{"optim.lr": 1e38, "train.max_bad_steps": 2, "train.total_steps": 20})
   with pytest.raises(FloatingPointError, match=r"training stopped at step \d+"):
     train.run(c, str(tmp_path / "bad"))
+
+
+def test_overflowing_update_is_skipped_and_never_checkpointed(data, tmp_path):
+  # lr 1e38: the loss and gradients are finite, the updated parameters are not.
+  workdir = str(tmp_path / "poison")
+  c = _config(data, **{"optim.lr": 1e38, "train.max_bad_steps": 3, "train.total_steps": 20,
+                       "train.save_every": 1, "train.log_every": 1})
+  with pytest.raises(FloatingPointError, match="training stopped at step 0") as err:
+    train.run(c, workdir)
+  assert "or updated parameters" in str(err.value)
+  assert "train.dtype=float32" not in str(err.value)  # the run is float32 already
+  ck = checkpoint.Checkpointer(checkpoint.checkpoint_dir(workdir), read_only=True)
+  assert ck.all_steps() == []
+  ck.close()
+
+
+def test_failed_first_run_does_not_lock_the_workdir(data, tmp_path):
+  # The run fails before its first checkpoint; the corrected config may reuse the workdir.
+  workdir = str(tmp_path / "w")
+  bad = _config(data, **{"model.class_num": 1, "train.total_steps": 2})
+  with pytest.raises(ValueError, match="model.class_num"):
+    train.run(bad, workdir)
+  assert os.path.exists(os.path.join(workdir, "config.json"))
+  train.run(_config(data, **{"model.class_num": 8, "train.total_steps": 2}), workdir)
+  assert checkpoint.restore_variables(workdir)[1] == 2
+  # Once it holds a checkpoint, it is protected.
+  with pytest.raises(ValueError, match="another model architecture"):
+    train.run(_config(data, **{"model.class_num": 9, "train.total_steps": 4}), workdir)
+
+
+def _damage(step_dir, how):
+  if how == "empty":
+    for entry in os.listdir(step_dir):
+      path = os.path.join(step_dir, entry)
+      (os.remove if os.path.isfile(path) else __import__("shutil").rmtree)(path)
+    return
+  files = sorted((os.path.getsize(p), p) for p in glob.glob(os.path.join(step_dir, "**", "*"),
+                                                              recursive=True)
+                 if os.path.isfile(p))
+  for _, path in files:  # truncate every file: whatever orbax reads first is broken
+    with open(path, "r+b") as f:
+      f.truncate(os.path.getsize(path) // 3)
+
+
+@pytest.mark.parametrize("how", ["truncated", "empty"])
+def test_corrupt_newest_checkpoint_falls_back_and_is_kept(data, tmp_path, how):
+  workdir = str(tmp_path / "w")
+  train.run(_config(data, **{"train.total_steps": 4}), workdir)
+  step_dir = os.path.join(checkpoint.checkpoint_dir(workdir), "4")
+  _damage(step_dir, how)
+  # embed / test / search read weights through restore_variables: the broken step is named.
+  with pytest.raises(ValueError, match=f"checkpoint {step_dir} is unreadable"):
+    checkpoint.restore_variables(workdir)
+  # Training resumes from the newest intact step (2) and keeps the broken files.
+  train.run(_config(data), workdir)
+  assert checkpoint.restore_variables(workdir)[1] == 6
+  kept = glob.glob(os.path.join(workdir, "broken_checkpoints", "4-*"))
+  assert len(kept) == 1 and os.path.isdir(kept[0])
+  # The resumed run equals an uninterrupted one: step 4 was recomputed from step 2.
+  whole = str(tmp_path / "whole")
+  train.run(_config(data), whole)
+  for x, y in zip(jax.tree.leaves(_final(whole)[0]), jax.tree.leaves(_final(workdir)[0])):
+    assert np.array_equal(x, y)
+
+
+def test_second_run_in_a_workdir_is_refused(data, tmp_path):
+  from gait_jax import workdir_lock
+  workdir = str(tmp_path / "w")
+  with workdir_lock.hold(workdir, "train"):
+    with pytest.raises(SystemExit, match=f"in use by another gait_jax run \\(pid {os.getpid()}"):
+      train.run(_config(data, **{"train.total_steps": 2}), workdir)
+  assert not os.path.exists(checkpoint.checkpoint_dir(workdir))
+  train.run(_config(data, **{"train.total_steps": 2}), workdir)  # released: runs
+
+
+def test_lock_of_a_killed_run_is_not_stale(tmp_path):
+  import subprocess
+  import sys
+  from conftest import REPO
+  workdir = str(tmp_path / "w")
+  code = ("import os, signal, sys; sys.path.insert(0, %r)\n"
+          "from gait_jax import workdir_lock\n"
+          "with workdir_lock.hold(%r, 'train'):\n"
+          "  os.kill(os.getpid(), signal.SIGKILL)\n" % (REPO, workdir))
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+  assert proc.returncode == -9
+  assert os.path.exists(os.path.join(workdir, ".lock"))
+  from gait_jax import workdir_lock
+  with workdir_lock.hold(workdir, "train"):
+    pass

@@ -96,7 +96,7 @@ def test_one_compilation_serves_every_path(engine, mesh):
     state, info = _run(step, state, _batch(s), path, mesh)
   assert bool(info["ok"]) and int(info["step"]) == 20
   # The step is shared with the other tests of this module: still one trace in total.
-  assert len(step.traces) == 1, f"the step was traced {len(step.traces)} times for 20 paths"
+  assert step._cache_size() == 1, f"the step was compiled {step._cache_size()} times for 20 paths"
 
 
 def test_unselected_candidates_get_no_update(engine, mesh):
@@ -187,7 +187,7 @@ def test_eight_devices_match_one_device(standin, engine, mesh):
   one = np.concatenate([np.ravel(x) for x in jax.tree.leaves(results[0][1])])
   eight = np.concatenate([np.ravel(x) for x in jax.tree.leaves(results[1][1])])
   assert np.linalg.norm(one - eight) <= 1e-4 * np.linalg.norm(eight)
-  assert np.max(np.abs(one - eight)) < 1e-3
+  assert np.max(np.abs(one - eight)) <= 1e-3 * np.max(np.abs(eight))
 
 
 def test_real_sposgait_masked_update(mesh):
@@ -202,4 +202,4 @@ def test_real_sposgait_masked_update(mesh):
   state, info = _run(step, state, _batch(5), path, mesh)
   assert bool(info["ok"]) and np.isfinite(float(info["loss"]))
   _assert_masked_update(before, _host(state), path)
-  assert len(step.traces) == 1
+  assert step._cache_size() == 1

@@ -29,3 +29,10 @@ def test_min_two_ids_for_small_sets():
 def test_bad_specs_name_the_key(spec, match):
   with pytest.raises(ValueError, match=match):
     split_train_ids(IDS, spec, seed=0)
+
+
+def test_default_spec_error_quotes_what_the_user_set():
+  # The user set nothing: the message must not invent "search.val_ids=2".
+  with pytest.raises(ValueError, match=r'search.val_ids="" \(the default: 10 %, at least 2, = 2 '
+                                       r'ids\): need between 1 and 1 held-out ids out of 2'):
+    split_train_ids(IDS[:2], "", seed=0)

@@ -34,7 +34,8 @@ def main(argv=None):
   except ValueError as e:
     parser.error(str(e))
   print(lib.format_summary(summary))
-  return 0 if summary["written"] else 1
+  # Non-zero when anything could not be converted, so scripts notice the gap.
+  return 0 if summary["written"] and not summary["failed"] else 1
 
 
 if __name__ == "__main__":

@@ -128,7 +128,6 @@ def bench_one(size: str, args, data) -> dict:
       "compile_s": round(compile_s, 2), "step_s": round(step_s, 4),
       "seq_per_s": round(global_batch / step_s, 2),
       "data_wait_fraction": round(wait / float(np.sum(times)), 4),
-      "traces": len(step.traces),
       # Per device, from the compiled executable: activations/workspace, and inputs.
       "temp_gib": round(memory.temp_size_in_bytes / 2**30, 3) if memory else None,
       "argument_gib": round(memory.argument_size_in_bytes / 2**30, 3) if memory else None,

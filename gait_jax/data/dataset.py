@@ -87,6 +87,10 @@ def load_pkl(path: str, frame_size: Optional[Tuple[int, int]] = (64, 64)) -> np.
     raise ValueError(f"{path}: expected shape [T, H, W] (e.g. [T, 64, 64]), got {data.shape}")
   if data.shape[0] == 0:
     raise ValueError(f"{path}: empty sequence (0 frames)")
+  if data.max() == 1:
+    # After the /255 of the transforms such frames are ~0: the model would train on blanks.
+    raise ValueError(f"{path}: silhouette values are 0/1; expected 0..255 (foreground 255) as "
+                     "OpenGait pkls store them: multiply by 255, or re-run tools/pretreat.py")
   if frame_size is not None and tuple(data.shape[1:]) != tuple(frame_size):
     raise ValueError(f"{path}: expected frames of {frame_size[0]}x{frame_size[1]} "
                      f"([T, {frame_size[0]}, {frame_size[1]}]), got shape {data.shape}; "
@@ -128,6 +132,9 @@ class GaitDataset:
     self.cache = bool(cache)
 
     listed = list(dict.fromkeys(self.partition[key]))  # keep order, drop duplicates
+    source = partition if isinstance(partition, (str, os.PathLike)) else "the partition"
+    if not listed:
+      raise ValueError(f"{source}: {key} is empty (expected a list of ids)")
     present = [i for i in listed if os.path.isdir(os.path.join(self.root, i))]
     if len(present) < len(listed):
       present_set = set(present)

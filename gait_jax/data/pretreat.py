@@ -25,6 +25,8 @@ from typing import Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
+from gait_jax.common import io
+
 log = logging.getLogger(__name__)
 
 MIN_PIXEL_SUM = 10000
@@ -78,15 +80,26 @@ def align_frame(img: np.ndarray, img_size: int = 64) -> Tuple[Optional[np.ndarra
 
 
 def process_sequence(job) -> dict:
-  """Converts one sequence; returns its statistics (run in a worker process)."""
+  """Converts one sequence; returns its statistics (run in a worker process).
+
+  A sequence that cannot be converted (a GREW frame not of img_size, which also catches
+  sequences of mixed sizes) is reported in `error` and nothing is written for it; the other
+  sequences go on."""
   key, files, output, img_size, dataset = job
-  frames, dropped = [], collections.Counter()
+  frames, dropped, unreadable = [], collections.Counter(), []
+  result = dict(key=key, frames=0, dropped={}, unreadable=unreadable, output=None, error=None)
   for path in files:
     img = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
     if img is None:
       dropped["unreadable"] += 1
+      unreadable.append(path)
       continue
     if dataset.upper() == "GREW":
+      # GREW frames are aligned already and kept as they are: they must have the size asked.
+      if img.shape != (img_size, img_size):
+        result["error"] = (f"{path}: frame of {img.shape[0]}x{img.shape[1]}, expected "
+                           f"{img_size}x{img_size} (--img-size) for already aligned GREW frames")
+        return result
       frames.append(img.astype(np.uint8))
       continue
     frame, reason = align_frame(img, img_size)
@@ -94,17 +107,13 @@ def process_sequence(job) -> dict:
       dropped[reason] += 1
     else:
       frames.append(frame)
-  out = None
-  if frames:
-    shapes = {f.shape for f in frames}
-    if len(shapes) > 1:
-      raise ValueError(f"{os.path.dirname(files[0])}: frames of different sizes {sorted(shapes)}")
-    out_dir = os.path.join(output, *key)
-    os.makedirs(out_dir, exist_ok=True)
-    out = os.path.join(out_dir, f"{key[2]}.pkl")
-    with open(out, "wb") as f:
+  result["dropped"] = dict(dropped)
+  if frames:  # every kept frame is img_size x img_size (aligned, or checked above)
+    out = os.path.join(output, *key, f"{key[2]}.pkl")
+    with io.atomic_open(out, "wb") as f:
       pickle.dump(np.stack(frames), f)
-  return dict(key=key, frames=len(frames), dropped=dict(dropped), output=out)
+    result.update(frames=len(frames), output=out)
+  return result
 
 
 def pretreat(input_dir: str, output_dir: str, workers: int = 4, dataset: str = "CASIAB",
@@ -120,13 +129,17 @@ def pretreat(input_dir: str, output_dir: str, workers: int = 4, dataset: str = "
     from tqdm import tqdm
     bar = tqdm(total=len(jobs), unit="seq", desc="pretreat")
   summary = dict(sequences=len(jobs), written=0, frames=0, dropped_frames=collections.Counter(),
-                 dropped_sequences=[], short_sequences=[])
+                 dropped_sequences=[], short_sequences=[], failed=[], unreadable_files=[])
 
   def account(result):
     name = "/".join(result["key"])
     summary["frames"] += result["frames"]
     summary["dropped_frames"].update(result["dropped"])
-    if result["output"] is None:
+    summary["unreadable_files"] += result["unreadable"]
+    if result["error"]:
+      summary["failed"].append((name, result["error"]))
+      log.error("%s: not converted: %s", name, result["error"])
+    elif result["output"] is None:
       summary["dropped_sequences"].append(name)
       log.warning("%s: no valid frames, nothing written", name)
     else:
@@ -159,5 +172,9 @@ def format_summary(summary: dict) -> str:
            f"dropped sequences (no valid frame): {len(summary['dropped_sequences'])}"
            + "".join(f"\n  {n}" for n in summary["dropped_sequences"][:20]),
            f"sequences with fewer than {FEW_FRAMES} frames: {len(summary['short_sequences'])}"
-           + "".join(f"\n  {n}" for n in summary["short_sequences"][:20])]
+           + "".join(f"\n  {n}" for n in summary["short_sequences"][:20]),
+           f"unreadable frames: {len(summary['unreadable_files'])}"
+           + "".join(f"\n  {n}" for n in summary["unreadable_files"][:20]),
+           f"FAILED sequences (nothing written): {len(summary['failed'])}"
+           + "".join(f"\n  {n}: {why}" for n, why in summary["failed"][:20])]
   return "\n".join(lines)

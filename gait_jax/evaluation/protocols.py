@@ -41,6 +41,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from gait_jax.evaluation import distance as dist_lib
+from gait_jax.evaluation import embedding_checks
 from gait_jax.evaluation import rerank as rerank_lib
 from gait_jax.evaluation import submission as submission_lib
 
@@ -346,6 +347,7 @@ def run_protocol(name: str, emb, labels, types, views, eval_cfg, workdir: Option
   n = emb.shape[0]
   labels, types, views = (_as_str(labels, "labels", n), _as_str(types, "types", n),
                           _as_str(views, "views", n))
+  embedding_checks.check_usable(emb, labels, types, views, f"evaluate.protocol={name}")
   dist_lib.check_metric(_get(eval_cfg, "metric", "euc"))
   if _get(eval_cfg, "rerank", False) and name not in RERANK_PROTOCOLS:
     raise ValueError(f"evaluate.rerank=True is supported for {RERANK_PROTOCOLS}, "

@@ -18,8 +18,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from gait_jax.models.layers import BatchNorm, apply_mask, conv3d
-
-NUM_CANDIDATES = 6
+from gait_jax.models.space import NUM_CANDIDATES
 
 # (kt, kh, kw) of the first and, for ops 3-5, the second convolution (spec §1.1).
 CANDIDATE_KERNELS: Tuple[Tuple[Tuple[int, int, int], ...], ...] = (

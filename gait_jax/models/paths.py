@@ -12,27 +12,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-# Searchable layers in path order (spec §1.2). Sorted order equals path order.
-LAYER_NAMES: Dict[str, Tuple[str, ...]] = {
-    "sposgait_large": ("conv3d_00", "conv3d_01", "conv3d_10", "conv3d_11", "conv3d_20",
-                       "conv3d_21", "conv3d_30", "conv3d_31", "conv3d_40", "conv3d_41"),
-    "sposgait_medium": ("conv3d_00", "conv3d_01", "conv3d_10", "conv3d_11", "conv3d_20",
-                        "conv3d_30", "conv3d_40"),
-    "sposgait_small": ("conv3d_00", "conv3d_20", "conv3d_30", "conv3d_40"),
-}
+from gait_jax.models.space import LAYER_NAMES, canonical_model_name
 
 _LAYER_RE = re.compile(r"^conv3d_\d\d$")
 _CAND_RE = re.compile(r"^cand(\d)$")
-
-
-def canonical_model_name(model_name: str) -> str:
-  """'large' or 'sposgait_large' (any case) → 'sposgait_large'; clear error otherwise."""
-  name = model_name.lower()
-  if not name.startswith("sposgait_"):
-    name = "sposgait_" + name
-  if name not in LAYER_NAMES:
-    raise ValueError(f"model.name={model_name!r}: expected one of {sorted(LAYER_NAMES)}")
-  return name
 
 
 def layer_names(model_name: str) -> Tuple[str, ...]:

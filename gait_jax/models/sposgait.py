@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gait_jax.models import paths as paths_lib
+from gait_jax.models import space as space_lib
 from gait_jax.models.candidates import ChoiceLayer, NUM_CANDIDATES
 from gait_jax.models.layers import (LTA, ConvBN, GeMHPP, SeparateBNNecks, SeparateFCs,
                                     apply_mask, frame_mask, masked_temporal_max, max_pool_hw,
@@ -150,6 +151,13 @@ class SPOSGait(nn.Module):
       if self.fixed_path is not None and path != tuple(self.fixed_path):
         raise ValueError(f"path {path} differs from the model's fixed_path {self.fixed_path}")
       return path
+    if not isinstance(path, jax.core.Tracer):
+      # A concrete array: a fixed-path model would silently run its own candidates whatever
+      # the array says, so a different path is an error here as for a tuple.
+      concrete = tuple(int(v) for v in np.asarray(path).reshape(-1))
+      if self.fixed_path is not None and concrete != tuple(self.fixed_path):
+        raise ValueError(f"path {concrete} differs from the model's fixed_path "
+                         f"{self.fixed_path}")
     path = jnp.asarray(path)
     if path.shape != (length,):
       raise ValueError(f"traced path: expected shape ({length},), got {path.shape}")
@@ -159,7 +167,9 @@ class SPOSGait(nn.Module):
 def abstract_variables(model: SPOSGait, frames: int = 3, height: int = 64, width: int = 44):
   """ShapeDtypeStructs of the model's `params` and `batch_stats` (no compute, no compile)."""
   n_layers = len(paths_lib.LAYER_NAMES[model.model_name])
-  path = jnp.zeros((n_layers,), jnp.int32)  # traced: creates every candidate of a supernet
+  # Traced: creates every candidate of a supernet (a fixed-path model only has its own).
+  path = jnp.asarray(model.fixed_path if model.fixed_path is not None else (0,) * n_layers,
+                     jnp.int32)
   sils = jax.ShapeDtypeStruct((1, frames, height, width), jnp.float32)
   return jax.eval_shape(lambda s: model.init(jax.random.key(0), s, path), sils)
 
@@ -202,6 +212,18 @@ def init_variables(model: SPOSGait, seed: int, *, height: int = 64, width: int =
   return jax.tree_util.tree_map_with_path(draw, shapes)
 
 
+def positive_ints(values, key: str) -> Tuple[int, ...]:
+  """`values` as a tuple of positive ints, or a ValueError naming the config key."""
+  try:
+    out = tuple(int(v) for v in values)
+  except (TypeError, ValueError):
+    raise ValueError(f"{key}={values!r}: expected positive integers (on the command line "
+                     f"comma-separated: --config.{key}=8,16,32)") from None
+  if not out or any(v < 1 for v in out):
+    raise ValueError(f"{key}={values!r}: expected positive integers")
+  return out
+
+
 def build_model(model_cfg, *, bnneck: bool, fixed_path: Optional[Sequence[int]] = None,
                 dtype=jnp.float32) -> SPOSGait:
   """The SPOSGait network described by `model_cfg` (config key `model`).
@@ -215,22 +237,24 @@ def build_model(model_cfg, *, bnneck: bool, fixed_path: Optional[Sequence[int]] 
     in the backward pass (see ChoiceLayer) — less memory, one more forward of each layer.
   """
   name = paths_lib.canonical_model_name(str(model_cfg.name))
-  channels = tuple(int(c) for c in model_cfg.channels)
+  channels = positive_ints(model_cfg.channels, "model.channels")
   if len(channels) != NUM_CHANNELS[name]:
     raise ValueError(f"model.channels={channels}: {name} expects {NUM_CHANNELS[name]} widths")
-  bins = tuple(int(b) for b in model_cfg.bins)
+  bins = positive_ints(model_cfg.bins, "model.bins")
   parts = int(getattr(model_cfg, "parts", sum(bins)))
   if parts != sum(bins):
     raise ValueError(f"model.parts={parts} must equal sum(model.bins)={sum(bins)}")
-  n_layers = len(paths_lib.LAYER_NAMES[name])
   cmn = tuple(getattr(model_cfg, "choice_max_num", ()) or ())
-  if cmn and len(cmn) != n_layers:
-    raise ValueError(f"model.choice_max_num={cmn}: {name} has {n_layers} searchable layers")
+  if cmn:
+    space_lib.check_space(name, cmn)
+  n_layers = len(paths_lib.LAYER_NAMES[name])
   if fixed_path is not None:
     fixed_path = tuple(int(v) for v in fixed_path)
     if len(fixed_path) != n_layers or any(not 0 <= v < NUM_CANDIDATES for v in fixed_path):
       raise ValueError(f"fixed_path={fixed_path}: expected {n_layers} entries in 0..5")
+  out_channels = positive_ints((model_cfg.out_channels,), "model.out_channels")[0]
+  class_num = int(model_cfg.class_num)
   return SPOSGait(model_name=name, channels=channels, bins=bins,
-                  out_channels=int(model_cfg.out_channels), class_num=int(model_cfg.class_num),
+                  out_channels=out_channels, class_num=class_num,
                   bnneck=bool(bnneck), fixed_path=fixed_path, dtype=dtype,
                   remat=bool(getattr(model_cfg, "remat", False)))
