@@ -8,7 +8,8 @@ scenario (d4 same condition, d1, d2, d3); chance Rank-1 is 1/13 = 7.7 %.
   python -m gait_jax.main --config configs/kth_walking.py --workdir runs/kth            # train
   python -m gait_jax.main --config configs/kth_walking.py --workdir runs/kth --config.mode=test
 """
-from gait_jax import configuration as cfg
+from gait_jax import config as cfg
+from gait_jax.evaluation import protocols
 
 
 def get_config(arg=None):
@@ -33,6 +34,5 @@ def get_config(arg=None):
   c.train.log_every = 20
   c.embed.batch = 4
   c.evaluate.protocol = "custom"
-  c.evaluate.custom_gallery = "d4-00/*"
-  c.evaluate.custom_probes = "d4=d4-*/*;d1=d1-*/*;d2=d2-*/*;d3=d3-*/*"
+  c.evaluate.update(protocols.KTH_WALK)
   return c.lock()

@@ -4,7 +4,7 @@ Data: `python tools/make_walkers.py --out data/walkers` (tools/quickstart.sh doe
 The walkers use CASIA-B's type names (nm-01..06, bg-01/02, cl-01/02), so the CASIA-B
 protocol (NM/BG/CL, cross-view) evaluates them.
 """
-from gait_jax import configuration as cfg
+from gait_jax import config as cfg
 
 
 def get_config(arg=None):

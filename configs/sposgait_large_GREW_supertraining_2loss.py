@@ -1,6 +1,6 @@
 """Large supernet on GREW (20000 ids), triplet 0.1 + CE 1.0 (reference
 sposgait_large_GREW_supertraining_2loss.yaml)."""
-from gait_jax import configuration as cfg
+from gait_jax import config as cfg
 
 
 def get_config(arg=None):

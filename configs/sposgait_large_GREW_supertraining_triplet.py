@@ -1,6 +1,6 @@
 """Large supernet on GREW (20000 ids), triplet only (reference
 sposgait_large_GREW_supertraining_triplet.yaml; the README's supernet)."""
-from gait_jax import configuration as cfg
+from gait_jax import config as cfg
 
 
 def get_config(arg=None):

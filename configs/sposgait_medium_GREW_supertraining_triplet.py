@@ -3,7 +3,7 @@ sposgait_medium_GREW_supertraining_triplet.yaml).
 
 The reference file omits num_train and then fails its own GREW assertion (spec §10.19);
 its save name says 5000 ids, which is what this config uses."""
-from gait_jax import configuration as cfg
+from gait_jax import config as cfg
 
 
 def get_config(arg=None):

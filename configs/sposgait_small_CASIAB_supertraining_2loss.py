@@ -1,6 +1,6 @@
 """Small supernet on CASIA-B (74 ids), triplet 1.0 + CE 1.0 (reference
 sposgait_small_CASIAB_supertraining_2loss.yaml)."""
-from gait_jax import configuration as cfg
+from gait_jax import config as cfg
 
 
 def get_config(arg=None):

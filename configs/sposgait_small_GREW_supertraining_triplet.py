@@ -1,6 +1,6 @@
 """Small supernet on GREW (500 ids), triplet only (reference
 sposgait_small_GREW_supertraining_triplet.yaml)."""
-from gait_jax import configuration as cfg
+from gait_jax import config as cfg
 
 
 def get_config(arg=None):

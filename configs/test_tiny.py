@@ -1,7 +1,7 @@
 """CPU-fast configuration for tests: a tiny small-variant supernet on a tiny generated set.
 
 Tests point data.root/data.partition at a temporary walkers set."""
-from gait_jax import configuration as cfg
+from gait_jax import config as cfg
 
 
 def get_config(arg=None):

@@ -29,30 +29,23 @@ config_flags.DEFINE_config_file(
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, TensorBoard logs and results.")
 flags.mark_flags_as_required(["config", "workdir"])
 
-# mode -> module with `run(config, workdir)`.
+# mode -> "module:function" taking (config, workdir); imported only when chosen.
 MODES = {
-    "train": "gait_jax.train",
-    "search": "gait_jax.search",
-    "embed": "gait_jax.embed",
-    "evaluate": "gait_jax.evaluate",
-    "test": "gait_jax.test_mode",
-    "flops": "gait_jax.flops_mode",
+    "train": "gait_jax.modes.train:run",
+    "search": "gait_jax.modes.search:run",
+    "embed": "gait_jax.modes.inference:run_embed",
+    "evaluate": "gait_jax.modes.inference:run_evaluate",
+    "test": "gait_jax.modes.inference:run_test",
+    "flops": "gait_jax.modes.flops:run",
 }
 
 
 def resolve_mode(mode: str):
-  """The `run` function of a mode, or a SystemExit naming what is wrong."""
+  """The function that runs a mode, or a SystemExit naming what is wrong."""
   if mode not in MODES:
     raise SystemExit(f"config.mode={mode!r} is not a mode; choose one of {sorted(MODES)}")
-  module_name = MODES[mode]
-  try:
-    module = importlib.import_module(module_name)
-  except ModuleNotFoundError as e:
-    if e.name == module_name:
-      raise SystemExit(f"config.mode={mode!r} is not built yet in this version of gait_jax "
-                       f"(module {module_name} is missing)") from None
-    raise
-  return module.run
+  module_name, function = MODES[mode].split(":")
+  return getattr(importlib.import_module(module_name), function)
 
 
 class _QuietLibraries:
@@ -72,8 +65,8 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   config = FLAGS.config
   run = resolve_mode(config.mode)
-  from gait_jax import distributed  # pylint: disable=g-import-not-at-top
-  distributed.maybe_initialize(config)
+  from gait_jax.common import parallel  # pylint: disable=g-import-not-at-top
+  parallel.maybe_initialize(config)
   logging.info("mode=%s workdir=%s", config.mode, FLAGS.workdir)
   run(config, FLAGS.workdir)
 

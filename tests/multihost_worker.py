@@ -13,7 +13,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 def main():
   args = json.loads(sys.argv[1])
   from conftest import load_config
-  from gait_jax import distributed, train
+  from gait_jax.modes import train
+  from gait_jax.training import setup
+  from gait_jax.common import parallel
   import train_standin
   c = load_config("test_tiny").unlock()
   c.data.root, c.data.partition = args["root"], args["partition"]
@@ -23,10 +25,10 @@ def main():
   c.dist.num_processes = args["num_processes"]
   c.dist.process_id = args["process_id"]
   c.lock()
-  distributed.maybe_initialize(c)
+  parallel.maybe_initialize(c)
   import jax
   assert jax.process_count() == args["num_processes"], jax.process_count()
-  train_standin.install(train)
+  setup.build_network = train_standin.build_network
   train.run(c, args["workdir"])
   print(f"WORKER {jax.process_index()} OK devices={jax.device_count()} "
         f"local={jax.local_device_count()}", flush=True)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from gait_jax import checkpoint
+from gait_jax.common import checkpoint
 
 
 def _state(scale=1.0):

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from conftest import REPO, load_config
-from gait_jax import configuration
+from gait_jax import config as config_lib
 
 CONFIGS = sorted(os.path.relpath(p, os.path.join(REPO, "configs"))
                  for p in glob.glob(os.path.join(REPO, "configs", "**", "*.py"), recursive=True))
@@ -22,7 +22,7 @@ def test_there_is_a_config_per_reference_experiment():
 @pytest.mark.parametrize("name", CONFIGS)
 def test_config_builds_with_full_schema(name):
   c = load_config(name)
-  base = configuration.base_config()
+  base = config_lib.base_config()
   assert set(c.keys()) == set(base.keys()), name
   for section in base.keys():
     if hasattr(base[section], "keys"):
@@ -30,7 +30,7 @@ def test_config_builds_with_full_schema(name):
   assert c.model.parts == sum(c.model.bins)
   assert len(c.model.choice_max_num) == {"sposgait_large": 10, "sposgait_medium": 7,
                                          "sposgait_small": 4}[c.model.name]
-  path = configuration.model_path(c)
+  path = config_lib.model_path(c)
   if name.startswith("retrain/"):
     assert path is not None and len(path) == len(c.model.choice_max_num)
     assert c.loss.ce_weight > 0 and c.model.class_num > 0
@@ -56,16 +56,16 @@ def test_reference_hyperparameters_spot_checks():
     ("", None),
 ])
 def test_parse_path(text, expected):
-  assert configuration.parse_path(text) == expected
+  assert config_lib.parse_path(text) == expected
 
 
 def test_bad_path_names_the_key():
   with pytest.raises(ValueError, match="model.path"):
-    configuration.parse_path("0,a,1")
+    config_lib.parse_path("0,a,1")
   with pytest.raises(ValueError, match="expected 4 entries"):
-    configuration.check_path((0, 1), (1, 6, 6, 6))
+    config_lib.check_path((0, 1), (1, 6, 6, 6))
   with pytest.raises(ValueError, match=r"position 2 is 7; the search space allows 0\.\.5"):
-    configuration.check_path((0, 1, 7, 0), (1, 6, 6, 6))
+    config_lib.check_path((0, 1, 7, 0), (1, 6, 6, 6))
 
 
 def test_path_outside_the_search_space_is_refused_at_every_entry():
@@ -74,17 +74,17 @@ def test_path_outside_the_search_space_is_refused_at_every_entry():
   config = load_config("test_tiny")
   config.model.path = "3,0,0,0"
   with pytest.raises(ValueError, match=r"position 0 \(conv3d_00\) is 3; .*allows only 0"):
-    configuration.model_path(config)
-  from gait_jax import flops
+    config_lib.model_path(config)
+  from gait_jax.models import flops
   with pytest.raises(ValueError, match="position 0"):
     flops.count(config.model, (3, 0, 0, 0), 30, bnneck=False)
   config.model.path = "0,6,0,0"
   with pytest.raises(ValueError, match=r"position 1 \(conv3d_20\) is 6; .*0\.\.5"):
-    configuration.model_path(config)
+    config_lib.model_path(config)
   config.model.path = ""
   config.model.choice_max_num = (1, 7, 6, 6)
   with pytest.raises(ValueError, match="model.choice_max_num: position 1"):
-    configuration.model_path(config)
+    config_lib.model_path(config)
 
 
 def test_cli_refuses_an_untrained_candidate(tmp_path):

@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from conftest import load_config
-from gait_jax import checkpoint, embed, mesh as mesh_lib, test_mode
+from gait_jax.evaluation import embed
+from gait_jax.modes import inference
+from gait_jax.common import checkpoint
+from gait_jax.common import parallel as mesh_lib
 from gait_jax.data import GaitDataset, load_sequence
 from gait_jax.models import build_model
 from gait_tree import make_tree
@@ -138,11 +141,11 @@ def test_test_mode_writes_npz_and_metrics(tree, tiny, tmp_path):
   config.evaluate.custom_probes = "nm=nm-02/*"
   workdir = str(tmp_path / "w")
   with pytest.raises(ValueError, match="model.path"):
-    embed.run(config, workdir)
+    inference.run_embed(config, workdir)
   config.model.path = ",".join(map(str, PATH))
   _, model, variables = tiny
   _checkpoint_with_extra_candidates(workdir, variables)
-  test_mode.run(config, workdir)
+  inference.run_test(config, workdir)
   with np.load(os.path.join(workdir, "embeddings.npz")) as z:
     assert z["embeddings"].shape == (6, 8, 7) and int(z["step"]) == 7
     assert z["labels"].tolist() == ["001", "001", "002", "002", "003", "003"]
@@ -158,9 +161,9 @@ def test_test_mode_writes_npz_and_metrics(tree, tiny, tmp_path):
 def test_checkpoint_mismatch_names_the_variable(tiny):
   template = {"params": {"Head0": {"fc_bin": jax.ShapeDtypeStruct((7, 8, 8), jnp.float32)}}}
   with pytest.raises(ValueError, match="params/Head0/fc_bin has shape"):
-    embed.select_variables({"params": {"Head0": {"fc_bin": np.zeros((7, 8, 4))}}}, template, "ck")
-  with pytest.raises(ValueError, match="params/Head0 is missing"):
-    embed.select_variables({"params": {}}, template, "ck")
+    checkpoint.select_by_name({"params": {"Head0": {"fc_bin": np.zeros((7, 8, 4))}}}, template, "ck")
+  with pytest.raises(ValueError, match="params/Head0/fc_bin is missing"):
+    checkpoint.select_by_name({"params": {}}, template, "ck")
 
 
 def test_fixed_model_refuses_another_path(tree, tiny):
@@ -182,7 +185,7 @@ def test_path_outside_the_supernets_trained_space_is_refused(tree, tiny, tmp_pat
   config.model.choice_max_num = (6, 6, 6, 6)  # this config allows it; the supernet never trained it
   config.model.path = "3,5,5,4"
   with pytest.raises(ValueError, match=r"supernet .* position 0 is 3; .*allows only 0"):
-    embed.embed_config(config, workdir)
+    inference.embed_config(config, workdir)
 
 
 def test_non_finite_embeddings_are_refused_before_anything_is_written(tree, tiny, tmp_path):
@@ -198,6 +201,6 @@ def test_non_finite_embeddings_are_refused_before_anything_is_written(tree, tiny
   workdir = str(tmp_path / "w")
   _checkpoint_with_extra_candidates(workdir, huge)
   with pytest.raises(ValueError, match=r"embed: .* [1-6] of 6 embeddings are not finite .*, from"):
-    test_mode.run(config, workdir)
+    inference.run_test(config, workdir)
   assert not os.path.exists(os.path.join(workdir, "embeddings.npz"))
   assert not os.path.exists(os.path.join(workdir, "metrics.json"))

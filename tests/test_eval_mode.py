@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from gait_jax import evaluate
+from gait_jax.evaluation import embeddings_file
+from gait_jax.modes import inference
 from test_eval_protocols import casia_set
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,9 +44,9 @@ def test_default_path_is_workdir_embeddings(tmp_path):
   config = load_config("test_tiny").unlock()
   config.evaluate.protocol = "casia_b"
   with pytest.raises(FileNotFoundError, match=str(tmp_path / "embeddings.npz")):
-    evaluate.run(config, str(tmp_path))
+    inference.run_evaluate(config, str(tmp_path))
   write_npz(tmp_path / "embeddings.npz", *casia_set())
-  evaluate.run(config, str(tmp_path))
+  inference.run_evaluate(config, str(tmp_path))
   assert json.loads((tmp_path / "metrics.json").read_text())["NM/rank5_include"] == 100.0
 
 
@@ -54,19 +55,19 @@ def test_bad_npz_errors_name_file_and_key(tmp_path):
   p = tmp_path / "nolabels.npz"
   np.savez(p, embeddings=emb, types=np.array(types), views=np.array(views))
   with pytest.raises(ValueError, match=r"nolabels\.npz.*'labels'"):
-    evaluate.load_embeddings(str(p))
+    embeddings_file.load_embeddings(str(p))
   p2 = tmp_path / "flat.npz"
   write_npz(p2, emb[:, :, 0], labels, types, views)
   with pytest.raises(ValueError, match=r"flat\.npz.*\[N, c, p\]"):
-    evaluate.load_embeddings(str(p2))
+    embeddings_file.load_embeddings(str(p2))
   p3 = tmp_path / "short.npz"
   write_npz(p3, emb, labels[:-1], types, views)
   with pytest.raises(ValueError, match=r"short\.npz.*'labels'"):
-    evaluate.load_embeddings(str(p3))
+    embeddings_file.load_embeddings(str(p3))
   p4 = tmp_path / "junk.npz"
   p4.write_text("not a zip")
   with pytest.raises(ValueError, match=r"junk\.npz.*not a readable"):
-    evaluate.load_embeddings(str(p4))
+    embeddings_file.load_embeddings(str(p4))
 
 
 def test_non_finite_embeddings_are_refused_with_their_names(tmp_path):
@@ -77,12 +78,12 @@ def test_non_finite_embeddings_are_refused_with_their_names(tmp_path):
   all_nan = np.full_like(emb, np.nan)  # today: 25.00 on every condition, exit 0
   write_npz(tmp_path / "embeddings.npz", all_nan, labels, types, views)
   with pytest.raises(ValueError, match=r"embeddings\.npz: 40 of 40 embeddings are not finite"):
-    evaluate.run(config, str(tmp_path))
+    inference.run_evaluate(config, str(tmp_path))
   one = emb.copy()
   one[13, 0, 0] = np.inf  # a single broken sequence would silently move a Rank-1
   write_npz(tmp_path / "embeddings.npz", one, labels, types, views)
   with pytest.raises(ValueError, match=rf"1 of 40 .* from 1 ids: {labels[13]}/{types[13]}/"):
-    evaluate.run(config, str(tmp_path))
+    inference.run_evaluate(config, str(tmp_path))
   assert not (tmp_path / "metrics.json").exists()
   from gait_jax.evaluation import protocols
   with pytest.raises(ValueError, match="not finite"):
@@ -96,10 +97,10 @@ def test_identical_embeddings_warn_loudly(tmp_path, caplog):
   emb, labels, types, views = casia_set()
   write_npz(tmp_path / "embeddings.npz", np.ones_like(emb), labels, types, views)
   with caplog.at_level("WARNING"):
-    evaluate.run(config, str(tmp_path))
+    inference.run_evaluate(config, str(tmp_path))
   assert "ALL 40 EMBEDDINGS ARE IDENTICAL" in caplog.text
   caplog.clear()
   with caplog.at_level("WARNING"):
     write_npz(tmp_path / "embeddings.npz", emb, labels, types, views)
-    evaluate.run(config, str(tmp_path))
+    inference.run_evaluate(config, str(tmp_path))
   assert "IDENTICAL" not in caplog.text

@@ -11,9 +11,16 @@ import zipfile
 import numpy as np
 import pytest
 
+from gait_jax.config import base_config
 from gait_jax.evaluation import protocols
 
-CFG = {"metric": "euc", "rerank": False, "chunk": 1024}
+def _cfg(**overrides):
+  c = base_config().evaluate
+  c.update(overrides)
+  return c
+
+
+CFG = _cfg()
 
 
 def line(values):
@@ -242,7 +249,8 @@ def kth_like():
 
 
 def test_custom_groups():
-  cfg = dict(CFG, custom_gallery="d4-00/*", custom_probes="d4=d4-*/*;d1=d1-*/*;d3=d3-*/090;d2=d2-*/*")
+  cfg_kw = dict(custom_gallery="d4-00/*", custom_probes="d4=d4-*/*;d1=d1-*/*;d3=d3-*/090;d2=d2-*/*")
+  cfg = _cfg(**cfg_kw)
   m, table = protocols.run_protocol("custom", *kth_like(), cfg)
   assert m["d4/probes"] == 2 and m["d4/rank1"] == 100.0 and m["d4/mAP"] == 100.0
   assert m["d1/rank1"] == 50.0 and m["d1/rank5"] == 100.0
@@ -250,7 +258,7 @@ def test_custom_groups():
   assert m["d3/rank1"] == 0.0 and m["d3/mAP"] == pytest.approx(50.0)
   assert m["d2/probes"] == 0 and np.isnan(m["d2/rank1"])
   assert np.isnan(m["mean/rank1"])  # an empty group makes the mean NaN, visibly
-  m2, _ = protocols.run_protocol("custom", *kth_like(), dict(cfg, custom_probes="d4=d4-*/*;d1=d1-*/*"))
+  m2, _ = protocols.run_protocol("custom", *kth_like(), _cfg(**dict(cfg_kw, custom_probes="d4=d4-*/*;d1=d1-*/*")))
   assert m2["mean/rank1"] == 75.0
   assert "d4" in table
 
@@ -260,7 +268,7 @@ def test_custom_config_errors():
                                  ("d4-00/*", "", "custom_probes is empty"),
                                  ("d4-00/*", "d4", "lacks '='"), ("d4-00/*", "a=*;a=*", "repeated")]:
     with pytest.raises(ValueError, match=match):
-      protocols.run_protocol("custom", *kth_like(), dict(CFG, custom_gallery=gallery, custom_probes=probes))
+      protocols.run_protocol("custom", *kth_like(), _cfg(custom_gallery=gallery, custom_probes=probes))
 
 
 def test_unknown_protocol_and_rerank_refusal():
@@ -268,7 +276,7 @@ def test_unknown_protocol_and_rerank_refusal():
   with pytest.raises(ValueError, match="evaluate.protocol"):
     protocols.run_protocol("casiab", emb, labels, types, views, CFG)
   with pytest.raises(ValueError, match="rerank"):
-    protocols.run_protocol("casia_b", emb, labels, types, views, dict(CFG, rerank=True))
+    protocols.run_protocol("casia_b", emb, labels, types, views, _cfg(rerank=True))
   with pytest.raises(ValueError, match="labels"):
     protocols.run_protocol("grew", emb, labels[:-1], types, views, CFG)
 
@@ -283,7 +291,7 @@ def test_rerank_changes_grew_and_keeps_shapes():
   labels = [f"{i:05d}" for i in range(n_ids)] * 2
   types = ["01"] * n_ids + ["02"] * n_ids
   views = [str(i) for i in range(2 * n_ids)]
-  cfg = dict(CFG, rerank=True, k1=4, k2=2, lambda_value=0.3)
+  cfg = _cfg(rerank=True, k1=4, k2=2, lambda_value=0.3)
   m, _ = protocols.run_protocol("grew", emb, labels, types, views, cfg)
   assert set(m) == {"rank1", "rank5", "rank10", "rank20"}
   assert m["rank1"] == 100.0  # well separated clusters stay right after re-ranking

@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from gait_jax.evolution import EvolutionarySearch, Result, SearchSettings
+from gait_jax.search.evolution import EvolutionarySearch, Result, SearchSettings
 
 SMALL = (1, 6, 6, 6)  # 216 paths
 LARGE = (1, 1, 6, 6, 6, 6, 6, 6, 6, 6)

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from conftest import REPO, load_config
-from gait_jax import configuration as cfg
-from gait_jax import flops
-from gait_jax import flops_mode
+from gait_jax import config as cfg
+from gait_jax.models import flops
+from gait_jax.modes import flops as flops_mode
 
 KEYS = {"path", "macs", "flops", "params_path", "params_backbone", "params_total", "params_supernet"}
 

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from gait_jax.data import walkers
+from gait_jax.synthetic import walkers
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -2,21 +2,21 @@
 import os
 import threading
 
-import ml_collections
 import numpy as np
 import pytest
 
 from conftest import load_config
+from gait_jax.config import base_config
 from gait_jax.data.dataset import GaitDataset
 from gait_jax.data.loader import LoaderError, TrainLoader, iter_sequences
 from gait_tree import make_tree
 
 
 def data_cfg(**kw):
-  c = ml_collections.ConfigDict(dict(
-      batch_p=3, batch_k=2, batch_shuffle=True, sample_type="fixed_ordered", frames=6,
-      frames_skip=0, frames_min=3, frames_max=7, transforms="base_sil_cutting", workers=2,
-      prefetch=2))
+  c = base_config().data
+  c.update(dict(batch_p=3, batch_k=2, batch_shuffle=True, sample_type="fixed_ordered", frames=6,
+                frames_skip=0, frames_min=3, frames_max=7, transforms="base_sil_cutting",
+                workers=2, prefetch=2))
   c.update(kw)
   return c
 

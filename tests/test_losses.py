@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from gait_jax import losses
+from gait_jax.training import losses
 from helpers import assert_close
 
 

@@ -1,4 +1,4 @@
-"""Path sampling, path masks and layer names (gait_jax/models/paths.py)."""
+"""The search space table, path sampling, path masks and layer names (models/space.py)."""
 import collections
 
 import jax
@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gait_jax.configuration import CHOICE_MAX_NUM
-from gait_jax.models import paths
+from gait_jax.models import space as paths
+from gait_jax.models.space import CHOICE_MAX_NUM
 
 
 def test_layer_names_match_spec_positions():
@@ -46,7 +46,7 @@ def _tree():
 
 
 def test_path_mask_static():
-  m = paths.path_mask(_tree(), (0, 5, 2, 1))
+  m = paths.path_mask(_tree(), (0, 5, 2, 1), "sposgait_small")
   assert m["HPP"]["p"] is True and m["downsample0"]["conv0"]["kernel"] is True
   assert [m["conv3d_20"][f"cand{j}"]["bn1"]["scale"] for j in range(6)] == \
       [False, False, False, False, False, True]
@@ -59,14 +59,35 @@ def test_path_mask_traced_matches_static_and_nested_tree():
 
   @jax.jit
   def f(p):
-    return paths.path_mask(tree, p)
+    return paths.path_mask(tree, p, "sposgait_small")
 
   for path in [(0, 5, 2, 1), (3, 0, 0, 4)]:
     traced = f(jnp.array(path, jnp.int32))
-    static = paths.path_mask(tree, path)
+    static = paths.path_mask(tree, path, "sposgait_small")
     assert jax.tree.map(lambda a: bool(a), traced) == static
 
 
 def test_path_mask_rejects_wrong_length():
-  with pytest.raises(ValueError, match="length 3"):
-    paths.path_mask(_tree(), (0, 1, 2))
+  with pytest.raises(ValueError, match="sposgait_small path has 4 entries, got 3"):
+    paths.path_mask(_tree(), (0, 1, 2), "sposgait_small")
+
+
+def test_the_table_derives_names_channels_and_flops_plan():
+  # One description of the architecture: the other views are derived from space.STAGES.
+  from gait_jax.models import flops
+  for name, stages in paths.STAGES.items():
+    assert paths.LAYER_NAMES[name] == tuple(l[0] for s in stages for l in s.layers)
+    searchable, fixed, order, _ = flops._plan(name)  # pylint: disable=protected-access
+    assert tuple(l.name for l in searchable) == paths.LAYER_NAMES[name]
+    assert [c.name for c in fixed if c.name.startswith("downsample")] == \
+        [f"downsample{s.index}" for s in stages]
+    assert sum(s.lta_after for s in stages) == 1 and "LTA" in order
+  assert paths.NUM_CHANNELS == {"sposgait_large": 4, "sposgait_medium": 4, "sposgait_small": 3}
+
+
+def test_path_mask_uses_the_models_positions():
+  # The same layer names sit at other path positions in sposgait_medium.
+  tree = _tree()
+  m = paths.path_mask(tree, (0, 0, 1, 2, 3, 4, 5), "sposgait_medium")
+  assert m["conv3d_20"]["cand3"]["bn1"]["scale"] and not m["conv3d_20"]["cand0"]["bn1"]["scale"]
+  assert m["conv3d_30"]["cand4"]["bn1"]["scale"] and m["conv3d_40"]["cand5"]["bn1"]["scale"]

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import pytest
 
 from conftest import REPO, load_config
-from gait_jax.configuration import model_path, use_bnneck
+from gait_jax.config import model_path, use_bnneck
 from gait_jax.models import abstract_variables, build_model, layer_names
 
 HEADS = ("HPP", "Head0", "BNNecks")

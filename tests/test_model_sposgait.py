@@ -73,7 +73,7 @@ def test_static_equals_traced_for_20_paths_with_one_compile(small):
     assert_trees_close(out_t, out_s, rtol=1e-4)
     assert_trees_close(upd_t, upd_s, rtol=1e-4)
     # Only the chosen candidates' BN statistics moved.
-    used = path_mask(variables["batch_stats"], path)
+    used = path_mask(variables["batch_stats"], path, "sposgait_small")
     moved = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), variables["batch_stats"],
                          upd_t["batch_stats"])
     assert moved == used
@@ -94,7 +94,7 @@ def test_traced_gradients_vanish_off_path(small):
     return jax.grad(loss)(params)
 
   g = grads(variables["params"], jnp.array(path, jnp.int32))
-  used = path_mask(g, path)
+  used = path_mask(g, path, "sposgait_small")
   nonzero = jax.tree.map(lambda a: bool(jnp.any(a != 0)), g)
   assert nonzero == used
 

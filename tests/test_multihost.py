@@ -9,8 +9,8 @@ import sys
 import jax
 import numpy as np
 
-from gait_jax import checkpoint
-from gait_jax.data import walkers
+from gait_jax.common import checkpoint
+from gait_jax.synthetic import walkers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -5,7 +5,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from gait_jax import optim
+from gait_jax.training import optim
 from helpers import assert_close
 
 

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from conftest import load_config
-from gait_jax import checkpoint
-from gait_jax import flops
-from gait_jax import mesh as mesh_lib
-from gait_jax import search
-from gait_jax.data import walkers
+from gait_jax.common import checkpoint
+from gait_jax.models import flops
+from gait_jax.common import parallel as mesh_lib
+from gait_jax.modes import search
+from gait_jax.search import fitness
+from gait_jax.synthetic import walkers
 from gait_jax.models import build_model
 from test_embed import init
 
@@ -53,12 +54,12 @@ def test_search_end_to_end_compiles_once_and_resumes(setup, monkeypatch):
   config, base = setup
   workdir = os.path.join(base, "run1")
   jitted = []
-  real_make = search.make_recalibrate
-  monkeypatch.setattr(search, "make_recalibrate",
+  real_make = fitness.make_recalibrate
+  monkeypatch.setattr(fitness, "make_recalibrate",
                       lambda *a: jitted.append(real_make(*a)) or jitted[-1])
   calls = []
-  real_embed = search.embed_dataset
-  monkeypatch.setattr(search, "embed_dataset",
+  real_embed = fitness.embed_dataset
+  monkeypatch.setattr(fitness, "embed_dataset",
                       lambda *a, **k: calls.append(tuple(np.asarray(a[3]))) or real_embed(*a, **k))
   search.run(config, workdir)
 
@@ -81,7 +82,7 @@ def test_search_end_to_end_compiles_once_and_resumes(setup, monkeypatch):
       "retrain_command"]
   # One compiled recalibration and one embedding program per length bucket, for 15 paths.
   assert len(jitted) == 1 and jitted[0]._cache_size() == 1
-  from gait_jax import embed
+  from gait_jax.evaluation import embed
   fn = embed.make_embed_fn(build_model(config.model, bnneck=True), mesh_lib.make_mesh())
   assert fn._cache_size() <= 2  # lengths 6..10 fall in at most two buckets
 
@@ -104,8 +105,8 @@ def test_constraints_reject_without_evaluating(setup, monkeypatch):
     cfg.search.epochs = 1
     cfg.search.bn_batches = 0
   evaluated = []
-  real_embed = search.embed_dataset
-  monkeypatch.setattr(search, "embed_dataset",
+  real_embed = fitness.embed_dataset
+  monkeypatch.setattr(fitness, "embed_dataset",
                       lambda *a, **k: evaluated.append(tuple(np.asarray(a[3]))) or real_embed(*a, **k))
   search.run(cfg, os.path.join(base, "constrained"))
   assert evaluated and all(costs[p] <= limit for p in evaluated)
@@ -162,8 +163,8 @@ def test_damaged_state_falls_back_to_its_backup(setup, tmp_path, monkeypatch):
   with open(state, "w") as f:
     f.write('{"fingerprint": {"supernet": ')  # a write cut short
   calls = []
-  real_embed = search.embed_dataset
-  monkeypatch.setattr(search, "embed_dataset",
+  real_embed = fitness.embed_dataset
+  monkeypatch.setattr(fitness, "embed_dataset",
                       lambda *a, **k: calls.append(1) or real_embed(*a, **k))
   search.run(cfg, workdir)
   assert len(calls) == 1  # only the candidate missing from the backup is evaluated again
@@ -196,13 +197,13 @@ def test_search_scores_on_the_ids_the_supernet_held_out(setup, tmp_path):
     cfg = _small(config, **{"train.init_from": source})
     with cfg.unlocked():
       cfg.seed = seed
-    scorer = search.CandidateScorer(cfg, source)
+    scorer = fitness.CandidateScorer(cfg, source)
     assert scorer.val_ids == held and scorer.train_ids == trained
   cfg = _small(config, **{"train.init_from": source, "search.val_ids": f"{held[0]},{trained[0]}"})
   with pytest.raises(ValueError, match=f"trained on \\({trained[0]}\\)"):
-    search.CandidateScorer(cfg, source)
+    fitness.CandidateScorer(cfg, source)
   cfg = _small(config, **{"train.init_from": source, "search.val_ids": held[0] + ","})
-  assert search.CandidateScorer(cfg, source).val_ids == [held[0]]
+  assert fitness.CandidateScorer(cfg, source).val_ids == [held[0]]
 
 
 def test_search_space_wider_than_the_supernet_trained_is_refused(setup, tmp_path):
@@ -218,7 +219,7 @@ def test_search_space_wider_than_the_supernet_trained_is_refused(setup, tmp_path
 
 def test_scorer_refuses_non_finite_embeddings(setup):
   config, _ = setup
-  scorer = search.CandidateScorer(_small(config), config.train.init_from)
+  scorer = fitness.CandidateScorer(_small(config), config.train.init_from)
   bad = jax.tree.map(np.array, scorer.variables)
   bad["params"]["Head0"]["fc_bin"] *= 1e38  # finite weights, overflowing embeddings
   scorer.variables = bad
@@ -242,7 +243,7 @@ def test_recalibrated_eval_matches_train_mode_statistics(setup):
   model = build_model(config.model, bnneck=True)
   variables = init(model, jnp.zeros(4, jnp.int32), seed=1)
   mesh = mesh_lib.make_mesh(jax.devices()[:1])
-  recal = search.make_recalibrate(model, mesh)
+  recal = fitness.make_recalibrate(model, mesh)
   rng = np.random.default_rng(0)
   x = (rng.random((1, 16, 12, 64, 44)) > 0.5).astype(np.float32)
   lengths = np.full((1, 16), 12, np.int32)

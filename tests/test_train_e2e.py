@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 from conftest import REPO
-from gait_jax import checkpoint
-from gait_jax.data import walkers
+from gait_jax.common import checkpoint
+from gait_jax.synthetic import walkers
 
 
 def _main(workdir, data, *extra):

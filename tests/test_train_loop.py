@@ -11,9 +11,11 @@ import pytest
 
 import train_standin
 from conftest import load_config
-from gait_jax import checkpoint
-from gait_jax import train
-from gait_jax.data import walkers
+from gait_jax.common import checkpoint
+from gait_jax.modes import train
+from gait_jax.training import loop, setup
+from gait_jax.training import step as step_lib
+from gait_jax.synthetic import walkers
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +26,7 @@ def data(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def standin(monkeypatch):
-  monkeypatch.setattr(train, "_build_model_and_loss", None)
-  train_standin.install(train)
+  monkeypatch.setattr(setup, "build_network", train_standin.build_network)
 
 
 def _config(data, **overrides):
@@ -94,29 +95,30 @@ def test_refuses_other_architecture_and_finished_run_is_a_noop(data, tmp_path):
 def test_init_from_loads_params_and_batch_stats(data, tmp_path):
   src = str(tmp_path / "src")
   train.run(_config(data, **{"train.total_steps": 2}), src)
-  from gait_jax import mesh as mesh_lib, optim
+  from gait_jax.common import parallel as mesh_lib
+  from gait_jax.training import optim
   c = _config(data)
   model = train_standin.build(c.model, bnneck=True)
-  state, _ = train.init_state(model, optim.SGD(c.optim), mesh_lib.make_mesh(), seed=1,
+  state, _ = step_lib.init_state(model, optim.SGD(c.optim), mesh_lib.make_mesh(), seed=1,
                               frames=6, fixed_path=None, path_len=4)
-  loaded = train.load_weights(state, src)
+  loaded = loop.load_weights(state, src)
   want, _ = checkpoint.restore_variables(src)
   for x, y in zip(jax.tree.leaves(want), jax.tree.leaves(jax.device_get(loaded.variables))):
     assert np.array_equal(x, y)
   # A retrain model (one path) takes its subset of the supernet weights by name.
   fixed = (0, 2, 3, 1)
   small = train_standin.build(c.model, bnneck=True, fixed_path=fixed)
-  state, _ = train.init_state(small, optim.SGD(c.optim), mesh_lib.make_mesh(), seed=1,
+  state, _ = step_lib.init_state(small, optim.SGD(c.optim), mesh_lib.make_mesh(), seed=1,
                               frames=6, fixed_path=fixed, path_len=4)
-  loaded = train.load_weights(state, src)
+  loaded = loop.load_weights(state, src)
   np.testing.assert_array_equal(
       np.asarray(loaded.params["conv3d_30"]["cand3"]["fc"]["kernel"]),
       want["params"]["conv3d_30"]["cand3"]["fc"]["kernel"])
-  state, _ = train.init_state(train_standin.StandIn(features=6, parts=7, class_num=8),
+  state, _ = step_lib.init_state(train_standin.StandIn(features=6, parts=7, class_num=8),
                               optim.SGD(c.optim), mesh_lib.make_mesh(), seed=1, frames=6,
                               fixed_path=None, path_len=4)
   with pytest.raises(ValueError, match="shape"):
-    train.load_weights(state, src)
+    loop.load_weights(state, src)
 
 
 def test_repeated_nonfinite_steps_stop_training(data, tmp_path):
@@ -189,7 +191,7 @@ def test_corrupt_newest_checkpoint_falls_back_and_is_kept(data, tmp_path, how):
 
 
 def test_second_run_in_a_workdir_is_refused(data, tmp_path):
-  from gait_jax import workdir_lock
+  from gait_jax.common import workdir_lock
   workdir = str(tmp_path / "w")
   with workdir_lock.hold(workdir, "train"):
     with pytest.raises(SystemExit, match=f"in use by another gait_jax run \\(pid {os.getpid()}"):
@@ -204,12 +206,12 @@ def test_lock_of_a_killed_run_is_not_stale(tmp_path):
   from conftest import REPO
   workdir = str(tmp_path / "w")
   code = ("import os, signal, sys; sys.path.insert(0, %r)\n"
-          "from gait_jax import workdir_lock\n"
+          "from gait_jax.common import workdir_lock\n"
           "with workdir_lock.hold(%r, 'train'):\n"
           "  os.kill(os.getpid(), signal.SIGKILL)\n" % (REPO, workdir))
   proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
   assert proc.returncode == -9
   assert os.path.exists(os.path.join(workdir, ".lock"))
-  from gait_jax import workdir_lock
+  from gait_jax.common import workdir_lock
   with workdir_lock.hold(workdir, "train"):
     pass

@@ -5,7 +5,7 @@ import struct
 
 import numpy as np
 
-from gait_jax import metric_writer
+from gait_jax.common import metric_writer
 
 
 def _read_events(logdir):
@@ -79,7 +79,7 @@ def test_flatten_hparams_keeps_only_tensorboard_types():
 def test_tb_scalars_reads_back_what_the_writer_wrote(tmp_path):
   import importlib.util
   from conftest import REPO
-  from gait_jax import metric_writer
+  from gait_jax.common import metric_writer
   writer = metric_writer.create_writer(str(tmp_path))
   for step in (1, 2, 3):
     writer.write_scalars(step, {"train/loss": 1.0 / step, "lr": 0.1})

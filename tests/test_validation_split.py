@@ -1,6 +1,6 @@
 import pytest
 
-from gait_jax.validation_split import split_train_ids
+from gait_jax.data.holdout import split_train_ids
 
 IDS = [f"{i:05d}" for i in range(1, 41)]
 

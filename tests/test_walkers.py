@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from gait_jax.data import walkers
+from gait_jax.synthetic import walkers
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

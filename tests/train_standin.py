@@ -72,17 +72,17 @@ def build(model_cfg, *, bnneck, fixed_path=None, dtype=jnp.float32):
                  fixed_path=None if fixed_path is None else tuple(fixed_path), dtype=dtype)
 
 
-def install(train_module):
-  """Makes `train.run` build the stand-in instead of SPOSGait (real losses, path_mask)."""
+def build_network(config, dtype):
+  """`training.setup.build_network` with the stand-in instead of SPOSGait (real losses and
+  path masks: the stand-in uses sposgait_small's layer names)."""
   import functools
-  from gait_jax import configuration
-  from gait_jax.losses import compute_losses
-  from gait_jax.models import path_mask
-
-  def builder(config, dtype):
-    fixed = configuration.model_path(config)
-    model = build(config.model, bnneck=configuration.use_bnneck(config), fixed_path=fixed,
-                  dtype=dtype)
-    return model, functools.partial(train_module._loss, compute_losses, config.loss), \
-        path_mask, fixed
-  train_module._build_model_and_loss = builder
+  from gait_jax import config as config_lib
+  from gait_jax.models import space
+  from gait_jax.training.losses import compute_losses
+  from gait_jax.training.setup import Network
+  fixed = config_lib.model_path(config)
+  model = build(config.model, bnneck=config_lib.use_bnneck(config), fixed_path=fixed,
+                dtype=dtype)
+  mask_fn = (functools.partial(space.path_mask, model_name="sposgait_small")
+             if fixed is None else None)
+  return Network(model, functools.partial(compute_losses, loss_cfg=config.loss), mask_fn, fixed)

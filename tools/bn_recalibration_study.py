@@ -51,11 +51,11 @@ def kendall_tau(a, b) -> float:
 
 def main(argv):
   del argv
-  from gait_jax import search  # pylint: disable=g-import-not-at-top
+  from gait_jax.search import fitness  # pylint: disable=g-import-not-at-top
   config = FLAGS.config
   if config.search.bn_batches <= 0:
     raise app.UsageError("search.bn_batches must be > 0 to compare with recalibration")
-  scorer = search.CandidateScorer(config, FLAGS.supernet)
+  scorer = fitness.CandidateScorer(config, FLAGS.supernet)
   rng = np.random.default_rng(FLAGS.seed)
   space = config.model.choice_max_num
   paths = []

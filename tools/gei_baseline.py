@@ -22,14 +22,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from gait_jax import configuration  # noqa: E402
+from gait_jax import config as config_lib  # noqa: E402
 from gait_jax.data.dataset import GaitDataset  # noqa: E402
 from gait_jax.evaluation import protocols  # noqa: E402
 
 CUT = 10  # columns removed on each side: 64 -> 44
-# KTH-walk (../shared/data/README.md): gallery = first indoor pass; probes by scenario.
-KTH_WALK = dict(custom_gallery="d4-00/*",
-                custom_probes="d4=d4-*/*;d1=d1-*/*;d2=d2-*/*;d3=d3-*/*")
 
 
 def gei(seq: np.ndarray) -> np.ndarray:
@@ -50,12 +47,12 @@ def dataset_geis(dataset) -> dict:
 def eval_config(protocol: str, metric: str = "euc", custom_gallery: str = "",
                 custom_probes: str = ""):
   """(run_protocol name, evaluate config) for a protocol name of this tool."""
-  cfg = configuration.base_config().evaluate
+  cfg = config_lib.base_config().evaluate
   cfg.metric = metric
   name = protocol
   if protocol == "kth_walk":
     name = "custom"
-    cfg.custom_gallery, cfg.custom_probes = KTH_WALK["custom_gallery"], KTH_WALK["custom_probes"]
+    cfg.update(protocols.KTH_WALK)
   if custom_gallery:
     cfg.custom_gallery = custom_gallery
   if custom_probes:

@@ -16,7 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from gait_jax.data import walkers  # noqa: E402
+from gait_jax.synthetic import walkers  # noqa: E402
 
 REAL_KTH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "shared", "data", "kth_walking")

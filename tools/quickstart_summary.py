@@ -34,8 +34,8 @@ def main(argv=None):
   gei = _load(os.path.join(run, "gei_baseline.json"))
   print("\n=== quickstart summary ===")
   if result:
-    from gait_jax import configuration
-    from gait_jax import flops
+    from gait_jax import config as config_lib
+    from gait_jax.models import flops
     here = os.path.dirname(os.path.abspath(__file__))
     import importlib.util
     spec = importlib.util.spec_from_file_location(
@@ -45,7 +45,7 @@ def main(argv=None):
     config = module.get_config()
     best = tuple(result["best_path"])
     counts = flops.count(config.model, best, config.flops.frames,
-                         bnneck=configuration.use_bnneck(config))
+                         bnneck=config_lib.use_bnneck(config))
     print(f"best path        : {','.join(map(str, best))} (search fitness "
           f"{result['best_fitness']:.2f} on held-out training ids, "
           f"{len(result['history'])} paths evaluated)")

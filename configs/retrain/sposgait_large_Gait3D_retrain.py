@@ -1,5 +1,5 @@
 """Retrain SPOSGait large path [0,0,4,5,2,0,4,3,4,3] on Gait3D (reference retrain/sposgait_large_Gait3D_retrain.yaml)."""
-from gait_jax import configuration as cfg
+from gait_jax import config as cfg
 
 
 def get_config(arg=None):

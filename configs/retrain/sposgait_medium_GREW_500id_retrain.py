@@ -1,5 +1,5 @@
 """Retrain SPOSGait medium path [0,0,4,3,0,3,0] on GREW (500 ids) (reference retrain/sposgait_medium_GREW-500id_retrain.yaml)."""
-from gait_jax import configuration as cfg
+from gait_jax import config as cfg
 
 
 def get_config(arg=None):

@@ -1,5 +1,5 @@
 """Retrain SPOSGait small path [0,5,5,4] on GREW (5000 ids) (reference retrain/sposgait_small_GREW-train5000id_retrain.yaml)."""
-from gait_jax import configuration as cfg
+from gait_jax import config as cfg
 
 
 def get_config(arg=None):

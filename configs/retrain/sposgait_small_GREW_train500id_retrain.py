@@ -2,7 +2,7 @@
 
 The reference evaluator restores step 100000 although training stops at 50000
 (spec §10.21); here test mode uses the workdir's latest checkpoint."""
-from gait_jax import configuration as cfg
+from gait_jax import config as cfg
 
 
 def get_config(arg=None):

@@ -2,7 +2,7 @@
 
 The reference reuses the supernet's save name, so its retrain checkpoints overwrite
 the supernet's (spec §10.22); give this run its own --workdir."""
-from gait_jax import configuration as cfg
+from gait_jax import config as cfg
 
 
 def get_config(arg=None):

@@ -65,8 +65,11 @@ def _config(size: str, args):
 
 def bench_one(size: str, args, data) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
-  from gait_jax import configuration, optim, train  # pylint: disable=g-import-not-at-top
-  from gait_jax import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
+  from gait_jax.training import setup  # pylint: disable=g-import-not-at-top
+  from gait_jax.training import step as step_lib  # pylint: disable=g-import-not-at-top
+  from gait_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  from gait_jax.training import optim  # pylint: disable=g-import-not-at-top
+  from gait_jax.common import parallel  # pylint: disable=g-import-not-at-top
   from gait_jax.models import conv as conv_lib  # pylint: disable=g-import-not-at-top
   from gait_jax.data.dataset import GaitDataset  # pylint: disable=g-import-not-at-top
   from gait_jax.data.loader import TrainLoader  # pylint: disable=g-import-not-at-top
@@ -74,23 +77,23 @@ def bench_one(size: str, args, data) -> dict:
 
   c = _config(size, args)
   c.data.root, c.data.partition = data["root"], data["partition"]
-  dtype = train.compute_dtype(c)
-  mesh = mesh_lib.make_mesh()
-  model, loss_fn, path_mask, _ = train._build_model_and_loss(c, dtype)  # pylint: disable=protected-access
+  dtype = step_lib.compute_dtype(c)
+  mesh = parallel.make_mesh()
+  model, loss_fn, path_mask, _ = setup.build_network(c, dtype)
   opt = optim.SGD(c.optim)
   cmn = tuple(c.model.choice_max_num)
   t0 = time.perf_counter()
-  state, sharding = train.init_state(model, opt, mesh, seed=0, frames=c.data.frames,
+  state, sharding = step_lib.init_state(model, opt, mesh, seed=0, frames=c.data.frames,
                                      fixed_path=None, path_len=len(cmn))
   jax.block_until_ready(state)
   init_s = time.perf_counter() - t0
   static_path = sample_path(cmn, 0, 0) if args.static else None
-  step = train.jit_train_step(
-      train.make_train_step(model, opt, loss_fn, mask_fn=path_mask, fixed_path=static_path,
-                            float16=dtype == train.DTYPES["float16"]), mesh, sharding)
+  step = step_lib.jit_train_step(
+      step_lib.make_train_step(model, opt, loss_fn, mask_fn=path_mask, fixed_path=static_path,
+                            float16=dtype == step_lib.DTYPES["float16"]), mesh, sharding)
   dataset = GaitDataset(c.data.root, c.data.partition, split="train")
   loader = TrainLoader(dataset, c.data, seed=0)
-  rep = mesh_lib.replicated(mesh)
+  rep = parallel.replicated(mesh)
   it = iter(loader)
   steps = args.steps or (3 if args.quick else 10)
   wait = 0.0
@@ -99,8 +102,8 @@ def bench_one(size: str, args, data) -> dict:
     # Compiled ahead of time: the executable reports XLA's own memory figures, and running
     # it directly means the timed steps reuse exactly what was measured.
     s, batch = next(it)
-    args0 = (state, mesh_lib.global_batch(batch, mesh, train.DEVICE_KEYS),
-             mesh_lib.global_array(np.asarray(sample_path(cmn, 0, s), np.int32), rep))
+    args0 = (state, parallel.global_batch(batch, mesh, step_lib.DEVICE_KEYS),
+             parallel.global_array(np.asarray(sample_path(cmn, 0, s), np.int32), rep))
     t0 = time.perf_counter()
     compiled = step.lower(*args0).compile()
     compile_s = time.perf_counter() - t0
@@ -111,8 +114,8 @@ def bench_one(size: str, args, data) -> dict:
       t_wait = time.perf_counter()
       s, batch = next(it)
       wait += time.perf_counter() - t_wait
-      path = mesh_lib.global_array(np.asarray(sample_path(cmn, 0, s), np.int32), rep)
-      state, info = compiled(state, mesh_lib.global_batch(batch, mesh, train.DEVICE_KEYS), path)
+      path = parallel.global_array(np.asarray(sample_path(cmn, 0, s), np.int32), rep)
+      state, info = compiled(state, parallel.global_batch(batch, mesh, step_lib.DEVICE_KEYS), path)
       jax.block_until_ready(info["ok"])
       times.append(time.perf_counter() - t_wait)
   finally:
@@ -135,7 +138,7 @@ def bench_one(size: str, args, data) -> dict:
 
 
 def run(args) -> None:
-  from gait_jax.data import walkers  # pylint: disable=g-import-not-at-top
+  from gait_jax.synthetic import walkers  # pylint: disable=g-import-not-at-top
   sizes = [s.strip() for s in (args.models or ("small" if args.quick else ",".join(MODELS))).split(",")]
   for s in sizes:
     if s not in MODELS:

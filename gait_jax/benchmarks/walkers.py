@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import time
 
-from gait_jax.data import walkers
+from gait_jax.synthetic import walkers
 
 
 def add_args(parser):

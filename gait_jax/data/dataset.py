@@ -230,9 +230,3 @@ class GaitDataset:
         counts = list(pool.map(lambda i: self.load(i)[0].shape[0], range(len(self))))
       self._lengths = np.asarray(counts, np.int32)
     return self._lengths
-
-  def subset_info(self, indices: Sequence[int]) -> Dict[str, np.ndarray]:
-    """Labels, ids, types and views of the given sequences (for embedding outputs)."""
-    idx = np.asarray(indices, np.int64)
-    return {"labels": self.labels[idx], "ids": self.ids[idx], "types": self.types[idx],
-            "views": self.views[idx]}

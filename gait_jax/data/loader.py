@@ -39,16 +39,6 @@ def row_rng(seed: int, step: int, row: int) -> np.random.Generator:
   return np.random.default_rng([int(seed), int(step), _TAG, int(row) + 1])
 
 
-def _get(cfg, key, default=None):
-  """`cfg.key` for a ConfigDict, dict or namespace, `default` when absent."""
-  if isinstance(cfg, dict) or hasattr(cfg, "get"):
-    try:
-      return cfg.get(key, default)
-    except (AttributeError, KeyError):
-      return default
-  return getattr(cfg, key, default)
-
-
 class LoaderError(RuntimeError):
   """A sequence could not be loaded or transformed (the message names its files)."""
 
@@ -71,7 +61,7 @@ class TrainLoader:
     seed: non-negative int; with the step it determines every batch.
     start_step: the first step yielded (resume).
     uint8: yield the cut uint8 frames (divide by 255 on the device); only with
-      transforms="base_sil_cutting". None = `data_cfg.uint8` if present, else False.
+      transforms="base_sil_cutting". None = `data_cfg.uint8`.
   """
 
   def __init__(self, dataset, data_cfg, seed: int, start_step: int = 0, process_index: int = 0,
@@ -80,8 +70,8 @@ class TrainLoader:
     self.seed = int(seed)
     if self.seed < 0:
       raise ValueError(f"seed={seed}: expected a non-negative integer")
-    self.p, self.k = int(_get(data_cfg, "batch_p", 32)), int(_get(data_cfg, "batch_k", 4))
-    self.shuffle = bool(_get(data_cfg, "batch_shuffle", True))
+    self.p, self.k = int(data_cfg.batch_p), int(data_cfg.batch_k)
+    self.shuffle = bool(data_cfg.batch_shuffle)
     self.global_batch = self.p * self.k
     if process_count < 1 or not 0 <= process_index < process_count:
       raise ValueError(f"process_index={process_index}, process_count={process_count}: "
@@ -92,26 +82,26 @@ class TrainLoader:
     local = self.global_batch // process_count
     self.rows = range(process_index * local, (process_index + 1) * local)
 
-    self.sample_type = str(_get(data_cfg, "sample_type", "fixed_ordered"))
+    self.sample_type = str(data_cfg.sample_type)
     if self.sample_type not in samplers.SAMPLE_TYPES or self.sample_type.startswith("all"):
       raise ValueError(f"data.sample_type={self.sample_type!r}: training needs one of "
                        f"{', '.join(t for t in samplers.SAMPLE_TYPES if not t.startswith('all'))}")
-    self.frame_args = dict(frames=int(_get(data_cfg, "frames", 30)),
-                           skip=int(_get(data_cfg, "frames_skip", 0)),
-                           frames_min=int(_get(data_cfg, "frames_min", 25)),
-                           frames_max=int(_get(data_cfg, "frames_max", 50)))
+    self.frame_args = dict(frames=int(data_cfg.frames),
+                           skip=int(data_cfg.frames_skip),
+                           frames_min=int(data_cfg.frames_min),
+                           frames_max=int(data_cfg.frames_max))
     fixed = self.sample_type.startswith("fixed")
     self.frames = self.frame_args["frames"] if fixed else self.frame_args["frames_max"]
     if uint8 is None:
-      uint8 = bool(_get(data_cfg, "uint8", False))
+      uint8 = bool(data_cfg.uint8)
     self.uint8 = bool(uint8)
     self.transform = transforms_lib.build_transform(
-        _get(data_cfg, "transforms", "base_sil_cutting"), uint8=self.uint8)
+        data_cfg.transforms, uint8=self.uint8)
     h, w = getattr(dataset, "frame_size", None) or (64, 64)
     self.frame_shape = (h, w - 2 * ((w // 64) * 10))
 
-    self.workers = max(0, int(_get(data_cfg, "workers", 2)))
-    self.prefetch = max(1, int(_get(data_cfg, "prefetch", 2)))
+    self.workers = max(0, int(data_cfg.workers))
+    self.prefetch = max(1, int(data_cfg.prefetch))
     self._pool = (concurrent.futures.ThreadPoolExecutor(self.workers,
                                                         thread_name_prefix="gait-loader")
                   if self.workers else None)

@@ -54,8 +54,12 @@ def collect_sequences(input_dir: str) -> Dict[Key, List[str]]:
   return {k: sorted(v) for k, v in sorted(groups.items())}
 
 
-def align_frame(img: np.ndarray, img_size: int = 64) -> Tuple[Optional[np.ndarray], str]:
-  """One grayscale frame cropped/scaled/centred to uint8 [S, S]; (None, reason) when dropped."""
+def align_frame(img: np.ndarray, img_size: int = 64,
+                binarize: bool = False) -> Tuple[Optional[np.ndarray], str]:
+  """One grayscale frame cropped/scaled/centred to uint8 [S, S]; (None, reason) when dropped.
+
+  binarize: threshold the resized frame back to 0/255 before centring (the generated walkers;
+  the reference keeps the cubic grey levels)."""
   if int(img.sum(dtype=np.int64)) <= MIN_PIXEL_SUM:
     return None, "pixel sum <= 10000"
   rows = np.flatnonzero(img.sum(axis=1, dtype=np.int64))
@@ -64,7 +68,9 @@ def align_frame(img: np.ndarray, img_size: int = 64) -> Tuple[Optional[np.ndarra
   new_w = int(img_size * (w / h))
   if new_w < 1:
     return None, "too narrow to resize"
-  img = cv2.resize(img, (new_w, img_size), interpolation=cv2.INTER_CUBIC)
+  img = cv2.resize(np.ascontiguousarray(img), (new_w, img_size), interpolation=cv2.INTER_CUBIC)
+  if binarize:
+    img = np.where(img > 127, 255, 0).astype(np.uint8)
   col_sum = img.sum(axis=0, dtype=np.int64)
   above = np.flatnonzero(np.cumsum(col_sum) > col_sum.sum() / 2)
   if len(above) == 0 or above[0] == 0:

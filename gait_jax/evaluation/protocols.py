@@ -47,6 +47,10 @@ from gait_jax.evaluation import submission as submission_lib
 
 PROTOCOLS = ("casia_b", "oumvlp", "grew", "grew_submission", "gait3d", "custom")
 RERANK_PROTOCOLS = ("grew", "grew_submission", "gait3d", "custom")
+# KTH-walk as a `custom` protocol (the real people of ../shared/data/kth_walking): gallery = each
+# test id's first indoor pass, probes grouped by scenario (d4 same, d1 outdoor, d2 zoom, d3
+# other clothes).
+KTH_WALK = dict(custom_gallery="d4-00/*", custom_probes="d4=d4-*/*;d1=d1-*/*;d2=d2-*/*;d3=d3-*/*")
 
 CASIA_B_PROBES = (("NM", ("nm-05", "nm-06")), ("BG", ("bg-01", "bg-02")), ("CL", ("cl-01", "cl-02")))
 CASIA_B_GALLERY = ("nm-01", "nm-02", "nm-03", "nm-04")
@@ -56,14 +60,6 @@ GREW_RANKS = (1, 5, 10, 20)
 NUM_RANK = 5  # CASIA-B / OU-MVLP Rank-1..5
 
 Metrics = Dict[str, float]
-
-
-def _get(eval_cfg, key, default):
-  if eval_cfg is None:
-    return default
-  if isinstance(eval_cfg, dict):
-    return eval_cfg.get(key, default)
-  return getattr(eval_cfg, key, default) if key in eval_cfg else default
 
 
 def _as_str(a, name: str, n: int) -> np.ndarray:
@@ -103,23 +99,23 @@ def de_diag(acc: np.ndarray, each_view: bool = False):
 
 def _probe_gallery_dist(probe_x, gallery_x, eval_cfg) -> np.ndarray:
   """Full probe × gallery distances, k-reciprocal re-ranked when evaluate.rerank is on."""
-  metric = _get(eval_cfg, "metric", "euc")
-  chunk = int(_get(eval_cfg, "chunk", 1024))
-  if not _get(eval_cfg, "rerank", False):
+  metric = eval_cfg.metric
+  chunk = int(eval_cfg.chunk)
+  if not eval_cfg.rerank:
     return dist_lib.distance_matrix(probe_x, gallery_x, metric, chunk=chunk)
   both = np.concatenate([probe_x, gallery_x], axis=0)
   full = dist_lib.distance_matrix(both, both, metric, chunk=chunk)
   return rerank_lib.k_reciprocal_rerank(
-      full, probe_x.shape[0], k1=int(_get(eval_cfg, "k1", 20)), k2=int(_get(eval_cfg, "k2", 6)),
-      lambda_value=float(_get(eval_cfg, "lambda_value", 0.3)))
+      full, probe_x.shape[0], k1=int(eval_cfg.k1), k2=int(eval_cfg.k2),
+      lambda_value=float(eval_cfg.lambda_value))
 
 
 def _ranked(probe_x, gallery_x, k: int, eval_cfg) -> np.ndarray:
   """`[P, min(k, G)]` gallery indices nearest first (ties by index), re-ranked if asked."""
-  if _get(eval_cfg, "rerank", False) and probe_x.shape[0] and gallery_x.shape[0]:
+  if eval_cfg.rerank and probe_x.shape[0] and gallery_x.shape[0]:
     return dist_lib.rank_rows(_probe_gallery_dist(probe_x, gallery_x, eval_cfg), k)
-  _, idx = dist_lib.topk(probe_x, gallery_x, k, _get(eval_cfg, "metric", "euc"),
-                         chunk=int(_get(eval_cfg, "chunk", 1024)))
+  _, idx = dist_lib.topk(probe_x, gallery_x, k, eval_cfg.metric,
+                         chunk=int(eval_cfg.chunk))
   return idx
 
 
@@ -310,11 +306,11 @@ def mean_ap(dist, probe_ids, gallery_ids) -> float:
 
 def custom(emb, labels, types, views, eval_cfg) -> Tuple[Metrics, str]:
   keys = np.array([f"{t}/{v}" for t, v in zip(types, views)])
-  gmask = _match(keys, _patterns(_get(eval_cfg, "custom_gallery", ""), "evaluate.custom_gallery"))
+  gmask = _match(keys, _patterns(eval_cfg.custom_gallery, "evaluate.custom_gallery"))
   if not gmask.any():
-    raise ValueError(f"evaluate.custom_gallery={_get(eval_cfg, 'custom_gallery', '')!r} matches "
+    raise ValueError(f"evaluate.custom_gallery={eval_cfg.custom_gallery!r} matches "
                      "no sequence (patterns are globs on 'type/view')")
-  groups = parse_custom_probes(_get(eval_cfg, "custom_probes", ""))
+  groups = parse_custom_probes(eval_cfg.custom_probes)
   metrics: Metrics = {}
   lines = [f"custom: gallery {int(gmask.sum())} sequences",
            f"{'group':10s} {'probes':>6s} {'Rank-1':>7s} {'Rank-5':>7s} {'mAP':>7s}"]
@@ -348,8 +344,8 @@ def run_protocol(name: str, emb, labels, types, views, eval_cfg, workdir: Option
   labels, types, views = (_as_str(labels, "labels", n), _as_str(types, "types", n),
                           _as_str(views, "views", n))
   embedding_checks.check_usable(emb, labels, types, views, f"evaluate.protocol={name}")
-  dist_lib.check_metric(_get(eval_cfg, "metric", "euc"))
-  if _get(eval_cfg, "rerank", False) and name not in RERANK_PROTOCOLS:
+  dist_lib.check_metric(eval_cfg.metric)
+  if eval_cfg.rerank and name not in RERANK_PROTOCOLS:
     raise ValueError(f"evaluate.rerank=True is supported for {RERANK_PROTOCOLS}, "
                      f"not for protocol {name!r}")
   if name in ("casia_b", "oumvlp"):

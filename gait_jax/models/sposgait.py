@@ -7,7 +7,6 @@ for two-loss configs, the BN-neck (the logits).
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Optional, Sequence, Tuple
 
 import flax.linen as nn
@@ -15,51 +14,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gait_jax.models import paths as paths_lib
 from gait_jax.models import space as space_lib
+from gait_jax.models.space import NUM_CHANNELS, STAGES
 from gait_jax.models.candidates import ChoiceLayer, NUM_CANDIDATES
 from gait_jax.models.layers import (LTA, ConvBN, GeMHPP, SeparateBNNecks, SeparateFCs,
                                     apply_mask, frame_mask, masked_temporal_max, max_pool_hw,
                                     separate_fc_bound, tile_short_sequences)
-
-
-@dataclasses.dataclass(frozen=True)
-class Stage:
-  """One residual stage: `layers` = ((layer name, channel index, flg_relu), ...)."""
-  index: int  # K of downsampleK
-  layers: Tuple[Tuple[str, int, bool], ...]
-  relu: bool = False
-  pool: bool = False
-  lta_after: bool = False
-
-
-# Spec §2.3 (large), §2.4 (medium), §2.5 (small).
-STAGES = {
-    "sposgait_large": (
-        Stage(0, (("conv3d_00", 0, True), ("conv3d_01", 0, False)), relu=True, pool=True),
-        Stage(1, (("conv3d_10", 1, True), ("conv3d_11", 1, False)), relu=True, lta_after=True),
-        Stage(2, (("conv3d_20", 2, True), ("conv3d_21", 2, False)), pool=True),
-        Stage(3, (("conv3d_30", 3, True), ("conv3d_31", 3, False))),
-        Stage(4, (("conv3d_40", 3, True), ("conv3d_41", 3, False))),
-    ),
-    "sposgait_medium": (
-        Stage(0, (("conv3d_00", 0, True), ("conv3d_01", 0, False)), relu=True, pool=True),
-        Stage(1, (("conv3d_10", 1, True), ("conv3d_11", 1, False)), relu=True, lta_after=True),
-        Stage(2, (("conv3d_20", 2, True),), pool=True),
-        Stage(3, (("conv3d_30", 3, True),)),
-        Stage(4, (("conv3d_40", 3, True),)),
-    ),
-    "sposgait_small": (
-        Stage(0, (("conv3d_00", 0, True),), relu=True, pool=True, lta_after=True),
-        Stage(2, (("conv3d_20", 1, True),), pool=True),
-        Stage(3, (("conv3d_30", 2, True),)),
-        Stage(4, (("conv3d_40", 2, True),)),
-    ),
-}
-NUM_CHANNELS = {"sposgait_large": 4, "sposgait_medium": 4, "sposgait_small": 3}
-
-for _name, _stages in STAGES.items():  # the plan and the path order must agree
-  assert tuple(l[0] for s in _stages for l in s.layers) == paths_lib.LAYER_NAMES[_name]
 
 
 def _is_static(path) -> bool:
@@ -82,7 +42,7 @@ class SPOSGait(nn.Module):
   def __call__(self, sils, path=None, lengths=None, *, train: bool = False):
     """`sils` float `[n, T, h, w]`; `path` tuple of ints (static) or int32 `[L]` (traced);
     `lengths` int32 `[n]` valid frames per row, or None (all T valid)."""
-    names = paths_lib.LAYER_NAMES[self.model_name]
+    names = space_lib.LAYER_NAMES[self.model_name]
     path = self._check_path(path, len(names))
     if sils.ndim != 4:
       raise ValueError(f"sils: expected [n, T, h, w], got shape {sils.shape}")
@@ -166,7 +126,7 @@ class SPOSGait(nn.Module):
 
 def abstract_variables(model: SPOSGait, frames: int = 3, height: int = 64, width: int = 44):
   """ShapeDtypeStructs of the model's `params` and `batch_stats` (no compute, no compile)."""
-  n_layers = len(paths_lib.LAYER_NAMES[model.model_name])
+  n_layers = len(space_lib.LAYER_NAMES[model.model_name])
   # Traced: creates every candidate of a supernet (a fixed-path model only has its own).
   path = jnp.asarray(model.fixed_path if model.fixed_path is not None else (0,) * n_layers,
                      jnp.int32)
@@ -236,7 +196,7 @@ def build_model(model_cfg, *, bnneck: bool, fixed_path: Optional[Sequence[int]] 
   `model_cfg.remat` (optional, default False): rematerialise the searchable layers' candidates
     in the backward pass (see ChoiceLayer) — less memory, one more forward of each layer.
   """
-  name = paths_lib.canonical_model_name(str(model_cfg.name))
+  name = space_lib.canonical_model_name(str(model_cfg.name))
   channels = positive_ints(model_cfg.channels, "model.channels")
   if len(channels) != NUM_CHANNELS[name]:
     raise ValueError(f"model.channels={channels}: {name} expects {NUM_CHANNELS[name]} widths")
@@ -247,7 +207,7 @@ def build_model(model_cfg, *, bnneck: bool, fixed_path: Optional[Sequence[int]] 
   cmn = tuple(getattr(model_cfg, "choice_max_num", ()) or ())
   if cmn:
     space_lib.check_space(name, cmn)
-  n_layers = len(paths_lib.LAYER_NAMES[name])
+  n_layers = len(space_lib.LAYER_NAMES[name])
   if fixed_path is not None:
     fixed_path = tuple(int(v) for v in fixed_path)
     if len(fixed_path) != n_layers or any(not 0 <= v < NUM_CANDIDATES for v in fixed_path):

@@ -45,9 +45,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from gait_jax.models import paths as paths_lib
+from gait_jax.models import space as space_lib
 from gait_jax.models.candidates import CANDIDATE_KERNELS, NUM_CANDIDATES
-from gait_jax.models.sposgait import NUM_CHANNELS, STAGES
+from gait_jax.models.space import NUM_CHANNELS, STAGES
 
 CONV_TO_FLAX = (2, 3, 4, 1, 0)
 CONV_TO_TORCH = (4, 3, 0, 1, 2)
@@ -75,7 +75,7 @@ def _bn(prefix: str, path: Tuple[str, ...], c: int, candidate=None) -> List[Entr
 
 
 def _cfg(model_cfg):
-  name = paths_lib.canonical_model_name(str(model_cfg.name))
+  name = space_lib.canonical_model_name(str(model_cfg.name))
   channels = tuple(int(c) for c in model_cfg.channels)
   if len(channels) != NUM_CHANNELS[name]:
     raise ValueError(f"model.channels={channels}: {name} expects {NUM_CHANNELS[name]} widths")
@@ -151,7 +151,7 @@ def convert_torch_state_dict(state_dict: Mapping[str, Any], model_cfg, *, bnneck
   appear (like PyTorch's strict loading); errors name the offending keys.
   """
   name, _ = _cfg(model_cfg)
-  positions = {n: i for i, n in enumerate(paths_lib.LAYER_NAMES[name])}
+  positions = {n: i for i, n in enumerate(space_lib.LAYER_NAMES[name])}
   if fixed_path is not None:
     fixed_path = tuple(int(v) for v in fixed_path)
     if len(fixed_path) != len(positions):

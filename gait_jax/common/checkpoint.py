@@ -187,6 +187,59 @@ def restore_variables(source: str, step: Optional[int] = None) -> Tuple[dict, in
   return variables, int(step)
 
 
+def select_by_name(restored: Mapping[str, Any], template: Any, where: str) -> Any:
+  """The entries of `restored` that `template` (a model's own variable tree: arrays or
+  ShapeDtypeStructs) names, as NumPy arrays of the template's dtypes.
+
+  Extra entries are ignored: a fixed-path model's variables are a subset of the supernet's
+  under the same names, so a supernet checkpoint serves any of its paths. Missing or
+  differently shaped entries are an error listing the first of them."""
+  problems = []
+
+  def take(key_path, leaf):
+    node = restored
+    for k in key_path:
+      name = getattr(k, "key", getattr(k, "name", k))
+      if not hasattr(node, "keys") or name not in node:
+        problems.append(f"variable {_slashed(key_path)} is missing from the checkpoint")
+        return None
+      node = node[name]
+    if tuple(np.shape(node)) != tuple(leaf.shape):
+      problems.append(f"variable {_slashed(key_path)} has shape {tuple(np.shape(node))}, the "
+                      f"model expects {tuple(leaf.shape)}")
+      return None
+    return np.asarray(node).astype(leaf.dtype)
+
+  selected = jax.tree_util.tree_map_with_path(take, template)
+  if problems:
+    raise ValueError(f"{where}: the weights do not fit this model ({len(problems)} problems; "
+                     "do model.* and model.path match the trained network?): "
+                     + "; ".join(problems[:8]))
+  return selected
+
+
+def _slashed(key_path) -> str:
+  return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in key_path)
+
+
+def check_owner(workdir: str, config, has_checkpoint: bool) -> None:
+  """Refuses a workdir whose checkpoints belong to a differently shaped model.
+
+  Only a finished checkpoint makes a workdir someone's: a run that failed before its first save
+  (a config error, say) left a config.json but nothing to protect, so the corrected command may
+  reuse the workdir."""
+  saved = read_config(workdir)
+  if saved is None or not has_checkpoint:
+    return
+  diff = architecture_differences(saved, config)
+  if diff:
+    lines = ", ".join(f"{k}: saved {a!r} vs now {b!r}" for k, (a, b) in diff.items())
+    raise ValueError(
+        f"workdir {workdir} holds a run with another model architecture ({lines}). "
+        "Refusing to resume or overwrite its checkpoints: use a new --workdir "
+        "(or train.init_from to start from its weights).")
+
+
 # -- The config that owns a workdir ------------------------------------------------------
 
 def _to_jsonable(config) -> dict:

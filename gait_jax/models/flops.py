@@ -29,23 +29,17 @@ import dataclasses
 import functools
 from typing import Any, Dict, List, Sequence, Tuple
 
-from gait_jax import configuration
-# The candidate ops' conv kernels (spec §1.1): one table for the network and this counter.
+from gait_jax.models import space
+# The candidate ops' conv kernels: one table for the network and this counter.
 from gait_jax.models.candidates import CANDIDATE_KERNELS, NUM_CANDIDATES
-
-# Feature-map grids: index into the (t, h, w) sizes computed by `_grids`.
-#   0: input resolution; 1: after MaxPool0; 2: after LTA (t/3) at MaxPool0 size;
-#   3: after MaxPool1.
-_S0, _S1, _S2, _S3 = range(4)
-
 
 @dataclasses.dataclass(frozen=True)
 class Conv:
   """One fixed (non-searchable) convolution: a downsample branch or LTA."""
   name: str
-  cin: int  # channel index into (1,) + channels; -1 never used
+  cin: int  # channel index into (1,) + channels (0 = the 1-channel silhouette)
   cout: int
-  grid: int
+  grid: int  # index into the feature-map grids of `_grids`
   kernel: Tuple[int, int, int]
   bn: bool
 
@@ -58,37 +52,30 @@ class Searchable:
   grid: int
 
 
-# Channel indices refer to `(1,) + channels` (index 0 = the 1-channel silhouette).
-# Spec §2.3 (large), §2.4 (medium), §2.5 (small).
-_PLANS = {
-    "sposgait_large": (
-        (Searchable("conv3d_00", 0, 1, _S0), Searchable("conv3d_01", 1, 1, _S0),
-         Searchable("conv3d_10", 1, 2, _S1), Searchable("conv3d_11", 2, 2, _S1),
-         Searchable("conv3d_20", 2, 3, _S2), Searchable("conv3d_21", 3, 3, _S2),
-         Searchable("conv3d_30", 3, 4, _S3), Searchable("conv3d_31", 4, 4, _S3),
-         Searchable("conv3d_40", 4, 4, _S3), Searchable("conv3d_41", 4, 4, _S3)),
-        (Conv("downsample0", 0, 1, _S0, (1, 1, 1), True), Conv("downsample1", 1, 2, _S1, (1, 1, 1), True),
-         Conv("LTA", 2, 2, _S2, (3, 1, 1), False), Conv("downsample2", 2, 3, _S2, (1, 1, 1), True),
-         Conv("downsample3", 3, 4, _S3, (1, 1, 1), True), Conv("downsample4", 4, 4, _S3, (1, 1, 1), True)),
-    ),
-    "sposgait_medium": (
-        (Searchable("conv3d_00", 0, 1, _S0), Searchable("conv3d_01", 1, 1, _S0),
-         Searchable("conv3d_10", 1, 2, _S1), Searchable("conv3d_11", 2, 2, _S1),
-         Searchable("conv3d_20", 2, 3, _S2), Searchable("conv3d_30", 3, 4, _S3),
-         Searchable("conv3d_40", 4, 4, _S3)),
-        (Conv("downsample0", 0, 1, _S0, (1, 1, 1), True), Conv("downsample1", 1, 2, _S1, (1, 1, 1), True),
-         Conv("LTA", 2, 2, _S2, (3, 1, 1), False), Conv("downsample2", 2, 3, _S2, (1, 1, 1), True),
-         Conv("downsample3", 3, 4, _S3, (1, 1, 1), True), Conv("downsample4", 4, 4, _S3, (1, 1, 1), True)),
-    ),
-    "sposgait_small": (
-        (Searchable("conv3d_00", 0, 1, _S0), Searchable("conv3d_20", 1, 2, _S2),
-         Searchable("conv3d_30", 2, 3, _S3), Searchable("conv3d_40", 3, 3, _S3)),
-        (Conv("downsample0", 0, 1, _S0, (1, 1, 1), True), Conv("LTA", 1, 1, _S2, (3, 1, 1), False),
-         Conv("downsample2", 1, 2, _S2, (1, 1, 1), True), Conv("downsample3", 2, 3, _S3, (1, 1, 1), True),
-         Conv("downsample4", 3, 3, _S3, (1, 1, 1), True)),
-    ),
-}
-_NUM_CHANNELS = {"sposgait_large": 4, "sposgait_medium": 4, "sposgait_small": 3}
+@functools.lru_cache(maxsize=None)
+def _plan(name: str):
+  """(searchable layers, fixed convs, names in forward order, grid events) of a model, walked
+  from `space.STAGES` as the network runs: each stage's layers, its downsample branch, then the
+  optional max-pool ("pool": h, w halve) and LTA ("lta": t / 3, counted at its output grid)."""
+  searchable, fixed, order, events = [], [], [], []
+  ch = grid = 0
+  for stage in space.STAGES[name]:
+    stage_in = ch
+    for layer, width, _ in stage.layers:
+      searchable.append(Searchable(layer, ch, width + 1, grid))
+      order.append(layer)
+      ch = width + 1
+    fixed.append(Conv(f"downsample{stage.index}", stage_in, ch, grid, (1, 1, 1), True))
+    order.append(f"downsample{stage.index}")
+    if stage.pool:
+      events.append("pool")
+      grid += 1
+    if stage.lta_after:
+      events.append("lta")
+      grid += 1
+      fixed.append(Conv("LTA", ch, ch, grid, (3, 1, 1), False))
+      order.append("LTA")
+  return tuple(searchable), tuple(fixed), tuple(order), tuple(events)
 
 
 def tiled_frames(frames: int) -> int:
@@ -98,10 +85,13 @@ def tiled_frames(frames: int) -> int:
   return {1: 3, 2: 4}.get(frames, frames)
 
 
-def _grids(frames: int, height: int, width: int) -> Tuple[Tuple[int, int, int], ...]:
-  t = tiled_frames(frames)
-  h1, w1 = height // 2, width // 2
-  return ((t, height, width), (t, h1, w1), (t // 3, h1, w1), (t // 3, h1 // 2, w1 // 2))
+def _grids(events, frames: int, height: int, width: int) -> Tuple[Tuple[int, int, int], ...]:
+  """(t, h, w) of the feature maps: the input, then after each pool (floor) / LTA (t // 3)."""
+  grids = [(tiled_frames(frames), height, width)]
+  for event in events:
+    t, h, w = grids[-1]
+    grids.append((t, h // 2, w // 2) if event == "pool" else (t // 3, h, w))
+  return tuple(grids)
 
 
 def _volume(k: Sequence[int]) -> int:
@@ -151,14 +141,14 @@ def _model_key(model_cfg) -> Tuple[Any, ...]:
 @functools.lru_cache(maxsize=256)
 def _tables(key: Tuple[Any, ...], bnneck: bool, frames: int, height: int, width: int) -> _Tables:
   name, channels, bins, out_channels, class_num, _ = key
-  if name not in _PLANS:
-    raise ValueError(f"flops: model.name={name!r} is not one of {sorted(_PLANS)}")
-  if len(channels) != _NUM_CHANNELS[name]:
-    raise ValueError(f"flops: model.channels={channels} must have {_NUM_CHANNELS[name]} entries "
-                     f"for {name}")
-  searchable_plan, fixed_plan = _PLANS[name]
+  if name not in space.STAGES:
+    raise ValueError(f"flops: model.name={name!r} is not one of {sorted(space.STAGES)}")
+  if len(channels) != space.NUM_CHANNELS[name]:
+    raise ValueError(f"flops: model.channels={channels} must have "
+                     f"{space.NUM_CHANNELS[name]} entries for {name}")
+  searchable_plan, fixed_plan, _, events = _plan(name)
   width_of = (1,) + channels
-  grids = _grids(frames, height, width)
+  grids = _grids(events, frames, height, width)
   volumes = [_volume(g) for g in grids]
 
   searchable = tuple(
@@ -187,10 +177,10 @@ def _tables(key: Tuple[Any, ...], bnneck: bool, frames: int, height: int, width:
 
 def _checked_path(model_cfg, path) -> Tuple[int, ...]:
   if isinstance(path, str):
-    path = configuration.parse_path(path)
+    path = space.parse_path(path)
   if path is None:
     raise ValueError("flops: a path is required (the supernet has no single path)")
-  return configuration.check_path(tuple(int(v) for v in path), model_cfg.choice_max_num, key="path")
+  return space.check_path(tuple(int(v) for v in path), model_cfg.choice_max_num, key="path")
 
 
 def count(model_cfg, path, frames: int, *, bnneck: bool, height: int = 64,
@@ -201,7 +191,7 @@ def count(model_cfg, path, frames: int, *, bnneck: bool, height: int = 64,
     model_cfg: `config.model` (name, channels, bins, out_channels, class_num, choice_max_num).
     path: one candidate index per searchable layer (tuple, list or "0,0,4,...").
     frames: frames of the one input sequence (1 and 2 are tiled as the reference does).
-    bnneck: whether the model has the BN-neck (`configuration.use_bnneck(config)`).
+    bnneck: whether the model has the BN-neck (`config.use_bnneck(config)`).
     height, width: silhouette size (64 x 44 in every reference config).
   """
   path = _checked_path(model_cfg, path)
@@ -230,7 +220,7 @@ def breakdown(model_cfg, path, frames: int, *, bnneck: bool, height: int = 64,
   path = _checked_path(model_cfg, path)
   key = _model_key(model_cfg)
   t = _tables(key, bool(bnneck), int(frames), int(height), int(width))
-  searchable_plan, fixed_plan = _PLANS[key[0]]
+  searchable_plan, fixed_plan, forward_order, _ = _plan(key[0])
   width_of = (1,) + key[1]
   rows = []
   for i, layer in enumerate(searchable_plan):
@@ -241,11 +231,7 @@ def breakdown(model_cfg, path, frames: int, *, bnneck: bool, height: int = 64,
   for conv, (name, macs, params) in zip(fixed_plan, t.fixed):
     rows.append(dict(name=name, op="conv " + "x".join(map(str, conv.kernel)),
                      shape=t.grids[conv.grid] + (width_of[conv.cout],), macs=macs, params=params))
-  order = {n: i for i, n in enumerate(("conv3d_00", "conv3d_01", "downsample0", "conv3d_10",
-                                       "conv3d_11", "downsample1", "LTA", "conv3d_20", "conv3d_21",
-                                       "downsample2", "conv3d_30", "conv3d_31", "downsample3",
-                                       "conv3d_40", "conv3d_41", "downsample4"))}
-  rows.sort(key=lambda r: order[r["name"]])
+  rows.sort(key=lambda r: forward_order.index(r["name"]))
   parts, out = sum(key[2]), key[3]
   rows.append(dict(name="HPP+Head0", op=f"GeM + SeparateFCs {parts}x{key[1][-1]}x{out}",
                    shape=(1, 1, parts, out), macs=t.head_macs, params=t.head_params))

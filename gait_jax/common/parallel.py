@@ -1,4 +1,5 @@
-"""The device mesh for data parallelism: one "data" axis over every device of every process.
+"""Data parallelism: multi-process start-up and the device mesh, one "data" axis over every
+device of every process.
 
 The global batch is sharded over "data" and the train state replicated; with global arrays
 BatchNorm statistics and the triplet loss are computed over the whole global batch (XLA
@@ -6,10 +7,12 @@ inserts the cross-device reductions), which is what the reference's SyncBN + all
 """
 from __future__ import annotations
 
+import os
 from typing import Mapping, Optional, Sequence
 
 import jax
 import numpy as np
+from absl import logging
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 DATA_AXIS = "data"
@@ -20,8 +23,8 @@ def make_mesh(devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
   i owns a contiguous block of the global batch: rows [i*b/n, (i+1)*b/n)."""
   devices = list(jax.devices() if devices is None else devices)
   devices.sort(key=lambda d: (d.process_index, d.id))
-  # Auto axes: host NumPy inputs and jit shardings mix freely (STACK_NOTES: make_mesh
-  # defaults to Explicit).
+  # Auto axes: host NumPy inputs and jit shardings mix freely (jax.make_mesh would default to
+  # Explicit axes, which refuse unplaced host arrays).
   return Mesh(np.asarray(devices), (DATA_AXIS,), axis_types=(AxisType.Auto,))
 
 
@@ -44,26 +47,14 @@ def check_batch_size(global_batch: int, mesh: Mesh, key: str = "data.batch_p*dat
                      "processes")
 
 
-def local_rows(global_batch: int, mesh: Mesh) -> slice:
-  """The rows of the global batch whose data this process must supply."""
-  sharding = data_sharding(mesh)
-  starts = set()
-  stops = set()
-  for index in sharding.addressable_devices_indices_map((global_batch,)).values():
-    sl = index[0]
-    starts.add(sl.start or 0)
-    stops.add(global_batch if sl.stop is None else sl.stop)
-  rows = slice(min(starts), max(stops))
-  per_process = global_batch // jax.process_count()
-  if rows.stop - rows.start != per_process:
-    raise RuntimeError(f"process {jax.process_index()} owns rows {rows.start}:{rows.stop} of "
-                       f"the global batch, expected a contiguous block of {per_process}")
-  return rows
-
-
 def global_array(local: np.ndarray, sharding: NamedSharding, global_shape=None) -> jax.Array:
-  """A global jax.Array from this process's part (the full array when replicated)."""
+  """A global jax.Array from this process's part (the full array when replicated).
+
+  `global_shape` equal to the local shape means every process holds the whole array (e.g. the
+  same deterministic iteration over test sequences): each device then takes its slice."""
   local = np.asarray(local)
+  if global_shape is not None and tuple(global_shape) == local.shape:
+    return jax.make_array_from_callback(local.shape, sharding, lambda idx: local[idx])
   if global_shape is None:
     if sharding.spec == P():
       global_shape = local.shape
@@ -76,3 +67,22 @@ def global_batch(local: Mapping[str, np.ndarray], mesh: Mesh, keys: Sequence[str
   """{key: global array sharded over "data"} for the numeric `keys` of a local batch."""
   sharding = data_sharding(mesh)
   return {k: global_array(local[k], sharding) for k in keys}
+
+
+def maybe_initialize(config) -> None:
+  """Joins the multi-process job described by `config.dist` or the environment.
+
+  Single-process runs (the default) do nothing, so importing jax devices stays cheap.
+  """
+  dist = config.dist
+  if dist.num_processes > 1 or dist.coordinator_address:
+    logging.info("jax.distributed.initialize(%s, num_processes=%d, process_id=%d)",
+                 dist.coordinator_address, dist.num_processes, dist.process_id)
+    jax.distributed.initialize(coordinator_address=dist.coordinator_address or None,
+                               num_processes=dist.num_processes,
+                               process_id=dist.process_id)
+  elif os.environ.get("JAX_COORDINATOR_ADDRESS") or (
+      int(os.environ.get("SLURM_NTASKS", "1")) > 1) or (
+      int(os.environ.get("OMPI_COMM_WORLD_SIZE", "1")) > 1):
+    logging.info("jax.distributed.initialize() from the environment")
+    jax.distributed.initialize()

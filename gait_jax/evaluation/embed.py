@@ -1,4 +1,4 @@
-"""`embed` mode and `embed_dataset`: whole-sequence embeddings of a split → `embeddings.npz`.
+"""`embed_dataset`: whole-sequence embeddings of a split, many sequences per step.
 
 The reference embeds one whole sequence per GPU per step (one compile per length under
 XLA). Here many sequences share a step: each sequence is padded to a length bucket
@@ -14,19 +14,13 @@ Output (dataset order, deterministic): `embeddings` float32 [N, c, p], `labels` 
 """
 from __future__ import annotations
 
-import os
-import time
 from typing import Callable, Dict, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import logging
 
-from gait_jax import configuration
-from gait_jax import mesh as mesh_lib
-from gait_jax.common import io
-from gait_jax.evaluation import embedding_checks
+from gait_jax.common import parallel
 
 MIN_BUCKET = 8
 
@@ -60,20 +54,14 @@ def make_embed_fn(model, mesh) -> Callable:
 
 
 def _make_embed_fn(model, mesh) -> Callable:
-  data = mesh_lib.data_sharding(mesh)
-  rep = mesh_lib.replicated(mesh)
+  data = parallel.data_sharding(mesh)
+  rep = parallel.replicated(mesh)
 
   def apply(variables, sils, lengths, path):
     out = model.apply(variables, sils, path, lengths=lengths, train=False)
     return out["embeddings"]
 
   return jax.jit(apply, in_shardings=(rep, data, data, rep), out_shardings=rep)
-
-
-def _global_array(host: np.ndarray, sharding) -> jax.Array:
-  # Every process holds the whole host batch (same deterministic iteration): each device
-  # takes its slice, which also works across processes.
-  return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
 
 
 def embed_dataset(model, variables, dataset, path, *, batch_per_device: int = 8,
@@ -94,7 +82,7 @@ def embed_dataset(model, variables, dataset, path, *, batch_per_device: int = 8,
   Returns {"embeddings": f32 [n, c, p], "labels", "types", "views": str [n]}.
   """
   from gait_jax.data import loader as loader_lib  # pylint: disable=g-import-not-at-top
-  mesh = mesh or mesh_lib.make_mesh()
+  mesh = mesh or parallel.make_mesh()
   embed_fn = embed_fn or make_embed_fn(model, mesh)
   n_dev = mesh.devices.size
   if batch is not None:
@@ -103,8 +91,8 @@ def embed_dataset(model, variables, dataset, path, *, batch_per_device: int = 8,
   if rows <= 0:
     raise ValueError(f"embed.batch={batch_per_device}: expected at least 1 sequence per device")
   indices = list(range(len(dataset))) if indices is None else [int(i) for i in indices]
-  rep = mesh_lib.replicated(mesh)
-  data = mesh_lib.data_sharding(mesh)
+  rep = parallel.replicated(mesh)
+  data = parallel.data_sharding(mesh)
   variables = jax.device_put(variables, rep)
   path_host = np.asarray(path, np.int32).reshape(-1)
   fixed = getattr(model, "fixed_path", None)
@@ -130,8 +118,9 @@ def embed_dataset(model, variables, dataset, path, *, batch_per_device: int = 8,
     for r, (_, seq) in enumerate(items):
       sils[r, :seq.shape[0]] = seq
       lengths[r] = seq.shape[0]
-    emb = np.asarray(embed_fn(variables, _global_array(sils, data), _global_array(lengths, data),
-                              path_arr))
+    # Every process holds the whole host batch (the same deterministic iteration).
+    emb = np.asarray(embed_fn(variables, parallel.global_array(sils, data, sils.shape),
+                              parallel.global_array(lengths, data, lengths.shape), path_arr))
     for r, (i, _) in enumerate(items):
       results[i] = emb[r]
     if bar is not None:
@@ -155,84 +144,18 @@ def embed_dataset(model, variables, dataset, path, *, batch_per_device: int = 8,
           "views": info["views"]}
 
 
-# -- mode --------------------------------------------------------------------------------
-
-def select_variables(restored: dict, template, where: str) -> dict:
-  """The entries of `restored` that `template` (the model's own variable tree) names.
-
-  A fixed-path model's variables are a subset of the supernet's under the same names, so a
-  supernet checkpoint serves any path; a missing or differently shaped entry is an error
-  naming it."""
-  def pick(src, tmpl, prefix):
-    if not hasattr(tmpl, "keys"):
-      arr = np.asarray(src)
-      if tuple(arr.shape) != tuple(tmpl.shape):
-        raise ValueError(f"{where}: variable {prefix} has shape {arr.shape}, the model "
-                         f"expects {tuple(tmpl.shape)} (does model.* match the checkpoint?)")
-      return arr.astype(tmpl.dtype)
-    out = {}
-    for k in tmpl.keys():
-      if not hasattr(src, "keys") or k not in src:
-        raise ValueError(f"{where}: variable {prefix}/{k} is missing from the checkpoint "
-                         "(does model.* / model.path match the trained network?)")
-      out[k] = pick(src[k], tmpl[k], f"{prefix}/{k}")
-    return out
-  return pick(restored, template, "")
-
-
-def build_for_config(config, path):
-  """(model, variable template) for embedding with a fixed path (no BN-neck: not needed)."""
-  from gait_jax.models import build_model  # pylint: disable=g-import-not-at-top
-  model = build_model(config.model, bnneck=False, fixed_path=path)
-  dummy = jnp.zeros((1, MIN_BUCKET, 64, 44), jnp.float32)
-  template = jax.eval_shape(
-      lambda: model.init(jax.random.PRNGKey(0), dummy, path, lengths=jnp.ones((1,), jnp.int32)))
-  return model, template
-
-
-def required_path(config, mode: str):
-  path = configuration.model_path(config)
-  if path is None:
-    raise ValueError(f"mode={mode} needs a fixed architecture: set model.path "
-                     "(e.g. --config.model.path=0,5,5,4); the supernet has no single network")
-  return path
-
-
-def embed_config(config, workdir: str, mode: str = "embed") -> Dict[str, np.ndarray]:
-  """Embeds the configured split with the config's path and weights; returns the npz dict."""
-  from gait_jax import checkpoint  # pylint: disable=g-import-not-at-top
+def open_eval_split(config):
+  """(dataset, frame limit) of the split that embed/test/in-training evaluation embed:
+  `embed.split` of embed.root/partition (default data.root/partition), whole sequences cut to
+  the first `embed.frames_all_limit` (default data.test_frames_all_limit; 0 = all) frames."""
   from gait_jax.data import GaitDataset  # pylint: disable=g-import-not-at-top
-  path = required_path(config, mode)
-  source = config.train.init_from or workdir
-  checkpoint.check_path_was_trained(source, path)
-  restored, step = checkpoint.restore_variables(source)
-  model, template = build_for_config(config, path)
-  variables = select_variables(restored, template, f"checkpoint {source} (step {step})")
   root = config.embed.root or config.data.root
   partition = config.embed.partition or config.data.partition
   if not root or not partition:
     raise ValueError("embed: set data.root and data.partition (or embed.root / embed.partition)")
   dataset = GaitDataset(root, partition, split=config.embed.split, cache=False)
-  limit = int(config.embed.frames_all_limit or config.data.test_frames_all_limit or 0)
-  logging.info("embedding %s with path %s, step %d weights from %s, frame limit %s",
-               dataset, configuration.format_path(path), step, source, limit or "none")
-  t0 = time.time()
-  out = embed_dataset(model, variables, dataset, path, batch_per_device=int(config.embed.batch),
-                      frames_all_limit=limit, workers=max(1, int(config.data.workers)))
-  dt = time.time() - t0
-  logging.info("embedded %d sequences in %.1f s (%.1f seq/s)", len(dataset), dt,
-               len(dataset) / max(dt, 1e-9))
-  embedding_checks.check_usable(out["embeddings"], out["labels"], out["types"], out["views"],
-                                f"embed: {dataset} with checkpoint {source} (step {step})")
-  out["step"] = np.asarray(step, np.int64)
-  out["path"] = np.asarray(configuration.format_path(path))
-  return out
+  return dataset, frames_limit(config)
 
 
-def run(config, workdir: str) -> None:
-  out = embed_config(config, workdir)
-  dest = os.path.join(workdir, "embeddings.npz")
-  if jax.process_index() == 0:
-    io.write_npz(dest, out)
-  print(f"embeddings {out['embeddings'].shape} of {len(out['labels'])} sequences -> {dest}",
-        flush=True)
+def frames_limit(config) -> int:
+  return int(config.embed.frames_all_limit or config.data.test_frames_all_limit or 0)

@@ -10,7 +10,8 @@ from typing import Optional, Tuple
 
 import ml_collections
 
-from gait_jax.models.space import CHOICE_MAX_NUM, check_path, check_space, format_path
+from gait_jax.models.space import (CHOICE_MAX_NUM, check_path, check_space, format_path,  # noqa: F401
+                                   parse_path)
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -40,6 +41,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.workers = 2  # background loader threads
   c.data.prefetch = 2  # batches prepared ahead
   c.data.test_frames_all_limit = 0  # all_ordered at test time; 0 = no limit
+  # Ship the cut uint8 frames to the device (divided by 255 there): 4x less host-to-device
+  # traffic; only with data.transforms="base_sil_cutting".
+  c.data.uint8 = False
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "sposgait_large"
@@ -128,26 +132,6 @@ def base_config() -> ml_collections.ConfigDict:
   c.dist.num_processes = 1
   c.dist.process_id = 0
   return c
-
-
-def parse_path(value) -> Optional[Tuple[int, ...]]:
-  """`model.path` as a tuple of ints, or None for the supernet.
-
-  Accepts "0,0,4,5", "[0, 0, 4, 5]", a tuple/list of ints, or "" / None.
-  """
-  if value is None:
-    return None
-  if isinstance(value, str):
-    text = value.strip().strip("[]()").strip()
-    if not text:
-      return None
-    try:
-      return tuple(int(v) for v in text.replace(" ", "").split(",") if v != "")
-    except ValueError:
-      raise ValueError(
-          f"model.path={value!r}: expected comma-separated integers such as "
-          "'0,0,4,5,2,0,4,3,4,3'") from None
-  return tuple(int(v) for v in value)
 
 
 def model_path(config) -> Optional[Tuple[int, ...]]:

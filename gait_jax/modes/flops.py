@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List
 
-from gait_jax import configuration
-from gait_jax import flops
+from gait_jax import config as config_lib
+from gait_jax.models import flops
 from gait_jax.common import io
 
 
@@ -25,7 +25,7 @@ def _mega(v: int) -> str:
 def format_table(rows: List[Dict[str, Any]], result: Dict[str, Any], *, frames: int,
                  model_name: str, note: str = "") -> str:
   """The human-readable report: one line per op, then the totals."""
-  lines = [f"{model_name}  path {configuration.format_path(result['path'])}  "
+  lines = [f"{model_name}  path {config_lib.format_path(result['path'])}  "
            f"{frames} frames (backbone sees {flops.tiled_frames(frames)})"]
   if note:
     lines.append(note)
@@ -52,7 +52,7 @@ def format_table(rows: List[Dict[str, Any]], result: Dict[str, Any], *, frames: 
 def run(config, workdir: str) -> None:
   """Counts `config.model.path` (the all-zeros path for a supernet config) at
   `config.flops.frames` frames and writes WORKDIR/flops.json."""
-  path = configuration.model_path(config)
+  path = config_lib.model_path(config)
   note = ""
   if path is None:
     path = (0,) * len(config.model.choice_max_num)
@@ -61,7 +61,7 @@ def run(config, workdir: str) -> None:
   frames = int(config.flops.frames)
   if frames < 1:
     raise ValueError(f"flops.frames={frames}: expected a positive frame count")
-  bnneck = configuration.use_bnneck(config)
+  bnneck = config_lib.use_bnneck(config)
   result = flops.count(config.model, path, frames, bnneck=bnneck)
   rows = flops.breakdown(config.model, path, frames, bnneck=bnneck)
   print(format_table(rows, result, frames=frames, model_name=str(config.model.name), note=note))

@@ -1,0 +1,1 @@
+"""The CLI modes: each a thin `run(config, workdir)` over the library stages."""

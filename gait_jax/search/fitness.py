@@ -1,0 +1,200 @@
+"""The fitness of a supernet path: how well the path, with the supernet's weights, recognises
+training identities the supernet never saw.
+
+Scoring a candidate = (optional) BN recalibration + one bucketed embedding pass over the
+held-out sequences + ranking. The recalibration and embedding functions take the path as a
+traced int32 array, so they compile once for every candidate.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Dict, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gait_jax import config as config_lib
+from gait_jax.common import checkpoint
+from gait_jax.common import parallel
+from gait_jax.data import holdout
+from gait_jax.data.dataset import GaitDataset, read_partition
+from gait_jax.data.loader import TrainLoader
+from gait_jax.evaluation import embed as embed_lib
+from gait_jax.evaluation import embedding_checks
+from gait_jax.evaluation.embed import embed_dataset
+from gait_jax.evaluation.protocols import run_protocol
+from gait_jax.models import build_model, flops, space
+from gait_jax.models.layers import BN_MOMENTUM
+
+
+def fitness_protocol(config, types) -> str:
+  """`casia_b` when the held-out sequences carry CASIA-B condition names (e.g. walkers),
+  else `holdout`: each id's first sequence is the gallery, its others are probes."""
+  name = config.search.protocol or config.evaluate.protocol
+  if name == "casia_b" and {"nm-01", "nm-05"} <= set(np.asarray(types).tolist()):
+    return "casia_b"
+  return "holdout"
+
+
+def score_embeddings(protocol: str, emb, labels, types, views, eval_cfg) -> Tuple[float, Dict]:
+  """(fitness, metrics): mean of NM/BG/CL Rank-1 (identical views excluded) for `casia_b`,
+  Rank-1 for `holdout`."""
+  if protocol == "casia_b":
+    metrics, _ = run_protocol("casia_b", emb, labels, types, views, eval_cfg)
+    return float(metrics["mean/rank1_exclude"]), metrics
+  labels = np.asarray(labels).astype(str)
+  roles = np.full(len(labels), "probe", dtype=object)
+  seen = set()
+  for i, pid in enumerate(labels):
+    if pid not in seen:
+      roles[i] = "gallery"
+      seen.add(pid)
+  cfg = eval_cfg.copy_and_resolve_references()
+  with cfg.unlocked():
+    cfg.custom_gallery = "gallery/*"
+    cfg.custom_probes = "holdout=probe/*"
+    cfg.rerank = False
+  metrics, _ = run_protocol("custom", emb, labels, roles.astype(str), views, cfg)
+  return float(metrics["holdout/rank1"]), metrics
+
+
+def make_recalibrate(model, mesh):
+  """`recalibrate(variables, path, sils, lengths) -> batch_stats` with the running statistics
+  of the path's BatchNorms replaced by the average of their per-batch statistics over the
+  stacked batches `sils [B, b, T, 64, 44]` (PyTorch's cumulative `momentum=None` average, as
+  single-path one-shot NAS recalibrates). Statistics the path does not use are unchanged."""
+
+  def recalibrate(variables, path, sils, lengths):
+    old = variables["batch_stats"]
+
+    def one_batch(total, batch):
+      x, n = batch
+      _, updates = model.apply(variables, x, path, n, train=True, mutable=["batch_stats"])
+      # One EMA step from `old`: new = (1-m)·old + m·batch  =>  batch = (new - (1-m)·old) / m.
+      m = BN_MOMENTUM
+      stats = jax.tree.map(lambda new, o: (new - (1 - m) * o) / m,
+                           updates["batch_stats"], old)
+      return jax.tree.map(jnp.add, total, stats), None
+
+    zeros = jax.tree.map(jnp.zeros_like, old)
+    total, _ = jax.lax.scan(one_batch, zeros, (sils, lengths))
+    count = sils.shape[0]
+    used = space.path_mask(old, path, model.model_name)
+    return jax.tree.map(lambda u, t, o: jnp.where(u, t / count, o), used, total, old)
+
+  replicated = parallel.replicated(mesh)
+  return jax.jit(recalibrate, out_shardings=replicated)
+
+
+def recalibration_batches(config, train_ids, mesh):
+  """The same `search.bn_batches` training batches for every candidate (a fair comparison)."""
+  partition = read_partition(config.data.partition)
+  dataset = GaitDataset(config.data.root, partition, "train", num_train=config.data.num_train,
+                        cache=config.data.cache, ids=train_ids)
+  count = int(config.search.bn_batches)
+  sils, lengths = [], []
+  loader = TrainLoader(dataset, config.data, seed=config.seed + 7919, start_step=0,
+                       process_index=jax.process_index(), process_count=jax.process_count())
+  try:
+    for _, batch in loader:
+      sils.append(batch["sils"])
+      lengths.append(batch["lengths"])
+      if len(sils) == count:
+        break
+  finally:
+    loader.close()
+  sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, parallel.DATA_AXIS))
+  stack = lambda xs: parallel.global_array(
+      np.stack(xs), sharding,
+      (len(xs), xs[0].shape[0] * jax.process_count()) + xs[0].shape[1:])
+  return stack(sils), stack(lengths)
+
+
+class CandidateScorer:
+  """Fitness of a path of a trained supernet on the held-out training ids.
+
+  Holds the supernet variables on the mesh, the held-out sequences (in memory) and the
+  recalibration batches; `score(path)` compiles nothing new after the first call.
+  """
+
+  def __init__(self, config, source: str):
+    if not config.data.root or not config.data.partition:
+      raise SystemExit("search needs data.root and data.partition (training ids are scored)")
+    self.config = config
+    self.source = source
+    variables, self.step = checkpoint.restore_variables(source)
+    self.bnneck = config_lib.use_bnneck(config)
+    self.model = build_model(config.model, bnneck=self.bnneck)
+    self.mesh = parallel.make_mesh()
+    partition = read_partition(config.data.partition)
+    all_train = GaitDataset(config.data.root, partition, "train",
+                            num_train=config.data.num_train)
+    self.train_ids, self.val_ids = holdout.search_split(
+        config, all_train.label_set, checkpoint.source_workdir(source))
+    self.val_set = GaitDataset(config.data.root, partition, "train",
+                               num_train=config.data.num_train, cache=True, ids=self.val_ids)
+    self.protocol = fitness_protocol(config, self.val_set.types)
+    self.variables = jax.device_put(variables, parallel.replicated(self.mesh))
+    self._recalibrate = None
+    if config.search.bn_batches > 0:
+      self._recalibrate = make_recalibrate(self.model, self.mesh)
+      self._bn_batches = recalibration_batches(config, self.train_ids, self.mesh)
+    self.limit = embed_lib.frames_limit(config)
+
+  def variables_for(self, path, recalibrate: bool = True):
+    """The supernet variables, with the path's BN statistics recalibrated when enabled."""
+    path_arr = jnp.asarray(path, jnp.int32)
+    if recalibrate and self._recalibrate is not None:
+      return {**self.variables,
+              "batch_stats": self._recalibrate(self.variables, path_arr, *self._bn_batches)}
+    return self.variables
+
+  def score(self, path, recalibrate: bool = True) -> float:
+    path_arr = jnp.asarray(path, jnp.int32)
+    emb = embed_dataset(self.model, self.variables_for(path, recalibrate), self.val_set,
+                        path_arr, batch=self.config.embed.batch, frames_all_limit=self.limit,
+                        mesh=self.mesh, progress=False)
+    embedding_checks.check_finite(
+        emb["embeddings"], emb["labels"], emb["types"], emb["views"],
+        f"search: path {config_lib.format_path(path)} on the supernet {self.source}")
+    fitness, _ = score_embeddings(self.protocol, emb["embeddings"], emb["labels"],
+                                  emb["types"], emb["views"], self.config.evaluate)
+    return fitness
+
+  def fingerprint(self) -> dict:
+    """Everything that changes a candidate's fitness: a recorded fitness is reused only when
+    all of it is unchanged."""
+    c = self.config
+    held = sorted(self.val_ids)
+    return {
+        "supernet": os.path.abspath(self.source), "step": int(self.step),
+        "held_out_ids": len(held),
+        "held_out_ids_sha256": hashlib.sha256("\n".join(held).encode()).hexdigest(),
+        "protocol": self.protocol, "search.protocol": str(c.search.protocol),
+        "evaluate.protocol": str(c.evaluate.protocol),
+        "evaluate.metric": str(c.evaluate.metric), "evaluate.rerank": bool(c.evaluate.rerank),
+        "evaluate.k1": int(c.evaluate.k1), "evaluate.k2": int(c.evaluate.k2),
+        "evaluate.lambda_value": float(c.evaluate.lambda_value),
+        "data.root": os.path.abspath(c.data.root),
+        "data.partition": os.path.abspath(c.data.partition),
+        "data.num_train": int(c.data.num_train), "frames_all_limit": int(self.limit or 0),
+        # BN recalibration: which batches, drawn how.
+        "bn_batches": int(c.search.bn_batches),
+        "bn_data": {k: c.data[k] for k in ("batch_p", "batch_k", "batch_shuffle",
+                                           "sample_type", "frames", "frames_skip",
+                                           "frames_min", "frames_max", "transforms")}
+        if c.search.bn_batches else None,
+        "bn_data_seed": int(c.seed) if c.search.bn_batches else None,
+        "model": checkpoint.architecture(json.loads(c.to_json_best_effort())),
+    }
+
+
+def path_cost(config, path, bnneck: bool) -> Tuple[bool, Dict]:
+  """(within search.max_macs / search.max_params, {macs, params}) from the analytic counter."""
+  c = flops.count(config.model, path, config.flops.frames, bnneck=bnneck)
+  ok = ((not config.search.max_macs or c["macs"] <= config.search.max_macs) and
+        (not config.search.max_params or c["params_path"] <= config.search.max_params))
+  return ok, {"macs": c["macs"], "params": c["params_path"]}

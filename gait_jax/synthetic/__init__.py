@@ -1,0 +1,1 @@
+"""Generated walkers: the embedded default data (no licence needed)."""

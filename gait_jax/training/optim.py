@@ -1,0 +1,129 @@
+"""The reference optimizer from optax parts: SGD with momentum and *coupled* weight decay
+(torch.optim.SGD), a MultiStep learning-rate schedule, optional gradient clipping, and updates
+masked to the candidate ops a supernet step's path selected.
+
+Per selected leaf, with g the (clipped) gradient and p the parameter (torch.optim.SGD,
+dampening 0, no Nesterov):
+  g' = g + weight_decay * p;  buf = momentum * buf + g';  p = p - lr * buf
+which is `optax.add_decayed_weights` → `optax.trace` (the momentum of `optax.sgd`) → a step of
+-lr. The first update of a zero buffer gives buf = g', as torch's lazily created buffer does.
+
+A leaf whose mask is False keeps its parameter *and* its momentum bit-for-bit — no decay, no
+momentum step: PyTorch >= 2.0 leaves unused parameters without a gradient
+(`zero_grad(set_to_none=True)`) and its SGD skips them. optax.masked needs the mask when the
+optimizer is built, but here it changes every step (a traced path), hence the `jnp.where`.
+
+The optimizer state is `{"momentum": tree like params}`: the checkpoint layout, independent of
+optax's own state classes (older checkpoints keep loading).
+"""
+from __future__ import annotations
+
+import collections
+from typing import Any, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+
+CLIP_TYPES = ("none", "value", "norm")
+
+
+def multistep_lr(base_lr: float, gamma: float, milestones: Sequence[int]):
+  """`count -> lr`: base_lr * gamma ** (number of milestones <= count), where `count` is the
+  number of successful steps taken so far (torch MultiStepLR stepped once per step; a
+  milestone given twice decays twice, as torch's Counter does)."""
+  scales = {int(m): float(gamma) ** n for m, n in collections.Counter(milestones).items()}
+  return optax.piecewise_constant_schedule(jnp.float32(base_lr), scales or None)
+
+
+def global_norm(tree: Any, norm_type: float = 2.0) -> jax.Array:
+  """The p-norm of all leaves together (inf = largest magnitude), as torch's
+  clip_grad_norm_ computes it."""
+  leaves = [jnp.asarray(x, jnp.float32) for x in jax.tree.leaves(tree)]
+  if not leaves:
+    return jnp.zeros((), jnp.float32)
+  if norm_type == float("inf"):
+    return jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in leaves]))
+  p = float(norm_type)
+  total = sum(jnp.sum(jnp.abs(x) ** p) for x in leaves)
+  return total ** (1.0 / p)
+
+
+def clip_by_torch_norm(max_norm: float, norm_type: float) -> optax.GradientTransformation:
+  """torch's clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1.
+
+  Hand-written because optax.clip_by_global_norm knows only the 2-norm and scales by
+  max_norm / norm (no 1e-6), which differs from the reference at the threshold."""
+  def clip(updates, params=None):
+    del params
+    coef = jnp.minimum(max_norm / (global_norm(updates, norm_type) + 1e-6), 1.0)
+    return jax.tree.map(lambda g: (g * coef).astype(g.dtype), updates)
+  return optax.stateless(clip)
+
+
+def check_clip(clip_cfg) -> str:
+  kind = str(clip_cfg.type).lower()
+  if kind not in CLIP_TYPES:
+    raise ValueError(f"optim.clip.type={clip_cfg.type!r}: expected one of {CLIP_TYPES}")
+  if kind == "value" and not float(clip_cfg.value) > 0:
+    raise ValueError(f"optim.clip.value={clip_cfg.value}: expected a positive number")
+  if kind == "norm" and not float(clip_cfg.max_norm) > 0:
+    raise ValueError(f"optim.clip.max_norm={clip_cfg.max_norm}: expected a positive number")
+  return kind
+
+
+def clipping(clip_cfg) -> optax.GradientTransformation:
+  """The reference's clip_grad: element-wise by value, or by global norm, or nothing.
+
+  Unselected candidates have zero gradients, so they add nothing to the global norm — the
+  same set of gradients torch sees (only parameters with .grad)."""
+  kind = check_clip(clip_cfg)
+  if kind == "value":
+    return optax.clip(float(clip_cfg.value))
+  if kind == "norm":
+    return clip_by_torch_norm(float(clip_cfg.max_norm), float(clip_cfg.norm_type))
+  return optax.identity()
+
+
+def clip_gradients(grads: Any, clip_cfg) -> Any:
+  return clipping(clip_cfg).update(grads, optax.EmptyState())[0]
+
+
+class SGD:
+  """SGD + momentum + coupled weight decay + MultiStep lr + clipping, with update masks.
+
+  `init(params) -> opt_state`; `update(params, grads, opt_state, count, mask=None) ->
+  (params, opt_state, lr)` where `count` is the number of successful steps so far (the train
+  state's step, so the schedule needs no state of its own) and `mask` a tree like params of
+  bool scalars (None = update everything).
+  """
+
+  def __init__(self, optim_cfg):
+    momentum = float(optim_cfg.momentum)
+    if not float(optim_cfg.lr) > 0:
+      raise ValueError(f"optim.lr={optim_cfg.lr}: expected a positive learning rate")
+    if not 0 <= momentum < 1:
+      raise ValueError(f"optim.momentum={optim_cfg.momentum}: expected 0 <= momentum < 1")
+    self.schedule = multistep_lr(float(optim_cfg.lr), float(optim_cfg.gamma),
+                                 tuple(optim_cfg.milestones))
+    self.direction = optax.chain(clipping(optim_cfg.clip),
+                                 optax.add_decayed_weights(float(optim_cfg.weight_decay)),
+                                 optax.trace(decay=momentum))
+
+  def init(self, params: Any) -> dict:
+    return {"momentum": jax.tree.map(jnp.zeros_like, params)}
+
+  def update(self, params: Any, grads: Any, opt_state: dict, count, mask: Optional[Any] = None):
+    lr = jnp.asarray(self.schedule(count), jnp.float32)
+    grads = jax.tree.map(lambda g, p: g.astype(p.dtype), grads, params)
+    *stateless, _ = self.direction.init(params)
+    inner = (*stateless, optax.TraceState(trace=opt_state["momentum"]))
+    buf, inner = self.direction.update(grads, inner, params)
+    new_params = optax.apply_updates(params, jax.tree.map(lambda b: -lr.astype(b.dtype) * b,
+                                                          buf))
+    momentum = inner[-1].trace
+    if mask is not None:
+      keep = lambda m, new, old: jnp.where(m, new, old)  # noqa: E731
+      new_params = jax.tree.map(keep, mask, new_params, params)
+      momentum = jax.tree.map(keep, mask, momentum, opt_state["momentum"])
+    return new_params, {"momentum": momentum}, lr

@@ -1,0 +1,57 @@
+"""What a training run is made of, built from its config: the network with its loss and update
+mask, and the training data (with the supernet's held-out ids left out)."""
+from __future__ import annotations
+
+import functools
+from typing import Callable, NamedTuple, Optional, Tuple
+
+import jax
+from absl import logging
+
+from gait_jax import config as config_lib
+from gait_jax.data import holdout
+from gait_jax.data.dataset import GaitDataset
+from gait_jax.data.loader import TrainLoader
+from gait_jax.models import build_model, space
+from gait_jax.training.losses import compute_losses
+
+
+class Network(NamedTuple):
+  model: object  # a Flax module: apply(variables, sils, path, lengths=, train=, mutable=)
+  loss_fn: Callable  # (outputs, labels) -> (total, {name: scalar})
+  mask_fn: Optional[Callable]  # (tree, path) -> which leaves the path uses; None = all
+  fixed: Optional[Tuple[int, ...]]  # the retrained path, None for a supernet
+
+
+def build_network(config, dtype) -> Network:
+  fixed = config_lib.model_path(config)
+  model = build_model(config.model, bnneck=config_lib.use_bnneck(config), fixed_path=fixed,
+                      dtype=dtype)
+  mask_fn = (functools.partial(space.path_mask, model_name=model.model_name)
+             if fixed is None else None)
+  return Network(model, functools.partial(compute_losses, loss_cfg=config.loss), mask_fn, fixed)
+
+
+def open_data(config, start_attempt: int, workdir: str, resumed: bool):
+  """(dataset, loader) of the training ids, the loader starting at batch `start_attempt`."""
+  if not config.data.root or not config.data.partition:
+    raise ValueError("config.data.root and config.data.partition must name the silhouette "
+                     f"root and partition file (got root={config.data.root!r}, "
+                     f"partition={config.data.partition!r})")
+  dataset = GaitDataset(config.data.root, config.data.partition, split="train",
+                        num_train=int(config.data.num_train), cache=bool(config.data.cache))
+  if config_lib.model_path(config) is None:
+    # A supernet never sees the ids its search scores paths on (search.val_ids); the split is
+    # recorded in the workdir, where search reads it and a resumed run keeps it.
+    train_ids, val_ids = holdout.supernet_split(config, dataset.label_set, workdir, resumed)
+    logging.info("supernet training on %d ids; %d held out for the search fitness",
+                 len(train_ids), len(val_ids))
+    dataset = GaitDataset(config.data.root, config.data.partition, split="train",
+                          num_train=int(config.data.num_train), cache=bool(config.data.cache),
+                          ids=train_ids)
+  if config_lib.use_bnneck(config) and len(dataset.label_set) > int(config.model.class_num):
+    raise ValueError(f"model.class_num={config.model.class_num} but the training set has "
+                     f"{len(dataset.label_set)} ids (set model.class_num or data.num_train)")
+  loader = TrainLoader(dataset, config.data, seed=int(config.seed), start_step=start_attempt,
+                       process_index=jax.process_index(), process_count=jax.process_count())
+  return dataset, loader
