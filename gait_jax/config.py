@@ -21,118 +21,158 @@ def base_config() -> ml_collections.ConfigDict:
   c.seed = 0
   c.experiment = ""  # the reference save_name, for bookkeeping only
 
-  c.data = ml_collections.ConfigDict()
-  c.data.dataset_name = "GREW"
-  c.data.root = ""
-  c.data.partition = ""
-  c.data.num_train = 0  # 0 = every TRAIN_SET id; N = the first N ids (spec §5.3)
-  c.data.cache = False
-  c.data.batch_p = 32
-  c.data.batch_k = 4
-  c.data.batch_shuffle = True
-  c.data.sample_type = "fixed_ordered"
-  c.data.frames = 30  # frames_num_fixed
-  c.data.frames_skip = 0  # frames_skip_num
-  c.data.frames_min = 25  # unfixed_* samplers
-  c.data.frames_max = 50
+  c.data = _data()
+  c.model = _model()
+  c.loss = _loss()
+  c.optim = _optim()
+  c.train = _train()
+  c.embed = _embed()
+  c.evaluate = _evaluate()
+  c.search = _search()
+  c.flops = _flops()
+  c.dist = _dist()
+  return c
+
+
+def _data() -> ml_collections.ConfigDict:
+  s = ml_collections.ConfigDict()
+  s.dataset_name = "GREW"
+  s.root = ""
+  s.partition = ""
+  s.num_train = 0  # 0 = every TRAIN_SET id; N = the first N ids (spec §5.3)
+  s.cache = False
+  s.batch_p = 32
+  s.batch_k = 4
+  s.batch_shuffle = True
+  s.sample_type = "fixed_ordered"
+  s.frames = 30  # frames_num_fixed
+  s.frames_skip = 0  # frames_skip_num
+  s.frames_min = 25  # unfixed_* samplers
+  s.frames_max = 50
   # Training transform: comma-separated names applied in order (a Compose). Test time is
   # always base_sil_cutting, as in every reference config.
-  c.data.transforms = "base_sil_cutting"
-  c.data.workers = 2  # background loader threads
-  c.data.prefetch = 2  # batches prepared ahead
-  c.data.test_frames_all_limit = 0  # all_ordered at test time; 0 = no limit
+  s.transforms = "base_sil_cutting"
+  s.workers = 2  # background loader threads
+  s.prefetch = 2  # batches prepared ahead
+  s.test_frames_all_limit = 0  # all_ordered at test time; 0 = no limit
   # Ship the cut uint8 frames to the device (divided by 255 there): 4x less host-to-device
   # traffic; only with data.transforms="base_sil_cutting".
-  c.data.uint8 = False
+  s.uint8 = False
+  return s
 
-  c.model = ml_collections.ConfigDict()
-  c.model.name = "sposgait_large"
-  c.model.channels = (64, 128, 256, 512)
-  c.model.bins = (16, 8, 4, 2, 1)
-  c.model.parts = 31
-  c.model.out_channels = 512  # SeparateFCs output width (= embedding width c)
-  c.model.class_num = 20000  # BN-neck classes; the neck exists only when loss.ce_weight > 0
-  c.model.choice_max_num = CHOICE_MAX_NUM["sposgait_large"]
-  c.model.path = ""  # "" = supernet (path sampled per step); "0,0,4,..." = fixed path
+
+def _model() -> ml_collections.ConfigDict:
+  s = ml_collections.ConfigDict()
+  s.name = "sposgait_large"
+  s.channels = (64, 128, 256, 512)
+  s.bins = (16, 8, 4, 2, 1)
+  s.parts = 31
+  s.out_channels = 512  # SeparateFCs output width (= embedding width c)
+  s.class_num = 20000  # BN-neck classes; the neck exists only when loss.ce_weight > 0
+  s.choice_max_num = CHOICE_MAX_NUM["sposgait_large"]
+  s.path = ""  # "" = supernet (path sampled per step); "0,0,4,..." = fixed path
   # Recompute the searchable layers' activations in the backward pass: a supernet step then
   # needs less memory than its heaviest static path instead of ~1.35x more (README, Benchmarks).
-  c.model.remat = False
+  s.remat = False
+  return s
 
-  c.loss = ml_collections.ConfigDict()
-  c.loss.triplet_weight = 1.0
-  c.loss.margin = 0.2
-  c.loss.ce_weight = 0.0  # 0 = triplet only (no BN-neck, as the reference)
-  c.loss.ce_scale = 16.0
-  c.loss.label_smooth = 0.1
 
-  c.optim = ml_collections.ConfigDict()
-  c.optim.lr = 0.1
-  c.optim.momentum = 0.9
-  c.optim.weight_decay = 5e-4
-  c.optim.gamma = 0.1
-  c.optim.milestones = (20000, 40000, 60000)
-  c.optim.clip = ml_collections.ConfigDict()
-  c.optim.clip.type = "none"  # none | value | norm (reference clip_grad_cfg)
-  c.optim.clip.value = 0.1
-  c.optim.clip.max_norm = 35.0
-  c.optim.clip.norm_type = 2.0
+def _loss() -> ml_collections.ConfigDict:
+  s = ml_collections.ConfigDict()
+  s.triplet_weight = 1.0
+  s.margin = 0.2
+  s.ce_weight = 0.0  # 0 = triplet only (no BN-neck, as the reference)
+  s.ce_scale = 16.0
+  s.label_smooth = 0.1
+  return s
 
-  c.train = ml_collections.ConfigDict()
-  c.train.total_steps = 80000
-  c.train.save_every = 2000
-  c.train.log_every = 100
-  c.train.eval_every = 0  # reference with_test: evaluate every N steps (0 = never)
-  c.train.init_from = ""  # workdir or checkpoint dir to load weights from
-  c.train.dtype = "float32"  # compute dtype: float32 | bfloat16 | float16
-  c.train.keep_checkpoints = 3
-  c.train.max_bad_steps = 20  # consecutive non-finite steps before training stops
-  c.train.image_every = 0  # silhouette grid to TensorBoard every N steps (0 = log_every*10)
 
-  c.embed = ml_collections.ConfigDict()
-  c.embed.root = ""  # "" = data.root
-  c.embed.partition = ""  # "" = data.partition
-  c.embed.split = "test"
-  c.embed.batch = 8  # sequences per device per step
-  c.embed.frames_all_limit = 0  # 0 = data.test_frames_all_limit
+def _optim() -> ml_collections.ConfigDict:
+  s = ml_collections.ConfigDict()
+  s.lr = 0.1
+  s.momentum = 0.9
+  s.weight_decay = 5e-4
+  s.gamma = 0.1
+  s.milestones = (20000, 40000, 60000)
+  s.clip = ml_collections.ConfigDict()
+  s.clip.type = "none"  # none | value | norm (reference clip_grad_cfg)
+  s.clip.value = 0.1
+  s.clip.max_norm = 35.0
+  s.clip.norm_type = 2.0
+  return s
 
-  c.evaluate = ml_collections.ConfigDict()
-  c.evaluate.protocol = "grew"  # casia_b | oumvlp | grew | grew_submission | gait3d | custom
-  c.evaluate.embeddings = ""  # npz for mode=evaluate ("" = WORKDIR/embeddings.npz)
-  c.evaluate.metric = "euc"  # euc | cos
-  c.evaluate.rerank = False
-  c.evaluate.k1 = 20
-  c.evaluate.k2 = 6
-  c.evaluate.lambda_value = 0.3
-  c.evaluate.chunk = 1024  # probes per ranking chunk
-  c.evaluate.custom_gallery = ""  # custom protocol: glob on "type/view", comma-separated
-  c.evaluate.custom_probes = ""  # "name=glob,glob;name2=glob"
 
-  c.search = ml_collections.ConfigDict()
-  c.search.epochs = 20
-  c.search.population = 50
-  c.search.select_num = 10
-  c.search.mutation_num = 25
-  c.search.crossover_num = 25
-  c.search.m_prob = 0.1
-  c.search.max_macs = 0  # 0 = no limit
-  c.search.max_params = 0  # 0 = no limit
+def _train() -> ml_collections.ConfigDict:
+  s = ml_collections.ConfigDict()
+  s.total_steps = 80000
+  s.save_every = 2000
+  s.log_every = 100
+  s.eval_every = 0  # reference with_test: evaluate every N steps (0 = never)
+  s.init_from = ""  # workdir or checkpoint dir to load weights from
+  s.dtype = "float32"  # compute dtype: float32 | bfloat16 | float16
+  s.keep_checkpoints = 3
+  s.max_bad_steps = 20  # consecutive non-finite steps before training stops
+  s.image_every = 0  # silhouette grid to TensorBoard every N steps (0 = log_every*10)
+  return s
+
+
+def _embed() -> ml_collections.ConfigDict:
+  s = ml_collections.ConfigDict()
+  s.root = ""  # "" = data.root
+  s.partition = ""  # "" = data.partition
+  s.split = "test"
+  s.batch = 8  # sequences per device per step
+  s.frames_all_limit = 0  # 0 = data.test_frames_all_limit
+  return s
+
+
+def _evaluate() -> ml_collections.ConfigDict:
+  s = ml_collections.ConfigDict()
+  s.protocol = "grew"  # casia_b | oumvlp | grew | grew_submission | gait3d | custom
+  s.embeddings = ""  # npz for mode=evaluate ("" = WORKDIR/embeddings.npz)
+  s.metric = "euc"  # euc | cos
+  s.rerank = False
+  s.k1 = 20
+  s.k2 = 6
+  s.lambda_value = 0.3
+  s.chunk = 1024  # probes per ranking chunk
+  s.custom_gallery = ""  # custom protocol: glob on "type/view", comma-separated
+  s.custom_probes = ""  # "name=glob,glob;name2=glob"
+  return s
+
+
+def _search() -> ml_collections.ConfigDict:
+  s = ml_collections.ConfigDict()
+  s.epochs = 20
+  s.population = 50
+  s.select_num = 10
+  s.mutation_num = 25
+  s.crossover_num = 25
+  s.m_prob = 0.1
+  s.max_macs = 0  # 0 = no limit
+  s.max_params = 0  # 0 = no limit
   # TRAIN_SET ids held out for the search fitness (and from supernet training):
   # "" = a seeded 10 % (at least 2), "N" = a seeded N ids, "id,id,..." = exactly these
   # (one id: "id,"). A search scores on the ids its supernet held out (its holdout.json).
-  c.search.val_ids = ""
-  c.search.bn_batches = 8  # BN recalibration batches per candidate (0 = off)
-  c.search.protocol = ""  # "" = evaluate.protocol
-  c.search.seed = 0
+  s.val_ids = ""
+  s.bn_batches = 8  # BN recalibration batches per candidate (0 = off)
+  s.protocol = ""  # "" = evaluate.protocol
+  s.seed = 0
+  return s
 
-  c.flops = ml_collections.ConfigDict()
-  c.flops.frames = 30
 
-  c.dist = ml_collections.ConfigDict()
-  c.dist.coordinator_address = ""  # "" = single process unless the env says otherwise
-  c.dist.num_processes = 1
-  c.dist.process_id = 0
-  return c
+def _flops() -> ml_collections.ConfigDict:
+  s = ml_collections.ConfigDict()
+  s.frames = 30
+  return s
 
+
+def _dist() -> ml_collections.ConfigDict:
+  s = ml_collections.ConfigDict()
+  s.coordinator_address = ""  # "" = single process unless the env says otherwise
+  s.num_processes = 1
+  s.process_id = 0
+  return s
 
 def model_path(config) -> Optional[Tuple[int, ...]]:
   """The config's fixed path, checked against the config's search space (position by position:

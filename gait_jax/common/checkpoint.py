@@ -284,16 +284,6 @@ def trained_space(source: str) -> Optional[Tuple[int, ...]]:
   return tuple(int(m) for m in model["choice_max_num"])
 
 
-def check_path_was_trained(source: str, path) -> None:
-  """Refuses a path that uses a candidate the supernet at `source` never trained: a supernet
-  checkpoint holds every candidate, but those outside its space keep their initial weights.
-  (A retrained checkpoint holds only its path's candidates: the variable names decide.)"""
-  from gait_jax.models import space  # pylint: disable=g-import-not-at-top
-  trained = trained_space(source)
-  if trained is not None:
-    space.check_path(path, trained, key=f"model.path (supernet {source_workdir(source)})")
-
-
 def write_config(workdir: str, config) -> str:
   """Writes WORKDIR/config.json (atomically: a crash never leaves half a file)."""
   return io.write_json(os.path.join(os.path.abspath(workdir), CONFIG_FILE),

@@ -23,7 +23,7 @@ from gait_jax.evaluation import embed as embed_lib
 from gait_jax.evaluation import embedding_checks
 from gait_jax.evaluation import embeddings_file
 from gait_jax.evaluation import protocols
-from gait_jax.models import abstract_variables, build_model
+from gait_jax.models import abstract_variables, build_model, space
 
 
 def required_path(config, mode: str):
@@ -34,11 +34,21 @@ def required_path(config, mode: str):
   return path
 
 
+def check_path_was_trained(source: str, path) -> None:
+  """Refuses a path that uses a candidate the supernet at `source` never trained: a supernet
+  checkpoint holds every candidate, but those outside its space keep their initial weights.
+  (A retrained checkpoint holds only its path's candidates: the variable names decide.)"""
+  trained = checkpoint.trained_space(source)
+  if trained is not None:
+    space.check_path(path, trained,
+                     key=f"model.path (supernet {checkpoint.source_workdir(source)})")
+
+
 def embed_config(config, workdir: str, mode: str = "embed") -> Dict[str, np.ndarray]:
   """Embeds the configured split with the config's path and weights; returns the npz dict."""
   path = required_path(config, mode)
   source = config.train.init_from or workdir
-  checkpoint.check_path_was_trained(source, path)
+  check_path_was_trained(source, path)
   restored, step = checkpoint.restore_variables(source)
   model = build_model(config.model, bnneck=False, fixed_path=path)  # the neck is not needed
   variables = checkpoint.select_by_name(restored, abstract_variables(model),

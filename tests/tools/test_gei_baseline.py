@@ -5,9 +5,9 @@ import os
 import numpy as np
 import pytest
 
+from conftest import REPO
 from gait_jax.synthetic import walkers
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _tool():

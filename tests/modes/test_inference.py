@@ -7,11 +7,11 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import REPO
 from gait_jax.evaluation import embeddings_file
 from gait_jax.modes import inference
-from test_eval_protocols import casia_set
+from helpers.embeddings import casia_set
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def write_npz(path, emb, labels, types, views, **extra):

@@ -16,7 +16,7 @@ from gait_jax.modes import search
 from gait_jax.search import fitness
 from gait_jax.synthetic import walkers
 from gait_jax.models import build_model
-from test_embed import init
+from helpers.variables import random_variables
 
 SPACE = (1, 6, 6, 6)
 
@@ -39,7 +39,7 @@ def setup(tmp_path_factory):
     config.search.crossover_num = 2
     config.search.bn_batches = 1
   model = build_model(config.model, bnneck=True)
-  variables = init(model, jnp.zeros(4, jnp.int32), seed=0)
+  variables = random_variables(model, jnp.zeros(4, jnp.int32), seed=0)
   supernet = os.path.join(base, "supernet")
   ckpt = checkpoint.Checkpointer(checkpoint.checkpoint_dir(supernet))
   ckpt.save(5, {"params": variables["params"], "batch_stats": variables["batch_stats"]}, {})
@@ -241,7 +241,7 @@ def test_recalibrated_eval_matches_train_mode_statistics(setup):
   statistics: it reproduces train mode up to the unbiased/biased variance factor."""
   config, _ = setup
   model = build_model(config.model, bnneck=True)
-  variables = init(model, jnp.zeros(4, jnp.int32), seed=1)
+  variables = random_variables(model, jnp.zeros(4, jnp.int32), seed=1)
   mesh = mesh_lib.make_mesh(jax.devices()[:1])
   recal = fitness.make_recalibrate(model, mesh)
   rng = np.random.default_rng(0)

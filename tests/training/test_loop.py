@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-import train_standin
+from helpers import train_standin
 from conftest import load_config
 from gait_jax.common import checkpoint
 from gait_jax.modes import train
@@ -73,8 +73,8 @@ def test_resume_matches_uninterrupted_run(data, tmp_path):
   assert split["held_out_ids"] and not set(split["held_out_ids"]) & set(split["train_ids"])
   assert sorted(split["held_out_ids"] + split["train_ids"]) == sorted(train_ids)
   assert glob.glob(os.path.join(whole, "tb", "events.out.tfevents.*"))
-  from test_train_writer import _read_events
-  tags = {v.tag for e in _read_events(os.path.join(whole, "tb")) for v in e.summary.value}
+  from helpers.events import read_events
+  tags = {v.tag for e in read_events(os.path.join(whole, "tb")) for v in e.summary.value}
   for tag in ("train/loss", "train/triplet/loss", "train/softmax/accuracy", "train/lr",
               "train/grad_norm", "train/param_norm", "train/skipped_steps",
               "train/data_wait_fraction", "train/seq_per_s", "train/silhouettes"):

@@ -2,27 +2,11 @@
 import glob
 import os
 import struct
+from helpers.events import read_events
 
 import numpy as np
 
 from gait_jax.common import metric_writer
-
-
-def _read_events(logdir):
-  """Every Event record of the event files in `logdir` (TFRecord framing, CRCs skipped)."""
-  from tensorboardX.proto import event_pb2
-  events = []
-  for path in sorted(glob.glob(os.path.join(logdir, "events.out.tfevents.*"))):
-    data = open(path, "rb").read()
-    pos = 0
-    while pos < len(data):
-      (length,) = struct.unpack("<Q", data[pos:pos + 8])
-      record = data[pos + 12:pos + 12 + length]
-      pos += 12 + length + 4
-      event = event_pb2.Event()
-      event.ParseFromString(record)
-      events.append(event)
-  return events
 
 
 def test_writer_writes_every_kind_of_summary(tmp_path):
@@ -35,7 +19,7 @@ def test_writer_writes_every_kind_of_summary(tmp_path):
   w.write_hparams({"optim": {"lr": 0.1, "milestones": (1, 2)}, "seed": 0})
   w.flush()
   w.close()
-  events = _read_events(logdir)
+  events = read_events(logdir)
   values = {}
   for e in events:
     for v in e.summary.value:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gait_jax.data.dataset import GaitDataset, read_partition
-from gait_tree import make_tree, random_sils, write_pkl
+from helpers.gait_tree import make_tree, random_sils, write_pkl
 
 
 def test_reference_order_and_labels(tmp_path):

@@ -9,7 +9,7 @@ from conftest import load_config
 from gait_jax.config import base_config
 from gait_jax.data.dataset import GaitDataset
 from gait_jax.data.loader import LoaderError, TrainLoader, iter_sequences
-from gait_tree import make_tree
+from helpers.gait_tree import make_tree
 
 
 def data_cfg(**kw):

@@ -12,7 +12,7 @@ import numpy as np
 from gait_jax.common import checkpoint
 from gait_jax.synthetic import walkers
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HELPERS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helpers")
 
 
 def _free_port() -> int:
@@ -25,7 +25,7 @@ def _spawn(args, devices):
   env = dict(os.environ)
   env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
   env["JAX_PLATFORMS"] = "cpu"
-  return subprocess.Popen([sys.executable, os.path.join(HERE, "multihost_worker.py"),
+  return subprocess.Popen([sys.executable, os.path.join(HELPERS, "multihost_worker.py"),
                            json.dumps(args)], env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
 

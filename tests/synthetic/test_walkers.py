@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import REPO
 from gait_jax.synthetic import walkers
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _tree_digest(root):

@@ -6,8 +6,9 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, TESTS)  # conftest, helpers
+sys.path.insert(0, os.path.dirname(TESTS))  # the repository
 
 
 def main():
@@ -16,7 +17,7 @@ def main():
   from gait_jax.modes import train
   from gait_jax.training import setup
   from gait_jax.common import parallel
-  import train_standin
+  from helpers import train_standin
   c = load_config("test_tiny").unlock()
   c.data.root, c.data.partition = args["root"], args["partition"]
   c.train.total_steps = args["steps"]

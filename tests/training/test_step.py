@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import train_standin
+from helpers import train_standin
 from conftest import load_config
 from gait_jax.common import parallel as mesh_lib
 from gait_jax.training import optim

@@ -14,35 +14,14 @@ from gait_jax.common import checkpoint
 from gait_jax.common import parallel as mesh_lib
 from gait_jax.data import GaitDataset, load_sequence
 from gait_jax.models import build_model
-from gait_tree import make_tree
+from helpers.gait_tree import make_tree
+from helpers.variables import random_variables
 from helpers import assert_close
 
 PATH = (0, 5, 5, 4)
 # Lengths spread over three buckets: 8 (3, 5, 8), 12 (10, 12), 24 (20).
 LENGTHS = {("001", "nm-01"): 5, ("001", "nm-02"): 8, ("002", "nm-01"): 10,
            ("002", "nm-02"): 12, ("003", "nm-01"): 20, ("003", "nm-02"): 3}
-
-
-def init(model, path, seed):
-  """Random variables of the right shapes without compiling the initialiser (a supernet's
-  init compiles all six candidates of every layer: slow on a shared CPU). A traced path
-  makes a supernet declare every candidate. BN statistics: means near 0, variances near 1."""
-  def f(key, path_arr):
-    p = path if isinstance(path, tuple) else path_arr
-    return model.init(key, jnp.zeros((1, 8, 64, 44)), p, lengths=jnp.ones((1,), jnp.int32))
-  shapes = jax.eval_shape(f, jax.random.PRNGKey(0), jnp.asarray(path, jnp.int32))
-  rng = np.random.default_rng(seed)
-  def fill(key_path, leaf):
-    name = jax.tree_util.keystr(key_path)
-    v = rng.normal(size=leaf.shape).astype(np.float32)
-    if "'var'" in name:
-      return 1.0 + 0.2 * np.abs(v)
-    if "'mean'" in name:
-      return 0.05 * v
-    if "'scale'" in name:
-      return 1.0 + 0.1 * v
-    return 0.3 * v
-  return jax.tree_util.tree_map_with_path(fill, shapes)
 
 
 _APPLY = {}
@@ -67,7 +46,7 @@ def tree(tmp_path_factory):
 def tiny():
   config = load_config("test_tiny")
   model = build_model(config.model, bnneck=False, fixed_path=PATH)
-  variables = init(model, PATH, 1)  # non-trivial BN statistics: inference-mode BN matters
+  variables = random_variables(model, PATH, 1)  # non-trivial BN statistics: inference-mode BN matters
   return config, model, variables
 
 
@@ -107,7 +86,7 @@ def test_frame_limit_and_traced_path_reuse(tree, tiny):
   config, _, _ = tiny
   ds = GaitDataset(*tree, split="test")
   supernet = build_model(config.model, bnneck=False)
-  variables = init(supernet, jnp.asarray(PATH, jnp.int32), 2)
+  variables = random_variables(supernet, jnp.asarray(PATH, jnp.int32), 2)
   mesh = mesh_lib.make_mesh()
   kw = dict(batch=1, mesh=mesh, progress=False, frames_all_limit=8)
   a = embed.embed_dataset(supernet, variables, ds, PATH, **kw)
