@@ -112,12 +112,19 @@ def _checkpoint_with_extra_candidates(workdir, variables, step=7):
   ck.close()
 
 
-def test_test_mode_writes_npz_and_metrics(tree, tiny, tmp_path):
+@pytest.fixture
+def custom_config(tree, tiny):
+  """The tiny config on the tiny tree, with a custom protocol: nm-01 gallery, nm-02 probes."""
   config = tiny[0].unlock()
   config.data.root, config.data.partition = tree
   config.evaluate.protocol = "custom"
   config.evaluate.custom_gallery = "nm-01/*"
   config.evaluate.custom_probes = "nm=nm-02/*"
+  return config
+
+
+def test_test_mode_writes_npz_and_metrics(tree, tiny, custom_config, tmp_path):
+  config = custom_config
   workdir = str(tmp_path / "w")
   with pytest.raises(ValueError, match="model.path"):
     inference.run_embed(config, workdir)
@@ -167,12 +174,9 @@ def test_path_outside_the_supernets_trained_space_is_refused(tree, tiny, tmp_pat
     inference.embed_config(config, workdir)
 
 
-def test_non_finite_embeddings_are_refused_before_anything_is_written(tree, tiny, tmp_path):
-  config = tiny[0].unlock()
-  config.data.root, config.data.partition = tree
-  config.evaluate.protocol = "custom"
-  config.evaluate.custom_gallery = "nm-01/*"
-  config.evaluate.custom_probes = "nm=nm-02/*"
+def test_non_finite_embeddings_are_refused_before_anything_is_written(tiny, custom_config,
+                                                                      tmp_path):
+  config = custom_config
   config.model.path = ",".join(map(str, PATH))
   _, _, variables = tiny
   huge = jax.tree.map(np.array, variables)
