@@ -1,7 +1,7 @@
 """Medium supernet on GREW, triplet only (reference
 sposgait_medium_GREW_supertraining_triplet.yaml).
 
-The reference file omits num_train and then fails its own GREW assertion (spec §10.19);
+The reference file omits num_train and then fails its own GREW assertion;
 its save name says 5000 ids, which is what this config uses."""
 from gait_jax import config as cfg
 

@@ -15,7 +15,7 @@ from gait_jax.models.space import (CHOICE_MAX_NUM, check_path, check_space, form
 
 
 def base_config() -> ml_collections.ConfigDict:
-  """Every key with the reference defaults (spec §9.4 merged with the SPOSGait commons)."""
+  """Every key with the reference defaults."""
   c = ml_collections.ConfigDict()
   c.mode = "train"  # train | search | embed | evaluate | test | flops
   c.seed = 0
@@ -39,7 +39,7 @@ def _data() -> ml_collections.ConfigDict:
   s.dataset_name = "GREW"
   s.root = ""
   s.partition = ""
-  s.num_train = 0  # 0 = every TRAIN_SET id; N = the first N ids (spec §5.3)
+  s.num_train = 0  # 0 = every TRAIN_SET id; N = the first N ids
   s.cache = False
   s.batch_p = 32
   s.batch_k = 4
@@ -185,11 +185,11 @@ def model_path(config) -> Optional[Tuple[int, ...]]:
 
 
 def use_bnneck(config) -> bool:
-  """The reference builds SeparateBNNecks only when CE is among the losses (spec §2.6)."""
+  """The reference builds SeparateBNNecks only when CE is among the losses."""
   return float(config.loss.ce_weight) > 0
 
 
-# Model shapes per reference experiment family (spec §2.3–2.5, §9).
+# Model shapes per reference experiment family.
 def set_model(c, name: str, channels, bins, out_channels: int, class_num: int) -> None:
   c.model.name = name
   c.model.channels = tuple(channels)
@@ -207,7 +207,7 @@ def set_schedule(c, *, total_steps: int, milestones, save_every: int, lr: float 
   c.optim.lr = float(lr)
 
 
-# Evaluation defaults per benchmark (spec §6.9).
+# Evaluation defaults per benchmark.
 _DATASETS = {
     "GREW": dict(protocol="grew", limit=0),
     "CASIA-B": dict(protocol="casia_b", limit=720),

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Raw silhouette PNGs → OpenGait pkls (the reference datasets/pretreatment.py, spec §5.8).
+"""Raw silhouette PNGs → OpenGait pkls (the reference datasets/pretreatment.py).
 
   python tools/pretreat.py --input RAW --output OUT [--workers 4] [--dataset CASIAB] [--img-size 64]
 

@@ -1,5 +1,5 @@
 """Reference retrain/sposgait_large_GREW-train20000id_retrain_searchBy2loss.yaml: a byte-identical
-copy of the 20000-id large retrain config (spec §10.20), so it loads that file."""
+copy of the 20000-id large retrain config, so it loads that file."""
 import importlib.util
 import os
 

@@ -1,7 +1,6 @@
 """Retrain SPOSGait small path [0,5,5,4] on GREW (500 ids) (reference retrain/sposgait_small_GREW-train500id_retrain.yaml).
 
-The reference evaluator restores step 100000 although training stops at 50000
-(spec §10.21); here test mode uses the workdir's latest checkpoint."""
+The reference evaluator restores step 100000 although training stops at 50000; here test mode uses the workdir's latest checkpoint."""
 from gait_jax import config as cfg
 
 

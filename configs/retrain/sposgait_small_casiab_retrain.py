@@ -1,7 +1,7 @@
 """Retrain SPOSGait small path [0,5,0,1] on CASIA-B (reference retrain/sposgait_small_casiab_retrain.yaml).
 
 The reference reuses the supernet's save name, so its retrain checkpoints overwrite
-the supernet's (spec §10.22); give this run its own --workdir."""
+the supernet's; give this run its own --workdir."""
 from gait_jax import config as cfg
 
 

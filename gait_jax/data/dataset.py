@@ -1,4 +1,4 @@
-"""Reads the OpenGait pkl tree `<root>/<id>/<type>/<view>/*.pkl` and its partition JSON (spec §5.1–5.3).
+"""Reads the OpenGait pkl tree `<root>/<id>/<type>/<view>/*.pkl` and its partition JSON.
 
 The sequence order is the reference's: ids in partition-list order (kept only when their
 directory exists), then types sorted, then views sorted; every `.pkl` of a view directory is

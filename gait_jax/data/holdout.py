@@ -1,4 +1,4 @@
-"""Training identities held out for the search fitness (spec §10.3 fixed: never the test split).
+"""Training identities held out for the search fitness.
 
 Supernet training leaves these ids out too, so a candidate's fitness is measured on people the
 supernet never saw, like the benchmark's test set but without touching it.
@@ -24,7 +24,7 @@ def split_train_ids(train_ids: Sequence[str], val_spec: str, seed: int
   """(ids to train on, held-out ids), both in the original order.
 
   `val_spec` is `search.val_ids`: "" (10 %, at least 2), "N" (N ids), or "a,b,c" (these ids).
-  The choice depends only on the id list, the spec and the seed.
+  The choice depends only on the id list, `val_spec` and the seed.
   """
   ids = list(train_ids)
   spec = str(val_spec).strip()

@@ -1,6 +1,6 @@
 """Training batches from a GaitDataset: P×K sampling, frame selection, transforms, prefetch.
 
-Determinism (spec §4.2, §10.9): the global batch of step s is a pure function of (seed, s).
+Determinism: the global batch of step s is a pure function of (seed, s).
 Identity sampling uses the generator seeded by `[seed, s, TAG, 0]` and row r of the global
 batch (its frame selection and transform) the one seeded by `[seed, s, TAG, r + 1]`. So a run
 resumed at `start_step=k` sees exactly the batches of an uninterrupted run, every process

@@ -1,4 +1,4 @@
-"""Raw silhouette PNGs → OpenGait pkls (spec §5.8, the reference `datasets/pretreatment.py`).
+"""Raw silhouette PNGs → OpenGait pkls.
 
 `<input>/<id>/<type>/<view>/*.png` becomes `<output>/<id>/<type>/<view>/<view>.pkl`, a uint8
 `[T, S, S]` array (S = img_size, 64). Per frame (all datasets but GREW):

@@ -1,4 +1,4 @@
-"""Which sequences form a batch (P×K, spec §5.4) and which frames of a sequence are used (§5.6).
+"""Which sequences form a batch (P×K) and which frames of a sequence are used.
 
 Both draw from a NumPy `Generator` passed in, so a batch is a pure function of the generator's
 seed. The reference draws from Python's `random`, torch and NumPy's global state; the random
@@ -68,7 +68,7 @@ def ordered_clip(rng: np.random.Generator, length: int, count: int, skip: int = 
 def select_frames(rng: np.random.Generator, length: int, sample_type: str, *, frames: int = 30,
                   skip: int = 0, frames_min: int = 25, frames_max: int = 50,
                   all_limit: int = 0) -> np.ndarray:
-  """Frame indices int64 `[t]` of one sequence of `length` frames (spec §5.6).
+  """Frame indices int64 `[t]` of one sequence of `length` frames.
 
   - `fixed_ordered`: `ordered_clip` of `frames` frames (window `frames + skip`).
   - `fixed_unordered`: `frames` frames drawn uniformly (without replacement unless the

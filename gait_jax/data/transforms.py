@@ -1,4 +1,4 @@
-"""Per-sequence input transforms (spec §5.7): uint8 `[T, 64, 64]` in, float32 `[T, 64, 44]` out.
+"""Per-sequence input transforms: uint8 `[T, 64, 64]` in, float32 `[T, 64, 44]` out.
 
 `build_transform("random_perspective,base_sil_cutting,random_horizontal_flip,random_rotate")`
 composes the named steps in order (the Gait3D retrain transform); every pipeline contains
@@ -121,7 +121,7 @@ def random_horizontal_flip(prob: float = 0.2) -> Transform:
 def rotate_frames(seq: np.ndarray, angle: float) -> np.ndarray:
   """Rotates every frame by `angle` degrees (counter-clockwise for positive angles) with the
   reference's OpenCV matrix: the centre is given as (h // 2, w // 2) in OpenCV's (x, y)
-  order — x and y swapped, as in the reference (spec §10.28) — bilinear, zero border."""
+  order — x and y swapped, as in the reference — bilinear, zero border."""
   h, w = seq.shape[-2:]
   matrix = cv2.getRotationMatrix2D((h // 2, w // 2), float(angle), 1.0)
   return np.stack([

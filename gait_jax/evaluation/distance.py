@@ -1,4 +1,4 @@
-"""Part-wise distances between embedding sets and chunked nearest-gallery ranking (spec §6.2).
+"""Part-wise distances between embedding sets and chunked nearest-gallery ranking.
 
 Embeddings are `[N, c, p]` (c channels, p horizontal parts). The reference distance is an
 average over parts of per-part distances, never the distance of the flattened vectors:

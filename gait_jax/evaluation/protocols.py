@@ -1,4 +1,4 @@
-"""Every benchmark protocol of the reference, as plain functions of embeddings and labels (spec §6).
+"""Every benchmark protocol of the reference, as plain functions of embeddings and labels.
 
 Entry point: `run_protocol(name, emb, labels, types, views, eval_cfg, workdir=None,
 partition=None) -> (metrics, table)`, metrics a flat `{name: float}` and table a printable
@@ -119,7 +119,7 @@ def _ranked(probe_x, gallery_x, k: int, eval_cfg) -> np.ndarray:
   return idx
 
 
-# --- CASIA-B and OU-MVLP: single-view gallery, view × view matrices (spec §6.3) ---
+# --- CASIA-B and OU-MVLP: single-view gallery, view × view matrices ---
 
 def identification(emb, labels, types, views, probe_groups, gallery_types, eval_cfg):
   """acc `[groups, views, views, 5]` and the view list."""
@@ -168,7 +168,7 @@ def _identification_report(acc, view_list, probe_groups) -> Tuple[Metrics, str]:
   return metrics, "\n".join(lines)
 
 
-# --- GREW local validation (spec §6.4) ---
+# --- GREW local validation ---
 
 def grew(emb, labels, types, eval_cfg) -> Tuple[Metrics, str]:
   gmask, pmask = types == "01", types == "02"
@@ -182,7 +182,7 @@ def grew(emb, labels, types, eval_cfg) -> Tuple[Metrics, str]:
   return metrics, table
 
 
-# --- GREW official test submission (spec §6.5) ---
+# --- GREW official test submission ---
 
 def grew_submission(emb, labels, types, views, eval_cfg, workdir) -> Tuple[Metrics, str]:
   gallery_types = ["01", "02"] + (["04"] if np.any(types == "04") else [])
@@ -203,7 +203,7 @@ def grew_submission(emb, labels, types, views, eval_cfg, workdir) -> Tuple[Metri
   return metrics, table
 
 
-# --- Gait3D (spec §6.6) ---
+# --- Gait3D ---
 
 def evaluate_rank(distmat, probe_ids, gallery_ids, max_rank: int = 50):
   """Reference `evaluate_rank`: (cmc float32 [max_rank'], AP list, INP list) over probes that

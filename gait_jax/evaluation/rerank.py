@@ -1,4 +1,4 @@
-"""k-reciprocal re-ranking (Zhong et al., CVPR 2017) with the reference's conventions (spec §6.7).
+"""k-reciprocal re-ranking (Zhong et al., CVPR 2017) with the reference's conventions.
 
 Input: the full distance matrix over probes followed by gallery, `[q+g, q+g]`; output: the
 re-ranked probe × gallery block `[q, g]` (float32). Steps, as the reference does them:

@@ -1,4 +1,4 @@
-"""GREW official-test submission files (spec §6.5): the reference CSV, plus a zip for CodaLab.
+"""GREW official-test submission files: the reference CSV, plus a zip for CodaLab.
 
 CSV: header `videoId,rank1,...,rank20`, then one row per probe: the probe's video id (its
 `view` string) and the 20 nearest gallery ids as integers (`00017` → `17`). Files are named by

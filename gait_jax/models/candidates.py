@@ -1,4 +1,4 @@
-"""The six candidate operations of the SPOSGait search space and the choice layer (spec §1).
+"""The six candidate operations of the SPOSGait search space and the choice layer.
 
 A candidate is conv → BN [→ ReLU → conv → BN] with an optional final ReLU (`flg_relu`);
 the ReLU between the two convs is always there. Submodule names carry the index of the
@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from gait_jax.models.layers import BatchNorm, apply_mask, conv3d
 from gait_jax.models.space import NUM_CANDIDATES
 
-# (kt, kh, kw) of the first and, for ops 3-5, the second convolution (spec §1.1).
+# (kt, kh, kw) of the first and, for ops 3-5, the second convolution.
 CANDIDATE_KERNELS: Tuple[Tuple[Tuple[int, int, int], ...], ...] = (
     ((3, 3, 3),),
     ((3, 1, 3),),

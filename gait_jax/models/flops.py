@@ -1,4 +1,4 @@
-"""Analytic MACs / FLOPs / parameter counts of a SPOSGait path (spec §2.9, §8).
+"""Analytic MACs / FLOPs / parameter counts of a SPOSGait path.
 
 Definitions (also in the README):
   macs    multiply-accumulates for one sequence of `frames` frames at height x width:
@@ -79,7 +79,7 @@ def _plan(name: str):
 
 
 def tiled_frames(frames: int) -> int:
-  """Frames the backbone sees: the reference tiles 1 -> 3 and 2 -> 4 frames (spec §2.2)."""
+  """Frames the backbone sees: the reference tiles 1 -> 3 and 2 -> 4 frames."""
   if frames < 1:
     raise ValueError(f"flops: frames must be >= 1, got {frames}")
   return {1: 3, 2: 4}.get(frames, frames)
@@ -242,6 +242,7 @@ def breakdown(model_cfg, path, frames: int, *, bnneck: bool, height: int = 64,
 
 
 def conv_macs(model_cfg, path, frames: int, *, height: int = 64, width: int = 44) -> int:
-  """Convolution MACs alone (candidates, downsample, LTA): the figure of spec §2.9."""
+  """Convolution MACs alone (candidates, downsample, LTA): the figure the reference publishes
+  per model."""
   rows = breakdown(model_cfg, path, frames, bnneck=False, height=height, width=width)
   return sum(r["macs"] for r in rows if r["name"] != "HPP+Head0")

@@ -1,4 +1,4 @@
-"""Building blocks of the SPOSGait networks, with PyTorch's numerics (spec §2.1, §2.7).
+"""Building blocks of the SPOSGait networks, with PyTorch's numerics.
 
 Layout is NDHWC: video features are `[n, t, h, w, c]`. Temporal validity travels as a
 float mask `[n, t]` (1 = real frame, 0 = padding) or `None` when every frame is real; the
@@ -19,7 +19,7 @@ from gait_jax.models import conv as conv_lib
 
 Dtype = Any
 
-# PyTorch BatchNorm defaults (spec §2.7).
+# PyTorch BatchNorm defaults.
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1  # PyTorch convention: running = (1 - m) * running + m * batch
 
@@ -33,7 +33,7 @@ def separate_fc_init(key, shape, dtype=jnp.float32):
   """PyTorch's Xavier-uniform on a 3-D `[p, in, out]` tensor.
 
   torch's fan rule for >2-D tensors reads dim 1 as input maps, dim 0 as output maps and
-  the rest as the receptive field, so fan_in = in·out and fan_out = p·out (spec §2.7):
+  the rest as the receptive field, so fan_in = in·out and fan_out = p·out:
   much smaller weights than a per-part 2-D Xavier.
   """
   bound = separate_fc_bound(shape)
@@ -71,9 +71,9 @@ def apply_mask(x: jax.Array, mask: Optional[jax.Array]) -> jax.Array:
 def tile_short_sequences(x: jax.Array, lengths: jax.Array) -> Tuple[jax.Array, jax.Array]:
   """The reference's short-clip tiling, per sequence: L=1 → a,a,a (3); L=2 → a,b,a,b (4).
 
-  The reference tiles the whole (single-sequence) clip when it has fewer than 3 frames
-  (spec §2.2). Here each row gathers frame `t mod L`, so sequences of every length can
-  share a padded batch. `x` is `[n, T, ...]` with T >= 4 (the caller pads); frames past
+  The reference tiles the whole (single-sequence) clip when it has fewer than 3 frames.
+  Here each row gathers frame `t mod L`, so sequences of every length can share a padded
+  batch. `x` is `[n, T, ...]` with T >= 4 (the caller pads); frames past
   the new length are garbage and must be masked by the caller.
   """
   t = x.shape[1]

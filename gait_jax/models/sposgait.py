@@ -1,4 +1,4 @@
-"""SPOSGait small / medium / large supernets (spec §2.2–2.6) and `build_model`.
+"""SPOSGait small / medium / large supernets and `build_model`.
 
 Every stage is `out = blocks(x) + downsampleK(x)`, followed by ReLU only in stages 0 and
 1 and by a (1,2,2) max-pool after stages 0 and 2; LTA follows stage 1 (large, medium) or
@@ -135,7 +135,7 @@ def abstract_variables(model: SPOSGait, frames: int = 3, height: int = 64, width
 
 
 def init_variables(model: SPOSGait, seed: int, *, height: int = 64, width: int = 44):
-  """Reference-initialised variables drawn on the host with NumPy (spec §2.7).
+  """Reference-initialised variables drawn on the host with NumPy.
 
   Same distributions as `model.init` (conv Xavier-uniform with fans in·k / out·k, BN
   weight N(1, 0.02), bias 0, running mean 0 / var 1, GeM p = 6.5, `fc_bin` Xavier-uniform

@@ -1,4 +1,4 @@
-"""PyTorch (reference OpenGait/SPOSGait) state-dict keys ↔ Flax variables (spec §2.8).
+"""PyTorch (reference OpenGait/SPOSGait) state-dict keys ↔ Flax variables.
 
 NumPy only (no torch import): pass `{key: tensor.numpy()}` of a reference checkpoint's
 `model` state dict. Keys never carry a `module.` prefix in reference checkpoints; one is

@@ -1,6 +1,6 @@
 """`--config.mode=flops`: MACs, FLOPs and parameter counts of the config's path.
 
-Replaces the reference `calculate_flops_and_params.py` (spec §8) with the analytic counter
+Replaces the reference `calculate_flops_and_params.py` with the analytic counter
 of `gait_jax/flops.py`: no data, device or checkpoint is needed. Prints a per-layer table
 and writes `WORKDIR/flops.json` with the keys of `flops.count`.
 """

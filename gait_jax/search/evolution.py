@@ -1,4 +1,4 @@
-"""The evolutionary path search of SPOSGait (spec §7.4), with the reference's bugs fixed (§10.1–6).
+"""The evolutionary path search of SPOSGait, with the reference's bugs fixed.
 
 Pure Python/NumPy: the caller supplies `evaluate(path) -> fitness` (higher is better) and
 `constraints(path) -> (ok, info)`; this module decides which paths to try.
@@ -198,7 +198,7 @@ class EvolutionarySearch:
       candidates = self._mutation(parents) + self._crossover(parents)
       candidates = self._random_fill(candidates)
     else:
-      # The reference never ranks the last generation (spec §10.5); we do.
+      # The reference never ranks the last generation; we do.
       self._update_top(candidates, keep)
       self._on_generation(s.epochs, self.top)
     return sorted(self.results.values(), key=_rank_key)

@@ -1,8 +1,8 @@
-"""Training losses of SPOSGait (spec §3): batch-all triplet and label-smoothed cosine CE.
+"""Training losses of SPOSGait: batch-all triplet and label-smoothed cosine CE.
 
 Both run inside `jax.jit` on the *global* batch (the batch axis may be sharded over a
 device mesh; XLA inserts the collectives). That reproduces the reference, whose triplet
-loss all-gathers embeddings across GPUs and whose CE is averaged by DDP (spec §3.3).
+loss all-gathers embeddings across GPUs and whose CE is averaged by DDP.
 
 Triplet memory: the reference materialises every (anchor, positive, negative) triple,
 `[p, n, n, n]` per step (n = 256, p = 31 gives 520 M floats). Here, for each anchor, the
@@ -47,7 +47,7 @@ def pairwise_distances(x: jax.Array) -> jax.Array:
 
 def triplet_loss(embeddings: jax.Array, labels: jax.Array,
                  margin: float) -> Tuple[jax.Array, Dict[str, jax.Array]]:
-  """Batch-all triplet loss averaged over active triplets (spec §3.1).
+  """Batch-all triplet loss averaged over active triplets.
 
   Args:
     embeddings: [n, c, p] (any float dtype; computed in float32).
@@ -104,7 +104,7 @@ def triplet_loss(embeddings: jax.Array, labels: jax.Array,
 
 def cross_entropy_loss(logits: jax.Array, labels: jax.Array, scale: float,
                        label_smooth: float) -> Tuple[jax.Array, Dict[str, jax.Array]]:
-  """Label-smoothed softmax CE on scaled cosine logits, per part (spec §3.2).
+  """Label-smoothed softmax CE on scaled cosine logits, per part.
 
   Args:
     logits: [n, K, p] cosine logits from the BN-neck.
@@ -133,7 +133,7 @@ def cross_entropy_loss(logits: jax.Array, labels: jax.Array, scale: float,
 
 def compute_losses(outputs: Mapping[str, jax.Array], labels: jax.Array,
                    loss_cfg: Any) -> Tuple[jax.Array, Dict[str, jax.Array]]:
-  """The weighted training objective (spec §3.3) and its logged scalars.
+  """The weighted training objective and its logged scalars.
 
   Args:
     outputs: the model's dict: `embeddings` [n, c, p], and `logits` [n, K, p] with a BN-neck.

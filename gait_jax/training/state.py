@@ -11,7 +11,7 @@ import flax
 import jax
 import jax.numpy as jnp
 
-# torch.cuda.amp.GradScaler defaults (spec §4.4), used for float16 compute only.
+# torch.cuda.amp.GradScaler defaults, used for float16 compute only.
 FP16_INIT_SCALE = 2.0**16
 FP16_GROWTH_INTERVAL = 2000
 

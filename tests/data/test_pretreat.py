@@ -1,4 +1,4 @@
-"""tools/pretreat.py: crop/scale/centre of synthetic PNG silhouettes (spec §5.8)."""
+"""tools/pretreat.py: crop/scale/centre of synthetic PNG silhouettes."""
 import json
 import os
 import pickle

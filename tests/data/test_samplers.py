@@ -1,4 +1,4 @@
-"""P×K identity sampling and the frame-selection rules of spec §5.6, against hand-worked cases."""
+"""P×K identity sampling and the reference's frame-selection rules, against hand-worked cases."""
 import collections
 import itertools
 import types

@@ -7,7 +7,7 @@ from helpers import assert_close
 
 
 def oracle(dist, q, k1, k2, lam):
-  """Set-based, loop-by-loop transcription of spec §6.7 (float64, Python sets)."""
+  """Set-based, loop-by-loop transcription of the reference re-ranking (float64, Python sets)."""
   n = dist.shape[0]
   d = (dist / dist.max(axis=0)).T
   order = [sorted(range(n), key=lambda j: (d[i, j], j)) for i in range(n)]

@@ -1,4 +1,4 @@
-"""The analytic counter (spec §2.9, §8) against the spec's figures, a hand-worked case, the
+"""The analytic counter against the reference's published figures, a hand-worked case, the
 model's own parameters and convolutions, and XLA's cost analysis; and the flops mode CLI."""
 import json
 import math
@@ -20,8 +20,8 @@ from gait_jax.modes import flops as flops_mode
 
 KEYS = {"path", "macs", "flops", "params_path", "params_backbone", "params_total", "params_supernet"}
 
-# Spec §2.9: backbone, + GeM + SeparateFCs, + BN-neck (M); conv MACs at 30 and 1186 frames (G),
-# each with the number of decimals the spec prints.
+# The reference's figures: backbone, + GeM + SeparateFCs, + BN-neck (M); conv MACs at 30 and 1186 frames (G),
+# each with the number of decimals the reference prints.
 SPEC_TABLE = [
     ("sposgait_large_GREW_train20000id_retrain", 20.79, 28.91, 346.38, (65.4, 1), (2585, 0)),
     ("sposgait_large_GREW_train5000id_retrain", 20.79, 28.91, 108.30, (65.4, 1), (2585, 0)),
@@ -239,7 +239,7 @@ def _jaxpr_macs(jaxpr):
 @pytest.mark.parametrize("frames", [2, 7])
 def test_macs_match_model_convolutions(m, path, frames):
   # The model's traced convolutions and matmuls, read from the jaxpr, give exactly our MACs:
-  # the conv sum is the spec's figure, the matmuls are SeparateFCs + the BN-neck classifier.
+  # the conv sum is the reference's figure, the matmuls are SeparateFCs + the BN-neck classifier.
   # 2 frames exercise the tiling (the backbone runs 4), 7 frames the LTA floor (2 frames).
   sposgait = _model_lib()
   model = sposgait.build_model(m, bnneck=True, fixed_path=path)
@@ -260,7 +260,7 @@ def test_xla_cost_analysis_agrees():
   #  * the excess is elementwise work (BN ~4, ReLU, pooling, GeM, adds: < ~15 ops per
   #    activation element), small next to >= 2 x cin x kernel-volume FLOPs per conv output:
   #    within 20 % even with these tiny widths;
-  #  * our count (full kernels, as thop and the spec) bounds the XLA conv work from above.
+  #  * our count (full kernels, as thop and the reference) bounds the XLA conv work from above.
   # The lowered module's cost analysis equals the compiled one on CPU and skips compilation.
   sposgait = _model_lib()
   m = _tiny("sposgait_small", (8, 16, 16), (4, 2, 1), 16, 8)

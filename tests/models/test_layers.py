@@ -169,7 +169,7 @@ def test_initialisers_match_reference_bounds():
 
 
 def test_flax_init_uses_reference_initialisers():
-  """`model.init` (not only init_variables) follows spec §2.7 module by module."""
+  """`model.init` (not only init_variables) follows the reference initialisation module by module."""
   conv = layers.conv3d(32, (3, 1, 3), name="c", dtype=jnp.float32)
   assert conv.use_bias is False and conv.padding == [(1, 1), (0, 0), (1, 1)]
   k = conv.kernel_init(jax.random.key(3), (3, 1, 3, 16, 32))

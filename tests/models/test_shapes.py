@@ -1,4 +1,4 @@
-"""Shapes and parameter counts of every reference configuration (spec §2.3–2.5, §2.9, §9).
+"""Shapes and parameter counts of every reference configuration.
 
 Everything here is abstract (`jax.eval_shape`): no convolution is compiled or run.
 """
@@ -28,7 +28,7 @@ def _counts(config_name):
   return backbone / 1e6, with_fc / 1e6, _count(params) / 1e6
 
 
-# Spec §2.9 (millions): backbone, + GeM + SeparateFCs, + BN-neck.
+# The reference's figures (millions): backbone, + GeM + SeparateFCs, + BN-neck.
 FIXED_PATH_COUNTS = {
     "retrain/sposgait_large_GREW_train20000id_retrain": (20.79, 28.91, 346.38),
     "retrain/sposgait_large_GREW_train5000id_retrain": (20.79, 28.91, 108.30),
@@ -87,7 +87,7 @@ def test_output_shapes_of_every_config(name):
 
 
 def test_large_stage_shapes_follow_spec_table():
-  """Spec §2.3: LTA gives floor(30/3) = 10 frames, two pools give 16×11 before GeM."""
+  """Large model: LTA gives floor(30/3) = 10 frames, two pools give 16×11 before GeM."""
   config = load_config("sposgait_large_GREW_supertraining_triplet")
   model = build_model(config.model, bnneck=False)
   variables = abstract_variables(model)

@@ -1,6 +1,6 @@
 """PyTorch key conversion, checked against an independent NumPy forward in PyTorch layout.
 
-The NumPy network below is written from the spec (§1.1, §2.1–2.5) in the reference's
+The NumPy network below is written from the reference networks' definitions in their
 NCDHW layout and reads reference state-dict keys directly; it shares no code with the Flax
 model, so agreement checks the architecture, the key table and the conv transposition.
 """
@@ -108,7 +108,7 @@ def np_candidate(x, sd, layer, j, flg_relu, train):
 
 
 def np_forward(sd, sils, path, name, bins, train):
-  """Spec §2.2–2.6 for large/medium/small, PyTorch layout. Mutates sd's running stats in train."""
+  """The reference forward pass for large/medium/small, PyTorch layout. Mutates sd's running stats in train."""
   x = sils[:, None].astype(np.float64)
   if x.shape[2] == 1:
     x = np.repeat(x, 3, axis=2)  # torch .repeat: a → a,a,a

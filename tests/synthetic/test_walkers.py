@@ -48,7 +48,7 @@ def test_parse_views():
       walkers.parse_views(bad)
 
 
-# --- the alignment rule (spec §5.8) on hand-made blobs ---
+# --- the alignment rule on hand-made blobs ---
 
 def test_align_uniform_rectangle_is_resized_and_centred_with_padding():
   frame = np.zeros((100, 200), np.uint8)

@@ -1,4 +1,4 @@
-"""Losses (spec §3) against hand-worked cases and independent brute-force oracles."""
+"""Losses against hand-worked cases and independent brute-force oracles."""
 import math
 
 import jax
