@@ -1,7 +1,7 @@
 """`--config.mode=flops`: MACs, FLOPs and parameter counts of the config's path.
 
 Replaces the reference `calculate_flops_and_params.py` with the analytic counter
-of `gait_jax/flops.py`: no data, device or checkpoint is needed. Prints a per-layer table
+of `gait_jax/models/flops.py`: no data, device or checkpoint is needed. Prints a per-layer table
 and writes `WORKDIR/flops.json` with the keys of `flops.count`.
 """
 from __future__ import annotations
