@@ -9,28 +9,18 @@ import argparse
 import importlib
 import os
 import pkgutil
-import platform
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import gait_jax.benchmarks as benchmarks  # noqa: E402
+from gait_jax.benchmarks import _machine  # noqa: E402
 
 
 def available():
-  return sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__))
-
-
-def describe_machine() -> str:
-  cpu = platform.processor() or platform.machine()
-  try:
-    with open("/proc/cpuinfo") as f:
-      names = [l.split(":", 1)[1].strip() for l in f if l.startswith("model name")]
-    if names:
-      cpu = names[0]
-  except OSError:
-    pass
-  return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+  """Benchmark modules (helpers start with an underscore)."""
+  return sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__)
+                if not m.name.startswith("_"))
 
 
 def main(argv=None):
@@ -46,7 +36,7 @@ def main(argv=None):
     p = sub.add_parser(name, help=(module.__doc__ or "").strip().split("\n")[0])
     module.add_args(p)
   args = parser.parse_args(argv)
-  print(f"machine: {describe_machine()}")
+  print(f"machine: {_machine.describe()}")
   modules[args.name].run(args)
 
 

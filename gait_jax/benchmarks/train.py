@@ -40,6 +40,13 @@ def add_args(parser) -> None:
                       help="model.remat: recompute the searchable layers in the backward pass "
                       "(less memory, a little more compute); default: as the config (on for "
                       "the reference supernet configs)")
+  parser.add_argument("--path", default="",
+                      help="the same path every step (e.g. 0,5,0,1), traced unless --static; "
+                      "default: a fresh random path per step (supernet training), or a random "
+                      "fixed path with --static")
+  parser.add_argument("--peak-gflops", type=float, default=0.0,
+                      help="the machine's fp32 peak for the %% of peak (default: worked out "
+                      "from the CPU's vector width, FMA units and clock)")
   parser.add_argument("--json", default="", help="also write the results to this file")
 
 
@@ -73,7 +80,8 @@ def bench_one(size: str, args, data) -> dict:
   from gait_jax.models import conv as conv_lib  # pylint: disable=g-import-not-at-top
   from gait_jax.data.dataset import GaitDataset  # pylint: disable=g-import-not-at-top
   from gait_jax.data.loader import TrainLoader  # pylint: disable=g-import-not-at-top
-  from gait_jax.models import sample_path  # pylint: disable=g-import-not-at-top
+  from gait_jax.models import flops, sample_path  # pylint: disable=g-import-not-at-top
+  from gait_jax.benchmarks import _machine  # pylint: disable=g-import-not-at-top
 
   c = _config(size, args)
   c.data.root, c.data.partition = data["root"], data["partition"]
@@ -87,7 +95,11 @@ def bench_one(size: str, args, data) -> dict:
                                      fixed_path=None, path_len=len(cmn))
   jax.block_until_ready(state)
   init_s = time.perf_counter() - t0
-  static_path = sample_path(cmn, 0, 0) if args.static else None
+  fixed = config_lib.parse_path(args.path) if args.path else None
+  if fixed is not None:
+    config_lib.check_path(fixed, cmn, key="--path", model_name=c.model.name)
+  static_path = (fixed or sample_path(cmn, 0, 0)) if args.static else None
+  path_of = (lambda s: fixed) if fixed is not None else (lambda s: sample_path(cmn, 0, s))
   step = step_lib.jit_train_step(
       step_lib.make_train_step(model, opt, loss_fn, mask_fn=path_mask, fixed_path=static_path,
                             float16=dtype == step_lib.DTYPES["float16"]), mesh, sharding)
@@ -97,13 +109,13 @@ def bench_one(size: str, args, data) -> dict:
   it = iter(loader)
   steps = args.steps or (3 if args.quick else 10)
   wait = 0.0
-  times = []
+  times, used = [], []
   try:
     # Compiled ahead of time: the executable reports XLA's own memory figures, and running
     # it directly means the timed steps reuse exactly what was measured.
     s, batch = next(it)
     args0 = (state, parallel.global_batch(batch, mesh, step_lib.DEVICE_KEYS),
-             parallel.global_array(np.asarray(sample_path(cmn, 0, s), np.int32), rep))
+             parallel.global_array(np.asarray(path_of(s), np.int32), rep))
     t0 = time.perf_counter()
     compiled = step.lower(*args0).compile()
     compile_s = time.perf_counter() - t0
@@ -114,7 +126,8 @@ def bench_one(size: str, args, data) -> dict:
       t_wait = time.perf_counter()
       s, batch = next(it)
       wait += time.perf_counter() - t_wait
-      path = parallel.global_array(np.asarray(sample_path(cmn, 0, s), np.int32), rep)
+      used.append(path_of(s) if static_path is None else static_path)
+      path = parallel.global_array(np.asarray(used[-1], np.int32), rep)
       state, info = compiled(state, parallel.global_batch(batch, mesh, step_lib.DEVICE_KEYS), path)
       jax.block_until_ready(info["ok"])
       times.append(time.perf_counter() - t_wait)
@@ -122,14 +135,24 @@ def bench_one(size: str, args, data) -> dict:
     loader.close()
   step_s = float(np.mean(times))
   global_batch = c.data.batch_p * c.data.batch_k
+  # A train step is ~3 forward passes (forward, and a backward twice its cost); the analytic
+  # counter gives the forward FLOPs of each step's path.
+  fwd = np.mean([flops.count(c.model, p, int(c.data.frames), bnneck=False)["flops"]
+                 for p in used])
+  gflops = 3 * fwd * global_batch / step_s / 1e9
+  peak = args.peak_gflops or _machine.cpu_peak_gflops()["gflops"]
   return {
       "model": f"sposgait_{size}", "channels": list(c.model.channels),
-      "path": ("static " + ",".join(map(str, static_path))) if args.static else "traced",
+      "path": (("static " + ",".join(map(str, static_path))) if args.static else
+               "traced" + (" " + args.path if fixed else " (random per step)")),
       "canonical_conv_backward": conv_lib.canonical_backward(), "remat": bool(c.model.remat),
       "batch": global_batch, "frames": int(c.data.frames), "dtype": args.dtype,
       "devices": jax.device_count(), "init_s": round(init_s, 2),
       "compile_s": round(compile_s, 2), "step_s": round(step_s, 4),
       "seq_per_s": round(global_batch / step_s, 2),
+      "gflop_per_step": round(3 * fwd * global_batch / 1e9, 2),
+      "gflops": round(gflops, 2), "peak_gflops": peak,
+      "pct_of_peak": round(100 * gflops / peak, 2) if peak else None,
       "data_wait_fraction": round(wait / float(np.sum(times)), 4),
       # Per device, from the compiled executable: activations/workspace, and inputs.
       "temp_gib": round(memory.temp_size_in_bytes / 2**30, 3) if memory else None,
@@ -156,6 +179,9 @@ def run(args) -> None:
             f"{r['dtype']:8s} "
             f"on {r['devices']} device(s): compile {r['compile_s']:.1f} s, "
             f"{r['step_s'] * 1000:.0f} ms/step, {r['seq_per_s']:.1f} seq/s, "
+            f"{r['gflops']:.1f} GFLOP/s"
+            + (f" ({r['pct_of_peak']:.1f}% of {r['peak_gflops']:.0f} peak), " if r["pct_of_peak"]
+               else ", ") +
             f"data wait {100 * r['data_wait_fraction']:.1f}%, "
             f"XLA temp memory {r['temp_gib']} GiB/device"
             + (" (remat)" if r["remat"] else ""), flush=True)

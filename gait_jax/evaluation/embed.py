@@ -10,7 +10,7 @@ the number of compilations is the number of buckets met. The path is a traced in
 argument: one compiled function serves every path of a supernet (search reuses it).
 
 Output (dataset order, deterministic): `embeddings` float32 [N, c, p], `labels` (id strings),
-`types`, `views`, plus `step` (checkpoint step) and `path`.
+`types`, `views` (the embed mode adds `step` and `path` before writing `embeddings.npz`).
 """
 from __future__ import annotations
 

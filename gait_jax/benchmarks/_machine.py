@@ -1,0 +1,54 @@
+"""What the benchmarks run on: a one-line description and the fp32 FMA peak of the CPU, so a
+step time can be read as achieved GFLOP/s and a share of what the machine could do.
+
+Peak = cores × clock × fp32 FLOPs per cycle per core, where one FMA unit does 2 FLOPs on each
+vector lane (16 fp32 lanes with AVX-512, 8 with AVX2, 4 with SSE) and current x86 server cores
+have two FMA units. It is the textbook upper bound, not a promise: a different unit count or
+clock (turbo) changes it, hence `--peak-gflops` everywhere.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import re
+from typing import Dict, Optional
+
+FMA_UNITS = 2
+
+
+def _cpuinfo() -> Dict[str, str]:
+  info = {}
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if ":" in line:
+          key, value = (s.strip() for s in line.split(":", 1))
+          info.setdefault(key, value)
+  except OSError:
+    pass
+  return info
+
+
+def describe() -> str:
+  info = _cpuinfo()
+  cpu = info.get("model name") or platform.processor() or platform.machine()
+  return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def cpu_peak_gflops(info: Optional[Dict[str, str]] = None, cores: Optional[int] = None) -> dict:
+  """{"gflops", "lanes", "ghz", "cores", "source"}: the fp32 FMA peak of this CPU (0 when it
+  cannot be worked out, e.g. no /proc/cpuinfo)."""
+  info = _cpuinfo() if info is None else info
+  cores = cores or os.cpu_count() or 1
+  flags = set(info.get("flags", "").split())
+  lanes = 16 if "avx512f" in flags else 8 if {"avx2", "fma"} <= flags else 4
+  nominal = re.search(r"@\s*([\d.]+)\s*GHz", info.get("model name", ""))
+  if nominal:
+    ghz, source = float(nominal.group(1)), "nominal clock of the model name"
+  elif info.get("cpu MHz"):
+    ghz, source = float(info["cpu MHz"]) / 1000, "current clock (cpu MHz)"
+  else:
+    return {"gflops": 0.0, "lanes": lanes, "ghz": 0.0, "cores": cores, "source": "unknown"}
+  gflops = cores * ghz * lanes * 2 * FMA_UNITS
+  return {"gflops": round(gflops, 1), "lanes": lanes, "ghz": ghz, "cores": cores,
+          "source": source}
