@@ -70,6 +70,40 @@ def _config(size: str, args):
   return c
 
 
+def _time_steps(step, state, loader, mesh, path_of, static_path, steps: int) -> dict:
+  """Compiles the step ahead of time (the executable reports XLA's own memory figures, and the
+  timed steps reuse exactly what was measured), runs one warm-up step, then times `steps`."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from gait_jax.common import parallel  # pylint: disable=g-import-not-at-top
+  from gait_jax.training import step as step_lib  # pylint: disable=g-import-not-at-top
+  rep = parallel.replicated(mesh)
+  it = iter(loader)
+  wait = 0.0
+  times, used = [], []
+  try:
+    s, batch = next(it)
+    args0 = (state, parallel.global_batch(batch, mesh, step_lib.DEVICE_KEYS),
+             parallel.global_array(np.asarray(path_of(s), np.int32), rep))
+    t0 = time.perf_counter()
+    compiled = step.lower(*args0).compile()
+    compile_s = time.perf_counter() - t0
+    state, info = compiled(*args0)  # warm-up, not timed
+    jax.block_until_ready(info["ok"])
+    for _ in range(steps):
+      t_wait = time.perf_counter()
+      s, batch = next(it)
+      wait += time.perf_counter() - t_wait
+      used.append(path_of(s) if static_path is None else static_path)
+      path = parallel.global_array(np.asarray(used[-1], np.int32), rep)
+      state, info = compiled(state, parallel.global_batch(batch, mesh, step_lib.DEVICE_KEYS), path)
+      jax.block_until_ready(info["ok"])
+      times.append(time.perf_counter() - t_wait)
+  finally:
+    loader.close()
+  return {"compile_s": compile_s, "memory": compiled.memory_analysis(), "times": times,
+          "used": used, "wait": wait}
+
+
 def bench_one(size: str, args, data) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   from gait_jax.training import setup  # pylint: disable=g-import-not-at-top
@@ -105,34 +139,10 @@ def bench_one(size: str, args, data) -> dict:
                             float16=dtype == step_lib.DTYPES["float16"]), mesh, sharding)
   dataset = GaitDataset(c.data.root, c.data.partition, split="train")
   loader = TrainLoader(dataset, c.data, seed=0)
-  rep = parallel.replicated(mesh)
-  it = iter(loader)
-  steps = args.steps or (3 if args.quick else 10)
-  wait = 0.0
-  times, used = [], []
-  try:
-    # Compiled ahead of time: the executable reports XLA's own memory figures, and running
-    # it directly means the timed steps reuse exactly what was measured.
-    s, batch = next(it)
-    args0 = (state, parallel.global_batch(batch, mesh, step_lib.DEVICE_KEYS),
-             parallel.global_array(np.asarray(path_of(s), np.int32), rep))
-    t0 = time.perf_counter()
-    compiled = step.lower(*args0).compile()
-    compile_s = time.perf_counter() - t0
-    memory = compiled.memory_analysis()
-    state, info = compiled(*args0)  # warm-up, not timed
-    jax.block_until_ready(info["ok"])
-    for _ in range(steps):
-      t_wait = time.perf_counter()
-      s, batch = next(it)
-      wait += time.perf_counter() - t_wait
-      used.append(path_of(s) if static_path is None else static_path)
-      path = parallel.global_array(np.asarray(used[-1], np.int32), rep)
-      state, info = compiled(state, parallel.global_batch(batch, mesh, step_lib.DEVICE_KEYS), path)
-      jax.block_until_ready(info["ok"])
-      times.append(time.perf_counter() - t_wait)
-  finally:
-    loader.close()
+  timing = _time_steps(step, state, loader, mesh, path_of, static_path,
+                      args.steps or (3 if args.quick else 10))
+  compile_s, memory, times, used, wait = (timing[k] for k in ("compile_s", "memory", "times",
+                                                              "used", "wait"))
   step_s = float(np.mean(times))
   global_batch = c.data.batch_p * c.data.batch_k
   # A train step is ~3 forward passes (forward, and a backward twice its cost); the analytic
