@@ -36,7 +36,7 @@ import fnmatch
 import json
 import logging
 import os
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 

@@ -3,7 +3,7 @@ cycle (metres; x forward, y up, z to the walker's left), and its camera projecti
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 

@@ -1,7 +1,5 @@
 """checkpoint.py: save/restore, keep-N, unfinished saves, restore_variables, config checks."""
-import json
 import os
-import shutil
 
 import jax
 import jax.numpy as jnp

@@ -1,12 +1,10 @@
 """metric_writer: event files that TensorBoard can read, written without TensorFlow."""
-import glob
 import os
-import struct
-from helpers.events import read_events
 
 import numpy as np
 
 from gait_jax.common import metric_writer
+from helpers.events import read_events
 
 
 def test_writer_writes_every_kind_of_summary(tmp_path):

@@ -1,10 +1,9 @@
 """The evolutionary search algorithm on synthetic fitness functions (no network needed)."""
 import itertools
 
-import numpy as np
 import pytest
 
-from gait_jax.search.evolution import EvolutionarySearch, Result, SearchSettings
+from gait_jax.search.evolution import EvolutionarySearch, SearchSettings
 
 SMALL = (1, 6, 6, 6)  # 216 paths
 LARGE = (1, 1, 6, 6, 6, 6, 6, 6, 6, 6)
