@@ -123,6 +123,9 @@ def _embed() -> ml_collections.ConfigDict:
   s.split = "test"
   s.batch = 8  # sequences per device per step
   s.frames_all_limit = 0  # 0 = data.test_frames_all_limit
+  # Embed each sequence and its horizontal mirror and average: invariant to the walking
+  # direction (side views of opposite directions are mirror images). Off in the reference.
+  s.flip = False
   return s
 
 

@@ -37,9 +37,14 @@ def gei(seq: np.ndarray) -> np.ndarray:
   return (seq[:, :, CUT:seq.shape[2] - CUT].astype(np.float32) / 255.0).mean(0)
 
 
-def dataset_geis(dataset) -> dict:
-  """GEIs of every sequence of a GaitDataset as run_protocol inputs."""
-  emb = np.stack([gei(dataset.load(i)[0]).reshape(-1) for i in range(len(dataset))])
+def dataset_geis(dataset, flip: bool = False) -> dict:
+  """GEIs of every sequence of a GaitDataset as run_protocol inputs. `flip`: the mean of each
+  GEI and its mirror image, so both walking directions give the same GEI (as `embed.flip`
+  does for the learned model)."""
+  geis = [gei(dataset.load(i)[0]) for i in range(len(dataset))]
+  if flip:
+    geis = [(g + g[:, ::-1]) / 2 for g in geis]
+  emb = np.stack([g.reshape(-1) for g in geis])
   return {"emb": emb[:, :, None].astype(np.float32), "labels": dataset.ids,
           "types": dataset.types, "views": dataset.views}
 
@@ -62,11 +67,11 @@ def eval_config(protocol: str, metric: str = "euc", custom_gallery: str = "",
 
 
 def run(root: str, partition: str, protocol: str, split: str = "test", metric: str = "euc",
-        custom_gallery: str = "", custom_probes: str = ""):
+        custom_gallery: str = "", custom_probes: str = "", flip: bool = False):
   """-> (metrics dict, table text, number of sequences)."""
   name, cfg = eval_config(protocol, metric, custom_gallery, custom_probes)
   dataset = GaitDataset(root, partition, split=split)
-  g = dataset_geis(dataset)
+  g = dataset_geis(dataset, flip)
   metrics, table = protocols.run_protocol(name, g["emb"], g["labels"], g["types"], g["views"],
                                           cfg, partition=partition)
   return metrics, table, len(dataset)
@@ -84,6 +89,8 @@ def main(argv=None):
   parser.add_argument("--metric", default="euc", choices=("euc", "cos"))
   parser.add_argument("--custom-gallery", default="", help="custom protocol: globs on type/view")
   parser.add_argument("--custom-probes", default="", help="custom protocol: 'name=glob;...'")
+  parser.add_argument("--flip", action="store_true",
+                      help="direction-invariant GEIs: each the mean of the GEI and its mirror")
   parser.add_argument("--out", "--json", dest="out", default="",
                       help="also write the metrics (flat {name: value}) to this JSON file")
   args = parser.parse_args(argv)
@@ -91,8 +98,9 @@ def main(argv=None):
     parser.error(f"--protocol {args.protocol!r}: expected kth_walk or one of {protocols.PROTOCOLS}")
   start = time.time()
   metrics, table, n = run(args.root, args.partition, args.protocol, args.split, args.metric,
-                          args.custom_gallery, args.custom_probes)
-  print(f"GEI + 1-NN ({args.metric}), {n} {args.split} sequences of {args.root}, "
+                          args.custom_gallery, args.custom_probes, args.flip)
+  print(f"GEI{' (flip-aware)' if args.flip else ''} + 1-NN ({args.metric}), {n} {args.split} "
+        f"sequences of {args.root}, "
         f"protocol {args.protocol} ({time.time() - start:.1f} s)")
   print(table)
   if args.out:

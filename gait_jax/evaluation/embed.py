@@ -64,11 +64,26 @@ def _make_embed_fn(model, mesh) -> Callable:
   return jax.jit(apply, in_shardings=(rep, data, data, rep), out_shardings=rep)
 
 
+def _embed_batch(embed_fn, variables, sils, lengths, sharding, path_arr, flip: bool):
+  """Embeddings of one host batch; with `flip`, the mean with the mirrored batch's."""
+  # Every process holds the whole host batch (the same deterministic iteration).
+  lengths_arr = parallel.global_array(lengths, sharding, lengths.shape)
+
+  def run(x):
+    return np.asarray(embed_fn(variables, parallel.global_array(x, sharding, x.shape),
+                               lengths_arr, path_arr))
+
+  emb = run(sils)
+  if flip:
+    emb = (emb + run(np.ascontiguousarray(sils[..., ::-1]))) / 2
+  return emb
+
+
 def embed_dataset(model, variables, dataset, path, *, batch_per_device: int = 8,
                   frames_all_limit: int = 0, mesh=None, embed_fn: Optional[Callable] = None,
                   indices: Optional[Sequence[int]] = None, workers: int = 2,
                   progress: bool = True, min_bucket: int = MIN_BUCKET,
-                  batch: Optional[int] = None) -> Dict[str, np.ndarray]:
+                  batch: Optional[int] = None, flip: bool = False) -> Dict[str, np.ndarray]:
   """Embeds whole sequences of `dataset` (all frames, first `frames_all_limit` when > 0).
 
   Args:
@@ -79,6 +94,10 @@ def embed_dataset(model, variables, dataset, path, *, batch_per_device: int = 8,
       alias of it).
     embed_fn: from `make_embed_fn` (default: the cached one for (model, mesh)).
     indices: sequences to embed (default all), in this order.
+    flip: each embedding is the mean of the sequence's and its horizontal mirror's (config
+      `embed.flip`): a side-view walk in the other direction is a mirror image, so this makes
+      the embedding independent of the walking direction. The same compiled function runs
+      both halves.
   Returns {"embeddings": f32 [n, c, p], "labels", "types", "views": str [n]}.
   """
   from gait_jax.data import loader as loader_lib  # pylint: disable=g-import-not-at-top
@@ -118,9 +137,7 @@ def embed_dataset(model, variables, dataset, path, *, batch_per_device: int = 8,
     for r, (_, seq) in enumerate(items):
       sils[r, :seq.shape[0]] = seq
       lengths[r] = seq.shape[0]
-    # Every process holds the whole host batch (the same deterministic iteration).
-    emb = np.asarray(embed_fn(variables, parallel.global_array(sils, data, sils.shape),
-                              parallel.global_array(lengths, data, lengths.shape), path_arr))
+    emb = _embed_batch(embed_fn, variables, sils, lengths, data, path_arr, flip)
     for r, (i, _) in enumerate(items):
       results[i] = emb[r]
     if bar is not None:

@@ -59,7 +59,8 @@ def embed_config(config, workdir: str, mode: str = "embed") -> Dict[str, np.ndar
   t0 = time.time()
   out = embed_lib.embed_dataset(model, variables, dataset, path,
                                 batch_per_device=int(config.embed.batch), frames_all_limit=limit,
-                                workers=max(1, int(config.data.workers)))
+                                workers=max(1, int(config.data.workers)),
+                                flip=bool(config.embed.flip))
   dt = time.time() - t0
   logging.info("embedded %d sequences in %.1f s (%.1f seq/s)", len(dataset), dt,
                len(dataset) / max(dt, 1e-9))

@@ -156,7 +156,7 @@ class CandidateScorer:
     path_arr = jnp.asarray(path, jnp.int32)
     emb = embed_dataset(self.model, self.variables_for(path, recalibrate), self.val_set,
                         path_arr, batch=self.config.embed.batch, frames_all_limit=self.limit,
-                        mesh=self.mesh, progress=False)
+                        mesh=self.mesh, progress=False, flip=bool(self.config.embed.flip))
     embedding_checks.check_finite(
         emb["embeddings"], emb["labels"], emb["types"], emb["views"],
         f"search: path {config_lib.format_path(path)} on the supernet {self.source}")
@@ -181,6 +181,7 @@ class CandidateScorer:
         "data.root": os.path.abspath(c.data.root),
         "data.partition": os.path.abspath(c.data.partition),
         "data.num_train": int(c.data.num_train), "frames_all_limit": int(self.limit or 0),
+        "embed.flip": bool(c.embed.flip),
         # BN recalibration: which batches, drawn how.
         "bn_batches": int(c.search.bn_batches),
         "bn_data": {k: c.data[k] for k in ("batch_p", "batch_k", "batch_shuffle",

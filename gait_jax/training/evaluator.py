@@ -28,7 +28,8 @@ class Evaluator:
     out = embed_lib.embed_dataset(
         self.model, state.variables, self.dataset, tuple(int(v) for v in path),
         batch_per_device=int(c.embed.batch), frames_all_limit=self.limit, mesh=self.mesh,
-        embed_fn=self.embed_fn, workers=max(1, int(c.data.workers)), progress=False)
+        embed_fn=self.embed_fn, workers=max(1, int(c.data.workers)), progress=False,
+        flip=bool(c.embed.flip))
     metrics, table = protocols.run_protocol(
         c.evaluate.protocol, out["embeddings"], out["labels"], out["types"], out["views"],
         c.evaluate)

@@ -9,7 +9,6 @@ from conftest import REPO
 from gait_jax.synthetic import walkers
 
 
-
 def _tool():
   spec = importlib.util.spec_from_file_location(
       "gei_baseline", os.path.join(REPO, "tools", "gei_baseline.py"))
@@ -33,6 +32,28 @@ def test_gei_is_the_mean_of_the_cut_frames():
   assert g.sum() == pytest.approx(64 * 0.5 + 1.0)
   with pytest.raises(ValueError, match="expected a silhouette sequence"):
     gei_baseline.gei(np.zeros((0, 64, 64), np.uint8))
+
+
+def test_flip_aware_geis_ignore_the_walking_direction():
+  class Mirrored:
+    """A dataset of two sequences, the second the mirror image of the first."""
+    def __init__(self, seq):
+      self.seqs = [seq, np.ascontiguousarray(seq[:, :, ::-1])]
+      self.ids = self.types = self.views = np.array(["a", "b"])
+
+    def __len__(self):
+      return 2
+
+    def load(self, i):
+      return [self.seqs[i]]
+
+  rng = np.random.default_rng(0)
+  seq = ((rng.random((5, 64, 64)) < 0.3) * 255).astype(np.uint8)
+  plain = gei_baseline.dataset_geis(Mirrored(seq))["emb"]
+  flip = gei_baseline.dataset_geis(Mirrored(seq), flip=True)["emb"]
+  assert not np.allclose(plain[0], plain[1])
+  np.testing.assert_array_equal(flip[0], flip[1])  # (g + mirror g) / 2 is the same sum
+  np.testing.assert_allclose(flip[0], (plain[0] + plain[1]) / 2, rtol=1e-6)
 
 
 def test_kth_walk_config_uses_the_custom_protocol():
