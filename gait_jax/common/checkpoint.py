@@ -147,18 +147,20 @@ def restore_variables(source: str, step: Optional[int] = None) -> Tuple[dict, in
   """
   directory, dir_step = _resolve(source)
   manager = Checkpointer(directory, read_only=True)
+  steps = sorted(manager.all_steps())
   step = dir_step if step is None else step
   if step is None:
     step = manager.latest_step()
+  if step is None or step not in steps:
+    manager.close()
     if step is None:
       raise FileNotFoundError(f"no finished checkpoint in {directory} (unfinished "
                               "*.orbax-checkpoint-tmp* directories are ignored)")
-  elif step not in manager.all_steps():
     raise FileNotFoundError(f"checkpoint step {step} not found in {directory}; "
-                            f"available: {sorted(manager.all_steps())}")
+                            f"available: {steps}")
   step_dir = os.path.join(directory, str(step))
   state_dir = os.path.join(step_dir, "state")
-  others = sorted(s for s in manager.all_steps() if s != step)
+  others = [s for s in steps if s != step]
   try:
     tree = manager.state_metadata(step)
     missing = [k for k in VARIABLE_COLLECTIONS if k not in tree]
@@ -295,9 +297,10 @@ def write_config(workdir: str, config) -> str:
 NOT_ARCHITECTURE = ("remat",)
 
 
-def architecture(config_dict: Mapping[str, Any]) -> dict:
-  """The keys that decide the parameter tree: every model.* key (but NOT_ARCHITECTURE) and
-  whether the BN-neck exists (loss.ce_weight > 0)."""
+def architecture(config) -> dict:
+  """The keys that decide the parameter tree of a config (a ConfigDict or its JSON dict):
+  every model.* key (but NOT_ARCHITECTURE) and whether the BN-neck exists (loss.ce_weight > 0)."""
+  config_dict = _to_jsonable(config)
   model = dict(config_dict.get("model", {}))
   model = {f"model.{k}": (list(v) if isinstance(v, (list, tuple)) else v)
            for k, v in model.items() if k not in NOT_ARCHITECTURE}
@@ -308,5 +311,5 @@ def architecture(config_dict: Mapping[str, Any]) -> dict:
 
 def architecture_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> dict:
   """{key: (saved, current)} for every architecture key that differs."""
-  a, b = architecture(saved), architecture(_to_jsonable(current))
+  a, b = architecture(saved), architecture(current)
   return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}

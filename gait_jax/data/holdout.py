@@ -12,6 +12,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from absl import logging
 
+from gait_jax.common import checkpoint
 from gait_jax.common import io
 
 DEFAULT_FRACTION = 0.1
@@ -87,11 +88,9 @@ def supernet_train_ids(source_workdir: str, all_train_ids: Sequence[str]
   recorded = read_holdout(source_workdir)
   if recorded is not None:
     return recorded
-  path = os.path.join(source_workdir, "config.json")
-  if not os.path.exists(path):
+  saved = checkpoint.read_config(source_workdir)
+  if saved is None:
     return None
-  with open(path) as f:
-    saved = json.load(f)
   return split_train_ids(all_train_ids, saved.get("search", {}).get("val_ids", ""),
                          int(saved.get("seed", 0)))
 

@@ -8,7 +8,6 @@ traced int32 array, so they compile once for every candidate.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from typing import Dict, Tuple
 
@@ -189,7 +188,7 @@ class CandidateScorer:
                                            "frames_min", "frames_max", "transforms")}
         if c.search.bn_batches else None,
         "bn_data_seed": int(c.seed) if c.search.bn_batches else None,
-        "model": checkpoint.architecture(json.loads(c.to_json_best_effort())),
+        "model": checkpoint.architecture(c),
     }
 
 
