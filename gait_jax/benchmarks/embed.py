@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from gait_jax.benchmarks.train import MODELS, _config
+from gait_jax.benchmarks.train import MODELS, reference_config
 
 
 def add_args(parser) -> None:
@@ -52,9 +52,7 @@ def bench_one(size: str, args, root: str, partition: str) -> dict:
   from gait_jax.evaluation import embed as embed_lib  # pylint: disable=g-import-not-at-top
   from gait_jax.models import build_model, init_variables  # pylint: disable=g-import-not-at-top
 
-  args.quick, args.batch_p, args.batch_k, args.frames = False, 0, 0, 0
-  args.workers, args.dtype, args.remat = 2, "float32", "off"
-  c = _config(size, args)
+  c = reference_config(size, remat="off")  # inference: remat changes nothing
   if args.channels:
     c.model.channels = tuple(int(v) for v in args.channels.split(","))
   path = config_lib.parse_path(args.path) or (0,) * len(c.model.choice_max_num)

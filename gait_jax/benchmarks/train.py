@@ -50,23 +50,27 @@ def add_args(parser) -> None:
   parser.add_argument("--json", default="", help="also write the results to this file")
 
 
-def _config(size: str, args):
+def reference_config(size: str, *, quick: bool = False, batch_p: int = 0, batch_k: int = 0,
+                     frames: int = 0, workers: int = 2, dtype: str = "float32",
+                     remat: str = "config"):
+  """The reference GREW supernet config of `size` at benchmark shapes (0 = the default:
+  P×K 8×4, 30 frames; `quick`: channels / 8, P×K 2×2, 6 frames)."""
   here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   path = os.path.join(here, "configs", f"sposgait_{size}_GREW_supertraining_triplet.py")
   spec = importlib.util.spec_from_file_location(f"bench_{size}", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   c = module.get_config().unlock()
-  if args.quick:
+  if quick:
     c.model.channels = tuple(max(4, ch // 8) for ch in c.model.channels)
     c.model.out_channels = max(8, c.model.out_channels // 8)
-  c.data.batch_p = args.batch_p or (2 if args.quick else 8)
-  c.data.batch_k = args.batch_k or (2 if args.quick else 4)
-  c.data.frames = args.frames or (6 if args.quick else 30)
-  c.data.workers = args.workers
-  c.train.dtype = args.dtype
-  if args.remat != "config":
-    c.model.remat = args.remat == "on"
+  c.data.batch_p = batch_p or (2 if quick else 8)
+  c.data.batch_k = batch_k or (2 if quick else 4)
+  c.data.frames = frames or (6 if quick else 30)
+  c.data.workers = workers
+  c.train.dtype = dtype
+  if remat != "config":
+    c.model.remat = remat == "on"
   return c
 
 
@@ -117,7 +121,9 @@ def bench_one(size: str, args, data) -> dict:
   from gait_jax.models import flops, sample_path  # pylint: disable=g-import-not-at-top
   from gait_jax.benchmarks import _machine  # pylint: disable=g-import-not-at-top
 
-  c = _config(size, args)
+  c = reference_config(size, quick=args.quick, batch_p=args.batch_p, batch_k=args.batch_k,
+                       frames=args.frames, workers=args.workers, dtype=args.dtype,
+                       remat=args.remat)
   c.data.root, c.data.partition = data["root"], data["partition"]
   dtype = step_lib.compute_dtype(c)
   mesh = parallel.make_mesh()
