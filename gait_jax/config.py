@@ -109,6 +109,9 @@ def _train() -> ml_collections.ConfigDict:
   s.log_every = 100
   s.eval_every = 0  # reference with_test: evaluate every N steps (0 = never)
   s.init_from = ""  # workdir or checkpoint dir to load weights from
+  # With init_from: also take its SGD momentum and step counter (the schedule and the path
+  # sequence continue), e.g. to continue an imported reference run in a new workdir.
+  s.resume_optimizer = False
   s.dtype = "float32"  # compute dtype: float32 | bfloat16 | float16
   s.keep_checkpoints = 3
   s.max_bad_steps = 20  # consecutive non-finite steps before training stops

@@ -15,13 +15,14 @@ Any config key can be overridden on the command line; a misspelt key is an error
 A path is written --config.model.path=0,0,4,5,2,0,4,3,4,3 (empty = supernet).
 """
 import importlib
-import logging as std_logging
 import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
+
+from gait_jax.common import console
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
@@ -48,19 +49,8 @@ def resolve_mode(mode: str):
   return getattr(importlib.import_module(module_name), function)
 
 
-class _QuietLibraries:
-  """Keeps the console readable: INFO lines only from gait_jax, and orbax (which reports
-  every save step at INFO/WARNING) only from ERROR up."""
-
-  def filter(self, record) -> bool:
-    path = record.pathname.replace("\\", "/")
-    if "/orbax/" in path:
-      return record.levelno >= std_logging.ERROR
-    return record.levelno >= std_logging.WARNING or "/gait_jax/" in path
-
-
 def main(argv):
-  logging.get_absl_handler().addFilter(_QuietLibraries())
+  console.quiet_libraries()
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   config = FLAGS.config

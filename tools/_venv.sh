@@ -17,13 +17,22 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
 fi
+# Arguments: extra requirement files; one written "nodeps:FILE" is installed with --no-deps
+# (requirements-export.txt: its packages' own pins would downgrade ours).
 stamp=.venv/.requirements.sha
-want="$(cat requirements.txt "$@" 2>/dev/null | sha256sum | cut -d' ' -f1)"
+want="$(cat requirements.txt "${@#nodeps:}" 2>/dev/null | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] installing requirements"
   reqs=(-r requirements.txt)
-  for extra in "$@"; do reqs+=(-r "$extra"); done
+  nodeps=()
+  for extra in "$@"; do
+    case "$extra" in
+      nodeps:*) nodeps+=(-r "${extra#nodeps:}") ;;
+      *) reqs+=(-r "$extra") ;;
+    esac
+  done
   .venv/bin/python -m pip install -q "${reqs[@]}"
+  if [ ${#nodeps[@]} -gt 0 ]; then .venv/bin/python -m pip install -q --no-deps "${nodeps[@]}"; fi
   echo "$want" > "$stamp"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"

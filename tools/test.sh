@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything into .venv (if needed) and runs the test suite on the CPU.
 # Extra arguments go to pytest, e.g. `bash tools/test.sh -k loader -x`.
-source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh" requirements-test.txt
+# The export extras too: the ONNX tests run in CI.
+source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh" requirements-test.txt nodeps:requirements-export.txt
 # 8 fake CPU devices so the multi-device tests exercise real sharding.
 export XLA_FLAGS="${XLA_FLAGS:---xla_force_host_platform_device_count=8}"
 export JAX_PLATFORMS=cpu

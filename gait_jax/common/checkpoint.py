@@ -138,13 +138,10 @@ def _resolve(source: str) -> Tuple[str, Optional[int]]:
   return source, None
 
 
-def restore_variables(source: str, step: Optional[int] = None) -> Tuple[dict, int]:
-  """`({"params", "batch_stats"} as NumPy arrays, step)` from a workdir, a checkpoints
-  directory (latest step unless `step`) or a step directory.
-
-  Only the model variables are read (no optimizer state); the result can be placed on any
-  device layout.
-  """
+def _restore_items(source: str, step: Optional[int], keys: Tuple[str, ...],
+                   required: Tuple[str, ...]) -> Tuple[dict, int, str, list]:
+  """`(the entries `keys` of a step's saved state as NumPy, step, step dir, other steps)`;
+  an entry of `required` that the checkpoint lacks is an error."""
   directory, dir_step = _resolve(source)
   manager = Checkpointer(directory, read_only=True)
   steps = sorted(manager.all_steps())
@@ -163,13 +160,13 @@ def restore_variables(source: str, step: Optional[int] = None) -> Tuple[dict, in
   others = [s for s in steps if s != step]
   try:
     tree = manager.state_metadata(step)
-    missing = [k for k in VARIABLE_COLLECTIONS if k not in tree]
-    if "params" in missing:
-      raise ValueError(f"no 'params' in the checkpoint (found {sorted(tree)})")
-    wanted = {k: tree[k] for k in VARIABLE_COLLECTIONS if k in tree}
+    missing = [k for k in required if k not in tree]
+    if missing:
+      raise ValueError(f"no {missing} in the checkpoint (found {sorted(tree)})")
+    wanted = {k: tree[k] for k in keys if k in tree}
     target = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), wanted)
     restore_args = jax.tree.map(lambda m: ocp.RestoreArgs(restore_type=np.ndarray), wanted)
-    variables = ocp.PyTreeCheckpointer().restore(state_dir, args=ocp.args.PyTreeRestore(
+    items = ocp.PyTreeCheckpointer().restore(state_dir, args=ocp.args.PyTreeRestore(
         item=target, restore_args=restore_args, partial_restore=True))
   except Exception as e:  # orbax/tensorstore/json raise many types for damaged files
     hint = (f"; the other steps there are {others}: pass one as "
@@ -178,15 +175,47 @@ def restore_variables(source: str, step: Optional[int] = None) -> Tuple[dict, in
                      f"{_first_line(e)}){hint}") from None
   finally:
     manager.close()
-  variables = dict(variables)
-  variables.setdefault("batch_stats", {})
-  bad = [jax.tree_util.keystr(k) for k, v in jax.tree_util.tree_leaves_with_path(variables)
+  items = dict(items)
+  bad = [jax.tree_util.keystr(k) for k, v in jax.tree_util.tree_leaves_with_path(items)
          if not np.all(np.isfinite(v))]
   if bad:
     raise ValueError(f"checkpoint {step_dir} holds non-finite values (NaN/inf) in {len(bad)} "
                      f"variables, e.g. {', '.join(bad[:3])}: its run diverged; use an earlier "
                      f"step{f' (steps there: {others})' if others else ''}")
-  return variables, int(step)
+  return items, int(step), step_dir, others
+
+
+def restore_variables(source: str, step: Optional[int] = None) -> Tuple[dict, int]:
+  """`({"params", "batch_stats"} as NumPy arrays, step)` from a workdir, a checkpoints
+  directory (latest step unless `step`) or a step directory.
+
+  Only the model variables are read (no optimizer state); the result can be placed on any
+  device layout.
+  """
+  variables, step, _, _ = _restore_items(source, step, VARIABLE_COLLECTIONS, ("params",))
+  variables.setdefault("batch_stats", {})
+  return variables, step
+
+
+def restore_optimizer(source: str, step: Optional[int] = None) -> Tuple[dict, int]:
+  """`(momentum tree as NumPy, step)`: the optimizer state and step counter of a checkpoint,
+  to continue its run elsewhere (`train.resume_optimizer`). Refuses a checkpoint that holds
+  none: an import of weights only records zero momentum that was never trained."""
+  items, step, step_dir, _ = _restore_items(source, step, ("opt_state", "step"),
+                                            ("opt_state", "step"))
+  meta_path = os.path.join(step_dir, "meta", "metadata")
+  meta = {}
+  if os.path.exists(meta_path):
+    with open(meta_path) as f:
+      meta = json.load(f)
+  if meta.get("optimizer") == "none":
+    raise ValueError(f"checkpoint {step_dir} holds no optimizer state (imported from "
+                     f"{meta.get('imported_from', '?')} without one): "
+                     "train.resume_optimizer=True cannot continue it; leave it False")
+  if "momentum" not in items["opt_state"]:
+    raise ValueError(f"checkpoint {step_dir}: opt_state has {sorted(items['opt_state'])}, "
+                     "expected 'momentum'")
+  return items["opt_state"]["momentum"], int(items["step"])
 
 
 def select_by_name(restored: Mapping[str, Any], template: Any, where: str) -> Any:

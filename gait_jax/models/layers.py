@@ -7,6 +7,8 @@ sequence, what that sequence alone would (temporal convs see zeros where PyTorch
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 from typing import Any, Optional, Sequence, Tuple
 
@@ -188,7 +190,27 @@ class LTA(nn.Module):
 
 def max_pool_hw(x: jax.Array) -> jax.Array:
   """MaxPool3d kernel (1,2,2) stride (1,2,2), floor mode (odd rows/columns dropped)."""
-  return nn.max_pool(x, (1, 2, 2), strides=(1, 2, 2), padding="VALID")
+  return nn.max_pool(x, window_shape=(1, 2, 2), strides=(1, 2, 2), padding="VALID")
+
+
+# Inside `export_form()` a few ops are traced in an equivalent form that ONNX converters take:
+# jax2onnx cannot broadcast `jnp.power` against a symbolic (dynamic) batch axis.
+_EXPORT_FORM = contextvars.ContextVar("gait_jax_export_form", default=False)
+
+
+@contextlib.contextmanager
+def export_form():
+  """Traces the model for an ONNX export: same values up to float rounding."""
+  token = _EXPORT_FORM.set(True)
+  try:
+    yield
+  finally:
+    _EXPORT_FORM.reset(token)
+
+
+def _exp_log_power(x: jax.Array, p: jax.Array) -> jax.Array:
+  """x ** p for x > 0 (GeM's inputs are clamped to eps and divided by their maximum)."""
+  return jnp.exp(p * jnp.log(x))
 
 
 class GeMHPP(nn.Module):
@@ -216,8 +238,9 @@ class GeMHPP(nn.Module):
       # whereas eps^6.5 = 1e-39 is a float32 denormal that CPUs/GPUs flush to 0, turning the
       # gradient of the outer power into inf·0 = NaN for strips with no positive activation.
       m = jax.lax.stop_gradient(jnp.max(strips, axis=2, keepdims=True))
-      mean = jnp.mean(jnp.power(strips / m, p[0]), axis=2)  # [n, b, c]
-      parts.append(m[:, :, 0] * jnp.power(mean, 1.0 / p[0]))
+      power = _exp_log_power if _EXPORT_FORM.get() else jnp.power
+      mean = jnp.mean(power(strips / m, p[0]), axis=2)  # [n, b, c]
+      parts.append(m[:, :, 0] * power(mean, 1.0 / p[0]))
     return jnp.transpose(jnp.concatenate(parts, axis=1), (0, 2, 1))
 
 

@@ -161,22 +161,43 @@ def convert_torch_state_dict(state_dict: Mapping[str, Any], model_cfg, *, bnneck
   expected = {e.torch_key for e in layout}
   missing = sorted(expected - set(sd))
   unexpected = sorted(set(sd) - expected)
-  if missing or unexpected:
-    raise ValueError(f"state dict does not match {name} (bnneck={bnneck}): "
-                     f"{len(missing)} missing keys {missing[:5]}, "
-                     f"{len(unexpected)} unexpected keys {unexpected[:5]}")
+  shapes = {e.torch_key: tuple(np.shape(sd[e.torch_key])) for e in layout if e.torch_key in sd}
+  wrong = [f"{e.torch_key} is {shapes[e.torch_key]}, expected {e.torch_shape}"
+           for e in layout if e.torch_key in shapes and shapes[e.torch_key] != e.torch_shape]
+  if missing or unexpected or wrong:
+    problems = []
+    if missing:
+      problems.append(f"{len(missing)} missing keys {missing[:5]}")
+    if unexpected:
+      problems.append(f"{len(unexpected)} unexpected keys {unexpected[:5]}")
+    if wrong:
+      problems.append(f"{len(wrong)} shapes differ: {'; '.join(wrong[:5])}")
+    raise ValueError(f"state dict does not match {name} with channels {_cfg(model_cfg)[1]}, "
+                     f"bins {tuple(model_cfg.bins)}, out_channels {model_cfg.out_channels}, "
+                     f"class_num {model_cfg.class_num}, bnneck={bnneck}: "
+                     + ", ".join(problems) + _hint(missing, unexpected))
   out: Dict[str, Any] = {"params": {}, "batch_stats": {}}
   for e in layout:
     value = np.asarray(sd[e.torch_key])
-    if tuple(value.shape) != e.torch_shape:
-      raise ValueError(f"state dict key {e.torch_key}: expected shape {e.torch_shape}, "
-                       f"got {tuple(value.shape)}")
     if not _kept(e, fixed_path, positions):
       continue
     if e.conv:
       value = np.transpose(value, CONV_TO_FLAX)
     _set(out[e.collection], e.flax_path, np.ascontiguousarray(value, dtype=np.float32))
   return out
+
+
+def _hint(missing: Sequence[str], unexpected: Sequence[str]) -> str:
+  """What a typical mismatch means, in config terms."""
+  if any(k.startswith("BNNecks.") for k in unexpected):
+    return (" — the checkpoint has a BN-neck (a two-loss run): set loss.ce_weight > 0 and "
+            "model.class_num to its class count")
+  if any(k.startswith("BNNecks.") for k in missing):
+    return " — the checkpoint has no BN-neck (a triplet-only run): set loss.ce_weight=0"
+  if unexpected and any(k.split(".")[0] not in {m.split(".")[0] for m in missing}
+                        for k in unexpected):
+    return " — is model.name the variant the checkpoint was trained as?"
+  return ""
 
 
 def to_torch_state_dict(variables: Mapping[str, Any], model_cfg, *, bnneck: bool,

@@ -37,15 +37,30 @@ from gait_jax.training.evaluator import Evaluator
 _STEP_CACHE = {}  # repeated runs in one process (tests, notebooks) reuse the compiled step
 
 
-def load_weights(state: ts.TrainState, source: str) -> ts.TrainState:
+def load_weights(state: ts.TrainState, source: str, with_optimizer: bool = False
+                 ) -> ts.TrainState:
   """`train.init_from`: params + batch_stats from another run, by name (a supernet's other
-  candidates are ignored when retraining one of its paths)."""
+  candidates are ignored when retraining one of its paths); `with_optimizer`
+  (`train.resume_optimizer`) also its momentum and step counter."""
   variables, step = ckpt_lib.restore_variables(source)
+  where = f"train.init_from={source} (step {step})"
+  place = lambda h, x: jax.device_put(h, x.sharding)  # noqa: E731
   target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state.variables)
-  host = ckpt_lib.select_by_name(variables, target, f"train.init_from={source} (step {step})")
-  loaded = jax.tree.map(lambda h, x: jax.device_put(h, x.sharding), host, state.variables)
+  host = ckpt_lib.select_by_name(variables, target, where)
+  loaded = jax.tree.map(place, host, state.variables)
   logging.info("initialised params + batch_stats from %s (step %d)", source, step)
-  return state.replace(params=loaded["params"], batch_stats=loaded["batch_stats"])
+  state = state.replace(params=loaded["params"], batch_stats=loaded["batch_stats"])
+  if with_optimizer:
+    momentum, step = ckpt_lib.restore_optimizer(source, step)
+    current = state.opt_state["momentum"]
+    host = ckpt_lib.select_by_name(
+        momentum, jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), current),
+        f"{where}, its momentum")
+    state = state.replace(opt_state={"momentum": jax.tree.map(place, host, current)},
+                          step=jax.device_put(jnp.asarray(step, state.step.dtype),
+                                              state.step.sharding))
+    logging.info("continuing its optimizer: SGD momentum and step %d", step)
+  return state
 
 
 def resume_or_init(ckpt, state, config):
@@ -69,7 +84,11 @@ def resume_or_init(ckpt, state, config):
     logging.info("resumed from %s/%d (attempt %s)", ckpt.directory, step, meta.get("attempts"))
     return state, step
   if config.train.init_from:
-    state = load_weights(state, str(config.train.init_from))
+    state = load_weights(state, str(config.train.init_from),
+                         with_optimizer=bool(config.train.resume_optimizer))
+  elif config.train.resume_optimizer:
+    raise ValueError("train.resume_optimizer=True needs train.init_from (the run to continue); "
+                     "a run in its own workdir always resumes its optimizer")
   return state, None
 
 

@@ -74,6 +74,21 @@ def test_gem_hpp_part_order_clamp_and_power():
                              rtol=1e-5)
 
 
+def test_gem_export_form_equals_the_plain_power():
+  # The ONNX export traces GeM as exp(p·log x); it must compute what jnp.power does.
+  rng = np.random.default_rng(4)
+  x = jnp.asarray(np.maximum(rng.normal(size=(3, 16, 11, 8)), 0).astype(np.float32))
+  x = x.at[0, :4].set(0.0)  # a strip with no positive activation (all clamped to eps)
+  params = {"params": {"p": jnp.array([6.5])}}
+  def gem():  # a new function per trace: jax caches traces by function, not by context
+    return lambda v: layers.GeMHPP((16, 8, 4, 2, 1)).apply(params, v)
+  plain, plain_ops = gem()(x), str(jax.make_jaxpr(gem())(x))
+  with layers.export_form():
+    exported, export_ops = gem()(x), str(jax.make_jaxpr(gem())(x))
+  assert " pow " in plain_ops and " pow " not in export_ops and " log " in export_ops
+  assert_close(exported, plain, rtol=1e-5)
+
+
 def test_separate_fcs_per_part_matmul():
   rng = np.random.default_rng(0)
   x, w = rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 3, 5))

@@ -194,7 +194,7 @@ def test_round_trip_and_strictness():
                                 model_cfg, bnneck=True)
   with pytest.raises(ValueError, match="unexpected keys.*extra"):
     tk.convert_torch_state_dict(dict(sd, extra=np.zeros(1)), model_cfg, bnneck=True)
-  with pytest.raises(ValueError, match="HPP.p: expected shape"):
+  with pytest.raises(ValueError, match=r"HPP.p is \(2,\), expected \(1,\)"):
     tk.convert_torch_state_dict(dict(sd, **{"HPP.p": np.zeros(2)}), model_cfg, bnneck=True)
   with pytest.raises(ValueError, match="unexpected keys.*BNNecks"):
     tk.convert_torch_state_dict(sd, model_cfg, bnneck=False)
