@@ -17,7 +17,7 @@ from gait_jax.models.space import (CHOICE_MAX_NUM, check_path, check_space, form
 def base_config() -> ml_collections.ConfigDict:
   """Every key with the reference defaults."""
   c = ml_collections.ConfigDict()
-  c.mode = "train"  # train | search | embed | evaluate | test | flops
+  c.mode = "train"  # train | search | embed | evaluate | test | flops | enroll | identify
   c.seed = 0
   c.experiment = ""  # the reference save_name, for bookkeeping only
 
@@ -30,6 +30,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.evaluate = _evaluate()
   c.search = _search()
   c.flops = _flops()
+  c.identify = _identify()
   c.dist = _dist()
   return c
 
@@ -164,6 +165,20 @@ def _search() -> ml_collections.ConfigDict:
   s.bn_batches = 8  # BN recalibration batches per candidate (0 = off)
   s.protocol = ""  # "" = evaluate.protocol
   s.seed = 0
+  return s
+
+
+def _identify() -> ml_collections.ConfigDict:
+  s = ml_collections.ConfigDict()
+  # enroll: <id>/<seq>/*.png, <id>/*.mp4|avi or an OpenGait pkl tree <id>/<type>/<view>/
+  s.gallery = ""
+  # identify: PNG folders / videos directly under it, a pkl tree, or one PNG folder / video
+  s.probes = ""
+  s.top_k = 5
+  # Best distance above it -> "unknown". "auto": the equal-error point of the gallery's own
+  # same-id / other-id pairs; or a number (in evaluate.metric's units).
+  s.threshold = "auto"
+  s.figures = False  # a PNG per probe: its GEI beside its top-3 gallery GEIs
   return s
 
 

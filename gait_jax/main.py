@@ -10,6 +10,8 @@ Usage:
   evaluate  run evaluate.protocol on evaluate.embeddings -> WORKDIR/metrics.json
   test      embed + evaluate in one go
   flops     MACs / FLOPs / parameter counts of a path -> WORKDIR/flops.json
+  enroll    embed the people under identify.gallery -> WORKDIR/gallery.npz
+  identify  rank each probe under identify.probes against it -> WORKDIR/identify.json
 
 Any config key can be overridden on the command line; a misspelt key is an error.
 A path is written --config.model.path=0,0,4,5,2,0,4,3,4,3 (empty = supernet).
@@ -38,6 +40,8 @@ MODES = {
     "evaluate": "gait_jax.modes.inference:run_evaluate",
     "test": "gait_jax.modes.inference:run_test",
     "flops": "gait_jax.modes.flops:run",
+    "enroll": "gait_jax.identify.mode:run_enroll",
+    "identify": "gait_jax.identify.mode:run_identify",
 }
 
 

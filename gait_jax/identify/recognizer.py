@@ -1,0 +1,129 @@
+"""`Recognizer`: enrol people and identify walkers with a trained fixed-path model.
+
+    from gait_jax.identify import Recognizer
+    rec = Recognizer.from_workdir("runs/retrain")
+    rec.enroll("alice", frames)          # uint8 [T, H, W] silhouettes of any size
+    rec.identify(frames)                 # -> [("alice", 0.41), ("bob", 0.97), ...]
+
+Frames are aligned by the pretreatment rule (crop to the person, scale to 64 rows, centre),
+cut to 64×44 and embedded whole, as `embed` does; distances are the configured
+`evaluate.metric` between embeddings, one entry per enrolled id (its nearest sequence).
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import ml_collections
+import numpy as np
+
+from gait_jax import config as config_lib
+from gait_jax.common import checkpoint as ckpt_lib
+from gait_jax.data.dataset import SequenceInfo
+from gait_jax.evaluation import distance as distance_lib
+from gait_jax.evaluation import embed as embed_lib
+from gait_jax.evaluation import embedding_checks
+from gait_jax.identify import gallery as gallery_lib
+from gait_jax.identify import sources
+from gait_jax.models import abstract_variables, build_model
+
+
+class _InMemory:
+  """What `embed_dataset` reads: sequences of aligned uint8 [T, 64, 64] frames."""
+
+  def __init__(self, items: Sequence[Tuple[str, str, np.ndarray]]):
+    self.sequences = [SequenceInfo(pid, "", name, ()) for pid, name, _ in items]
+    self._frames = [frames for _, _, frames in items]
+
+  def __len__(self):
+    return len(self._frames)
+
+  def load(self, i: int):
+    return [self._frames[i]]
+
+
+class Recognizer:
+  """A fixed-path model with its weights and an in-memory gallery."""
+
+  def __init__(self, config, source: str):
+    self.config, self.source = config, source
+    path = config_lib.model_path(config)
+    if path is None:
+      raise ValueError("identification needs a fixed architecture: set model.path (a supernet "
+                       "has no single network)")
+    restored, self.step = ckpt_lib.restore_variables(source)
+    self.path = path
+    self.model = build_model(config.model, bnneck=False, fixed_path=path)
+    self.variables = ckpt_lib.select_by_name(restored, abstract_variables(self.model),
+                                             f"checkpoint {source} (step {self.step})")
+    self.metric = distance_lib.check_metric(str(config.evaluate.metric))
+    self.record = gallery_lib.model_record(ckpt_lib.architecture(config),
+                                           config_lib.format_path(path),
+                                           bool(config.embed.flip), self.step, source)
+    self.gallery = gallery_lib.empty(self.record)
+
+  @classmethod
+  def from_workdir(cls, workdir: str, path: Optional[Sequence[int]] = None) -> "Recognizer":
+    """The model of a workdir (its config.json and newest checkpoint); `path` for a supernet."""
+    saved = ckpt_lib.read_config(ckpt_lib.source_workdir(workdir))
+    if saved is None:
+      raise FileNotFoundError(f"{workdir} has no config.json: not a gait_jax workdir")
+    config = ml_collections.ConfigDict(saved)
+    if path is not None:
+      config.model.path = config_lib.format_path(path)
+    return cls(config, workdir)
+
+  # -- embedding --------------------------------------------------------------------------
+
+  def embed_aligned(self, items: Sequence[Tuple[str, str, np.ndarray]]) -> np.ndarray:
+    """Embeddings f32 [n, c, p] of (id, name, aligned uint8 [T, 64, 64]) items."""
+    if not items:
+      return np.zeros((0, 0, 0), np.float32)
+    out = embed_lib.embed_dataset(self.model, self.variables, _InMemory(items), self.path,
+                                  batch_per_device=int(self.config.embed.batch), workers=0,
+                                  progress=len(items) > 20, flip=bool(self.config.embed.flip))
+    embedding_checks.check_finite(out["embeddings"], out["labels"], out["types"], out["views"],
+                                  f"identify: {len(items)} sequences from {items[0][1]}")
+    return out["embeddings"]
+
+  def embed(self, frames: np.ndarray, where: str = "frames") -> np.ndarray:
+    """The embedding f32 [c, p] of one silhouette sequence uint8 [T, H, W] of any size."""
+    return self.embed_aligned([("", where, sources.align_frames(frames, where))])[0]
+
+  # -- gallery ----------------------------------------------------------------------------
+
+  def add(self, ids: Sequence[str], names: Sequence[str], embeddings: np.ndarray) -> None:
+    g = self.gallery
+    stacked = embeddings if g["embeddings"].size == 0 else np.concatenate(
+        [g["embeddings"], embeddings])
+    g["embeddings"] = stacked.astype(np.float32)
+    g["ids"] = np.concatenate([g["ids"], np.asarray(ids, np.str_)])
+    g["names"] = np.concatenate([g["names"], np.asarray(names, np.str_)])
+
+  def enroll(self, person: str, frames: np.ndarray, name: Optional[str] = None) -> None:
+    """Adds one sequence of `person` to the gallery."""
+    name = name or f"{person}/{int(np.sum(self.gallery['ids'] == person))}"
+    self.add([person], [name], self.embed(frames, name)[None])
+
+  def distances(self, embeddings: np.ndarray) -> np.ndarray:
+    if self.gallery["embeddings"].size == 0:
+      raise ValueError("the gallery is empty: enrol people first")
+    return distance_lib.distance_matrix(embeddings, self.gallery["embeddings"], self.metric)
+
+  def rank(self, row: np.ndarray, top_k: Optional[int] = None) -> List[Tuple[str, float]]:
+    """[(id, distance)] best first for one row of gallery distances: each id at its nearest
+    sequence."""
+    best: Dict[str, float] = {}
+    for pid, d in zip(self.gallery["ids"].tolist(), row.tolist()):
+      best[pid] = min(d, best.get(pid, float("inf")))
+    ranked = sorted(best.items(), key=lambda kv: (kv[1], kv[0]))
+    return ranked[:top_k] if top_k else ranked
+
+  def identify(self, frames: np.ndarray, top_k: Optional[int] = None) -> List[Tuple[str, float]]:
+    """[(id, distance)] of the enrolled people nearest to a silhouette sequence, best first."""
+    row = self.distances(self.embed(frames, "probe")[None])[0]
+    return self.rank(row, top_k)
+
+  def calibrate(self) -> Tuple[float, Dict[str, float]]:
+    """The open-set threshold from the gallery itself (see gallery.calibrate)."""
+    g = self.gallery
+    return gallery_lib.calibrate(self.distances(g["embeddings"]), g["ids"])
