@@ -161,7 +161,7 @@ def bench_one(size: str, args, data) -> dict:
       "model": f"sposgait_{size}", "channels": list(c.model.channels),
       "path": (("static " + ",".join(map(str, static_path))) if args.static else
                "traced" + (" " + args.path if fixed else " (random per step)")),
-      "canonical_conv_backward": conv_lib.canonical_backward(), "remat": bool(c.model.remat),
+      "conv_formulation": conv_lib.formulation(), "remat": bool(c.model.remat),
       "batch": global_batch, "frames": int(c.data.frames), "dtype": args.dtype,
       "devices": jax.device_count(), "init_s": round(init_s, 2),
       "compile_s": round(compile_s, 2), "step_s": round(step_s, 4),

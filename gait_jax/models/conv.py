@@ -1,25 +1,28 @@
-"""A 3-D convolution whose backward pass is written as canonical channels-last convolutions.
+"""3-D convolutions in the formulation that is fastest where they run.
 
-Why: XLA:CPU runs a convolution fast (Eigen) only when its operands have the canonical
-`b012f × 012io → b012f` layout. Outside control flow, layout assignment turns autodiff's
-backward convolutions (a flipped, in/out-swapped kernel for the input gradient; batch and
-feature swapped for the kernel gradient) into that form with explicit transposes. Inside a
-`lax.switch`/`lax.cond` branch — where every searchable layer of a supernet trained with a
-traced path runs — it does not, and both backward convolutions fall back to a naive loop:
-measured on the project's CPU, 8× slower for the input gradient and 20× for the kernel
-gradient, which made a supernet step several times slower than a fixed-path step.
+`conv_general_dilated` is a drop-in for `lax.conv_general_dilated` (flax's
+`nn.Conv(conv_general_dilated=...)`) that picks how a stride-1, undilated, ungrouped
+channels-last 3-D convolution is computed (`formulation()`; others are always XLA's):
 
-`conv_general_dilated` below is a drop-in for `lax.conv_general_dilated` (flax's
-`nn.Conv(conv_general_dilated=...)`). Its forward is the plain convolution; its custom VJP
-materialises the transposed operands (behind `optimization_barrier`, so the algebraic
-simplifier cannot fold them back into the dimension numbers) and computes both gradients as
-canonical convolutions — the same arithmetic as XLA's own backward (gradients agree to
-float rounding; tests/test_model_conv.py).
+  xla        `lax.conv_general_dilated` and XLA's own backward. GPU/TPU: their compilers call
+             cuDNN / their own kernels for both directions.
+  canonical  XLA's forward; both gradients as canonical convolutions behind
+             `optimization_barrier` (see `_canonical_bwd`).
+  gemm       (CPU default) convolutions as matrix products, which XLA:CPU runs near its GEMM
+             peak: a layer with few input values per output (`cin·kt·kh·kw <= SMALL_K`, e.g. the
+             1-channel stem) as one im2col GEMM `[N·T·H·W, kt·kh·kw·cin] × [.., cout]`,
+             forward and backward; wider layers keep XLA's forward convolution and take their
+             gradients from the tap-wise form `y = Σ_taps shift(x) @ w[tap]` (one
+             `[N·T·H·W, cin] × [cin, cout]` product per tap, no im2col copy).
 
-Only stride-1, undilated, ungrouped channels-last convolutions take this route, and only when
-`canonical_backward()` says so (on CPU by default). On GPU/TPU the native backward is kept:
-their compilers recognise the backward-filter pattern and call cuDNN/their own kernels, which
-explicit transposes would only slow down.
+Why: XLA:CPU runs a convolution fast (Eigen) only with the canonical `b012f × 012io → b012f`
+layout and enough input channels. Its 1-channel stem ran at 2 GFLOP/s (forward + gradients of
+`1 → 64` at 64×44, 30 frames: 2.35 s; as a GEMM 0.17 s), and its backward convolutions — inside
+a `lax.switch`/`lax.cond` branch, where every searchable layer of a supernet with a traced path
+runs — fell back to a naive loop (8× slower input gradient, 20× slower kernel gradient) unless
+written canonically. Products of matrices have no such cliffs. All formulations compute the
+same sums in other orders: values and gradients agree to float rounding
+(tests/models/test_conv.py). `tools/benchmark.py conv` measures them per layer shape.
 """
 from __future__ import annotations
 
@@ -29,22 +32,27 @@ from typing import Optional, Tuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
-# "auto" (canonical backward on CPU only), "on" or "off": override for benchmarks and tests.
-ENV_VAR = "GAIT_JAX_CANONICAL_CONV_BACKWARD"
+# "auto" (gemm on CPU, xla elsewhere) or one of FORMULATIONS: override for benchmarks, tests.
+ENV_VAR = "GAIT_JAX_CONV"
+FORMULATIONS = ("xla", "canonical", "gemm")
+# Up to this many input values per output (cin·kt·kh·kw) a whole im2col GEMM beats XLA:CPU's
+# convolution in both directions (measured: 27 for the stem, ~16x faster); beyond it the copy
+# costs more than it saves and the tap-wise gradients win.
+SMALL_K = 64
 
 _CHANNELS_LAST = ("NDHWC", "DHWIO", "NDHWC")
 
-
-def canonical_backward() -> bool:
-  """Whether convolutions built now use the canonical custom backward."""
+def formulation() -> str:
+  """The formulation convolutions traced now use (read from ENV_VAR at trace time)."""
   mode = os.environ.get(ENV_VAR, "auto").strip().lower()
-  if mode not in ("auto", "on", "off"):
-    raise ValueError(f"{ENV_VAR}={mode!r}: expected auto, on or off")
   if mode == "auto":
-    return jax.default_backend() == "cpu"
-  return mode == "on"
+    return "gemm" if jax.default_backend() == "cpu" else "xla"
+  if mode not in FORMULATIONS:
+    raise ValueError(f"{ENV_VAR}={mode!r}: expected auto or one of {', '.join(FORMULATIONS)}")
+  return mode
 
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
@@ -57,7 +65,8 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
       feature_group_count=feature_group_count, precision=precision,
       preferred_element_type=preferred_element_type)
   ones = (1,) * (lhs.ndim - 2)
-  if (lhs.ndim != 5 or not canonical_backward() or tuple(window_strides) != ones
+  form = formulation()
+  if (lhs.ndim != 5 or form == "xla" or tuple(window_strides) != ones
       or tuple(lhs_dilation or ones) != ones or tuple(rhs_dilation or ones) != ones
       or feature_group_count != 1 or preferred_element_type is not None
       or not _is_channels_last(lhs.shape, rhs.shape, dimension_numbers)):
@@ -65,7 +74,11 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
   if isinstance(padding, str):
     padding = lax.padtype_to_pads(lhs.shape[1:4], rhs.shape[:3], ones, padding)
   pads = tuple((int(lo), int(hi)) for lo, hi in padding)
-  return _conv3d(lhs, rhs, pads, precision)
+  if form == "canonical" or any(lo < 0 or hi < 0 for lo, hi in pads):
+    return _canonical(lhs, rhs, pads, precision)
+  if rhs.shape[3] * int(np.prod(rhs.shape[:3])) <= SMALL_K:
+    return _im2col(lhs, rhs, pads, precision)
+  return _gemm_backward(lhs, rhs, pads, precision)
 
 
 def _is_channels_last(lhs_shape, rhs_shape, dimension_numbers) -> bool:
@@ -79,29 +92,128 @@ def _plain(x, w, pads, precision):
                                   precision=precision)
 
 
+def _windows(x, w, pads):
+  """The zero-padded input and, per tap (a, b, c), the slice of it that tap multiplies."""
+  kt, kh, kw = w.shape[:3]
+  xp = jnp.pad(x, ((0, 0),) + tuple(pads) + ((0, 0),))
+  t, h, wd = (xp.shape[1 + i] - k + 1 for i, k in enumerate((kt, kh, kw)))
+  return [((a, b, c), xp[:, a:a + t, b:b + h, c:c + wd])
+          for a in range(kt) for b in range(kh) for c in range(kw)]
+
+
+def _taps(x, w, pads, precision):
+  """y = Σ_taps window(x) @ w[tap]: one [N·T·H·W, cin] × [cin, cout] product per tap."""
+  y = None
+  for (a, b, c), window in _windows(x, w, pads):
+    term = jnp.einsum("nthwc,co->nthwo", window, w[a, b, c], precision=precision)
+    y = term if y is None else y + term
+  return y
+
+
+def _columns(x, w, pads):
+  """Every tap's window side by side: [N, T, H, W, taps·cin], channel-minor as w's row-major
+  (kt, kh, kw, cin) flattening."""
+  return jnp.concatenate([window for _, window in _windows(x, w, pads)], axis=-1)
+
+
+def _columns_t(x, w, pads):
+  """The same columns transposed, [taps·cin, N·T·H·W], materialised: the kernel gradient's
+  product then reads both operands in their natural layout. Left to itself, XLA:CPU transposes
+  the (larger) output gradient instead, fused into the BN backward, which was a third of a
+  small supernet step."""
+  cin = x.shape[-1]
+  stacked = jnp.stack([window for _, window in _windows(x, w, pads)], axis=0)
+  stacked = jnp.moveaxis(stacked, -1, 1) if cin > 1 else stacked[..., 0][:, None]
+  return lax.optimization_barrier(stacked.reshape(stacked.shape[0] * cin, -1))
+
+
+def _im2col_plain(x, w, pads, precision):
+  k = int(np.prod(w.shape[:4]))
+  return jnp.einsum("nthwk,ko->nthwo", _columns(x, w, pads), w.reshape(k, w.shape[4]),
+                    precision=precision)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _conv3d(x, w, pads: Tuple[Tuple[int, int], ...], precision: Optional[object]):
+def _im2col(x, w, pads, precision):
+  """One GEMM over every tap's window side by side."""
+  return _im2col_plain(x, w, pads, precision)
+
+
+def _im2col_fwd(x, w, pads, precision):
+  return _im2col_plain(x, w, pads, precision), (x, w)
+
+
+def _im2col_bwd(pads, precision, residuals, g):
+  x, w = residuals
+  k, cout = int(np.prod(w.shape[:4])), w.shape[4]
+  g2 = g.reshape(-1, cout).astype(jnp.result_type(x, w))
+  gw = jnp.dot(_columns_t(x, w, pads), g2, precision=precision).reshape(w.shape)
+  # The columns are linear in x: their VJP scatters each tap's share of g @ w^T back.
+  gcols = jnp.dot(g2, w.reshape(k, cout).T, precision=precision)
+  _, vjp = jax.vjp(lambda a: _columns(a, w, pads), x)
+  gx, = vjp(gcols.reshape(g.shape[:4] + (k,)))
+  return gx.astype(x.dtype), gw.astype(w.dtype)
+
+
+_im2col.defvjp(_im2col_fwd, _im2col_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _gemm_backward(x, w, pads, precision):
   return _plain(x, w, pads, precision)
 
 
-def _conv3d_fwd(x, w, pads, precision):
+def _gemm_backward_fwd(x, w, pads, precision):
   return _plain(x, w, pads, precision), (x, w)
 
 
-def _conv3d_bwd(pads, precision, residuals, g):
+def _gemm_backward_bwd(pads, precision, residuals, g):
+  """Input gradient tap-wise, gx = Σ_taps shift⁻¹(g @ w[tap]ᵀ); kernel gradient as the
+  canonical convolution over the batch (`tools/benchmark.py conv`: the tap-wise kernel gradient
+  needs a strided copy of x per tap and lost to it on every wide layer)."""
+  x, w = residuals
+  g = g.astype(jnp.result_type(x, w))
+  # The tap-wise form is linear in x: its VJP is products of g with w only (the forward
+  # products it would trace are unused, and XLA removes them).
+  _, vjp = jax.vjp(lambda a: _taps(a, w, pads, precision), x)
+  gx, = vjp(g)
+  return gx.astype(x.dtype), _canonical_kernel_grad(x, g, pads, precision).astype(w.dtype)
+
+
+_gemm_backward.defvjp(_gemm_backward_fwd, _gemm_backward_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _canonical(x, w, pads: Tuple[Tuple[int, int], ...], precision: Optional[object]):
+  return _plain(x, w, pads, precision)
+
+
+def _canonical_fwd(x, w, pads, precision):
+  return _plain(x, w, pads, precision), (x, w)
+
+
+def _canonical_bwd(pads, precision, residuals, g):
+  """Both gradients as canonical convolutions: autodiff's backward convolutions (a flipped,
+  in/out-swapped kernel for the input gradient; batch and feature swapped for the kernel
+  gradient) with their operands transposed explicitly, behind `optimization_barrier` so the
+  algebraic simplifier cannot fold the transposes back into the dimension numbers."""
   x, w = residuals
   kernel = w.shape[:3]
   # Input gradient: correlate g with the spatially flipped kernel, in/out swapped.
   w_t = lax.optimization_barrier(jnp.swapaxes(jnp.flip(w, (0, 1, 2)), 3, 4))
   pads_x = tuple((k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip(kernel, pads))
   gx = _plain(g, w_t, pads_x, precision)
-  # Kernel gradient: a convolution over the batch, with x's channels as its batch
-  # ([cin, t, h, w, n]) and g as a [t, h, w, n, cout] kernel → [cin, kt, kh, kw, cout].
-  x_t = lax.optimization_barrier(jnp.moveaxis(x, (0, 4), (4, 0)))
-  g_t = lax.optimization_barrier(jnp.moveaxis(g, 0, 3))
-  gw = jnp.moveaxis(_plain(x_t, g_t, pads, precision), 0, 3)
+  gw = _canonical_kernel_grad(x, g, pads, precision)
   return gx.astype(x.dtype), gw.astype(w.dtype)
 
 
-_conv3d.defvjp(_conv3d_fwd, _conv3d_bwd)
+def _canonical_kernel_grad(x, g, pads, precision):
+  """The kernel gradient as a canonical convolution over the batch, with x's channels as its
+  batch ([cin, t, h, w, n]) and g as a [t, h, w, n, cout] kernel → [kt, kh, kw, cin, cout]."""
+  x_t = lax.optimization_barrier(jnp.moveaxis(x, (0, 4), (4, 0)))
+  g_t = lax.optimization_barrier(jnp.moveaxis(g, 0, 3))
+  return jnp.moveaxis(_plain(x_t, g_t, pads, precision), 0, 3)
+
+
+_canonical.defvjp(_canonical_fwd, _canonical_bwd)
 

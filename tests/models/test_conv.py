@@ -1,5 +1,5 @@
-"""The conv with a canonical backward (gait_jax/models/conv.py): same gradients as XLA's own,
-and no non-canonical convolution left in a traced-path supernet step on CPU."""
+"""The conv formulations (gait_jax/models/conv.py): the same values and gradients as XLA's own
+convolution, and no non-canonical convolution left in a traced-path supernet step on CPU."""
 import re
 
 import jax
@@ -24,15 +24,24 @@ def _grads(conv_fn, x, w, pads, strides=(1, 1, 1)):
 _KERNELS = sorted({k for ks in CANDIDATE_KERNELS for k in ks} | {(1, 1, 1)})
 
 
+# gemm: cin 1 → im2col for every kernel, 12 → tap-wise (but 1×1×1); canonical (no longer the
+# CPU default) at the model's own padding.
+_CASES = ([("gemm", p, cin) for p in ("same", "VALID", "asym") for cin in (1, 12)]
+          + [("canonical", "same", 3)])
+
+
 @pytest.mark.parametrize("kernel", _KERNELS)
-@pytest.mark.parametrize("padding", ["same", "VALID", "asym"])
-def test_canonical_backward_matches_xla(monkeypatch, kernel, padding):
-  monkeypatch.setenv(conv_lib.ENV_VAR, "on")
-  kx, kw = jax.random.split(jax.random.PRNGKey(sum(kernel)))
-  x = jax.random.normal(kx, (2, 5, 6, 4, 3))
-  w = jax.random.normal(kw, tuple(kernel) + (3, 4))
+@pytest.mark.parametrize("form,padding,cin", _CASES)
+def test_formulation_matches_xla(monkeypatch, form, kernel, padding, cin):
+  monkeypatch.setenv(conv_lib.ENV_VAR, form)
+  kx, kw = jax.random.split(jax.random.PRNGKey(sum(kernel) + cin))
+  x = jax.random.normal(kx, (2, 5, 6, 4, cin))
+  w = jax.random.normal(kw, tuple(kernel) + (cin, 4))
   pads = {"same": [(k // 2, k // 2) for k in kernel], "VALID": "VALID",
           "asym": [(k - 1, 0) for k in kernel]}[padding]
+  values = lambda f: f(x, w, (1, 1, 1), pads, dimension_numbers=_DN)  # noqa: E731
+  assert_close(values(conv_lib.conv_general_dilated), values(lax.conv_general_dilated),
+               rtol=1e-5)
   want = _grads(lax.conv_general_dilated, x, w, pads)
   got = _grads(conv_lib.conv_general_dilated, x, w, pads)
   for g, r in zip(got, want):
@@ -40,8 +49,22 @@ def test_canonical_backward_matches_xla(monkeypatch, kernel, padding):
     assert_close(g, r, rtol=1e-5)
 
 
-def test_strided_conv_falls_back_to_xla(monkeypatch):
-  monkeypatch.setenv(conv_lib.ENV_VAR, "on")
+def test_gemm_picks_im2col_for_small_inputs_and_taps_otherwise(monkeypatch):
+  monkeypatch.setenv(conv_lib.ENV_VAR, "gemm")
+  def ops(cin):
+    def loss(x, w):
+      return jnp.sum(conv_lib.conv_general_dilated(x, w, (1, 1, 1), [(1, 1)] * 3,
+                                                   dimension_numbers=_DN))
+    grad = jax.grad(loss, argnums=(0, 1))
+    return str(jax.make_jaxpr(grad)(jnp.ones((1, 4, 4, 4, cin)), jnp.ones((3, 3, 3, cin, 2))))
+  assert "conv_general_dilated" not in ops(2) and "concatenate" in ops(2)  # 54 <= SMALL_K
+  wide = ops(8)  # 216 values per output: forward and kernel gradient as convolutions, the
+  assert wide.count("conv_general_dilated[") == 2 and "dot_general" in wide  # input's GEMMs
+
+
+@pytest.mark.parametrize("form", ["canonical", "gemm"])
+def test_strided_conv_falls_back_to_xla(monkeypatch, form):
+  monkeypatch.setenv(conv_lib.ENV_VAR, form)
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 6, 3, 3, 2))
   w = jax.random.normal(jax.random.PRNGKey(1), (3, 1, 1, 2, 2))
   got = _grads(conv_lib.conv_general_dilated, x, w, "VALID", strides=(3, 1, 1))
@@ -53,7 +76,7 @@ def test_strided_conv_falls_back_to_xla(monkeypatch):
 def test_bad_env_value_is_named(monkeypatch):
   monkeypatch.setenv(conv_lib.ENV_VAR, "yes")
   with pytest.raises(ValueError, match=conv_lib.ENV_VAR):
-    conv_lib.canonical_backward()
+    conv_lib.formulation()
 
 
 def _switch_step_hlo(monkeypatch, mode: str) -> str:
@@ -79,12 +102,16 @@ def _conv_labels(hlo: str):
 def test_traced_choice_backward_has_only_canonical_convs(monkeypatch):
   # With the canonical backward every convolution in the switch (forward and both
   # gradients of all six candidates) is one XLA:CPU runs on its fast path...
-  labels = _conv_labels(_switch_step_hlo(monkeypatch, "on"))
+  labels = _conv_labels(_switch_step_hlo(monkeypatch, "canonical"))
   # 9 convs in the six candidates: forward + kernel gradient each, plus the input gradient
   # of the 3 second convs (the layer input itself needs no gradient here).
   assert len(labels) == 9 + 9 + 3, labels
   assert set(labels) == {"b012f_012io->b012f"}, labels
+  # With gemm every conv but candidate 0's (3 channels × 27 taps = 81 values per output >
+  # SMALL_K) is an im2col GEMM; that one keeps its forward and kernel-gradient convolutions,
+  # both canonical (its input gradient is tap-wise GEMMs).
+  assert _conv_labels(_switch_step_hlo(monkeypatch, "gemm")) == ["b012f_012io->b012f"] * 2
   # ...while XLA's own backward leaves non-canonical ones inside the branches (the slow
   # path this module exists for; if XLA ever fixes that, this fails and conv.py can go).
-  plain = _conv_labels(_switch_step_hlo(monkeypatch, "off"))
+  plain = _conv_labels(_switch_step_hlo(monkeypatch, "xla"))
   assert set(plain) - {"b012f_012io->b012f"}, plain

@@ -15,6 +15,7 @@ import pytest
 
 from conftest import REPO, load_config
 from gait_jax import config as cfg
+from gait_jax.models import conv as conv_lib
 from gait_jax.models import flops
 from gait_jax.modes import flops as flops_mode
 
@@ -237,10 +238,12 @@ def _jaxpr_macs(jaxpr):
 
 @pytest.mark.parametrize("m,path", TINY_MODELS)
 @pytest.mark.parametrize("frames", [2, 7])
-def test_macs_match_model_convolutions(m, path, frames):
+def test_macs_match_model_convolutions(m, path, frames, monkeypatch):
   # The model's traced convolutions and matmuls, read from the jaxpr, give exactly our MACs:
   # the conv sum is the reference's figure, the matmuls are SeparateFCs + the BN-neck classifier.
   # 2 frames exercise the tiling (the backbone runs 4), 7 frames the LTA floor (2 frames).
+  # Traced with XLA's convolution: the CPU default writes small convs as GEMMs (conv.py).
+  monkeypatch.setenv(conv_lib.ENV_VAR, "xla")
   sposgait = _model_lib()
   model = sposgait.build_model(m, bnneck=True, fixed_path=path)
   sils = jax.ShapeDtypeStruct((1, frames, 16, 12), jnp.float32)

@@ -2,6 +2,7 @@
 import math
 
 import jax
+import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -149,6 +150,19 @@ def test_max_pool_floor_mode():
   y = layers.max_pool_hw(x)
   assert y.shape == (1, 1, 2, 1, 1)
   np.testing.assert_allclose(y.reshape(-1), [4.0, 10.0])
+
+
+def test_max_pool_values_and_first_maximum_gradient_match_reduce_window():
+  # Small integers after a ReLU: many tied maxima, where the gradient's owner matters.
+  rng = np.random.default_rng(2)
+  x = jnp.asarray(np.maximum(rng.integers(-2, 3, size=(2, 3, 7, 5, 4)), 0).astype(np.float32))
+  g = jnp.asarray(rng.normal(size=(2, 3, 3, 2, 4)).astype(np.float32))
+  ref = lambda v: nn.max_pool(v, window_shape=(1, 2, 2), strides=(1, 2, 2))  # noqa: E731
+  np.testing.assert_array_equal(layers.max_pool_hw(x), ref(x))
+  got = jax.vjp(layers.max_pool_hw, x)[1](g)[0]
+  want = jax.vjp(ref, x)[1](g)[0]
+  np.testing.assert_array_equal(got, want)
+  assert np.count_nonzero(np.asarray(got)) == np.count_nonzero(np.asarray(g))  # one owner each
 
 
 @pytest.mark.parametrize("op,extent", [(1, (3, 1, 3)), (2, (3, 3, 1)), (5, (3, 3, 3))])
