@@ -118,8 +118,10 @@ def run_identify(config, workdir: str) -> None:
     if config.identify.figures:
       _figure(rec, seq.name, frames, row, os.path.join(fig_dir, f"{_safe(seq.name)}.png"),
               decision)
+  # JSON has no infinity: a threshold that accepts everything is written as null.
+  saved = dict(calibration, threshold=None if math.isinf(threshold) else threshold)
   report = {"gallery": _gallery_path(workdir), "metric": rec.metric,
-            "threshold": calibration, "probes": results}
+            "threshold": saved, "probes": results}
   io.write_json(os.path.join(workdir, "identify.json"), report, indent=1)
   print(_table(results, calibration), flush=True)
   logging.info("identify: %d probes -> %s", len(results), os.path.join(workdir, "identify.json"))

@@ -127,7 +127,6 @@ def import_reference(pt_path: str, config, workdir: str) -> Tuple[str, Dict[str,
     momentum = jax.tree.map(np.zeros_like, variables["params"])
 
   directory = ckpt_lib.checkpoint_dir(workdir)
-  ckpt_lib.check_owner(workdir, config, has_checkpoint=False)
   manager = ckpt_lib.Checkpointer(directory, keep=None)
   try:
     existing = manager.all_steps()

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -58,7 +57,8 @@ def formulation() -> str:
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                          rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
                          precision=None, preferred_element_type=None):
-  """`lax.conv_general_dilated` with the canonical backward where it applies (see module doc)."""
+  """`lax.conv_general_dilated`, computed in the formulation `formulation()` names where that
+  applies (stride 1, undilated, ungrouped, channels-last 3-D; see the module doc)."""
   plain = functools.partial(
       lax.conv_general_dilated, lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
       rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
@@ -93,7 +93,7 @@ def _plain(x, w, pads, precision):
 
 
 def _windows(x, w, pads):
-  """The zero-padded input and, per tap (a, b, c), the slice of it that tap multiplies."""
+  """[((a, b, c), window)]: per tap, the slice of the zero-padded input that it multiplies."""
   kt, kh, kw = w.shape[:3]
   xp = jnp.pad(x, ((0, 0),) + tuple(pads) + ((0, 0),))
   t, h, wd = (xp.shape[1 + i] - k + 1 for i, k in enumerate((kt, kh, kw)))
@@ -133,78 +133,58 @@ def _im2col_plain(x, w, pads, precision):
                     precision=precision)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _im2col(x, w, pads, precision):
-  """One GEMM over every tap's window side by side."""
-  return _im2col_plain(x, w, pads, precision)
+def _custom_backward(forward, backward):
+  """A convolution `(x, w, pads, precision)` computed by `forward` and differentiated by
+  `backward(pads, precision, x, w, g) -> (gx, gw)`; gradients come back in x's and w's dtypes."""
+  @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+  def conv(x, w, pads, precision):
+    return forward(x, w, pads, precision)
+
+  def conv_fwd(x, w, pads, precision):
+    return forward(x, w, pads, precision), (x, w)
+
+  def conv_bwd(pads, precision, residuals, g):
+    x, w = residuals
+    gx, gw = backward(pads, precision, x, w, g.astype(jnp.result_type(x, w)))
+    return gx.astype(x.dtype), gw.astype(w.dtype)
+
+  conv.defvjp(conv_fwd, conv_bwd)
+  return conv
 
 
-def _im2col_fwd(x, w, pads, precision):
-  return _im2col_plain(x, w, pads, precision), (x, w)
-
-
-def _im2col_bwd(pads, precision, residuals, g):
-  x, w = residuals
+def _im2col_grads(pads, precision, x, w, g):
   k, cout = int(np.prod(w.shape[:4])), w.shape[4]
-  g2 = g.reshape(-1, cout).astype(jnp.result_type(x, w))
+  g2 = g.reshape(-1, cout)
   gw = jnp.dot(_columns_t(x, w, pads), g2, precision=precision).reshape(w.shape)
   # The columns are linear in x: their VJP scatters each tap's share of g @ w^T back.
   gcols = jnp.dot(g2, w.reshape(k, cout).T, precision=precision)
   _, vjp = jax.vjp(lambda a: _columns(a, w, pads), x)
   gx, = vjp(gcols.reshape(g.shape[:4] + (k,)))
-  return gx.astype(x.dtype), gw.astype(w.dtype)
+  return gx, gw
 
 
-_im2col.defvjp(_im2col_fwd, _im2col_bwd)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _gemm_backward(x, w, pads, precision):
-  return _plain(x, w, pads, precision)
-
-
-def _gemm_backward_fwd(x, w, pads, precision):
-  return _plain(x, w, pads, precision), (x, w)
-
-
-def _gemm_backward_bwd(pads, precision, residuals, g):
+def _tapwise_grads(pads, precision, x, w, g):
   """Input gradient tap-wise, gx = Σ_taps shift⁻¹(g @ w[tap]ᵀ); kernel gradient as the
   canonical convolution over the batch (`tools/benchmark.py conv`: the tap-wise kernel gradient
   needs a strided copy of x per tap and lost to it on every wide layer)."""
-  x, w = residuals
-  g = g.astype(jnp.result_type(x, w))
   # The tap-wise form is linear in x: its VJP is products of g with w only (the forward
   # products it would trace are unused, and XLA removes them).
   _, vjp = jax.vjp(lambda a: _taps(a, w, pads, precision), x)
   gx, = vjp(g)
-  return gx.astype(x.dtype), _canonical_kernel_grad(x, g, pads, precision).astype(w.dtype)
+  return gx, _canonical_kernel_grad(x, g, pads, precision)
 
 
-_gemm_backward.defvjp(_gemm_backward_fwd, _gemm_backward_bwd)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _canonical(x, w, pads: Tuple[Tuple[int, int], ...], precision: Optional[object]):
-  return _plain(x, w, pads, precision)
-
-
-def _canonical_fwd(x, w, pads, precision):
-  return _plain(x, w, pads, precision), (x, w)
-
-
-def _canonical_bwd(pads, precision, residuals, g):
+def _canonical_grads(pads, precision, x, w, g):
   """Both gradients as canonical convolutions: autodiff's backward convolutions (a flipped,
   in/out-swapped kernel for the input gradient; batch and feature swapped for the kernel
   gradient) with their operands transposed explicitly, behind `optimization_barrier` so the
   algebraic simplifier cannot fold the transposes back into the dimension numbers."""
-  x, w = residuals
   kernel = w.shape[:3]
   # Input gradient: correlate g with the spatially flipped kernel, in/out swapped.
   w_t = lax.optimization_barrier(jnp.swapaxes(jnp.flip(w, (0, 1, 2)), 3, 4))
   pads_x = tuple((k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip(kernel, pads))
   gx = _plain(g, w_t, pads_x, precision)
-  gw = _canonical_kernel_grad(x, g, pads, precision)
-  return gx.astype(x.dtype), gw.astype(w.dtype)
+  return gx, _canonical_kernel_grad(x, g, pads, precision)
 
 
 def _canonical_kernel_grad(x, g, pads, precision):
@@ -215,5 +195,7 @@ def _canonical_kernel_grad(x, g, pads, precision):
   return jnp.moveaxis(_plain(x_t, g_t, pads, precision), 0, 3)
 
 
-_canonical.defvjp(_canonical_fwd, _canonical_bwd)
+_im2col = _custom_backward(_im2col_plain, _im2col_grads)  # one GEMM over all taps' windows
+_gemm_backward = _custom_backward(_plain, _tapwise_grads)
+_canonical = _custom_backward(_plain, _canonical_grads)
 
