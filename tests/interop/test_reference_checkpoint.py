@@ -46,7 +46,7 @@ def imported(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def expected():
-  return dict(np.load(os.path.join(FIXTURES, "sposgait_small_tiny_2loss_expected.npz")))
+  return torch_file.load(os.path.join(FIXTURES, "sposgait_small_tiny_2loss_expected.pt"))
 
 
 def _embed(workdir, path, sils):
@@ -58,7 +58,7 @@ def _embed(workdir, path, sils):
 
 def test_imported_checkpoint_embeds_as_pytorch_did(imported, expected):
   for name in ("long", "short"):  # 10 frames, and 2 frames that the network tiles to 4
-    got = _embed(imported, PATH, expected[f"{name}_sils"])
+    got = _embed(imported, PATH, expected[f"{name}_sils"].astype(np.float32))
     assert_close(got, expected[f"{name}_embeddings"], rtol=1e-5, err_msg=f"{name} embeddings")
 
 
@@ -67,15 +67,22 @@ def test_momentum_buffers_land_on_their_parameters(imported, expected):
   assert step == 3
   flat = {tuple(getattr(k, "key", k) for k in kp): v
           for kp, v in jax.tree_util.tree_leaves_with_path(momentum)}
+  # Torch's own numbering of the optimizer's parameters (named_parameters order) gives each
+  # buffer its name, independently of the import's state-dict-order rule.
+  optimizer = torch_file.load(CKPT)["optimizer"]
+  indices = [i for g in optimizer["param_groups"] for i in g["params"]]
+  by_name = dict(zip(expected["parameter_names"], indices))
   nonzero = 0
   for entry in torch_keys.torch_layout(_config().model, bnneck=True):
     if entry.collection != "params":
       continue
-    want = expected[f"momentum/{entry.torch_key}"]
+    buf = optimizer["state"].get(by_name[entry.torch_key], {}).get("momentum_buffer")
+    want = np.zeros(entry.torch_shape, np.float32) if buf is None else buf
     if entry.conv:
       want = np.transpose(want, torch_keys.CONV_TO_FLAX)
     np.testing.assert_array_equal(flat[entry.flax_path], want, err_msg=entry.torch_key)
     nonzero += bool(np.any(want))
+  assert len(by_name) == len(flat)
   assert 0 < nonzero < len(flat)  # sampled candidates have momentum, never-sampled ones none
 
 
