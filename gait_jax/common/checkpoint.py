@@ -23,6 +23,7 @@ import time
 from typing import Any, List, Mapping, Optional, Tuple
 
 import jax
+import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
@@ -295,6 +296,16 @@ def read_config(workdir: str) -> Optional[dict]:
     raise ValueError(f"{path}: expected a JSON object (a run's config), got "
                      f"{type(data).__name__}")
   return data
+
+
+def saved_config(source: str) -> ml_collections.ConfigDict:
+  """The config.json of the workdir a checkpoint source belongs to, as a ConfigDict (which
+  network its checkpoints are); an error naming the directory when there is none."""
+  workdir = source_workdir(source)
+  saved = read_config(workdir)
+  if saved is None:
+    raise FileNotFoundError(f"{workdir} has no {CONFIG_FILE}: it is not a gait_jax workdir")
+  return ml_collections.ConfigDict(saved)
 
 
 def source_workdir(source: str) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import ml_collections
 import numpy as np
 
 from gait_jax import config as config_lib
@@ -24,7 +23,7 @@ from gait_jax.evaluation import embed as embed_lib
 from gait_jax.evaluation import embedding_checks
 from gait_jax.identify import gallery as gallery_lib
 from gait_jax.identify import sources
-from gait_jax.models import abstract_variables, build_model
+from gait_jax.models import weights
 
 
 class _InMemory:
@@ -50,11 +49,8 @@ class Recognizer:
     if path is None:
       raise ValueError("identification needs a fixed architecture: set model.path (a supernet "
                        "has no single network)")
-    restored, self.step = ckpt_lib.restore_variables(source)
     self.path = path
-    self.model = build_model(config.model, bnneck=False, fixed_path=path)
-    self.variables = ckpt_lib.select_by_name(restored, abstract_variables(self.model),
-                                             f"checkpoint {source} (step {self.step})")
+    self.model, self.variables, self.step = weights.load_fixed(config.model, path, source)
     self.metric = distance_lib.check_metric(str(config.evaluate.metric))
     self.record = gallery_lib.model_record(ckpt_lib.architecture(config),
                                            config_lib.format_path(path),
@@ -64,10 +60,7 @@ class Recognizer:
   @classmethod
   def from_workdir(cls, workdir: str, path: Optional[Sequence[int]] = None) -> "Recognizer":
     """The model of a workdir (its config.json and newest checkpoint); `path` for a supernet."""
-    saved = ckpt_lib.read_config(ckpt_lib.source_workdir(workdir))
-    if saved is None:
-      raise FileNotFoundError(f"{workdir} has no config.json: not a gait_jax workdir")
-    config = ml_collections.ConfigDict(saved)
+    config = ckpt_lib.saved_config(workdir)
     if path is not None:
       config.model.path = config_lib.format_path(path)
     return cls(config, workdir)

@@ -26,8 +26,7 @@ import numpy as np
 
 from gait_jax import config as config_lib
 from gait_jax.common import checkpoint as ckpt_lib
-from gait_jax.interop.reference_checkpoint import saved_config
-from gait_jax.models import abstract_variables, build_model, layers, space
+from gait_jax.models import layers, space, weights
 from gait_jax.training.step import INPUT_HW
 
 OPSET = 18  # the oldest opset whose ReduceMean/ReduceMax take axes as jax2onnx writes them
@@ -60,7 +59,7 @@ def load_fixed_model(workdir: str, path: Optional[Sequence[int]] = None,
                      step: Optional[int] = None):
   """(model, NumPy variables, path, step) of a workdir: its config's path, or `path` for a
   supernet workdir (checked against the space it was trained on)."""
-  config = saved_config(workdir)
+  config = ckpt_lib.saved_config(workdir)
   saved_path = config_lib.model_path(config)
   if path is None:
     path = saved_path
@@ -70,10 +69,7 @@ def load_fixed_model(workdir: str, path: Optional[Sequence[int]] = None,
   path = tuple(int(v) for v in path)
   space.check_path(path, tuple(config.model.choice_max_num), key="--path",
                    model_name=config.model.name)
-  restored, step = ckpt_lib.restore_variables(workdir, step)
-  model = build_model(config.model, bnneck=False, fixed_path=path)
-  variables = ckpt_lib.select_by_name(restored, abstract_variables(model),
-                                      f"checkpoint {workdir} (step {step})")
+  model, variables, step = weights.load_fixed(config.model, path, workdir, step)
   return model, variables, path, step
 
 

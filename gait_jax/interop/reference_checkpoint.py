@@ -19,7 +19,6 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from absl import logging
 
@@ -149,21 +148,12 @@ def import_reference(pt_path: str, config, workdir: str) -> Tuple[str, Dict[str,
   return os.path.join(directory, str(step)), meta
 
 
-def saved_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config.json of a workdir as a ConfigDict (the model a checkpoint belongs to)."""
-  saved = ckpt_lib.read_config(ckpt_lib.source_workdir(workdir))
-  if saved is None:
-    raise FileNotFoundError(f"{ckpt_lib.source_workdir(workdir)} has no {ckpt_lib.CONFIG_FILE}:"
-                            " it is not a gait_jax workdir")
-  return ml_collections.ConfigDict(saved)
-
-
 def export_reference(workdir: str, out: str, step: Optional[int] = None) -> Dict[str, Any]:
   """Writes `workdir`'s checkpoint as a reference `.pt` ({"model", "iteration"}); returns info.
 
   A fixed-path checkpoint lacks the other candidates, which are written with the defaults
   that PyTorch's strict loading accepts (see torch_keys.to_torch_state_dict)."""
-  config = saved_config(workdir)
+  config = ckpt_lib.saved_config(workdir)
   variables, step = ckpt_lib.restore_variables(workdir, step)
   sd = torch_keys.to_torch_state_dict(variables, config.model,
                                       bnneck=config_lib.use_bnneck(config), complete=True)

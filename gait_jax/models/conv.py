@@ -7,13 +7,14 @@ channels-last 3-D convolution is computed (`formulation()`; others are always XL
   xla        `lax.conv_general_dilated` and XLA's own backward. GPU/TPU: their compilers call
              cuDNN / their own kernels for both directions.
   canonical  XLA's forward; both gradients as canonical convolutions behind
-             `optimization_barrier` (see `_canonical_bwd`).
+             `optimization_barrier` (see `_canonical_grads`).
   gemm       (CPU default) convolutions as matrix products, which XLA:CPU runs near its GEMM
              peak: a layer with few input values per output (`cin·kt·kh·kw <= SMALL_K`, e.g. the
              1-channel stem) as one im2col GEMM `[N·T·H·W, kt·kh·kw·cin] × [.., cout]`,
-             forward and backward; wider layers keep XLA's forward convolution and take their
-             gradients from the tap-wise form `y = Σ_taps shift(x) @ w[tap]` (one
-             `[N·T·H·W, cin] × [cin, cout]` product per tap, no im2col copy).
+             forward and backward; wider layers keep XLA's forward convolution, take their
+             input gradient from the tap-wise form `y = Σ_taps shift(x) @ w[tap]` (one
+             `[N·T·H·W, cin] × [cin, cout]` product per tap, no im2col copy) and their kernel
+             gradient as the canonical convolution.
 
 Why: XLA:CPU runs a convolution fast (Eigen) only with the canonical `b012f × 012io → b012f`
 layout and enough input channels. Its 1-channel stem ran at 2 GFLOP/s (forward + gradients of

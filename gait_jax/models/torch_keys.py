@@ -150,7 +150,7 @@ def convert_torch_state_dict(state_dict: Mapping[str, Any], model_cfg, *, bnneck
   Every key of the reference layout must be present with its shape and no other key may
   appear (like PyTorch's strict loading); errors name the offending keys.
   """
-  name, _ = _cfg(model_cfg)
+  name, channels = _cfg(model_cfg)
   positions = {n: i for i, n in enumerate(space_lib.LAYER_NAMES[name])}
   if fixed_path is not None:
     fixed_path = tuple(int(v) for v in fixed_path)
@@ -172,7 +172,7 @@ def convert_torch_state_dict(state_dict: Mapping[str, Any], model_cfg, *, bnneck
       problems.append(f"{len(unexpected)} unexpected keys {unexpected[:5]}")
     if wrong:
       problems.append(f"{len(wrong)} shapes differ: {'; '.join(wrong[:5])}")
-    raise ValueError(f"state dict does not match {name} with channels {_cfg(model_cfg)[1]}, "
+    raise ValueError(f"state dict does not match {name} with channels {channels}, "
                      f"bins {tuple(model_cfg.bins)}, out_channels {model_cfg.out_channels}, "
                      f"class_num {model_cfg.class_num}, bnneck={bnneck}: "
                      + ", ".join(problems) + _hint(missing, unexpected))

@@ -16,14 +16,13 @@ import numpy as np
 from absl import logging
 
 from gait_jax import config as config_lib
-from gait_jax.common import checkpoint
 from gait_jax.common import io
 from gait_jax.common import metric_writer
 from gait_jax.evaluation import embed as embed_lib
 from gait_jax.evaluation import embedding_checks
 from gait_jax.evaluation import embeddings_file
 from gait_jax.evaluation import protocols
-from gait_jax.models import abstract_variables, build_model, space
+from gait_jax.models import weights
 
 
 def required_path(config, mode: str):
@@ -34,25 +33,11 @@ def required_path(config, mode: str):
   return path
 
 
-def check_path_was_trained(source: str, path) -> None:
-  """Refuses a path that uses a candidate the supernet at `source` never trained: a supernet
-  checkpoint holds every candidate, but those outside its space keep their initial weights.
-  (A retrained checkpoint holds only its path's candidates: the variable names decide.)"""
-  trained = checkpoint.trained_space(source)
-  if trained is not None:
-    space.check_path(path, trained,
-                     key=f"model.path (supernet {checkpoint.source_workdir(source)})")
-
-
 def embed_config(config, workdir: str, mode: str = "embed") -> Dict[str, np.ndarray]:
   """Embeds the configured split with the config's path and weights; returns the npz dict."""
   path = required_path(config, mode)
   source = config.train.init_from or workdir
-  check_path_was_trained(source, path)
-  restored, step = checkpoint.restore_variables(source)
-  model = build_model(config.model, bnneck=False, fixed_path=path)  # the neck is not needed
-  variables = checkpoint.select_by_name(restored, abstract_variables(model),
-                                        f"checkpoint {source} (step {step})")
+  model, variables, step = weights.load_fixed(config.model, path, source)
   dataset, limit = embed_lib.open_eval_split(config)
   logging.info("embedding %s with path %s, step %d weights from %s, frame limit %s",
                dataset, config_lib.format_path(path), step, source, limit or "none")
