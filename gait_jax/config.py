@@ -109,6 +109,12 @@ def _train() -> ml_collections.ConfigDict:
   s.save_every = 2000
   s.log_every = 100
   s.eval_every = 0  # reference with_test: evaluate every N steps (0 = never)
+  # What eval_every evaluates on: "test" = embed.split with evaluate.protocol (the reference's
+  # with_test); "holdout" = training ids held out of this run (search.val_ids, recorded in
+  # WORKDIR/holdout.json) with the search's fitness protocol, for choosing hyperparameters
+  # without looking at the test ids. Each evaluation is appended to WORKDIR/validation.json
+  # and drawn in WORKDIR/validation.png.
+  s.eval_on = "test"
   s.init_from = ""  # workdir or checkpoint dir to load weights from
   # With init_from: also take its SGD momentum and step counter (the schedule and the path
   # sequence continue), e.g. to continue an imported reference run in a new workdir.
@@ -145,6 +151,9 @@ def _evaluate() -> ml_collections.ConfigDict:
   s.chunk = 1024  # probes per ranking chunk
   s.custom_gallery = ""  # custom protocol: glob on "type/view", comma-separated
   s.custom_probes = ""  # "name=glob,glob;name2=glob"
+  # test / evaluate: N > 0 also writes WORKDIR/examples/<probe group>.png, N probes per group
+  # with their top-3 gallery matches (custom, casia_b, oumvlp, grew)
+  s.examples = 0
   return s
 
 

@@ -2,7 +2,8 @@
 """Generates walking-person silhouettes in the OpenGait layout (the embedded default data).
 
   python tools/make_walkers.py --out DIR --ids N --seqs-per-id K [--views 000,045,090]
-      [--frames 40] [--seed S] [--workers W] [--train-ids M] [--preview FILE.png]
+      [--frames 40] [--seed S] [--workers W] [--train-ids M] [--profile clean|kth]
+      [--preview FILE.png]
 
 Writes DIR/<id>/<type>/<view>/<view>.pkl (uint8 [T, 64, 64], 0/255) and the partition file
 DIR.json next to the folder (TRAIN_SET = the first M ids, default half rounded up).
@@ -36,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--workers", type=int, default=1, help="processes")
   p.add_argument("--train-ids", type=int, default=None,
                  help="ids in TRAIN_SET (default: half, rounded up)")
+  p.add_argument("--profile", default="clean", choices=walkers.degrade.PROFILES,
+                 help="segmentation artefacts: clean (sharp 128-pixel bodies) or kth (low "
+                      "resolution and zoom, persistent missing bands, long shadows, clipping, "
+                      "either walking direction: like KTH's footage)")
   p.add_argument("--preview", default="", help="also write a contact sheet PNG here")
   p.add_argument("--real", default=REAL_KTH,
                  help="real silhouettes shown under the preview (skipped when absent)")
@@ -54,7 +59,7 @@ def main(argv=None):
     summary = walkers.generate(args.out, ids=args.ids, seqs_per_id=args.seqs_per_id,
                                views=args.views, frames=args.frames, seed=args.seed,
                                workers=args.workers, train_ids=args.train_ids,
-                               progress=progress)
+                               progress=progress, profile=args.profile)
   except ValueError as e:
     raise SystemExit(f"make_walkers: {e}")
   print(f"wrote {summary['sequences']} sequences, {summary['frames']} frames of {args.ids} ids "

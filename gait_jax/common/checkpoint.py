@@ -20,7 +20,7 @@ import os
 import re
 import shutil
 import time
-from typing import Any, List, Mapping, Optional, Tuple
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 import jax
 import ml_collections
@@ -219,24 +219,32 @@ def restore_optimizer(source: str, step: Optional[int] = None) -> Tuple[dict, in
   return items["opt_state"]["momentum"], int(items["step"])
 
 
-def select_by_name(restored: Mapping[str, Any], template: Any, where: str) -> Any:
+def select_by_name(restored: Mapping[str, Any], template: Any, where: str,
+                   keep_fresh: Sequence[str] = (), kept: Optional[List[str]] = None) -> Any:
   """The entries of `restored` that `template` (a model's own variable tree: arrays or
   ShapeDtypeStructs) names, as NumPy arrays of the template's dtypes.
 
   Extra entries are ignored: a fixed-path model's variables are a subset of the supernet's
   under the same names, so a supernet checkpoint serves any of its paths. Missing or
-  differently shaped entries are an error listing the first of them."""
+  differently shaped entries are an error listing the first of them, except under the
+  module names in `keep_fresh`: those leaves keep the template's own value (it must then be
+  an array) and their names are appended to `kept`."""
   problems = []
 
   def take(key_path, leaf):
     node = restored
+    fresh_ok = any(getattr(k, "key", None) in keep_fresh for k in key_path)
     for k in key_path:
       name = getattr(k, "key", getattr(k, "name", k))
       if not hasattr(node, "keys") or name not in node:
+        if fresh_ok:
+          return _keep(key_path, leaf, kept)
         problems.append(f"variable {_slashed(key_path)} is missing from the checkpoint")
         return None
       node = node[name]
     if tuple(np.shape(node)) != tuple(leaf.shape):
+      if fresh_ok:
+        return _keep(key_path, leaf, kept)
       problems.append(f"variable {_slashed(key_path)} has shape {tuple(np.shape(node))}, the "
                       f"model expects {tuple(leaf.shape)}")
       return None
@@ -248,6 +256,12 @@ def select_by_name(restored: Mapping[str, Any], template: Any, where: str) -> An
                      "do model.* and model.path match the trained network?): "
                      + "; ".join(problems[:8]))
   return selected
+
+
+def _keep(key_path, leaf, kept: Optional[List[str]]):
+  if kept is not None:
+    kept.append(_slashed(key_path))
+  return leaf
 
 
 def _slashed(key_path) -> str:

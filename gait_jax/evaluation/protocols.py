@@ -304,6 +304,11 @@ def mean_ap(dist, probe_ids, gallery_ids) -> float:
   return float(np.mean(aps) * 100) if aps else float("nan")
 
 
+def match_globs(keys, text: str, what: str) -> np.ndarray:
+  """bool mask of the "type/view" keys matched by the comma-separated globs `text`."""
+  return _match(np.asarray(keys), _patterns(text, what))
+
+
 def custom(emb, labels, types, views, eval_cfg) -> Tuple[Metrics, str]:
   keys = np.array([f"{t}/{v}" for t, v in zip(types, views)])
   gmask = _match(keys, _patterns(eval_cfg.custom_gallery, "evaluate.custom_gallery"))

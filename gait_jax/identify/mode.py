@@ -19,7 +19,7 @@ import numpy as np
 from absl import logging
 
 from gait_jax.common import io
-from gait_jax.identify import figures
+from gait_jax.evaluation import match_figures as figures
 from gait_jax.identify import gallery as gallery_lib
 from gait_jax.identify import sources
 from gait_jax.identify.recognizer import Recognizer

@@ -21,6 +21,7 @@ from gait_jax.common import metric_writer
 from gait_jax.evaluation import embed as embed_lib
 from gait_jax.evaluation import embedding_checks
 from gait_jax.evaluation import embeddings_file
+from gait_jax.evaluation import examples
 from gait_jax.evaluation import protocols
 from gait_jax.models import weights
 
@@ -65,6 +66,20 @@ def evaluate_arrays(config, workdir: str, data) -> Tuple[Dict[str, float], str]:
       partition=config.embed.partition or config.data.partition)
 
 
+def write_examples(config, workdir: str, data) -> None:
+  """`evaluate.examples=N`: the match figures of N probes per group (from the eval split's
+  silhouettes)."""
+  count = int(config.evaluate.examples)
+  if count < 0:
+    raise ValueError(f"evaluate.examples={count}: expected 0 (off) or a number of probes")
+  if count:
+    dataset, _ = embed_lib.open_eval_split(config)
+    paths = examples.write_examples(workdir, data, dataset, config.evaluate,
+                                    str(config.evaluate.protocol), count)
+    print(f"examples: {len(paths)} figures in {os.path.join(workdir, examples.EXAMPLES_DIR)}",
+          flush=True)
+
+
 def report(workdir: str, metrics: Dict[str, float], table: str, step: int = 0) -> None:
   """Prints the table, writes metrics.json and the TensorBoard scalars."""
   print(table, flush=True)
@@ -99,6 +114,7 @@ def run_evaluate(config, workdir: str) -> None:
   metrics, table = evaluate_arrays(config, workdir, data)
   step = int(data["step"]) if "step" in data and np.ndim(data["step"]) == 0 else 0
   report(workdir, metrics, table, step)
+  write_examples(config, workdir, data)
 
 
 def run_test(config, workdir: str) -> None:
@@ -108,3 +124,4 @@ def run_test(config, workdir: str) -> None:
   embeddings_file.save_embeddings(os.path.join(workdir, "embeddings.npz"), data)
   metrics, table = evaluate_arrays(config, workdir, data)
   report(workdir, metrics, table, step=int(data["step"]))
+  write_examples(config, workdir, data)

@@ -24,40 +24,9 @@ from gait_jax.data.loader import TrainLoader
 from gait_jax.evaluation import embed as embed_lib
 from gait_jax.evaluation import embedding_checks
 from gait_jax.evaluation.embed import embed_dataset
-from gait_jax.evaluation.protocols import run_protocol
+from gait_jax.evaluation.holdout_score import fitness_protocol, score_embeddings
 from gait_jax.models import build_model, flops, space
 from gait_jax.models.layers import BN_MOMENTUM
-
-
-def fitness_protocol(config, types) -> str:
-  """`casia_b` when the held-out sequences carry CASIA-B condition names (e.g. walkers),
-  else `holdout`: each id's first sequence is the gallery, its others are probes."""
-  name = config.search.protocol or config.evaluate.protocol
-  if name == "casia_b" and {"nm-01", "nm-05"} <= set(np.asarray(types).tolist()):
-    return "casia_b"
-  return "holdout"
-
-
-def score_embeddings(protocol: str, emb, labels, types, views, eval_cfg) -> Tuple[float, Dict]:
-  """(fitness, metrics): mean of NM/BG/CL Rank-1 (identical views excluded) for `casia_b`,
-  Rank-1 for `holdout`."""
-  if protocol == "casia_b":
-    metrics, _ = run_protocol("casia_b", emb, labels, types, views, eval_cfg)
-    return float(metrics["mean/rank1_exclude"]), metrics
-  labels = np.asarray(labels).astype(str)
-  roles = np.full(len(labels), "probe", dtype=object)
-  seen = set()
-  for i, pid in enumerate(labels):
-    if pid not in seen:
-      roles[i] = "gallery"
-      seen.add(pid)
-  cfg = eval_cfg.copy_and_resolve_references()
-  with cfg.unlocked():
-    cfg.custom_gallery = "gallery/*"
-    cfg.custom_probes = "holdout=probe/*"
-    cfg.rerank = False
-  metrics, _ = run_protocol("custom", emb, labels, roles.astype(str), views, cfg)
-  return float(metrics["holdout/rank1"]), metrics
 
 
 def make_recalibrate(model, mesh):
@@ -135,7 +104,8 @@ class CandidateScorer:
         config, all_train.label_set, checkpoint.source_workdir(source))
     self.val_set = GaitDataset(config.data.root, partition, "train",
                                num_train=config.data.num_train, cache=True, ids=self.val_ids)
-    self.protocol = fitness_protocol(config, self.val_set.types)
+    self.protocol = fitness_protocol(config, self.val_set.types, self.val_set.views,
+                                     self.val_set.ids)
     self.variables = jax.device_put(variables, parallel.replicated(self.mesh))
     self._recalibrate = None
     if config.search.bn_batches > 0:

@@ -30,6 +30,7 @@ import numpy as np
 
 from gait_jax.common import io
 from gait_jax.data import pretreat
+from gait_jax.synthetic import degrade
 from gait_jax.synthetic.body import body_capsules, ground_level, project
 from gait_jax.synthetic.gait import rng_for, sample_identity, sample_session, sample_view_noise
 from gait_jax.synthetic.preview import contact_sheet  # noqa: F401  (part of the API)
@@ -107,8 +108,11 @@ def identity_params(seed: int, sid: str) -> Dict:
 
 
 def render_views(seed: int, sid: str, seq_type: str, views: Sequence[str], frames: int,
-                 identity: Optional[Dict] = None) -> Dict[str, np.ndarray]:
-  """All camera views of one walk: {view: uint8 [T, 64, 64]}; T varies (frames ± 25 %)."""
+                 identity: Optional[Dict] = None, profile: str = "clean"
+                 ) -> Dict[str, np.ndarray]:
+  """All camera views of one walk: {view: uint8 [T, 64, 64]}; T varies (frames ± 25 %).
+  `profile` "kth" adds the degradations of real low-resolution footage (`degrade`)."""
+  degrade.check_profile(profile)
   if frames < 1:
     raise ValueError(f"frames={frames}: expected a positive frame count")
   identity = identity if identity is not None else identity_params(seed, sid)
@@ -122,6 +126,9 @@ def render_views(seed: int, sid: str, seq_type: str, views: Sequence[str], frame
     n = max(1, int(round(frames * rng.uniform(0.75, 1.25))))
     start = int(rng.integers(0, t_max - n + 1))
     noise = sample_view_noise(rng)
+    if profile == "kth":  # drawn after the clean settings: the clean bytes stay as they were
+      noise = degrade.strengthen_noise(noise, rng)
+      kth = degrade.sample(rng)
     sel = slice(start, start + n)
     caps2d = []
     cam = dict(view_deg=float(view), pitch_deg=session["pitch"], distance=session["distance"])
@@ -140,6 +147,8 @@ def render_views(seed: int, sid: str, seq_type: str, views: Sequence[str], frame
     ground_v = ground_level([(a, b, ra, rb) for a, b, ra, rb in caps2d])
     ground_row = (hi[1] - ground_v) * scale
     noisy = corrupt(mask, rng, noise, ground_row, scale)
+    if profile == "kth":
+      noisy = degrade.apply(noisy, kth, rng)
     out[view] = align_frames(np.ascontiguousarray(np.moveaxis(noisy, -1, 0)))
   return out
 
@@ -150,11 +159,12 @@ def _write_pkl(path: str, seq: np.ndarray) -> None:
 
 
 def _generate_id(args) -> Tuple[str, int, int]:
-  out, seed, sid, types, views, frames = args
+  out, seed, sid, types, views, frames, profile = args
   identity = identity_params(seed, sid)
   n_seq = n_frames = 0
   for seq_type in types:
-    for view, seq in render_views(seed, sid, seq_type, views, frames, identity).items():
+    for view, seq in render_views(seed, sid, seq_type, views, frames, identity,
+                                  profile).items():
       if len(seq) == 0:
         continue  # the reference pretreatment writes nothing for an empty sequence
       _write_pkl(os.path.join(out, sid, seq_type, view, f"{view}.pkl"), seq)
@@ -169,9 +179,10 @@ def partition_path(out: str) -> str:
 
 def generate(out: str, ids: int, seqs_per_id: int, views=DEFAULT_VIEWS, frames: int = 40,
              seed: int = 0, workers: int = 1, train_ids: Optional[int] = None,
-             progress=None) -> Dict:
+             progress=None, profile: str = "clean") -> Dict:
   """Writes `ids` walkers × `seqs_per_id` types × views to `out` and the partition file
   `<out>.json` (TRAIN_SET = the first `train_ids` ids, default half rounded up).
+  `profile`: "clean" or "kth" (the degradations of real low-resolution footage, `degrade`).
 
   Returns a summary {"root", "partition", "ids", "sequences", "frames"}.
   """
@@ -179,6 +190,7 @@ def generate(out: str, ids: int, seqs_per_id: int, views=DEFAULT_VIEWS, frames: 
     raise ValueError(f"ids={ids}: expected at least 1 walker")
   views = parse_views(views)
   types = sequence_types(seqs_per_id)
+  degrade.check_profile(profile)
   if frames < 1:
     raise ValueError(f"frames={frames}: expected a positive frame count")
   train_ids = (ids + 1) // 2 if train_ids is None else int(train_ids)
@@ -186,7 +198,7 @@ def generate(out: str, ids: int, seqs_per_id: int, views=DEFAULT_VIEWS, frames: 
     raise ValueError(f"train_ids={train_ids}: expected 0..{ids} (the number of ids)")
   names = id_names(ids)
   os.makedirs(out, exist_ok=True)
-  jobs = [(out, int(seed), sid, types, views, int(frames)) for sid in names]
+  jobs = [(out, int(seed), sid, types, views, int(frames), profile) for sid in names]
   n_seq = n_frames = 0
   if workers <= 1:
     results = map(_generate_id, jobs)

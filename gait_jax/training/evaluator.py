@@ -1,41 +1,131 @@
-"""`train.eval_every` (the reference's with_test): evaluation of the current weights during
-training. Embeds the eval split with the step's path and runs `evaluate.protocol`; the scalars
-go to TensorBoard under eval/. The dataset and the jitted embed function are built once."""
+"""`train.eval_every`: evaluation of the current weights during training.
+
+`train.eval_on=test` (the reference's with_test) embeds `embed.split` and runs
+`evaluate.protocol`. `train.eval_on=holdout` embeds the training ids this run held out
+(WORKDIR/holdout.json) and scores them as the search's fitness does, so hyperparameters can be
+chosen without looking at the test ids. Scalars go to TensorBoard under eval/; each evaluation
+is also appended to WORKDIR/validation.json and the curve redrawn in WORKDIR/validation.png.
+The dataset and the jitted embed function are built once."""
 from __future__ import annotations
 
+import json
+import os
 import time
 
+import jax
 import numpy as np
 from absl import logging
 
 from gait_jax import config as config_lib
+from gait_jax.common import io
+from gait_jax.data import holdout
+from gait_jax.data.dataset import GaitDataset
 from gait_jax.evaluation import embed as embed_lib
+from gait_jax.evaluation import embedding_checks
 from gait_jax.evaluation import protocols
+from gait_jax.evaluation import holdout_score as fitness
+
+HISTORY_FILE = "validation.json"
+CURVE_FILE = "validation.png"
 
 
 class Evaluator:
 
-  def __init__(self, config, model, mesh):
-    self.config, self.model, self.mesh = config, model, mesh
+  def __init__(self, config, model, mesh, workdir: str):
+    self.config, self.model, self.mesh, self.workdir = config, model, mesh, workdir
     self.dataset = None
+
+  def _open(self):
+    c = self.config
+    if c.train.eval_on == "holdout":
+      recorded = holdout.read_holdout(self.workdir)
+      if recorded is None:
+        raise ValueError(f"train.eval_on=holdout: {self.workdir}/{holdout.HOLDOUT_FILE} is "
+                         "missing (it is written when the run starts)")
+      self.dataset = GaitDataset(c.data.root, c.data.partition, split="train",
+                                 num_train=int(c.data.num_train), cache=True, ids=recorded[1])
+      self.limit = embed_lib.frames_limit(c)
+      ds = self.dataset
+      self.protocol = fitness.fitness_protocol(c, ds.types, ds.views, ds.ids)
+    else:
+      self.dataset, self.limit = embed_lib.open_eval_split(c)
+      self.protocol = str(c.evaluate.protocol)
+    self.embed_fn = embed_lib.make_embed_fn(self.model, self.mesh)
 
   def __call__(self, state, path, step, writer) -> dict:
     c = self.config
     if self.dataset is None:
-      self.dataset, self.limit = embed_lib.open_eval_split(c)
-      self.embed_fn = embed_lib.make_embed_fn(self.model, self.mesh)
+      self._open()
     t0 = time.monotonic()
     out = embed_lib.embed_dataset(
         self.model, state.variables, self.dataset, tuple(int(v) for v in path),
         batch_per_device=int(c.embed.batch), frames_all_limit=self.limit, mesh=self.mesh,
         embed_fn=self.embed_fn, workers=max(1, int(c.data.workers)), progress=False,
         flip=bool(c.embed.flip))
-    metrics, table = protocols.run_protocol(
-        c.evaluate.protocol, out["embeddings"], out["labels"], out["types"], out["views"],
-        c.evaluate)
+    where = f"train.eval_every at step {step} ({c.train.eval_on})"
+    embedding_checks.check_finite(out["embeddings"], out["labels"], out["types"], out["views"],
+                                  where)
+    if c.train.eval_on == "holdout":
+      score, metrics = fitness.score_embeddings(self.protocol, out["embeddings"], out["labels"],
+                                                out["types"], out["views"], c.evaluate)
+      metrics = {**metrics, "validation": score}
+      table = f"validation ({self.protocol} on {len(set(out['labels']))} held-out ids): {score:.2f}"
+    else:
+      metrics, table = protocols.run_protocol(
+          c.evaluate.protocol, out["embeddings"], out["labels"], out["types"], out["views"],
+          c.evaluate)
     logging.info("evaluation at step %d with path %s (%.1f s):\n%s", step,
                  config_lib.format_path(path), time.monotonic() - t0, table)
     scalars = {f"eval/{k}": float(v) for k, v in metrics.items()
                if isinstance(v, (int, float, np.floating, np.integer))}
     writer.write_scalars(step, scalars)
+    if jax.process_index() == 0:
+      record(self.workdir, step, {k[len("eval/"):]: v for k, v in scalars.items()},
+             f"{c.train.eval_on}: {self.protocol}")
     return metrics
+
+
+def record(workdir: str, step: int, scalars: dict, what: str) -> None:
+  """Appends one evaluation to WORKDIR/validation.json (replacing any at this step or later:
+  a resumed run evaluates those again) and redraws WORKDIR/validation.png."""
+  path = os.path.join(workdir, HISTORY_FILE)
+  points = read_history(workdir)
+  points = [p for p in points if int(p["step"]) < step] + [{"step": int(step), **scalars}]
+  io.write_json(path, {"evaluated_on": what, "points": points})
+  draw_curve(points, os.path.join(workdir, CURVE_FILE), what)
+
+
+def read_history(workdir: str) -> list:
+  path = os.path.join(workdir, HISTORY_FILE)
+  if not os.path.exists(path):
+    return []
+  try:
+    with open(path) as f:
+      return list(json.load(f)["points"])
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise ValueError(f"{path} is unreadable ({type(e).__name__}: {e}); it holds this run's "
+                     "evaluation history: move it aside to start a new one") from None
+
+
+def draw_curve(points: list, out: str, what: str) -> None:
+  """Rank-1 per probe group (and the mean / validation score) against the step."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  steps = [p["step"] for p in points]
+  keys = sorted({k for p in points for k in p if k.endswith("rank1") or k == "validation"})
+  fig, ax = plt.subplots(figsize=(6, 3.6))
+  for k in keys:
+    wide = k in ("validation", "mean/rank1")
+    ax.plot(steps, [p.get(k, np.nan) for p in points], marker="o", markersize=3,
+            linewidth=2.2 if wide else 1.0, label=k)
+  ax.set_xlabel("step")
+  ax.set_ylabel("Rank-1 (%)")
+  ax.set_title(f"evaluation during training ({what})", fontsize=9)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7, loc="best")
+  fig.tight_layout()
+  with io.atomic_open(out, "wb") as f:
+    fig.savefig(f, format="png", dpi=100)
+  plt.close(fig)

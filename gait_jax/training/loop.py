@@ -37,17 +37,33 @@ from gait_jax.training.evaluator import Evaluator
 _STEP_CACHE = {}  # repeated runs in one process (tests, notebooks) reuse the compiled step
 
 
+# The BN-neck classifies the *training ids*: fine-tuning on other people (walkers -> KTH) needs
+# a classifier of another size, or one where the source had none (a triplet-only source).
+FRESH_ON_INIT = ("BNNecks",)
+
+
 def load_weights(state: ts.TrainState, source: str, with_optimizer: bool = False
                  ) -> ts.TrainState:
   """`train.init_from`: params + batch_stats from another run, by name (a supernet's other
   candidates are ignored when retraining one of its paths); `with_optimizer`
-  (`train.resume_optimizer`) also its momentum and step counter."""
+  (`train.resume_optimizer`) also its momentum and step counter. The BN-neck's variables that
+  the source lacks or holds at another shape keep their fresh initialisation (logged); every
+  other mismatch is an error."""
   variables, step = ckpt_lib.restore_variables(source)
   where = f"train.init_from={source} (step {step})"
   place = lambda h, x: jax.device_put(h, x.sharding)  # noqa: E731
-  target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state.variables)
-  host = ckpt_lib.select_by_name(variables, target, where)
+  fresh = []
+  host = ckpt_lib.select_by_name(variables, state.variables, where, keep_fresh=FRESH_ON_INIT,
+                                 kept=fresh)
+  if fresh and with_optimizer:
+    raise ValueError(f"{where}: train.resume_optimizer=True continues a run, but the BN-neck "
+                     f"does not match it ({fresh[0]}): a fine-tuning on other ids starts its "
+                     "own optimizer (train.resume_optimizer=False)")
   loaded = jax.tree.map(place, host, state.variables)
+  if fresh:
+    logging.warning("%s: kept the fresh initialisation of %d BN-neck variables the source "
+                    "lacks or holds at another size (%s): its classifier is for other ids",
+                    where, len(fresh), ", ".join(fresh))
   logging.info("initialised params + batch_stats from %s (step %d)", source, step)
   state = state.replace(params=loaded["params"], batch_stats=loaded["batch_stats"])
   if with_optimizer:
@@ -277,7 +293,7 @@ class Trainer:
     if self.is_main and self.step == 0:
       self.writer.write_hparams(c.to_dict())
     self.progress = reporting.Progress(self.total, self.global_batch, self.step)
-    self.evaluator = Evaluator(c, net.model, self.mesh)
+    self.evaluator = Evaluator(c, net.model, self.mesh, self.workdir)
     _, self.loader = setup.open_data(c, self.step + self.skipped, self.workdir,
                                      self.resumed is not None)
     self.batches = iter(self.loader)
@@ -287,6 +303,9 @@ class Trainer:
                  "from step %d (attempt %d) to %d", c.model.name, mode, self.mesh.devices.size,
                  jax.process_count(), self.global_batch, c.train.dtype, self.step,
                  self.step + self.skipped, self.total)
+    if (self.eval_every and self.step == 0 and net.fixed is not None and c.train.init_from):
+      # Where fine-tuning starts from: the curve's first point is the loaded weights.
+      self.evaluator(self.state, net.fixed, 0, self.writer)
     try:
       self._loop(train_step)
     finally:

@@ -32,6 +32,17 @@ def build_network(config, dtype) -> Network:
   return Network(model, functools.partial(compute_losses, loss_cfg=config.loss), mask_fn, fixed)
 
 
+EVAL_ON = ("test", "holdout")
+
+
+def holds_out(config) -> bool:
+  """Whether the run leaves `search.val_ids` out of training: a supernet always (its search
+  scores on them), a fixed path when it validates on them (`train.eval_on=holdout`)."""
+  if str(config.train.eval_on) not in EVAL_ON:
+    raise ValueError(f"train.eval_on={config.train.eval_on!r}: expected one of {EVAL_ON}")
+  return config_lib.model_path(config) is None or config.train.eval_on == "holdout"
+
+
 def open_data(config, start_attempt: int, workdir: str, resumed: bool):
   """(dataset, loader) of the training ids, the loader starting at batch `start_attempt`."""
   if not config.data.root or not config.data.partition:
@@ -40,12 +51,14 @@ def open_data(config, start_attempt: int, workdir: str, resumed: bool):
                      f"partition={config.data.partition!r})")
   dataset = GaitDataset(config.data.root, config.data.partition, split="train",
                         num_train=int(config.data.num_train), cache=bool(config.data.cache))
-  if config_lib.model_path(config) is None:
-    # A supernet never sees the ids its search scores paths on (search.val_ids); the split is
-    # recorded in the workdir, where search reads it and a resumed run keeps it.
+  if holds_out(config):
+    # A supernet never sees the ids its search scores paths on (search.val_ids), nor does a
+    # run validated on held-out ids; the split is recorded in the workdir, where search and
+    # the validation read it and a resumed run keeps it.
     train_ids, val_ids = holdout.supernet_split(config, dataset.label_set, workdir, resumed)
-    logging.info("supernet training on %d ids; %d held out for the search fitness",
-                 len(train_ids), len(val_ids))
+    logging.info("training on %d ids; %d held out for %s", len(train_ids), len(val_ids),
+                 "the search fitness" if config_lib.model_path(config) is None
+                 else "validation (train.eval_on=holdout)")
     dataset = GaitDataset(config.data.root, config.data.partition, split="train",
                           num_train=int(config.data.num_train), cache=bool(config.data.cache),
                           ids=train_ids)

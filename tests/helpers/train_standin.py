@@ -61,7 +61,7 @@ class StandIn(nn.Module):
     emb = emb.reshape(n, self.features, self.parts).astype(jnp.float32)
     out = {"embeddings": emb}
     if self.bnneck:
-      logits = nn.Dense(self.class_num * self.parts, name="neck")(emb.reshape(n, -1))
+      logits = nn.Dense(self.class_num * self.parts, name="BNNecks")(emb.reshape(n, -1))
       out["logits"] = logits.reshape(n, self.class_num, self.parts).astype(jnp.float32)
     return out
 

@@ -1,0 +1,87 @@
+"""`evaluate.examples=N`: what the numbers look like. One PNG per probe group, N probes spread
+over the group, each probe's gait-energy image beside its top-3 gallery matches (green =
+the probe's own id, red = someone else), with the distances the protocol ranked by."""
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Tuple
+
+import numpy as np
+from absl import logging
+
+from gait_jax.evaluation import distance as dist_lib
+from gait_jax.evaluation import protocols
+from gait_jax.evaluation import match_figures as figures
+
+TOP = 3
+EXAMPLES_DIR = "examples"
+PROTOCOLS = ("custom", "casia_b", "oumvlp", "grew")
+
+
+def groups_of(protocol: str, types, views, eval_cfg) -> Tuple[np.ndarray, List[Tuple[str, np.ndarray]]]:
+  """(gallery mask, [(group name, probe mask)]) of a protocol with a fixed gallery."""
+  types, views = np.asarray(types).astype(str), np.asarray(views).astype(str)
+  if protocol == "custom":
+    keys = np.array([f"{t}/{v}" for t, v in zip(types, views)])
+    gallery = protocols.match_globs(keys, eval_cfg.custom_gallery, "evaluate.custom_gallery")
+    return gallery, [(name, protocols.match_globs(keys, ",".join(pats), name) & ~gallery)
+                     for name, pats in protocols.parse_custom_probes(eval_cfg.custom_probes)]
+  if protocol in ("casia_b", "oumvlp"):
+    groups, gallery = ((protocols.CASIA_B_PROBES, protocols.CASIA_B_GALLERY)
+                       if protocol == "casia_b" else
+                       (protocols.OUMVLP_PROBES, protocols.OUMVLP_GALLERY))
+    return np.isin(types, gallery), [(n, np.isin(types, t)) for n, t in groups]
+  if protocol == "grew":
+    return types == "01", [("probe", types == "02")]
+  raise ValueError(f"evaluate.examples: protocol {protocol!r} has no fixed gallery to show; "
+                   f"supported: {', '.join(PROTOCOLS)}")
+
+
+def write_examples(workdir: str, data: Dict[str, np.ndarray], dataset, eval_cfg, protocol: str,
+                   count: int) -> List[str]:
+  """Writes WORKDIR/examples/<group>.png for each probe group; returns the paths.
+
+  `data`: embeddings with labels/types/views; `dataset` holds the same sequences (found by
+  id/type/view) for their silhouettes."""
+  labels = np.asarray(data["labels"]).astype(str)
+  types, views = np.asarray(data["types"]).astype(str), np.asarray(data["views"]).astype(str)
+  gallery, groups = groups_of(protocol, types, views, eval_cfg)
+  if not gallery.any():
+    raise ValueError(f"evaluate.examples: protocol {protocol} selects no gallery sequence")
+  index = {(str(i), str(t), str(v)): k for k, (i, t, v) in
+           enumerate(zip(dataset.ids, dataset.types, dataset.views))}
+
+  def gei(k: int) -> np.ndarray:
+    key = (labels[k], types[k], views[k])
+    if key not in index:
+      raise ValueError(f"evaluate.examples: sequence {'/'.join(key)} of the embeddings is not "
+                       f"in {dataset} (embeddings from another split?)")
+    return figures.gei(dataset.load(index[key])[0])
+
+  emb = dist_lib.check_embeddings(data["embeddings"])
+  g_idx = np.flatnonzero(gallery)
+  out_dir = os.path.join(workdir, EXAMPLES_DIR)
+  os.makedirs(out_dir, exist_ok=True)
+  paths = []
+  for name, pmask in groups:
+    p_idx = np.flatnonzero(pmask)
+    if not len(p_idx):
+      continue
+    # Spread over the group (probes are ordered by id), not its first few of one person.
+    chosen = p_idx[np.unique(np.linspace(0, len(p_idx) - 1, min(count, len(p_idx))).astype(int))]
+    dist = dist_lib.distance_matrix(emb[chosen], emb[g_idx], eval_cfg.metric,
+                                    chunk=int(eval_cfg.chunk))
+    order = dist_lib.rank_rows(dist, min(TOP, len(g_idx)))
+    rows, right = [], 0
+    for r, k in enumerate(chosen):
+      matches = [(gei(g_idx[j]), f"{labels[g_idx[j]]}\n{types[g_idx[j]]}", float(dist[r, j]),
+                  bool(labels[g_idx[j]] == labels[k])) for j in order[r]]
+      right += bool(matches[0][3])
+      rows.append((gei(k), f"probe {labels[k]}\n{types[k]}/{views[k]}", matches))
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
+    path = figures.match_rows(os.path.join(out_dir, f"{safe}.png"), rows,
+                              f"{name}: {len(chosen)} of {len(p_idx)} probes, top-{TOP} of "
+                              f"{len(g_idx)} gallery sequences; {right} right at Rank-1")
+    paths.append(path)
+  logging.info("evaluate.examples: %d figures in %s", len(paths), out_dir)
+  return paths
