@@ -58,7 +58,9 @@ def get_config(arg=None):
     c.data.partition = "../shared/data/kth_walking.json"
     c.data.batch_p, c.data.batch_k = 8, 2
     cfg.set_model(c, "sposgait_small", CHANNELS, (16, 8, 4, 2, 1), 32, 12)
-    cfg.set_schedule(c, total_steps=300, milestones=(200, 260), save_every=50, lr=0.01)
+    # lr 0.001: chosen by finetune_val on the 3 held-out training people (docs/results.md):
+    # 0.1 and 0.01 lowered their Rank-1 below the pretrained model's, 0.001 raised it.
+    cfg.set_schedule(c, total_steps=300, milestones=(200, 260), save_every=50, lr=0.001)
     if stage == "finetune_val":
       c.search.val_ids = "3"
       c.train.eval_on = "holdout"

@@ -33,6 +33,7 @@ CFG = "configs/kth_recipe.py"
 HAND_PICKED = "0,5,5,4"
 RANDOM_SEED = 1000  # random paths: space.sample_path(choice_max_num, RANDOM_SEED, seed)
 GROUPS = ("d4", "d1", "d2", "d3")
+KINDS = ("searched", "hand-picked", "random")
 
 
 def _gj(stage, workdir, *args, extra=()):
@@ -49,8 +50,33 @@ def _load(path):
     return json.load(f)
 
 
+def summarise(runs, best: str, best_fitness: float, seeds: int, steps: int):
+  """(printable lines, {kind: {metric: (mean, sample std)}}) over the seeds of each kind."""
+  lines = [f"search: best path {best} (fitness {best_fitness:.2f} on 3 held-out "
+           f"training people), {seeds} seeds, {steps} retraining steps each",
+           "| path | " + " | ".join(GROUPS) + " | mean Rank-1 | mean Rank-5 |",
+           "|" + "---|" * (len(GROUPS) + 3)]
+  table = {}
+  for kind in KINDS:
+    mine = [x for x in runs if x["kind"] == kind]
+    if not mine:
+      continue
+    cell = lambda key: (float(np.mean([x[key] for x in mine])),  # noqa: E731
+                        float(np.std([x[key] for x in mine], ddof=1)) if len(mine) > 1 else 0.0)
+    table[kind] = {k: cell(k) for k in [f"{g}/rank1" for g in GROUPS] + ["mean/rank1",
+                                                                          "mean/rank5"]}
+    paths = sorted({x["path"] for x in mine})
+    lines.append(f"| {kind} ({'; '.join(paths)}) | " + " | ".join(
+        f"{table[kind][f'{g}/rank1'][0]:.1f} ± {table[kind][f'{g}/rank1'][1]:.1f}"
+        for g in GROUPS) + f" | **{table[kind]['mean/rank1'][0]:.2f} ± "
+        f"{table[kind]['mean/rank1'][1]:.2f}** | {table[kind]['mean/rank5'][0]:.2f} ± "
+        f"{table[kind]['mean/rank5'][1]:.2f} |")
+  return lines, table
+
+
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__,
+  # No abbreviations: an unknown flag must be refused, not taken for a known one's prefix.
+  parser = argparse.ArgumentParser(description=__doc__, allow_abbrev=False,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--out", default="runs/kth_search")
   parser.add_argument("--seeds", default="0,1,2")
@@ -90,7 +116,7 @@ def main(argv=None):
   t0 = time.monotonic()
   for seed in seeds:
     rand = ",".join(map(str, space.sample_path(choice_max, RANDOM_SEED, seed)))
-    for kind, path in (("searched", best), ("hand-picked", HAND_PICKED), ("random", rand)):
+    for kind, path in zip(KINDS, (best, HAND_PICKED, rand)):
       wd = os.path.join(args.out, "retrain", f"{kind}_seed{seed}")
       common = [f"--config.model.path={path}", f"--config.seed={seed}", *schedule]
       _gj("finetune", wd, *common, extra=extra)
@@ -100,23 +126,7 @@ def main(argv=None):
       runs.append({"kind": kind, "seed": seed, "path": path, "workdir": wd,
                    **{k: m[k] for k in m if k.endswith("rank1") or k.endswith("rank5")}})
   times["retrain_and_test"] = time.monotonic() - t0
-  lines = [f"search: best path {best} (fitness {result['best_fitness']:.2f} on 3 held-out "
-           f"training people), {len(seeds)} seeds, {r} retraining steps each",
-           "| path | " + " | ".join(GROUPS) + " | mean Rank-1 | mean Rank-5 |",
-           "|" + "---|" * (len(GROUPS) + 3)]
-  table = {}
-  for kind in ("searched", "hand-picked", "random"):
-    mine = [x for x in runs if x["kind"] == kind]
-    cell = lambda key: (float(np.mean([x[key] for x in mine])),  # noqa: E731
-                        float(np.std([x[key] for x in mine], ddof=1)) if len(mine) > 1 else 0.0)
-    table[kind] = {k: cell(k) for k in [f"{g}/rank1" for g in GROUPS] + ["mean/rank1",
-                                                                          "mean/rank5"]}
-    paths = sorted({x["path"] for x in mine})
-    lines.append(f"| {kind} ({'; '.join(paths)}) | " + " | ".join(
-        f"{table[kind][f'{g}/rank1'][0]:.1f} ± {table[kind][f'{g}/rank1'][1]:.1f}"
-        for g in GROUPS) + f" | **{table[kind]['mean/rank1'][0]:.2f} ± "
-        f"{table[kind]['mean/rank1'][1]:.2f}** | {table[kind]['mean/rank5'][0]:.2f} ± "
-        f"{table[kind]['mean/rank5'][1]:.2f} |")
+  lines, table = summarise(runs, best, result["best_fitness"], len(seeds), r)
   lines.append("wall: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in times.items()) +
                f" (this invocation) on {_machine.describe()}")
   print("\n".join(lines))

@@ -303,10 +303,10 @@ class Trainer:
                  "from step %d (attempt %d) to %d", c.model.name, mode, self.mesh.devices.size,
                  jax.process_count(), self.global_batch, c.train.dtype, self.step,
                  self.step + self.skipped, self.total)
-    if (self.eval_every and self.step == 0 and net.fixed is not None and c.train.init_from):
-      # Where fine-tuning starts from: the curve's first point is the loaded weights.
-      self.evaluator(self.state, net.fixed, 0, self.writer)
     try:
+      if self.eval_every and self.step == 0 and net.fixed is not None and c.train.init_from:
+        # Where fine-tuning starts from: the curve's first point is the loaded weights.
+        self.evaluator(self.state, net.fixed, 0, self.writer)
       self._loop(train_step)
     finally:
       self.loader.close()

@@ -8,8 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from helpers import train_standin
-from conftest import load_config
+from helpers import configs, train_standin
 from gait_jax.common import checkpoint
 from gait_jax.common import parallel as mesh_lib
 from gait_jax.data import holdout
@@ -32,17 +31,8 @@ def standin(monkeypatch):
 
 
 def _config(data, **overrides):
-  c = load_config("test_tiny").unlock()
-  c.data.root, c.data.partition = data["root"], data["partition"]
-  c.model.path = "0,1,2,3"
-  c.train.total_steps, c.train.save_every, c.train.log_every = 4, 2, 2
-  for key, value in overrides.items():
-    node = c
-    *parents, leaf = key.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return c.lock()
+  return configs.tiny(data, **{"model.path": "0,1,2,3", "train.total_steps": 4,
+                               "train.save_every": 2, "train.log_every": 2, **overrides})
 
 
 def _state(c, class_num, bnneck=True):

@@ -9,8 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from helpers import train_standin
-from conftest import load_config
+from helpers import configs, train_standin
 from gait_jax.common import checkpoint
 from gait_jax.modes import train
 from gait_jax.training import loop, setup
@@ -30,19 +29,8 @@ def standin(monkeypatch):
 
 
 def _config(data, **overrides):
-  c = load_config("test_tiny").unlock()
-  c.data.root, c.data.partition = data["root"], data["partition"]
-  c.train.total_steps = 6
-  c.train.save_every = 2
-  c.train.log_every = 2
-  c.train.image_every = 2
-  for key, value in overrides.items():
-    node = c
-    *parents, leaf = key.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return c.lock()
+  return configs.tiny(data, **{"train.total_steps": 6, "train.save_every": 2,
+                               "train.log_every": 2, "train.image_every": 2, **overrides})
 
 
 def _final(workdir):
