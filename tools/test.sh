@@ -6,6 +6,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh" requirements-test.txt nodeps:re
 # 8 fake CPU devices so the multi-device tests exercise real sharding.
 export XLA_FLAGS="${XLA_FLAGS:---xla_force_host_platform_device_count=8}"
 export JAX_PLATFORMS=cpu
+# One persistent compilation cache for the run: the many tests (and their subprocesses) that
+# build the same tiny networks compile each program once. Fresh per run unless set.
+CACHE_ROOT="$(mktemp -d)"
+trap 'rm -rf "$CACHE_ROOT"' EXIT
+export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR:-$CACHE_ROOT/jax_cache}"
+export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="${JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS:-1}"
 set +e
 python -m pytest -n "${PYTEST_WORKERS:-2}" --durations=15 "$@" tests
 rc=$?

@@ -7,7 +7,6 @@ from typing import Dict, Tuple
 import numpy as np
 
 from gait_jax.evaluation import protocols
-from gait_jax.evaluation.protocols import run_protocol
 
 
 def fitness_protocol(config, types, views=None, labels=None) -> str:
@@ -31,10 +30,10 @@ def score_embeddings(protocol: str, emb, labels, types, views, eval_cfg) -> Tupl
   """(fitness, metrics): mean of NM/BG/CL Rank-1 (identical views excluded) for `casia_b`,
   mean Rank-1 over the probe groups for `custom`, Rank-1 for `holdout`."""
   if protocol == "casia_b":
-    metrics, _ = run_protocol("casia_b", emb, labels, types, views, eval_cfg)
+    metrics, _ = protocols.run_protocol("casia_b", emb, labels, types, views, eval_cfg)
     return float(metrics["mean/rank1_exclude"]), metrics
   if protocol == "custom":
-    metrics, _ = run_protocol("custom", emb, labels, types, views, eval_cfg)
+    metrics, _ = protocols.run_protocol("custom", emb, labels, types, views, eval_cfg)
     return float(np.nanmean([v for k, v in metrics.items()
                              if k.endswith("/rank1") and k != "mean/rank1"])), metrics
   labels = np.asarray(labels).astype(str)
@@ -49,5 +48,5 @@ def score_embeddings(protocol: str, emb, labels, types, views, eval_cfg) -> Tupl
     cfg.custom_gallery = "gallery/*"
     cfg.custom_probes = "holdout=probe/*"
     cfg.rerank = False
-  metrics, _ = run_protocol("custom", emb, labels, roles.astype(str), views, cfg)
+  metrics, _ = protocols.run_protocol("custom", emb, labels, roles.astype(str), views, cfg)
   return float(metrics["holdout/rank1"]), metrics

@@ -115,6 +115,8 @@ def draw_curve(points: list, out: str, what: str) -> None:
 
   steps = [p["step"] for p in points]
   keys = sorted({k for p in points for k in p if k.endswith("rank1") or k == "validation"})
+  if "validation" in keys and "mean/rank1" in keys:
+    keys.remove("mean/rank1")  # the validation score is that mean: one line, not two
   fig, ax = plt.subplots(figsize=(6, 3.6))
   for k in keys:
     wide = k in ("validation", "mean/rank1")

@@ -20,7 +20,8 @@ def _run(tmp_path, kth):
              KTH_ONLY_LR="0.001",  # the fine-tuning's: the compiled step is shared (cache)
              RECIPE_ARGS=TINY, JAX_PLATFORMS="cpu", XLA_FLAGS="",
              # Pretraining, fine-tuning and the tests share compiled programs across processes.
-             JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jax_cache"),
+             JAX_COMPILATION_CACHE_DIR=os.environ.get("JAX_COMPILATION_CACHE_DIR",
+                                                      str(tmp_path / "jax_cache")),
              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
   proc = subprocess.run(["bash", "tools/kth_recipe.sh"], cwd=REPO, env=env, capture_output=True,
                         text=True, timeout=900)
