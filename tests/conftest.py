@@ -28,3 +28,24 @@ def load_config(name: str):
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config()
+
+
+# The minutes-long tests (mostly subprocesses that compile real networks) start first, and
+# tools/test.sh hands tests to the xdist workers a few at a time (--maxschedchunk=1): the short
+# tests then fill in around the long ones, and no worker is left running one long test alone
+# at the end (that tail was minutes of the suite's wall time). The first two go to one worker,
+# the next two to the other.
+LONG_FIRST = (
+    "tests/tools/test_gpu_check.py::test_dry_run_produces_the_table",
+    "tests/common/test_multihost.py::test_two_processes_match_one",
+    "tests/tools/test_kth_recipe.py::test_recipe_smoke",
+    "tests/modes/test_train_mode.py::test_train_writes_checkpoints_and_resumes",
+    "tests/models/test_sposgait.py::test_remat_same_variables_outputs_stats_and_gradients",
+    "tests/search/test_search.py::test_recalibrated_eval_matches_train_mode_statistics",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+  del config
+  rank = {nodeid: i for i, nodeid in enumerate(LONG_FIRST)}
+  items.sort(key=lambda item: rank.get(item.nodeid, len(rank)))  # stable: the rest keep order

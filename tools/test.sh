@@ -13,7 +13,7 @@ trap 'rm -rf "$CACHE_ROOT"' EXIT
 export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR:-$CACHE_ROOT/jax_cache}"
 export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="${JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS:-1}"
 set +e
-python -m pytest -n "${PYTEST_WORKERS:-2}" --durations=15 "$@" tests
+python -m pytest -n "${PYTEST_WORKERS:-2}" --maxschedchunk=1 --durations=15 "$@" tests
 rc=$?
 set -e
 # pytest's 5 = "no tests collected": a real failure for CI, not a pass.
