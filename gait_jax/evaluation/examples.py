@@ -51,12 +51,16 @@ def write_examples(workdir: str, data: Dict[str, np.ndarray], dataset, eval_cfg,
   index = {(str(i), str(t), str(v)): k for k, (i, t, v) in
            enumerate(zip(dataset.ids, dataset.types, dataset.views))}
 
+  geis = {}  # a gallery sequence is the match of many probes: load and average it once
+
   def gei(k: int) -> np.ndarray:
-    key = (labels[k], types[k], views[k])
-    if key not in index:
-      raise ValueError(f"evaluate.examples: sequence {'/'.join(key)} of the embeddings is not "
-                       f"in {dataset} (embeddings from another split?)")
-    return figures.gei(dataset.load(index[key])[0])
+    if k not in geis:
+      key = (labels[k], types[k], views[k])
+      if key not in index:
+        raise ValueError(f"evaluate.examples: sequence {'/'.join(key)} of the embeddings is "
+                         f"not in {dataset} (embeddings from another split?)")
+      geis[k] = figures.gei(dataset.load(index[key])[0])
+    return geis[k]
 
   emb = dist_lib.check_embeddings(data["embeddings"])
   g_idx = np.flatnonzero(gallery)
