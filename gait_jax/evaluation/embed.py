@@ -5,8 +5,10 @@ XLA). Here many sequences share a step: each sequence is padded to a length buck
 (8, 12, 16, 24, 32, 48, ... — powers of two and 1.5× steps in between), rows carry their true
 `lengths` (the model masks padded frames, so a padded sequence embeds exactly as unpadded),
 and a bucket's batch is sharded over every device on the mesh's "data" axis. The batch shape
-per bucket is fixed (`batch_per_device × devices` rows, padded with 1-frame blank rows), so
-the number of compilations is the number of buckets met. The path is a traced int32
+per bucket is fixed (`batch_per_device × devices` rows), so the number of compilations is the
+number of buckets met. A bucket runs when it holds a full batch; what is left of every bucket
+at the end is packed longest first into batches of the bucket of their longest sequence, and
+only the last of those has blank (1-frame) rows. The path is a traced int32
 argument: one compiled function serves every path of a supernet (search reuses it).
 
 Output (dataset order, deterministic): `embeddings` float32 [N, c, p], `labels` (id strings),
@@ -14,7 +16,7 @@ Output (dataset order, deterministic): `embeddings` float32 [N, c, p], `labels` 
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Iterable, Iterator, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -36,6 +38,29 @@ def bucket_length(length: int, min_bucket: int = MIN_BUCKET) -> int:
     if length <= b * 3 // 2:
       return b * 3 // 2
     b *= 2
+
+
+def length_batches(sequences: Iterable[Tuple[int, np.ndarray]], rows: int,
+                   min_bucket: int = MIN_BUCKET) -> Iterator[Tuple[int, list]]:
+  """Groups `(index, [T, ...] frames)` into batches of at most `rows`: yields
+  `(bucket length, [(index, frames)])`.
+
+  A bucket is yielded when it holds `rows` sequences. Each bucket's leftovers (fewer than
+  `rows`) are then packed longest first, so the shorter buckets' fill the longer ones' empty
+  rows instead of blank rows, which cost as much as real ones. A batch takes the bucket of its
+  longest sequence: never a new shape (no new compilation), never more batches, and padding is
+  masked, so no embedding changes."""
+  pending: Dict[int, list] = {}  # bucket length -> [(index, frames)]
+  for i, seq in sequences:
+    t = bucket_length(seq.shape[0], min_bucket)
+    pending.setdefault(t, []).append((i, seq))
+    if len(pending[t]) == rows:
+      yield t, pending.pop(t)
+  left = sorted((item for items in pending.values() for item in items),
+                key=lambda item: (-item[1].shape[0], item[0]))
+  for start in range(0, len(left), rows):
+    group = left[start:start + rows]
+    yield bucket_length(group[0][1].shape[0], min_bucket), group
 
 
 _EMBED_FNS: Dict[tuple, Callable] = {}
@@ -123,15 +148,13 @@ def embed_dataset(model, variables, dataset, path, *, batch_per_device: int = 8,
   path_arr = jax.device_put(jnp.asarray(path_host), rep)
 
   results: Dict[int, np.ndarray] = {}
-  pending: Dict[int, list] = {}  # bucket length -> [(index, seq)]
   bar = None
   if progress:
     from tqdm import tqdm  # pylint: disable=g-import-not-at-top
     bar = tqdm(total=len(indices), desc="embed", unit="seq", smoothing=0.1,
                disable=jax.process_index() > 0)
 
-  def flush(t: int):
-    items = pending.pop(t)
+  def flush(t: int, items):
     sils = np.zeros((rows, t) + items[0][1].shape[1:], np.float32)
     lengths = np.ones((rows,), np.int32)  # blank padding rows: one (black) frame
     for r, (_, seq) in enumerate(items):
@@ -143,13 +166,9 @@ def embed_dataset(model, variables, dataset, path, *, batch_per_device: int = 8,
     if bar is not None:
       bar.update(len(items))
 
-  for i, seq in loader_lib.iter_sequences(dataset, indices, frames_all_limit, workers=workers):
-    t = bucket_length(seq.shape[0], min_bucket)
-    pending.setdefault(t, []).append((i, seq))
-    if len(pending[t]) == rows:
-      flush(t)
-  for t in sorted(pending):
-    flush(t)
+  sequences = loader_lib.iter_sequences(dataset, indices, frames_all_limit, workers=workers)
+  for t, items in length_batches(sequences, rows, min_bucket):
+    flush(t, items)
   if bar is not None:
     bar.close()
 

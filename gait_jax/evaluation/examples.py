@@ -22,7 +22,7 @@ def groups_of(protocol: str, types, views, eval_cfg) -> Tuple[np.ndarray, List[T
   """(gallery mask, [(group name, probe mask)]) of a protocol with a fixed gallery."""
   types, views = np.asarray(types).astype(str), np.asarray(views).astype(str)
   if protocol == "custom":
-    keys = np.array([f"{t}/{v}" for t, v in zip(types, views)])
+    keys = protocols.type_view_keys(types, views)
     gallery = protocols.match_globs(keys, eval_cfg.custom_gallery, "evaluate.custom_gallery")
     return gallery, [(name, protocols.match_globs(keys, ",".join(pats), name) & ~gallery)
                      for name, pats in protocols.parse_custom_probes(eval_cfg.custom_probes)]

@@ -18,7 +18,7 @@ def fitness_protocol(config, types, views=None, labels=None) -> str:
   if name == "casia_b" and {"nm-01", "nm-05"} <= set(np.asarray(types).tolist()):
     return "casia_b"
   if name == "custom" and views is not None and labels is not None:
-    keys = np.array([f"{t}/{v}" for t, v in zip(types, views)])
+    keys = protocols.type_view_keys(types, views)
     gallery = protocols.match_globs(keys, config.evaluate.custom_gallery,
                                     "evaluate.custom_gallery")
     if set(np.asarray(labels)[gallery].tolist()) == set(np.asarray(labels).tolist()):

@@ -304,13 +304,18 @@ def mean_ap(dist, probe_ids, gallery_ids) -> float:
   return float(np.mean(aps) * 100) if aps else float("nan")
 
 
+def type_view_keys(types, views) -> np.ndarray:
+  """The "type/view" string of every sequence: what the custom protocol's globs match."""
+  return np.array([f"{t}/{v}" for t, v in zip(types, views)])
+
+
 def match_globs(keys, text: str, what: str) -> np.ndarray:
   """bool mask of the "type/view" keys matched by the comma-separated globs `text`."""
   return _match(np.asarray(keys), _patterns(text, what))
 
 
 def custom(emb, labels, types, views, eval_cfg) -> Tuple[Metrics, str]:
-  keys = np.array([f"{t}/{v}" for t, v in zip(types, views)])
+  keys = type_view_keys(types, views)
   gmask = _match(keys, _patterns(eval_cfg.custom_gallery, "evaluate.custom_gallery"))
   if not gmask.any():
     raise ValueError(f"evaluate.custom_gallery={eval_cfg.custom_gallery!r} matches "

@@ -57,21 +57,49 @@ def test_bucket_length(length, bucket):
   assert embed.bucket_length(length) == bucket
 
 
+def test_length_batches_fill_buckets_then_pack_leftovers_longest_first():
+  lengths = [5, 40, 9, 7, 30, 6, 45, 3, 11]  # buckets 8, 48, 12, 8, 32, 8, 48, 8, 12
+  seqs = [(i, np.zeros((t, 2, 2))) for i, t in enumerate(lengths)]
+  batches = [(t, [i for i, _ in items]) for t, items in embed.length_batches(iter(seqs), 3)]
+  # Bucket 8 fills with 0, 3, 5; the leftovers (45, 40 | 30 | 11, 9 | 3) go longest first.
+  assert batches == [(8, [0, 3, 5]), (48, [6, 1, 4]), (12, [8, 2, 7])]
+  # Per-bucket tails would have run four batches (48, 32, 12, 8) with five blank rows.
+  many = [(i, np.zeros((int(t), 1, 1))) for i, t in
+          enumerate(np.random.default_rng(0).integers(1, 200, 500))]
+  out = list(embed.length_batches(iter(many), 8))
+  assert sorted(i for _, items in out for i, _ in items) == list(range(500))
+  assert all(len(items) <= 8 and t == embed.bucket_length(max(s.shape[0] for _, s in items))
+             for t, items in out)
+  assert sum(len(items) < 8 for _, items in out) <= 1  # only the very last batch has blanks
+
+
+def _counting(fn, shapes):
+  """`fn` that also records the [rows, frames] of every batch it is given."""
+  def call(variables, sils, lengths, path):
+    shapes.append(tuple(sils.shape[:2]))
+    return fn(variables, sils, lengths, path)
+  return call
+
+
 def test_embed_dataset_matches_one_by_one_and_is_deterministic(tree, tiny):
   config, model, variables = tiny
   ds = GaitDataset(*tree, split="test")
-  mesh = mesh_lib.make_mesh()
+  # Two devices, one sequence each: batches of 2 rows.
+  mesh = mesh_lib.make_mesh(jax.devices()[:2])
   fn = embed._make_embed_fn(model, mesh)  # uncached: count this test's compilations only
-  out = embed.embed_dataset(model, variables, ds, PATH, batch_per_device=1, mesh=mesh,
-                            embed_fn=fn, progress=False)
+  shapes = []
+  kw = dict(batch_per_device=1, mesh=mesh, embed_fn=_counting(fn, shapes), progress=False)
+  out = embed.embed_dataset(model, variables, ds, PATH, **kw)
   assert out["embeddings"].shape == (6, config.model.out_channels, config.model.parts)
   assert out["embeddings"].dtype == np.float32
   assert out["labels"].tolist() == [s.id for s in ds.sequences]
   assert out["types"].tolist() == ["nm-01", "nm-02"] * 3 and set(out["views"]) == {"090"}
-  # Compilations: one per bucket met (8, 12, 24), whatever the batch composition.
+  # In dataset order (lengths 5, 8 | 10, 12 | 20, 3) buckets 8 and 12 fill a batch each; the
+  # leftovers of buckets 24 (20) and 8 (3) share one batch of the longer bucket, not two
+  # half-blank ones. Compilations: one per bucket met (8, 12, 24).
+  assert shapes == [(2, 8), (2, 12), (2, 24)]
   assert fn._cache_size() == 3
-  again = embed.embed_dataset(model, variables, ds, PATH, batch_per_device=1, mesh=mesh,
-                              embed_fn=fn, progress=False)
+  again = embed.embed_dataset(model, variables, ds, PATH, **kw)
   np.testing.assert_array_equal(again["embeddings"], out["embeddings"])
   assert fn._cache_size() == 3
   # Each sequence alone, unpadded, no lengths mask, no sharding.
@@ -79,6 +107,14 @@ def test_embed_dataset_matches_one_by_one_and_is_deterministic(tree, tiny):
     seq = load_sequence(ds, i)
     assert seq.shape[0] == LENGTHS[(ds.sequences[i].id, ds.sequences[i].type)]
     assert_close(out["embeddings"][i], apply_alone(model, variables, seq), rtol=1e-4)
+  # All devices (8 rows): the six sequences are all leftovers, packed into one batch of the
+  # longest one's bucket, sharded one row per device.
+  shapes.clear()
+  full = embed.embed_dataset(model, variables, ds, PATH, batch_per_device=1,
+                             embed_fn=_counting(embed._make_embed_fn(model, mesh_lib.make_mesh()),
+                                                shapes), progress=False)
+  assert shapes == [(jax.device_count(), 24)]
+  assert_close(full["embeddings"], out["embeddings"], rtol=1e-4)
 
 
 def test_frame_limit_and_traced_path_reuse(tree, tiny):

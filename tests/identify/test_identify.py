@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import load_config
+from helpers.shared_files import built_once
 from gait_jax.identify import Recognizer
 from gait_jax.identify import mode
 from gait_jax.identify import sources
@@ -34,7 +35,10 @@ def _config(**identify):
 def model_dir(tmp_path_factory):
   """A tiny retrained path that tells walkers apart: trained on walkers other than the people
   below (ids 9-24 of the same generator; the people are ids 1-8)."""
-  root = tmp_path_factory.mktemp("train")
+  return str(built_once(tmp_path_factory, "identify-model", _train) / "model")
+
+
+def _train(root):
   data = walkers.generate(str(root / "walk"), ids=IDS + 16, seqs_per_id=2, views=("090",),
                           frames=30, seed=1, train_ids=IDS + 16)
   c = _config().unlock()
@@ -43,9 +47,7 @@ def model_dir(tmp_path_factory):
   c.model.class_num = IDS + 16
   c.train.total_steps, c.train.save_every, c.train.log_every = TRAIN_STEPS, TRAIN_STEPS, 50
   c.optim.milestones = (TRAIN_STEPS,)
-  workdir = str(root / "model")
-  train.run(c.lock(), workdir)
-  return workdir
+  train.run(c.lock(), str(root / "model"))
 
 
 def _pkl(path):
@@ -57,7 +59,12 @@ def _pkl(path):
 def people(tmp_path_factory):
   """The same walkers (nm-01 enrolled, nm-02 probed) as pkl trees, PNG folders at 2× size
   and videos."""
-  root = tmp_path_factory.mktemp("people")
+  root = built_once(tmp_path_factory, "identify-people", _make_people)
+  return {kind: (str(root / kind / "gallery"), str(root / kind / "probes"))
+          for kind in ("pkl", "png", "video")}
+
+
+def _make_people(root):
   walk = walkers.generate(str(root / "walk"), ids=IDS, seqs_per_id=2, views=("090",),
                           frames=40, seed=0)["root"]
   kinds = {}
