@@ -35,9 +35,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-# "auto" (gemm on CPU, xla elsewhere) or one of FORMULATIONS: override for benchmarks, tests.
+# "auto" (fold on CPU, xla elsewhere) or one of FORMULATIONS: override for benchmarks, tests.
 ENV_VAR = "GAIT_JAX_CONV"
-FORMULATIONS = ("xla", "canonical", "gemm")
+FORMULATIONS = ("xla", "canonical", "gemm", "fold")
 # Up to this many input values per output (cin·kt·kh·kw) a whole im2col GEMM beats XLA:CPU's
 # convolution in both directions (measured: 27 for the stem, ~16x faster); beyond it the copy
 # costs more than it saves and the tap-wise gradients win.
@@ -49,7 +49,7 @@ def formulation() -> str:
   """The formulation convolutions traced now use (read from ENV_VAR at trace time)."""
   mode = os.environ.get(ENV_VAR, "auto").strip().lower()
   if mode == "auto":
-    return "gemm" if jax.default_backend() == "cpu" else "xla"
+    return "fold" if jax.default_backend() == "cpu" else "xla"
   if mode not in FORMULATIONS:
     raise ValueError(f"{ENV_VAR}={mode!r}: expected auto or one of {', '.join(FORMULATIONS)}")
   return mode
@@ -79,6 +79,8 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
     return _canonical(lhs, rhs, pads, precision)
   if rhs.shape[3] * int(np.prod(rhs.shape[:3])) <= SMALL_K:
     return _im2col(lhs, rhs, pads, precision)
+  if form == "fold":
+    return _folded(lhs, rhs, pads, precision)
   return _gemm_backward(lhs, rhs, pads, precision)
 
 
@@ -113,8 +115,15 @@ def _taps(x, w, pads, precision):
 
 def _columns(x, w, pads):
   """Every tap's window side by side: [N, T, H, W, taps·cin], channel-minor as w's row-major
-  (kt, kh, kw, cin) flattening."""
-  return jnp.concatenate([window for _, window in _windows(x, w, pads)], axis=-1)
+  (kt, kh, kw, cin) flattening. Built one axis at a time (w, then h, then t shifts of the
+  growing block): XLA:CPU copies a few wide pieces three times faster than 27 one-channel
+  ones (the stem's columns: 104 vs 294 ms at 8 × 64 frames)."""
+  kt, kh, kw = w.shape[:3]
+  xp = jnp.pad(x, ((0, 0),) + tuple(pads) + ((0, 0),))
+  t, h, wd = (xp.shape[1 + i] - k + 1 for i, k in enumerate((kt, kh, kw)))
+  cols = jnp.concatenate([xp[:, :, :, c:c + wd] for c in range(kw)], axis=-1)
+  cols = jnp.concatenate([cols[:, :, b:b + h] for b in range(kh)], axis=-1)
+  return jnp.concatenate([cols[:, a:a + t] for a in range(kt)], axis=-1)
 
 
 def _columns_t(x, w, pads):
@@ -196,7 +205,56 @@ def _canonical_kernel_grad(x, g, pads, precision):
   return jnp.moveaxis(_plain(x_t, g_t, pads, precision), 0, 3)
 
 
+def _fold_2d(x, w, pads, precision):
+  """The 3-D convolution as 2-D ones, which XLA:CPU runs through Eigen's spatial convolution
+  at two to three times its 3-D speed (`tools/benchmark.py conv`): an axis the kernel spans
+  with one tap (and no padding) is folded into the batch (kernels (1,3,3), (3,1,3), (3,3,1));
+  (3,1,1) folds h·w into one axis; a kernel with none, (3,3,3), is the sum over its temporal
+  taps of 2-D convolutions of the shifted frames. Other paddings of a unit axis: XLA's."""
+  n, t, h, wd, cin = x.shape
+  kt, kh, kw, _, cout = w.shape
+  unit = [i for i, k in enumerate((kt, kh, kw)) if k == 1 and pads[i] == (0, 0)]
+  if any(lo < 0 or hi < 0 for lo, hi in pads):
+    return _plain(x, w, pads, precision)
+  if 1 in unit and 2 in unit:  # (kt, 1, 1): a 2-D conv over (t, h·w)
+    y = _conv2d(x.reshape(n, t, h * wd, cin), w[:, :, 0], (pads[0], (0, 0)), precision)
+    return y.reshape(n, -1, h, wd, cout)
+  if unit:
+    axis = unit[0]
+    kernel = jnp.squeeze(w, axis)
+    moved = jnp.moveaxis(x, 1 + axis, 1)  # the unit axis next to the batch
+    rest = moved.shape[2:4]
+    y = _conv2d(moved.reshape((-1,) + rest + (cin,)), kernel,
+                tuple(p for i, p in enumerate(pads) if i != axis), precision)
+    y = y.reshape((n, moved.shape[1]) + y.shape[1:])
+    return jnp.moveaxis(y, 1, 1 + axis)
+  xp = jnp.pad(x, ((0, 0), pads[0], (0, 0), (0, 0), (0, 0)))
+  t_out = xp.shape[1] - kt + 1
+  y = None
+  for a in range(kt):
+    frames = xp[:, a:a + t_out].reshape((-1, h, wd, cin))
+    term = _conv2d(frames, w[a], pads[1:], precision)
+    y = term if y is None else y + term
+  return y.reshape((n, t_out) + y.shape[1:])
+
+
+def _conv2d(x, w, pads, precision):
+  return lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                  precision=precision)
+
+
+def _fold_grads(pads, precision, x, w, g):
+  """Input gradient: the correlation of g with the flipped, in/out-swapped kernel, folded to
+  2-D as the forward; kernel gradient: the canonical convolution (its 2-D folds ran slower)."""
+  kernel = w.shape[:3]
+  w_t = jnp.swapaxes(jnp.flip(w, (0, 1, 2)), 3, 4)
+  pads_x = tuple((k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip(kernel, pads))
+  gx = _fold_2d(g, w_t, pads_x, precision)
+  return gx, _canonical_kernel_grad(x, g, pads, precision)
+
+
 _im2col = _custom_backward(_im2col_plain, _im2col_grads)  # one GEMM over all taps' windows
 _gemm_backward = _custom_backward(_plain, _tapwise_grads)
 _canonical = _custom_backward(_plain, _canonical_grads)
+_folded = _custom_backward(_fold_2d, _fold_grads)  # 2-D convolutions, canonical kernel grad
 

@@ -24,10 +24,10 @@ def _grads(conv_fn, x, w, pads, strides=(1, 1, 1)):
 _KERNELS = sorted({k for ks in CANDIDATE_KERNELS for k in ks} | {(1, 1, 1)})
 
 
-# gemm: cin 1 → im2col for every kernel, 12 → tap-wise (but 1×1×1); canonical (no longer the
-# CPU default) at the model's own padding.
-_CASES = ([("gemm", p, cin) for p in ("same", "VALID", "asym") for cin in (1, 12)]
-          + [("canonical", "same", 3)])
+# gemm and fold: cin 1 → im2col for every kernel, 12 → tap-wise (gemm) or 2-D folds (fold)
+# but 1×1×1; canonical at the model's own padding.
+_CASES = ([(form, p, cin) for form in ("gemm", "fold") for p in ("same", "VALID", "asym")
+           for cin in (1, 12)] + [("canonical", "same", 3)])
 
 
 @pytest.mark.parametrize("kernel", _KERNELS)
@@ -79,10 +79,10 @@ def test_bad_env_value_is_named(monkeypatch):
     conv_lib.formulation()
 
 
-def _switch_step_hlo(monkeypatch, mode: str) -> str:
+def _switch_step_hlo(monkeypatch, mode: str, features: int = 4) -> str:
   """Optimised CPU HLO of d(loss)/d(params) through a ChoiceLayer with a traced index."""
   monkeypatch.setenv(conv_lib.ENV_VAR, mode)
-  layer = ChoiceLayer(features=4, flg_relu=True)
+  layer = ChoiceLayer(features=features, flg_relu=True)
   x = jnp.ones((2, 4, 6, 4, 3))
   variables = layer.init(jax.random.PRNGKey(0), x, 0, train=True)
 
@@ -111,6 +111,13 @@ def test_traced_choice_backward_has_only_canonical_convs(monkeypatch):
   # SMALL_K) is an im2col GEMM; that one keeps its forward and kernel-gradient convolutions,
   # both canonical (its input gradient is tap-wise GEMMs).
   assert _conv_labels(_switch_step_hlo(monkeypatch, "gemm")) == ["b012f_012io->b012f"] * 2
+  # fold: candidate 0's forward is three 2-D convolutions (one per temporal tap), its kernel
+  # gradient the canonical 3-D one. With 24 features every second conv (72 or more values per
+  # output) is folded too, forward and input gradient: still only canonical layouts.
+  assert _conv_labels(_switch_step_hlo(monkeypatch, "fold")) == (
+      ["b01f_01io->b01f"] * 3 + ["b012f_012io->b012f"])
+  wide = _conv_labels(_switch_step_hlo(monkeypatch, "fold", features=24))
+  assert set(wide) == {"b01f_01io->b01f", "b012f_012io->b012f"}, wide
   # ...while XLA's own backward leaves non-canonical ones inside the branches (the slow
   # path this module exists for; if XLA ever fixes that, this fails and conv.py can go).
   plain = _conv_labels(_switch_step_hlo(monkeypatch, "xla"))
