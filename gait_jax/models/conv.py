@@ -138,6 +138,15 @@ def _columns_t(x, w, pads):
 
 
 def _im2col_plain(x, w, pads, precision):
+  if x.shape[-1] == 1:
+    # One input channel (the stem): y = Σ_taps window · w[tap], one fused elementwise loop
+    # that writes only the output; the columns would be 27 values per pixel against its 8-64.
+    # 5x faster than the GEMM at 8 output channels, as fast at 64.
+    y = sum(window * w[a, b, c, 0].astype(window.dtype)
+            for (a, b, c), window in _windows(x, w, pads))
+    # Materialised: fused into each of its consumers (the BN statistics of a train step) it
+    # would be recomputed per consumer, which made a train step 15 % slower.
+    return lax.optimization_barrier(y)
   k = int(np.prod(w.shape[:4]))
   return jnp.einsum("nthwk,ko->nthwo", _columns(x, w, pads), w.reshape(k, w.shape[4]),
                     precision=precision)
