@@ -8,16 +8,23 @@ channels-last 3-D convolution is computed (`formulation()`; others are always XL
              cuDNN / their own kernels for both directions.
   canonical  XLA's forward; both gradients as canonical convolutions behind
              `optimization_barrier` (see `_canonical_grads`).
-  gemm       (CPU default) convolutions as matrix products, which XLA:CPU runs near its GEMM
-             peak: a layer with few input values per output (`cin·kt·kh·kw <= SMALL_K`, e.g. the
-             1-channel stem) as one im2col GEMM `[N·T·H·W, kt·kh·kw·cin] × [.., cout]`,
-             forward and backward; wider layers keep XLA's forward convolution, take their
-             input gradient from the tap-wise form `y = Σ_taps shift(x) @ w[tap]` (one
-             `[N·T·H·W, cin] × [cin, cout]` product per tap, no im2col copy) and their kernel
-             gradient as the canonical convolution.
+  gemm       convolutions as matrix products, which XLA:CPU runs near its GEMM peak: a layer
+             with few input values per output (`cin·kt·kh·kw <= SMALL_K`, e.g. the 1-channel
+             stem) as one im2col GEMM `[N·T·H·W, kt·kh·kw·cin] × [.., cout]`, forward and
+             backward (a 1-channel input's forward as one fused elementwise sum over the taps);
+             wider layers keep XLA's forward convolution, take their input gradient from the
+             tap-wise form `y = Σ_taps shift(x) @ w[tap]` (one `[N·T·H·W, cin] × [cin, cout]`
+             product per tap, no im2col copy) and their kernel gradient as the canonical
+             convolution.
+  fold       (CPU default) gemm's small layers; the wider layers' forward and input gradient
+             as 2-D convolutions, which XLA:CPU runs through Eigen's spatial convolution two to
+             three times faster than its 3-D one: a kernel axis of one tap is folded into the
+             batch ((1,3,3), (3,1,3), (3,3,1); (3,1,1) folds h·w into one axis), and (3,3,3) is
+             one 2-D convolution per temporal tap, summed (see `_fold_2d`); kernel gradient
+             canonical (its 2-D folds and GEMM forms ran slower).
 
 Why: XLA:CPU runs a convolution fast (Eigen) only with the canonical `b012f × 012io → b012f`
-layout and enough input channels. Its 1-channel stem ran at 2 GFLOP/s (forward + gradients of
+layout and enough input channels, and a 2-D one (`b01f × 01io`) faster than a 3-D one. Its 1-channel stem ran at 2 GFLOP/s (forward + gradients of
 `1 → 64` at 64×44, 30 frames: 2.35 s; as a GEMM 0.17 s), and its backward convolutions — inside
 a `lax.switch`/`lax.cond` branch, where every searchable layer of a supernet with a traced path
 runs — fell back to a naive loop (8× slower input gradient, 20× slower kernel gradient) unless
@@ -79,7 +86,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
     return _canonical(lhs, rhs, pads, precision)
   if rhs.shape[3] * int(np.prod(rhs.shape[:3])) <= SMALL_K:
     return _im2col(lhs, rhs, pads, precision)
-  if form == "fold":
+  if form == "fold" and tuple(rhs.shape[:3]) != (1, 1, 1):  # a 1×1×1 is one GEMM as it is
     return _folded(lhs, rhs, pads, precision)
   return _gemm_backward(lhs, rhs, pads, precision)
 
