@@ -24,8 +24,9 @@ channels-last 3-D convolution is computed (`formulation()`; others are always XL
              canonical (its 2-D folds and GEMM forms ran slower).
 
 Why: XLA:CPU runs a convolution fast (Eigen) only with the canonical `b012f × 012io → b012f`
-layout and enough input channels, and a 2-D one (`b01f × 01io`) faster than a 3-D one. Its 1-channel stem ran at 2 GFLOP/s (forward + gradients of
-`1 → 64` at 64×44, 30 frames: 2.35 s; as a GEMM 0.17 s), and its backward convolutions — inside
+layout and enough input channels, and a 2-D one (`b01f × 01io`) faster than a 3-D one. Its
+1-channel stem ran at 2 GFLOP/s (forward + gradients of `1 → 64` at 64×44, 30 frames: 2.35 s;
+as a GEMM 0.17 s), and its backward convolutions — inside
 a `lax.switch`/`lax.cond` branch, where every searchable layer of a supernet with a traced path
 runs — fell back to a naive loop (8× slower input gradient, 20× slower kernel gradient) unless
 written canonically. Products of matrices have no such cliffs. All formulations compute the
@@ -149,11 +150,12 @@ def _im2col_plain(x, w, pads, precision):
     # One input channel (the stem): y = Σ_taps window · w[tap], one fused elementwise loop
     # that writes only the output; the columns would be 27 values per pixel against its 8-64.
     # 5x faster than the GEMM at 8 output channels, as fast at 64.
-    y = sum(window * w[a, b, c, 0].astype(window.dtype)
+    # Accumulated in float32 whatever the compute dtype, as a GEMM accumulates.
+    y = sum(window.astype(jnp.float32) * w[a, b, c, 0].astype(jnp.float32)
             for (a, b, c), window in _windows(x, w, pads))
     # Materialised: fused into each of its consumers (the BN statistics of a train step) it
     # would be recomputed per consumer, which made a train step 15 % slower.
-    return lax.optimization_barrier(y)
+    return lax.optimization_barrier(y.astype(jnp.result_type(x, w)))
   k = int(np.prod(w.shape[:4]))
   return jnp.einsum("nthwk,ko->nthwo", _columns(x, w, pads), w.reshape(k, w.shape[4]),
                     precision=precision)
@@ -226,7 +228,8 @@ def _fold_2d(x, w, pads, precision):
   at two to three times its 3-D speed (`tools/benchmark.py conv`): an axis the kernel spans
   with one tap (and no padding) is folded into the batch (kernels (1,3,3), (3,1,3), (3,3,1));
   (3,1,1) folds h·w into one axis; a kernel with none, (3,3,3), is the sum over its temporal
-  taps of 2-D convolutions of the shifted frames. Other paddings of a unit axis: XLA's."""
+  taps of 2-D convolutions of the shifted frames, as is a unit axis that is padded. Negative
+  padding (cropping): XLA's own."""
   n, t, h, wd, cin = x.shape
   kt, kh, kw, _, cout = w.shape
   unit = [i for i, k in enumerate((kt, kh, kw)) if k == 1 and pads[i] == (0, 0)]

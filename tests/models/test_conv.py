@@ -49,6 +49,24 @@ def test_formulation_matches_xla(monkeypatch, form, kernel, padding, cin):
     assert_close(g, r, rtol=1e-5)
 
 
+@pytest.mark.parametrize("kernel", [(1, 3, 3), (3, 1, 3), (1, 1, 3)])
+def test_fold_with_a_padded_unit_axis_matches_xla(monkeypatch, kernel):
+  """A one-tap axis that is padded cannot be folded into the batch: the per-temporal-tap sum
+  computes it (the padded frames/rows are real zero outputs)."""
+  monkeypatch.setenv(conv_lib.ENV_VAR, "fold")
+  kx, kw = jax.random.split(jax.random.PRNGKey(7))
+  x = jax.random.normal(kx, (2, 4, 5, 3, 24))  # 24 channels: wide enough for fold
+  w = jax.random.normal(kw, kernel + (24, 5))
+  pads = [(1, 1)] * 3
+  got = conv_lib.conv_general_dilated(x, w, (1, 1, 1), pads, dimension_numbers=_DN)
+  want = lax.conv_general_dilated(x, w, (1, 1, 1), pads, dimension_numbers=_DN)
+  assert got.shape == want.shape
+  assert_close(got, want, rtol=1e-5)
+  for g, r in zip(_grads(conv_lib.conv_general_dilated, x, w, pads),
+                  _grads(lax.conv_general_dilated, x, w, pads)):
+    assert_close(g, r, rtol=1e-5)
+
+
 def test_gemm_picks_im2col_for_small_inputs_and_taps_otherwise(monkeypatch):
   monkeypatch.setenv(conv_lib.ENV_VAR, "gemm")
   def ops(cin):
