@@ -207,12 +207,17 @@ def _canonical_grads(pads, precision, x, w, g):
   in/out-swapped kernel for the input gradient; batch and feature swapped for the kernel
   gradient) with their operands transposed explicitly, behind `optimization_barrier` so the
   algebraic simplifier cannot fold the transposes back into the dimension numbers."""
-  kernel = w.shape[:3]
-  # Input gradient: correlate g with the spatially flipped kernel, in/out swapped.
-  w_t = lax.optimization_barrier(jnp.swapaxes(jnp.flip(w, (0, 1, 2)), 3, 4))
-  pads_x = tuple((k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip(kernel, pads))
-  gx = _plain(g, w_t, pads_x, precision)
+  w_t, pads_x = _input_grad_kernel(w, pads)
+  gx = _plain(g, lax.optimization_barrier(w_t), pads_x, precision)
   return gx, _canonical_kernel_grad(x, g, pads, precision)
+
+
+def _input_grad_kernel(w, pads):
+  """(kernel, padding) whose stride-1 convolution of the output gradient g is the input
+  gradient: g correlated with the spatially flipped kernel, in/out swapped."""
+  w_t = jnp.swapaxes(jnp.flip(w, (0, 1, 2)), 3, 4)
+  pads_x = tuple((k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip(w.shape[:3], pads))
+  return w_t, pads_x
 
 
 def _canonical_kernel_grad(x, g, pads, precision):
@@ -265,9 +270,7 @@ def _conv2d(x, w, pads, precision):
 def _fold_grads(pads, precision, x, w, g):
   """Input gradient: the correlation of g with the flipped, in/out-swapped kernel, folded to
   2-D as the forward; kernel gradient: the canonical convolution (its 2-D folds ran slower)."""
-  kernel = w.shape[:3]
-  w_t = jnp.swapaxes(jnp.flip(w, (0, 1, 2)), 3, 4)
-  pads_x = tuple((k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip(kernel, pads))
+  w_t, pads_x = _input_grad_kernel(w, pads)
   gx = _fold_2d(g, w_t, pads_x, precision)
   return gx, _canonical_kernel_grad(x, g, pads, precision)
 
