@@ -316,7 +316,7 @@ def match_globs(keys, text: str, what: str) -> np.ndarray:
 
 def custom(emb, labels, types, views, eval_cfg) -> Tuple[Metrics, str]:
   keys = type_view_keys(types, views)
-  gmask = _match(keys, _patterns(eval_cfg.custom_gallery, "evaluate.custom_gallery"))
+  gmask = match_globs(keys, eval_cfg.custom_gallery, "evaluate.custom_gallery")
   if not gmask.any():
     raise ValueError(f"evaluate.custom_gallery={eval_cfg.custom_gallery!r} matches "
                      "no sequence (patterns are globs on 'type/view')")
