@@ -188,6 +188,12 @@ def _identify() -> ml_collections.ConfigDict:
   # same-id / other-id pairs; or a number (in evaluate.metric's units).
   s.threshold = "auto"
   s.figures = False  # a PNG per probe: its GEI beside its top-3 gallery GEIs
+  # Videos: background-subtraction settings (as tools/video_to_silhouettes.py's flags).
+  s.video = ml_collections.ConfigDict()
+  s.video.method = "mog2"  # mog2 | knn
+  s.video.min_area = 0.004  # smallest person blob, as a fraction of the frame area
+  s.video.min_height = 0.2  # shortest person, as a fraction of the frame height
+  s.video.max_gap = 5  # frames without a person that end a track
   return s
 
 

@@ -20,7 +20,7 @@ fi
 # Arguments: extra requirement files; one written "nodeps:FILE" is installed with --no-deps
 # (requirements-export.txt: its packages' own pins would downgrade ours).
 stamp=.venv/.requirements.sha
-want="$(cat requirements.txt "${@#nodeps:}" 2>/dev/null | sha256sum | cut -d' ' -f1)"
+want="$(cat requirements.txt pyproject.toml "${@#nodeps:}" 2>/dev/null | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] installing requirements"
   reqs=(-r requirements.txt)
@@ -33,6 +33,12 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   done
   .venv/bin/python -m pip install -q "${reqs[@]}"
   if [ ${#nodeps[@]} -gt 0 ]; then .venv/bin/python -m pip install -q --no-deps "${nodeps[@]}"; fi
+  # gait_jax itself, editable: `from gait_jax.identify import Recognizer` works from any folder.
+  # (setuptools' editable-install banner is shown only when the install fails.)
+  if ! log="$(.venv/bin/python -m pip install -q --no-deps -e . 2>&1)"; then
+    echo "$log" >&2
+    exit 1
+  fi
   echo "$want" > "$stamp"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"

@@ -14,6 +14,8 @@ tile them to 3 or 4 first, as the network does.
 DIR is a workdir of a retrained network (its model.path), or a supernet workdir with --path.
 Needs the optional dependencies: pip install --no-deps -r requirements-export.txt.
 The export is checked at once: ONNX Runtime's embeddings of a random clip against JAX's.
+A model trained with `embed.flip` (the KTH configs) exports the mean of the clip's and its
+mirror's embeddings, as embed/enroll compute them; `--flip on|off` overrides the config.
 """
 import argparse
 import os
@@ -33,26 +35,30 @@ def main(argv=None):
                       help="fix the frame count (default: a dynamic frame axis)")
   parser.add_argument("--path", default="", help="architecture for a supernet workdir")
   parser.add_argument("--step", type=int, default=None, help="checkpoint step (default newest)")
+  parser.add_argument("--flip", default="config", choices=("config", "on", "off"),
+                      help="mirror-averaged embeddings (default: the workdir's embed.flip)")
   args = parser.parse_args(argv)
   from gait_jax.common import console  # noqa: E402 (after parsing: a fast --help)
   from gait_jax.interop import onnx_export  # noqa: E402
   from gait_jax.models import space  # noqa: E402
   console.quiet_libraries()
   try:
-    model, variables, path, step = onnx_export.load_fixed_model(
+    model, variables, path, step, flip = onnx_export.load_fixed_model(
         args.workdir, space.parse_path(args.path), args.step)
-    info = onnx_export.export(model, variables, args.out, args.frames)
-  except (ValueError, FileNotFoundError) as e:
+    flip = flip if args.flip == "config" else args.flip == "on"
+    info = onnx_export.export(model, variables, args.out, args.frames, flip)
+  except (ValueError, OSError) as e:
     raise SystemExit(f"export_onnx: {e}") from None
   sils = (np.random.default_rng(0).random((2, args.frames or 12, 64, 44)) > 0.5).astype(
       np.float32)
-  want = np.asarray(onnx_export.inference_fn(model, variables)(sils))
+  want = np.asarray(onnx_export.inference_fn(model, variables, flip)(sils))
   got = onnx_export.run_onnx(args.out, sils)
   err = float(np.max(np.abs(got - want)) / max(float(np.max(np.abs(want))), 1e-12))
   if not err <= 1e-4:
     raise SystemExit(f"export_onnx: ONNX Runtime disagrees with JAX (relative error {err:.2e})")
   print(f"exported path {space.format_path(path)} (step {step}) -> {os.path.abspath(args.out)}\n"
-        f"  input  {info['input']}\n  output {info['output']}\n  opset {info['opset']}; "
+        f"  input  {info['input']}\n  output {info['output']}"
+        f"{' (mean with the mirrored clip: embed.flip)' if flip else ''}\n  opset {info['opset']}; "
         f"ONNX Runtime vs JAX max relative error {err:.1e}", flush=True)
 
 

@@ -21,6 +21,18 @@ WALKER_IDS="${WALKER_IDS:-200}"
 PRETRAIN_STEPS="${PRETRAIN_STEPS:-600}"
 FINETUNE_STEPS="${FINETUNE_STEPS:-300}"
 KTH_ONLY_LR="${KTH_ONLY_LR:-0.1}"  # from scratch: the pretraining's rate, not the fine-tuning's
+# Whole numbers only: "08" or "1e3" would reach bash arithmetic or the config as something else.
+for name in WALKER_IDS PRETRAIN_STEPS FINETUNE_STEPS; do
+  value="${!name}"
+  if ! [[ "$value" =~ ^[1-9][0-9]*$ ]]; then
+    echo "kth_recipe: $name=$value: expected a whole number >= 1 (e.g. $name=300)" >&2
+    exit 2
+  fi
+done
+if ! [[ "$KTH_ONLY_LR" =~ ^[0-9]*\.?[0-9]+([eE]-?[0-9]+)?$ ]]; then
+  echo "kth_recipe: KTH_ONLY_LR=$KTH_ONLY_LR: expected a positive number (e.g. 0.1)" >&2
+  exit 2
+fi
 read -r -a EXTRA <<< "${RECIPE_ARGS:-}"
 CFG=configs/kth_recipe.py
 if [ ! -d "$KTH_ROOT" ] || [ ! -f "$KTH_PARTITION" ]; then

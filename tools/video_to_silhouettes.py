@@ -11,6 +11,8 @@ frames, each kept mask aligned by the reference pretreatment. Frames where the p
 the image border or is too small are dropped and counted; a person leaving the frame ends a
 track, and each track becomes `DIR/<video stem>[#k]/NNNN.png`. The PNG folders feed
 `--config.mode=enroll|identify` (or `tools/pretreat.py`) like any other silhouettes.
+A rerun into the same --out replaces each track folder whole (no stale frames mixed in), and
+a frame that cannot be written (a full disk) stops the run with the folder named.
 
 No detector or segmentation network is used. With a person-segmentation model of your own,
 write its masks as PNG folders instead (white person on black, any size).
@@ -34,21 +36,61 @@ def _videos(source: str):
   return sorted(out)
 
 
+def _fraction(text: str) -> float:
+  try:
+    v = float(text)
+  except ValueError:
+    v = float("nan")
+  if not 0 <= v < 1:  # also refuses nan
+    raise argparse.ArgumentTypeError(f"{text!r}: expected a fraction in [0, 1)")
+  return v
+
+
+def _count(text: str) -> int:
+  if not text.strip().isdigit():
+    raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 0")
+  return int(text)
+
+
+def _write_track(folder: str, track) -> None:
+  """Writes a track's frames into `folder`, replacing what a previous run left there: the
+  frames go to a new folder first (each PNG encoded in memory and written atomically, so a
+  full disk is an error, never a 0-byte frame), which then takes the old one's place."""
+  import shutil  # noqa: E402
+  import cv2  # noqa: E402
+  from gait_jax.common import io  # noqa: E402
+  tmp = f"{folder}.partial{os.getpid()}"
+  shutil.rmtree(tmp, ignore_errors=True)
+  try:
+    for i, frame in zip(track.indices, track.frames):
+      ok, png = cv2.imencode(".png", frame)
+      if not ok:
+        raise OSError(f"could not encode frame {int(i)} as PNG")
+      with io.atomic_open(os.path.join(tmp, f"{int(i):04d}.png"), "wb") as f:
+        f.write(png.tobytes())
+    if os.path.isdir(folder):
+      shutil.rmtree(folder)
+    os.replace(tmp, folder)
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("source", help="a video file or a folder of videos")
   parser.add_argument("--out", required=True, help="folder for the PNG folders")
   parser.add_argument("--method", default="mog2", choices=("mog2", "knn"))
-  parser.add_argument("--min-area", type=float, default=0.004,
+  parser.add_argument("--min-area", type=_fraction, default=0.004,
                       help="smallest person blob, as a fraction of the frame area")
-  parser.add_argument("--min-height", type=float, default=0.2,
+  parser.add_argument("--min-height", type=_fraction, default=0.2,
                       help="shortest person, as a fraction of the frame height")
-  parser.add_argument("--max-gap", type=int, default=5,
+  parser.add_argument("--max-gap", type=_count, default=5,
                       help="frames without a person that end a track")
   args = parser.parse_args(argv)
-  import cv2  # noqa: E402
   from gait_jax.identify import video  # noqa: E402
+  if not os.path.exists(args.source):
+    raise SystemExit(f"video_to_silhouettes: {args.source} does not exist")
   videos = _videos(args.source)
   if not videos:
     raise SystemExit(f"video_to_silhouettes: no video under {args.source}")
@@ -65,9 +107,11 @@ def main(argv=None):
     stem = os.path.splitext(os.path.basename(path))[0]
     for k, track in enumerate(tracks):
       folder = os.path.join(args.out, rel, stem if len(tracks) == 1 else f"{stem}#{k}")
-      os.makedirs(folder, exist_ok=True)
-      for i, frame in zip(track.indices, track.frames):
-        cv2.imwrite(os.path.join(folder, f"{int(i):04d}.png"), frame)
+      try:
+        _write_track(folder, track)
+      except OSError as e:
+        raise SystemExit(f"video_to_silhouettes: cannot write {folder} "
+                         f"({e.strerror or e}); nothing half-written is left there") from None
     print(f"{path}: {summary['frames']} frames read, {summary['kept']} kept in "
           f"{summary['tracks']} tracks ({summary['clipped']} clipped by the border, "
           f"{summary['small']} too small)", flush=True)

@@ -15,6 +15,7 @@ import time
 import cv2
 import numpy as np
 
+from gait_jax import config as config_lib
 from gait_jax.data.dataset import GaitDataset
 from gait_jax.data.loader import TrainLoader
 
@@ -55,7 +56,7 @@ def write_blobs(out: str, ids: int, seqs_per_id: int, seed: int = 0) -> tuple:
   return root, partition
 
 
-def measure(dataset, cfg: dict, steps: int) -> tuple:
+def measure(dataset, cfg, steps: int) -> tuple:
   with TrainLoader(dataset, cfg, seed=0) as loader:
     next(loader)  # thread start-up and the first prefetch are not throughput
     t0 = time.perf_counter()
@@ -84,9 +85,10 @@ def run(args) -> None:
       if cache:
         dataset.lengths()  # fill the cache: measure the steady state
       for w in workers:
-        cfg = dict(batch_p=p, batch_k=args.batch_k, batch_shuffle=True,
-                   sample_type="fixed_ordered", frames=args.frames, frames_skip=0,
-                   transforms=args.transforms, workers=w, prefetch=args.prefetch)
+        cfg = config_lib.base_config().data
+        cfg.update(dict(batch_p=p, batch_k=args.batch_k, batch_shuffle=True,
+                        sample_type="fixed_ordered", frames=args.frames, frames_skip=0,
+                        transforms=args.transforms, workers=w, prefetch=args.prefetch))
         seq_s, per_batch = measure(dataset, cfg, steps)
         rows.append((cache, w, seq_s, per_batch))
     print(f"{len(dataset)} sequences, batch {p}x{args.batch_k}, {args.frames} frames, "

@@ -128,6 +128,12 @@ def _resolve(source: str) -> Tuple[str, Optional[int]]:
   """(checkpoints directory, step or None for latest) for a workdir, a checkpoints dir or a
   step dir."""
   source = os.path.abspath(os.path.expanduser(source))
+  if os.path.isfile(source):
+    hint = (" a PyTorch checkpoint: import it first with `python tools/import_torch.py "
+            f"{source} --config CONFIG --workdir DIR`, then use DIR"
+            if source.endswith((".pt", ".pth")) else " expected a directory")
+    raise FileNotFoundError(f"checkpoint source {source} is a file:{hint} (a workdir, its "
+                            f"{CHECKPOINT_DIR}/ directory or a step directory)")
   if not os.path.isdir(source):
     raise FileNotFoundError(f"checkpoint source {source} does not exist (expected a workdir, "
                             f"its {CHECKPOINT_DIR}/ directory or a step directory)")

@@ -11,11 +11,12 @@ import concurrent.futures
 import json
 import logging
 import os
-import pickle
 import threading
 from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 import numpy as np
+
+from gait_jax.common import safe_pickle
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +74,7 @@ def load_pkl(path: str, frame_size: Optional[Tuple[int, int]] = (64, 64)) -> np.
 
   `frame_size=(H, W)` also checks the frame size (None accepts any `[T, H, W]`).
   """
-  try:
-    with open(path, "rb") as f:
-      data = pickle.load(f)
-  except Exception as e:  # pickle raises many types for corrupt files
-    raise ValueError(f"{path}: cannot unpickle ({type(e).__name__}: {e})") from None
+  data = safe_pickle.load(path)
   if not isinstance(data, np.ndarray):
     raise ValueError(f"{path}: expected a pickled numpy uint8 array [T, H, W], "
                      f"got {type(data).__name__}")

@@ -4,6 +4,7 @@
     rec = Recognizer.from_workdir("runs/retrain")
     rec.enroll("alice", frames)          # uint8 [T, H, W] silhouettes of any size
     rec.identify(frames)                 # -> [("alice", 0.41), ("bob", 0.97), ...]
+    rec.save_gallery("people.npz"); rec.load_gallery("people.npz")
 
 Frames are aligned by the pretreatment rule (crop to the person, scale to 64 rows, centre),
 cut to 64×44 and embedded whole, as `embed` does; distances are the configured
@@ -54,7 +55,8 @@ class Recognizer:
     self.metric = distance_lib.check_metric(str(config.evaluate.metric))
     self.record = gallery_lib.model_record(ckpt_lib.architecture(config),
                                            config_lib.format_path(path),
-                                           bool(config.embed.flip), self.step, source)
+                                           bool(config.embed.flip), self.step, source,
+                                           gallery_lib.weights_digest(self.variables))
     self.gallery = gallery_lib.empty(self.record)
 
   @classmethod
@@ -82,20 +84,69 @@ class Recognizer:
     """The embedding f32 [c, p] of one silhouette sequence uint8 [T, H, W] of any size."""
     return self.embed_aligned([("", where, sources.align_frames(frames, where))])[0]
 
+  def embed_sequences(self, items: Sequence[Tuple[str, str, np.ndarray]]
+                      ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(embeddings [n, c, p], halves [n, 2, c, p], has_halves [n]) of aligned sequences: each
+    whole, and its two halves apart when each half has MIN_FRAMES frames (the threshold's
+    same-person distances with one sequence per person)."""
+    split = [len(f) >= 2 * sources.MIN_FRAMES for _, _, f in items]
+    extra = []
+    for (pid, name, frames), ok in zip(items, split):
+      if ok:
+        h = len(frames) // 2
+        extra += [(pid, f"{name}[:{h}]", frames[:h]), (pid, f"{name}[{h}:]", frames[h:])]
+    emb = self.embed_aligned(list(items) + extra)
+    whole, parts = emb[:len(items)], emb[len(items):]
+    halves = np.zeros((len(items), 2) + whole.shape[1:], np.float32)
+    if parts.size:
+      halves[np.asarray(split)] = parts.reshape((-1, 2) + whole.shape[1:])
+    return whole, halves, np.asarray(split, bool)
+
   # -- gallery ----------------------------------------------------------------------------
 
-  def add(self, ids: Sequence[str], names: Sequence[str], embeddings: np.ndarray) -> None:
-    g = self.gallery
-    stacked = embeddings if g["embeddings"].size == 0 else np.concatenate(
-        [g["embeddings"], embeddings])
-    g["embeddings"] = stacked.astype(np.float32)
-    g["ids"] = np.concatenate([g["ids"], np.asarray(ids, np.str_)])
-    g["names"] = np.concatenate([g["names"], np.asarray(names, np.str_)])
+  def add(self, ids: Sequence[str], names: Sequence[str], embeddings: np.ndarray,
+          halves: Optional[np.ndarray] = None, has_halves: Optional[np.ndarray] = None,
+          source_keys: Optional[Sequence[str]] = None) -> None:
+    for pid in ids:
+      if not isinstance(pid, str) or not pid.strip():
+        raise ValueError(f"person id {pid!r}: expected a non-empty string")
+    g, n = self.gallery, len(ids)
+    if halves is None:
+      halves = np.zeros((n, 2) + embeddings.shape[1:], np.float32)
+      has_halves = np.zeros((n,), bool)
+    new = {"embeddings": embeddings.astype(np.float32), "ids": np.asarray(ids, np.str_),
+           "names": np.asarray(names, np.str_), "halves": halves.astype(np.float32),
+           "has_halves": np.asarray(has_halves, bool),
+           "sources": np.asarray(source_keys if source_keys is not None else [""] * n, np.str_)}
+    old_n = len(g["ids"])
+    for key, value in new.items():
+      old = g.get(key)
+      if old is None or old.size == 0 or old_n == 0:
+        g[key] = value
+      else:
+        g[key] = np.concatenate([old, value])
 
   def enroll(self, person: str, frames: np.ndarray, name: Optional[str] = None) -> None:
-    """Adds one sequence of `person` to the gallery."""
+    """Adds one sequence of `person` (a non-empty string id) to the gallery."""
+    if not isinstance(person, str) or not person.strip():
+      raise ValueError(f"enroll: person id {person!r}: expected a non-empty string")
     name = name or f"{person}/{int(np.sum(self.gallery['ids'] == person))}"
-    self.add([person], [name], self.embed(frames, name)[None])
+    aligned = sources.align_frames(frames, name)
+    self.add([person], [name], *self.embed_sequences([(person, name, aligned)]))
+
+  def save_gallery(self, path: str) -> str:
+    """Writes the gallery to `path` (.npz, atomically), tied to this model."""
+    return gallery_lib.save(path, self.gallery)
+
+  def load_gallery(self, path: str) -> bool:
+    """Replaces the gallery by the one at `path` (False when there is none); another model's
+    gallery, or a damaged one, is refused with the file named."""
+    saved = gallery_lib.load(path)
+    if saved is None:
+      return False
+    gallery_lib.check_same_model(saved, self.record, path)
+    self.gallery = saved
+    return True
 
   def distances(self, embeddings: np.ndarray) -> np.ndarray:
     if self.gallery["embeddings"].size == 0:
@@ -116,7 +167,9 @@ class Recognizer:
     row = self.distances(self.embed(frames, "probe")[None])[0]
     return self.rank(row, top_k)
 
-  def calibrate(self) -> Tuple[float, Dict[str, float]]:
+  def calibrate(self) -> Tuple[float, Dict]:
     """The open-set threshold from the gallery itself (see gallery.calibrate)."""
-    g = self.gallery
-    return gallery_lib.calibrate(self.distances(g["embeddings"]), g["ids"])
+    if self.gallery["embeddings"].size == 0:
+      raise ValueError("the gallery is empty: enrol people first")
+    return gallery_lib.calibrate(
+        self.gallery, lambda x, y: distance_lib.distance_matrix(x, y, self.metric))

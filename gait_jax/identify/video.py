@@ -13,12 +13,14 @@ Per video:
      without one (the person left the frame) end it, and the next person starts a new track.
      Tracks shorter than MIN_FRAMES are discarded;
   5. each kept mask is aligned by the reference pretreatment rule to 64×64.
+The clip is read twice, frame by frame, so memory does not grow with its length.
 No detector or segmentation network is used (none can be downloaded here); a user with a
 person-segmentation model can feed its masks as PNG folders instead.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from typing import Dict, List, Tuple
 
@@ -42,11 +44,14 @@ class VideoError(ValueError):
 class Track:
   frames: np.ndarray  # uint8 [T, 64, 64], aligned
   indices: np.ndarray  # int [T]: the video frame each aligned frame came from
-  masks: np.ndarray  # uint8 [T, H, W]: the person's full-size mask in those frames
+
+
+METHODS = ("mog2", "knn")
 
 
 @dataclasses.dataclass
 class Options:
+  """The segmentation settings (`identify.video.*` keys, `tools/video_to_silhouettes.py`)."""
   method: str = "mog2"  # mog2 | knn
   min_area: float = 0.004  # of the frame area
   min_height: float = 0.2  # of the frame height
@@ -54,24 +59,50 @@ class Options:
   open_px: int = 3
   close_px: int = 3
 
+  def __post_init__(self):
+    if self.method not in METHODS:
+      raise ValueError(f"video method {self.method!r}: expected one of {METHODS}")
+    for name in ("min_area", "min_height"):
+      v = getattr(self, name)
+      if not (isinstance(v, (int, float)) and math.isfinite(v) and 0 <= v < 1):
+        raise ValueError(f"video {name}={v!r}: expected a fraction of the frame in [0, 1)")
+    for name in ("max_gap", "open_px", "close_px"):
+      v = getattr(self, name)
+      if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "max_gap" else 1):
+        raise ValueError(f"video {name}={v!r}: expected a whole number >= "
+                         f"{0 if name == 'max_gap' else 1}")
 
-def read_frames(path: str) -> np.ndarray:
-  """Every frame of a video as uint8 BGR [T, H, W, 3]."""
+
+def _frames(path: str, desc: str = ""):
+  """Yields a video's frames as uint8 BGR [H, W, 3], one at a time (a minute of 1080p would
+  need gigabytes at once); warns when fewer frames decode than the file declares."""
   cap = cv2.VideoCapture(path)
   if not cap.isOpened():
     raise VideoError(f"{path}: cannot be opened as a video (unknown format or damaged file)")
-  frames = []
+  declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+  bar = None
+  if desc:
+    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+    bar = tqdm(total=declared or None, desc=desc, unit="frame")
+  n = 0
   try:
     while True:
       ok, frame = cap.read()
       if not ok:
         break
-      frames.append(frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+      n += 1
+      if bar is not None:
+        bar.update(1)
+      yield frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
   finally:
     cap.release()
-  if not frames:
+    if bar is not None:
+      bar.close()
+  if n == 0:
     raise VideoError(f"{path}: no frames could be read")
-  return np.stack(frames)
+  if declared and n < declared - max(2, declared // 100):
+    logging.warning("%s: only %d of the %d frames it declares could be decoded (a truncated or "
+                    "damaged file?); using those", path, n, declared)
 
 
 def _subtractor(method: str, history: int):
@@ -88,40 +119,39 @@ def _subtractor(method: str, history: int):
   return sub
 
 
-def person_masks(frames: np.ndarray, opts: Options, progress: str = ""
-                 ) -> List[Tuple[np.ndarray, str]]:
-  """Per frame: (the person's uint8 mask or an empty array, "" / "none" / "clipped" / "small")."""
-  h, w = frames.shape[1:3]
-  sub = _subtractor(opts.method, history=len(frames))
-  for f in frames:  # learn the background on the clip
+def _learned_background(path: str, opts: "Options", desc: str):
+  """A background model learned on the whole clip (first pass, streamed)."""
+  cap = cv2.VideoCapture(path)
+  count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if cap.isOpened() else 0
+  cap.release()
+  sub = _subtractor(opts.method, history=max(count, 1))
+  for f in _frames(path, f"{desc} (background)" if desc else ""):
     sub.apply(f)
+  return sub
+
+
+def person_mask(sub, frame: np.ndarray, opts: Options) -> Tuple[np.ndarray, str]:
+  """(the person's uint8 mask or an empty array, "" / "none" / "clipped" / "small") of one
+  frame, with the background model frozen."""
+  h, w = frame.shape[:2]
   open_k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (opts.open_px, opts.open_px))
   close_k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (opts.close_px, opts.close_px))
-  out = []
-  if progress:
-    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-    frames = tqdm(frames, desc=progress, unit="frame")
-  for f in frames:
-    fg = (sub.apply(f, learningRate=0) == 255).astype(np.uint8)  # 127 = shadow: dropped
-    fg = cv2.morphologyEx(cv2.morphologyEx(fg, cv2.MORPH_OPEN, open_k), cv2.MORPH_CLOSE, close_k)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
-    if n <= 1:
-      out.append((np.zeros((0,), np.uint8), "none"))
-      continue
-    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    if stats[k, cv2.CC_STAT_AREA] < opts.min_area * h * w:
-      out.append((np.zeros((0,), np.uint8), "none"))
-      continue
-    person = _fill_holes(_person_parts(labels, stats, k))
-    ys, xs = np.nonzero(person)
-    x, y, bw, bh = xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
-    if x == 0 or y == 0 or x + bw >= w or y + bh >= h:
-      out.append((np.zeros((0,), np.uint8), "clipped"))
-    elif bh < opts.min_height * h:
-      out.append((np.zeros((0,), np.uint8), "small"))
-    else:
-      out.append((person.astype(np.uint8) * 255, ""))
-  return out
+  fg = (sub.apply(frame, learningRate=0) == 255).astype(np.uint8)  # 127 = shadow: dropped
+  fg = cv2.morphologyEx(cv2.morphologyEx(fg, cv2.MORPH_OPEN, open_k), cv2.MORPH_CLOSE, close_k)
+  n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+  if n <= 1:
+    return np.zeros((0,), np.uint8), "none"
+  k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+  if stats[k, cv2.CC_STAT_AREA] < opts.min_area * h * w:
+    return np.zeros((0,), np.uint8), "none"
+  person = _fill_holes(_person_parts(labels, stats, k))
+  ys, xs = np.nonzero(person)
+  x, y, bw, bh = xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
+  if x == 0 or y == 0 or x + bw >= w or y + bh >= h:
+    return np.zeros((0,), np.uint8), "clipped"
+  if bh < opts.min_height * h:
+    return np.zeros((0,), np.uint8), "small"
+  return person.astype(np.uint8) * 255, ""
 
 
 def _person_parts(labels, stats, k: int) -> np.ndarray:
@@ -153,20 +183,22 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
 
 def video_tracks(path: str, opts: Options = Options(), progress: bool = False
                  ) -> Tuple[List[Track], Dict[str, int]]:
-  """(tracks, summary) of a video; a VideoError when no track has MIN_FRAMES usable frames."""
-  frames = read_frames(path)
-  masks = person_masks(frames, opts, os.path.basename(path) if progress else "")
-  summary = {"frames": len(frames), "kept": 0, "clipped": 0, "small": 0, "tracks": 0}
+  """(tracks, summary) of a video, read in two streamed passes (memory bounded by one frame
+  and the aligned 64×64 tracks); a VideoError when no track has MIN_FRAMES usable frames."""
+  desc = os.path.basename(path) if progress else ""
+  sub = _learned_background(path, opts, desc)
+  summary = {"frames": 0, "kept": 0, "clipped": 0, "small": 0, "tracks": 0}
   tracks, current, gap = [], [], 0
 
   def close():
     if len(current) >= MIN_FRAMES:
-      idx = np.asarray([i for i, _, _ in current])
-      tracks.append(Track(np.stack([a for _, a, _ in current]), idx,
-                          np.stack([m for _, _, m in current])))
+      tracks.append(Track(np.stack([a for _, a in current]),
+                          np.asarray([i for i, _ in current])))
       summary["kept"] += len(current)
 
-  for i, (mask, why) in enumerate(masks):
+  for i, frame in enumerate(_frames(path, desc)):
+    summary["frames"] += 1
+    mask, why = person_mask(sub, frame, opts)
     if why in ("clipped", "small"):
       summary[why] += 1
     aligned = pretreat.align_frame(mask)[0] if not why else None
@@ -177,7 +209,7 @@ def video_tracks(path: str, opts: Options = Options(), progress: bool = False
         current = []
       continue
     gap = 0
-    current.append((i, aligned, mask))
+    current.append((i, aligned))
   close()
   summary["tracks"] = len(tracks)
   if not tracks:

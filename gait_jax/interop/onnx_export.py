@@ -4,7 +4,8 @@ The graph maps `sils` float32 `[batch, frames, 64, 44]` (pretreated silhouettes 
 columns and scaled to [0, 1], exactly what `embed` feeds the network) to `embeddings` float32
 `[batch, out_channels, parts]`, with BN in inference mode (running statistics). Both axes are
 dynamic unless `frames` fixes the frame count; every row is a whole clip of at least 3 frames
-(shorter clips: tile them first, 1 → 3 and 2 → 4 frames, as the network does).
+(shorter clips: tile them first, 1 → 3 and 2 → 4 frames, as the network does). A model
+whose config has `embed.flip` exports the same mirror-averaged embedding `embed` computes.
 
 What jax2onnx takes as it is: the 3-D convolutions (`lax.conv_general_dilated` → Conv), flax's
 max pool (MaxPool), the temporal max (ReduceMax), BN arithmetic and the per-part einsums
@@ -26,6 +27,7 @@ import numpy as np
 
 from gait_jax import config as config_lib
 from gait_jax.common import checkpoint as ckpt_lib
+from gait_jax.common import io
 from gait_jax.models import layers, space, weights
 from gait_jax.training.step import INPUT_HW
 
@@ -46,19 +48,24 @@ def _converter():
   return jax2onnx
 
 
-def inference_fn(model, variables):
-  """`sils -> embeddings` of a fixed-path model with its weights closed over."""
+def inference_fn(model, variables, flip: bool = False):
+  """`sils -> embeddings` of a fixed-path model with its weights closed over; with `flip`
+  (`embed.flip`), the mean with the horizontally mirrored clip's, as `embed` computes it."""
   path = tuple(model.fixed_path)
 
   def embed(sils):
-    return model.apply(variables, sils, path, train=False)["embeddings"]
+    out = model.apply(variables, sils, path, train=False)["embeddings"]
+    if flip:
+      mirrored = model.apply(variables, sils[..., ::-1], path, train=False)["embeddings"]
+      out = (out + mirrored) / 2
+    return out
   return embed
 
 
 def load_fixed_model(workdir: str, path: Optional[Sequence[int]] = None,
                      step: Optional[int] = None):
-  """(model, NumPy variables, path, step) of a workdir: its config's path, or `path` for a
-  supernet workdir (checked against the space it was trained on)."""
+  """(model, NumPy variables, path, step, embed.flip) of a workdir: its config's path, or
+  `path` for a supernet workdir (checked against the space it was trained on)."""
   config = ckpt_lib.saved_config(workdir)
   saved_path = config_lib.model_path(config)
   if path is None:
@@ -70,11 +77,13 @@ def load_fixed_model(workdir: str, path: Optional[Sequence[int]] = None,
   space.check_path(path, tuple(config.model.choice_max_num), key="--path",
                    model_name=config.model.name)
   model, variables, step = weights.load_fixed(config.model, path, workdir, step)
-  return model, variables, path, step
+  return model, variables, path, step, bool(config.embed.flip)
 
 
-def export(model, variables, out: str, frames: Optional[int] = None) -> Dict[str, Any]:
-  """Writes the ONNX graph of `model` to `out`; returns its input/output description."""
+def export(model, variables, out: str, frames: Optional[int] = None,
+           flip: bool = False) -> Dict[str, Any]:
+  """Writes the ONNX graph of `model` (with `flip`: the mirror-averaged embedding) to `out`
+  atomically: a full disk or a failure leaves no truncated file; returns its description."""
   jax2onnx = _converter()
   if frames is not None and frames < MIN_FRAMES:
     raise ValueError(f"--frames={frames}: the graph needs at least {MIN_FRAMES} frames")
@@ -84,13 +93,13 @@ def export(model, variables, out: str, frames: Optional[int] = None) -> Dict[str
                               jnp.float32)
   variables = jax.tree.map(jnp.asarray, variables)
   with layers.export_form():
-    proto = jax2onnx.to_onnx(inference_fn(model, variables), [spec], model_name="sposgait",
-                             opset=OPSET, input_names=["sils"], output_names=["embeddings"])
-  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-  import onnx  # pylint: disable=g-import-not-at-top
-  onnx.save(proto, out)
+    proto = jax2onnx.to_onnx(inference_fn(model, variables, flip), [spec],
+                             model_name="sposgait", opset=OPSET, input_names=["sils"],
+                             output_names=["embeddings"])
+  with io.atomic_open(out, "wb") as f:
+    f.write(proto.SerializeToString())
   return {"input": f"sils float32 [{shape}]", "output": "embeddings float32 [batch, "
-          f"{model.out_channels}, {sum(model.bins)}]", "opset": OPSET}
+          f"{model.out_channels}, {sum(model.bins)}]", "opset": OPSET, "flip": flip}
 
 
 def run_onnx(path: str, sils: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from absl import logging
 
 from gait_jax import config as config_lib
 from gait_jax.common import checkpoint as ckpt_lib
+from gait_jax.data import holdout
 from gait_jax.interop import torch_file
 from gait_jax.models import abstract_variables, build_model, torch_keys
 from gait_jax.training import state as ts
@@ -116,6 +117,7 @@ def import_reference(pt_path: str, config, workdir: str) -> Tuple[str, Dict[str,
   path = config_lib.model_path(config)
   model = build_model(config.model, bnneck=config_lib.use_bnneck(config), fixed_path=path)
   variables = ckpt_lib.select_by_name(variables, abstract_variables(model), where)
+  _check_finite(variables, where)
   buffers = momentum_by_key(sd, ckpt["optimizer"], where)
   if buffers is not None:
     full = {k: buffers.get(k, np.zeros(np.shape(v), np.float32)) for k, v in sd.items()}
@@ -145,7 +147,19 @@ def import_reference(pt_path: str, config, workdir: str) -> Tuple[str, Dict[str,
   finally:
     manager.close()
   ckpt_lib.write_config(workdir, config)
+  # The reference trains on every TRAIN_SET id: nothing of this workdir is held out, and a
+  # search or a held-out validation on its training ids must not claim otherwise.
+  holdout.record_trained_on_all(workdir, f"imported from {where}")
   return os.path.join(directory, str(step)), meta
+
+
+def _check_finite(variables, where: str) -> None:
+  for keypath, leaf in jax.tree_util.tree_flatten_with_path(variables)[0]:
+    bad = int(np.size(leaf) - np.count_nonzero(np.isfinite(leaf)))
+    if bad:
+      raise ValueError(f"{where}: {jax.tree_util.keystr(keypath)} holds {bad} non-finite "
+                       "values (NaN/inf): the checkpoint is damaged or from a diverged run; "
+                       "nothing was imported")
 
 
 def export_reference(workdir: str, out: str, step: Optional[int] = None) -> Dict[str, Any]:

@@ -59,6 +59,13 @@ def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=No
                          "valid layout")
   if 0 in size:
     return np.zeros(size, storage.dtype)
+  # A tensor holds no more elements than its storage unless its strides repeat elements (an
+  # expanded view, which checkpoints do not hold): a declared size beyond the storage would
+  # allocate memory the file does not back (a crafted 4 TiB tensor).
+  numel = int(np.prod(size, dtype=np.float64))
+  if numel > storage.size:
+    raise TorchFileError(f"tensor with size {size} ({numel} elements) is larger than its "
+                         f"storage of {storage.size} elements: not a checkpoint's tensor")
   last = offset + sum((n - 1) * s for n, s in zip(size, stride))
   if last >= storage.size:
     raise TorchFileError(f"tensor with size {size}, stride {stride}, offset {offset} reads "
@@ -105,12 +112,18 @@ class _Unpickler(pickle.Unpickler):
     if key not in self.storages:
       record = f"{self.prefix}data/{key}"
       try:
-        raw = self.archive.read(record)
+        info = self.archive.getinfo(record)
       except KeyError:
         raise TorchFileError(f"{self.where}: storage record {record} is missing") from None
-      if len(raw) != int(numel) * kind.dtype.itemsize:
-        raise TorchFileError(f"{self.where}: storage {record} has {len(raw)} bytes, expected "
-                             f"{numel} {kind.name} elements")
+      # Sizes are checked against the file before anything is allocated: PyTorch stores
+      # records uncompressed, so a record cannot unpack to more bytes than the file holds.
+      if info.file_size != int(numel) * kind.dtype.itemsize:
+        raise TorchFileError(f"{self.where}: storage {record} has {info.file_size} bytes, "
+                             f"expected {numel} {kind.name} elements")
+      if info.file_size > max(os.path.getsize(self.where), 100 * info.compress_size):
+        raise TorchFileError(f"{self.where}: storage {record} declares {info.file_size} bytes, "
+                             "more than the file can hold: a damaged or crafted file")
+      raw = self.archive.read(record)
       self.storages[key] = np.frombuffer(raw, kind.dtype)
     storage = self.storages[key]
     if storage.dtype != kind.dtype:

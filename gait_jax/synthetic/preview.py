@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import os
-import pickle
 from typing import List, Optional, Tuple
 
 import numpy as np
+
+from gait_jax.common import safe_pickle
 
 SIZE = 64
 
 
 def _load_seq(path: str) -> np.ndarray:
-  with open(path, "rb") as f:
-    return np.asarray(pickle.load(f))
+  return np.asarray(safe_pickle.load(path))
 
 
 def _strip(seq: np.ndarray, n: int, step: int) -> np.ndarray:

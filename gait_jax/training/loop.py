@@ -98,6 +98,10 @@ def resume_or_init(ckpt, state, config):
       raise FloatingPointError(f"checkpoint {ckpt.directory}/{step} holds non-finite values; "
                                "resume from an earlier step or use a new --workdir")
     logging.info("resumed from %s/%d (attempt %s)", ckpt.directory, step, meta.get("attempts"))
+    if config.train.init_from:
+      logging.warning("train.init_from=%s is not used: this workdir already has checkpoints "
+                      "and resumes from step %d; to start from %s, use a new --workdir",
+                      config.train.init_from, step, config.train.init_from)
     return state, step
   if config.train.init_from:
     state = load_weights(state, str(config.train.init_from),

@@ -55,7 +55,11 @@ def open_data(config, start_attempt: int, workdir: str, resumed: bool):
     # A supernet never sees the ids its search scores paths on (search.val_ids), nor does a
     # run validated on held-out ids; the split is recorded in the workdir, where search and
     # the validation read it and a resumed run keeps it.
-    train_ids, val_ids = holdout.supernet_split(config, dataset.label_set, workdir, resumed)
+    fixed = config_lib.model_path(config) is not None
+    train_ids, val_ids = holdout.supernet_split(config, dataset.label_set, workdir, resumed,
+                                                fixed_path=fixed)
+    if fixed and config.train.init_from and not resumed:
+      holdout.check_unseen(val_ids, str(config.train.init_from), config, dataset.label_set)
     logging.info("training on %d ids; %d held out for %s", len(train_ids), len(val_ids),
                  "the search fitness" if config_lib.model_path(config) is None
                  else "validation (train.eval_on=holdout)")

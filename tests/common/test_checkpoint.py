@@ -98,3 +98,11 @@ def test_config_roundtrip_and_architecture_differences(tmp_path):
   # A config.json written before model.remat existed still matches.
   del saved["model"]["remat"]
   assert checkpoint.architecture_differences(saved, load_config("test_tiny")) == {}
+
+
+def test_a_pytorch_file_as_checkpoint_source_points_to_the_import(tmp_path):
+  pt = tmp_path / "model.pt"
+  pt.write_bytes(b"PK")
+  with pytest.raises(FileNotFoundError, match="is a file: a PyTorch checkpoint: import it first "
+                                              "with `python tools/import_torch.py"):
+    checkpoint.restore_variables(str(pt))

@@ -111,8 +111,12 @@ def test_every_input_kind_enrols_and_identifies(model_dir, people, tmp_path, cap
       assert len(p["top"]) == 3 and p["top"][0]["distance"] <= p["top"][1]["distance"]
       assert p["decision"] in {p["top"][0]["id"], "unknown"}
     acc[kind] = _accuracy(report)
-    # One gallery sequence per id: no same-id pairs to calibrate on, so auto falls back.
-    assert report["threshold"]["method"] == "fallback: nearest other-id pair"
+    # One gallery sequence per id: the same-person distances come from sequence halves, and
+    # the threshold is finite (a stranger is not accepted by default).
+    cal = report["threshold"]
+    assert cal["method"] == "equal error rate on sequence halves (one sequence per person)"
+    assert cal["same_id_pairs"] == IDS and np.isfinite(cal["threshold"])
+    assert "computed_from" in cal
     saved = np.load(str(tmp_path / kind / "gallery.npz"))
     assert saved["embeddings"].shape[0] == IDS and str(saved["path"]) == "0,5,0,1"
     assert int(saved["step"]) == TRAIN_STEPS and len(str(saved["model_hash"])) == 16
@@ -149,7 +153,7 @@ def test_rerun_adds_only_new_sequences_and_another_model_is_refused(model_dir, p
   assert open(os.path.join(workdir, "gallery.npz"), "rb").read() == before  # nothing lost
 
 
-def test_bad_input_is_named_and_skipped(model_dir, people, tmp_path, caplog):
+def test_bad_input_is_named_and_skipped(model_dir, people, tmp_path, caplog, capsys):
   gallery, _ = people["png"]
   bad = str(tmp_path / "gallery")
   shutil.copytree(gallery, bad)
@@ -162,13 +166,17 @@ def test_bad_input_is_named_and_skipped(model_dir, people, tmp_path, caplog):
   c.train.init_from = model_dir
   workdir = str(tmp_path / "w")
   mode.run_enroll(c, workdir)
-  text = caplog.text
-  assert "000.png: unreadable PNG, skipped" in text
-  assert "skipped 00002/nm-01" in text and "4 usable frames of 4 PNGs" in text
+  assert "000.png: unreadable image, skipped" in caplog.text
+  out = capsys.readouterr().out
+  assert "1 skipped" in out
+  assert f"skipped {short}: 4 usable frames of 4" in out
   saved = np.load(os.path.join(workdir, "gallery.npz"))
   assert "00002" not in saved["ids"].tolist() and "00001" in saved["ids"].tolist()
-  with pytest.raises(sources.InputError, match="no probes found"):
-    sources.probe_sequences(str(tmp_path))
+  nothing = tmp_path / "nothing"
+  nothing.mkdir()
+  (nothing / "list.txt").write_text("no frames here")
+  with pytest.raises(sources.InputError, match="no probes found.*list.txt: not a silhouette"):
+    sources.probe_sequences(str(nothing))
   with pytest.raises(sources.InputError, match="not a directory"):
     sources.gallery_sequences(str(tmp_path / "missing"))
   c.identify.probes = short  # one PNG folder as the probe root, with 4 frames
@@ -216,7 +224,107 @@ def test_recognizer_api(model_dir, people, tmp_path):
   assert all(a[1] <= b[1] for a, b in zip(ranked, ranked[1:]))
   hits = [rec.identify(raw[sid, "nm-02"], top_k=1)[0][0] == sid for sid in walkers.id_names(4)]
   assert np.mean(hits) >= 0.5
-  with pytest.raises(sources.InputError, match="expected uint8"):
-    rec.identify(raw["00001", "nm-02"].astype(np.float32))
+  with pytest.raises(sources.InputError, match="looks inverted"):
+    rec.identify(255 - raw["00001", "nm-02"])
   with pytest.raises(sources.InputError, match="usable frames"):
     rec.identify(np.zeros((10, 64, 64), np.uint8))
+
+
+def test_enrolment_is_locked_and_the_gallery_follows_the_weights(model_dir, people, tmp_path):
+  """A second enroll while one holds the workdir is refused (a lost enrolment before); the
+  gallery belongs to the weights' content, wherever they are referenced from."""
+  from gait_jax.common import workdir_lock  # pylint: disable=g-import-not-at-top
+  gallery, _ = people["pkl"]
+  workdir = str(tmp_path / "w")
+  c = _config(gallery=gallery).unlock()
+  c.train.init_from = model_dir
+  with workdir_lock.hold(workdir, "enroll"):
+    with pytest.raises(workdir_lock.WorkdirInUse, match="in use by another gait_jax run"):
+      mode.run_enroll(c, workdir)
+  assert not os.path.exists(os.path.join(workdir, "gallery.npz"))
+  mode.run_enroll(c, workdir)
+  moved = str(tmp_path / "elsewhere" / "model")
+  shutil.copytree(model_dir, moved)
+  c.train.init_from = os.path.relpath(moved)
+  mode.run_enroll(c, workdir)  # the same weights from another place: accepted, nothing new
+  assert len(np.load(os.path.join(workdir, "gallery.npz"))["ids"]) == IDS
+
+
+def test_gallery_files_through_the_api_and_damaged_galleries(model_dir, people, tmp_path):
+  rec = Recognizer.from_workdir(model_dir)
+  frames = _pkl(os.path.join(people["pkl"][0], "00001", "nm-01", "090", "090.pkl"))
+  with pytest.raises(ValueError, match="person id None: expected a non-empty string"):
+    rec.enroll(None, frames)
+  rec.enroll("00001", frames)
+  rec.enroll("00002", _pkl(os.path.join(people["pkl"][0], "00002", "nm-01", "090", "090.pkl")))
+  path = str(tmp_path / "people.npz")
+  rec.save_gallery(path)
+  other = Recognizer.from_workdir(model_dir)
+  assert other.load_gallery(path) and sorted(set(other.gallery["ids"].tolist())) == [
+      "00001", "00002"]
+  assert other.identify(frames, top_k=1)[0][0] == "00001"
+  t, cal = other.calibrate()  # one sequence per person: from the halves, finite
+  assert np.isfinite(t) and cal["same_id_pairs"] == 2
+  data = dict(np.load(path))
+  data["embeddings"][1, 0, 0] = np.nan
+  np.savez(path, **data)
+  with pytest.raises(ValueError, match="1 sequences have non-finite embeddings"):
+    other.load_gallery(path)
+
+
+def test_identify_prints_before_writing_and_names_figures_apart(model_dir, people, tmp_path,
+                                                               capsys, monkeypatch):
+  gallery, probes = people["png"]
+  workdir = str(tmp_path / "w")
+  c = _config(gallery=gallery, probes=probes).unlock()
+  c.train.init_from = model_dir
+  mode.run_enroll(c, workdir)
+  capsys.readouterr()
+
+  def full_disk(*_, **__):
+    raise OSError(28, "No space left on device")
+  with monkeypatch.context() as m:  # a full (or read-only) workdir
+    m.setattr(mode.io, "write_json", full_disk)
+    with pytest.raises(OSError, match="could not write the results .* printed above"):
+      mode.run_identify(c, workdir)
+  assert "00001_nm-02" in capsys.readouterr().out  # the results reached the screen
+  assert not os.path.exists(os.path.join(workdir, "identify.json"))
+  assert mode.figure_names(["p a", "p_a", "q"]) == [
+      f"p_a-{__import__('hashlib').sha1(b'p a').hexdigest()[:8]}.png",
+      f"p_a-{__import__('hashlib').sha1(b'p_a').hexdigest()[:8]}.png", "q.png"]
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("threshold", "-1", "identify.threshold='-1'"), ("threshold", "nan", "identify.threshold"),
+    ("top_k", -3, "identify.top_k=-3"), ("top_k", 0, "identify.top_k=0")])
+def test_invalid_numbers_are_refused(model_dir, people, tmp_path, key, value, match):
+  gallery, probes = people["pkl"]
+  c = _config(gallery=gallery, probes=probes).unlock()
+  c.train.init_from = model_dir
+  workdir = str(tmp_path / "w")
+  mode.run_enroll(c, workdir)
+  c.identify[key] = value
+  with pytest.raises(ValueError, match=match):
+    mode.run_identify(c, workdir)
+
+
+def test_rerunning_enroll_does_not_decode_videos_again(model_dir, people, tmp_path,
+                                                      monkeypatch):
+  from gait_jax.identify import video  # pylint: disable=g-import-not-at-top
+  gallery, _ = people["video"]
+  some = str(tmp_path / "g")
+  for sid in walkers.id_names(2):
+    shutil.copytree(os.path.join(gallery, sid), os.path.join(some, sid))
+  c = _config(gallery=some).unlock()
+  c.train.init_from = model_dir
+  workdir = str(tmp_path / "w")
+  mode.run_enroll(c, workdir)
+  decoded = []
+  real = video.video_tracks
+  monkeypatch.setattr(video, "video_tracks", lambda p, *a, **k: decoded.append(p) or real(
+      p, *a, **k))
+  mode.run_enroll(c, workdir)
+  assert decoded == []
+  c.identify.video.min_area = -1.0
+  with pytest.raises(ValueError, match="video min_area=-1.0"):
+    mode.run_enroll(c, workdir)

@@ -68,3 +68,53 @@ def test_video_to_silhouettes_tool(tmp_path, capsys):
   assert "broken.avi: cannot be opened" in out and "frames read" in out and "in 1 tracks" in out
   pngs = glob.glob(str(tmp_path / "out" / "cam1" / "walk" / "*.png"))
   assert len(pngs) >= 20
+
+
+def test_video_tool_rerun_replaces_and_a_full_disk_stops_it(tmp_path, capsys, monkeypatch):
+  import os
+  import sys
+  sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools"))
+  import video_to_silhouettes
+  from gait_jax.common import io
+  src = tmp_path / "walk.avi"
+  synthetic_video.make_walker_video(str(src), 0, "00001", frames=30)
+  out = tmp_path / "out"
+  stale = out / "walk" / "9999.png"
+  stale.parent.mkdir(parents=True)
+  stale.write_bytes(b"a frame of an earlier run")
+  video_to_silhouettes.main([str(src), "--out", str(out)])
+  frames = sorted(os.listdir(out / "walk"))
+  assert "9999.png" not in frames and len(frames) >= 20  # no stale frame mixed in
+  assert all(os.path.getsize(out / "walk" / f) > 0 for f in frames)
+
+  def full_disk(*_):
+    raise OSError(28, "No space left on device")
+  monkeypatch.setattr(io.os, "fsync", full_disk)
+  with pytest.raises(SystemExit, match="cannot write .*walk \\(No space left on device\\)"):
+    video_to_silhouettes.main([str(src), "--out", str(out)])
+  assert sorted(os.listdir(out / "walk")) == frames  # the previous run's frames are intact
+  assert os.listdir(out) == ["walk"]  # no partial folder left
+  for bad in (["--min-area", "-1"], ["--min-area", "nan"], ["--max-gap", "-3"]):
+    with pytest.raises(SystemExit):
+      video_to_silhouettes.main([str(src), "--out", str(out), *bad])
+    assert "expected" in capsys.readouterr().err
+
+
+def test_options_are_checked():
+  for bad in (dict(min_area=float("nan")), dict(max_gap=-3), dict(min_height=1.5),
+              dict(method="sift")):
+    with pytest.raises(ValueError, match="video "):
+      video.Options(**bad)
+
+
+def test_a_truncated_video_is_used_with_a_warning(tmp_path, caplog):
+  path = str(tmp_path / "walk.avi")
+  synthetic_video.make_walker_video(path, 0, "00001", frames=40)
+  data = open(path, "rb").read()
+  cut = str(tmp_path / "cut.avi")
+  open(cut, "wb").write(data[:len(data) * 6 // 10])
+  try:
+    video.video_tracks(cut)
+  except video.VideoError:
+    pass  # too little left for a track is fine; the warning is what is checked
+  assert "cut.avi: only" in caplog.text and "truncated or damaged" in caplog.text

@@ -29,10 +29,10 @@ def _sils(rng, n, t):
   return (rng.random((n, t, 64, 44)) > 0.5).astype(np.float32)
 
 
-def _check(model, variables, out, shapes, frames=None):
-  onnx_export.export(model, variables, out, frames=frames)
+def _check(model, variables, out, shapes, frames=None, flip=False):
+  onnx_export.export(model, variables, out, frames=frames, flip=flip)
   rng = np.random.default_rng(0)
-  fn = jax.jit(onnx_export.inference_fn(model, variables))
+  fn = jax.jit(onnx_export.inference_fn(model, variables, flip))
   for n, t in shapes:
     sils = _sils(rng, n, t)
     got = onnx_export.run_onnx(out, sils)
@@ -43,8 +43,8 @@ def _check(model, variables, out, shapes, frames=None):
 def test_tiny_model_dynamic_and_fixed_axes(tmp_path):
   workdir = str(tmp_path / "w")
   rc.import_reference(CKPT, load_config("test_tiny"), workdir)
-  model, variables, path, step = onnx_export.load_fixed_model(workdir, (0, 5, 0, 1))
-  assert path == (0, 5, 0, 1) and step == 3
+  model, variables, path, step, flip = onnx_export.load_fixed_model(workdir, (0, 5, 0, 1))
+  assert path == (0, 5, 0, 1) and step == 3 and not flip
   _check(model, variables, str(tmp_path / "dyn.onnx"), [(2, 12), (1, 5), (3, 3)])
   # One Conv node per convolution of the path (stem, its downsample, LTA, 2 + 1 in stage 2,
   # 1 + 1 in stages 3 and 4), whatever the CPU formulation (the converter maps flax's Conv
@@ -79,3 +79,36 @@ def test_command_line_tool(tmp_path):
   assert "input  sils float32 [batch, 8, 64, 44]" in r.stdout
   assert "output embeddings float32 [batch, 8, 7]" in r.stdout
   assert os.path.getsize(tmp_path / "m.onnx") > 1000
+
+
+def test_flip_is_exported_as_embed_computes_it(tmp_path):
+  """embed.flip (on in the KTH configs): the graph gives the mean of the clip's and its
+  mirror's embeddings, which `embed` computes, not the plain embedding."""
+  workdir = str(tmp_path / "w")
+  rc.import_reference(CKPT, load_config("test_tiny"), workdir)
+  model, variables, _, _, _ = onnx_export.load_fixed_model(workdir, (0, 5, 0, 1))
+  out = str(tmp_path / "flip.onnx")
+  _check(model, variables, out, [(2, 7)], flip=True)
+  sils = _sils(np.random.default_rng(1), 2, 7)
+  plain = np.asarray(jax.jit(onnx_export.inference_fn(model, variables))(sils))
+  flipped = onnx_export.run_onnx(out, sils)
+  mirrored = np.asarray(jax.jit(onnx_export.inference_fn(model, variables))(
+      np.ascontiguousarray(sils[..., ::-1])))
+  assert_close(flipped, (plain + mirrored) / 2, rtol=1e-4)
+  assert np.max(np.abs(flipped - plain)) > 1e-3 * np.max(np.abs(plain))
+
+
+def test_a_failed_export_leaves_no_file(tmp_path, monkeypatch):
+  workdir = str(tmp_path / "w")
+  rc.import_reference(CKPT, load_config("test_tiny"), workdir)
+  model, variables, _, _, _ = onnx_export.load_fixed_model(workdir, (0, 5, 0, 1))
+  out = tmp_path / "m.onnx"
+  out.write_bytes(b"the previous export")
+
+  def full_disk(*_):
+    raise OSError(28, "No space left on device")
+  monkeypatch.setattr(os, "fsync", full_disk)
+  with pytest.raises(OSError, match="No space left"):
+    onnx_export.export(model, variables, str(out), frames=4)
+  assert out.read_bytes() == b"the previous export"
+  assert sorted(os.listdir(tmp_path)) == ["m.onnx", "w"]  # no temporary file left

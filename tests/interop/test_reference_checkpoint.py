@@ -199,3 +199,23 @@ def test_command_line_tools(tmp_path):
   r = run("tools/import_torch.py", os.path.join(FIXTURES, "legacy_format.pt"), "--config",
           "configs/test_tiny.py", "--workdir", str(tmp_path / "x"))
   assert r.returncode == 1 and "legacy" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_non_finite_weights_are_refused_and_imports_hold_nothing_out(tmp_path):
+  """NaN weights are not imported (nothing is written); an imported workdir records that it
+  trained on every TRAIN_SET id, so a search on it cannot claim held-out ids."""
+  from gait_jax.data import holdout  # pylint: disable=g-import-not-at-top
+  ckpt = torch_file.load(CKPT)
+  key = next(k for k in ckpt["model"] if k.endswith("conv3d.weight"))
+  ckpt["model"][key] = ckpt["model"][key].copy()
+  ckpt["model"][key][0, 0, 0, 0, 0] = np.nan
+  bad = str(tmp_path / "nan.pt")
+  torch_file.save(ckpt, bad)
+  with pytest.raises(ValueError, match="holds 1 non-finite values"):
+    rc.import_reference(bad, load_config("test_tiny"), str(tmp_path / "w_nan"))
+  assert not os.path.exists(tmp_path / "w_nan" / "checkpoints")
+  workdir = str(tmp_path / "w")
+  rc.import_reference(CKPT, load_config("test_tiny"), workdir)
+  assert "imported from" in holdout.trained_on_all(workdir)
+  with pytest.raises(ValueError, match="trained on every training id"):
+    holdout.search_split(load_config("test_tiny"), ["a", "b", "c", "d"], workdir)

@@ -108,10 +108,39 @@ def test_hostile_and_broken_files_are_refused_by_name(tmp_path):
   # A tensor whose size/stride reads past its storage.
   class PastTheEnd(torch_file._Tensor):
     def __reduce_ex__(self, protocol):
-      return torch_file._REBUILD, (self.storage, 0, (9,), (1,), False, collections.OrderedDict())
+      return torch_file._REBUILD, (self.storage, 0, (3,), (3,), False, collections.OrderedDict())
   buffer = io.BytesIO()
   storage = torch_file._Storage("0", np.arange(6, dtype=np.float32))
   torch_file._Pickler(buffer, protocol=2).dump({"w": PastTheEnd(storage)})
   pkl = buffer.getvalue()
-  with pytest.raises(torch_file.TorchFileError, match="reads element 8 of a storage of 6"):
+  with pytest.raises(torch_file.TorchFileError, match="reads element 6 of a storage of 6"):
     torch_file.load(_zip(tmp_path / "oob.pt", dict(records, **{"archive/data.pkl": pkl})))
+
+
+def _crafted(tmp_path, name, size, stride, numel=6):
+  """A .pt whose one tensor declares `size`/`stride` over a storage declared `numel` long."""
+  good = str(tmp_path / "good.pt")
+  torch_file.save({"w": np.arange(6, dtype=np.float32)}, good)
+  with zipfile.ZipFile(good) as z:
+    records = {n: z.read(n) for n in z.namelist()}
+
+  class Declared(torch_file._Tensor):
+    def __reduce_ex__(self, protocol):
+      return torch_file._REBUILD, (self.storage, 0, size, stride, False,
+                                   collections.OrderedDict())
+  buffer = io.BytesIO()
+  # A broadcast view declares `numel` elements without holding them.
+  storage = torch_file._Storage("0", np.broadcast_to(np.float32(0), (numel,)))
+  torch_file._Pickler(buffer, protocol=2).dump({"w": Declared(storage)})
+  return _zip(tmp_path / name, dict(records, **{"archive/data.pkl": buffer.getvalue()}))
+
+
+def test_declared_sizes_are_checked_before_anything_is_allocated(tmp_path):
+  """A 4 TiB tensor over a 6-element storage (stride 0), or a storage declared 2^40 elements
+  long, is refused from the file's own sizes: no MemoryError, no allocation."""
+  huge = _crafted(tmp_path, "huge.pt", (1 << 20, 1 << 20), (0, 0))
+  with pytest.raises(torch_file.TorchFileError, match=r"larger than its storage of 6 elements"):
+    torch_file.load(huge)
+  long_storage = _crafted(tmp_path, "long.pt", (6,), (1,), numel=1 << 40)
+  with pytest.raises(torch_file.TorchFileError, match="has 24 bytes, expected 1099511627776"):
+    torch_file.load(long_storage)

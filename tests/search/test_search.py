@@ -202,8 +202,12 @@ def test_search_scores_on_the_ids_the_supernet_held_out(setup, tmp_path):
   cfg = _small(config, **{"train.init_from": source, "search.val_ids": f"{held[0]},{trained[0]}"})
   with pytest.raises(ValueError, match=f"trained on \\({trained[0]}\\)"):
     fitness.CandidateScorer(cfg, source)
+  cfg = _small(config, **{"train.init_from": source, "search.val_ids": ",".join(held[:2])})
+  assert fitness.CandidateScorer(cfg, source).val_ids == held[:2]
+  # One held-out id: every probe's nearest id is the right one, a 100 % fitness: refused.
   cfg = _small(config, **{"train.init_from": source, "search.val_ids": held[0] + ","})
-  assert fitness.CandidateScorer(cfg, source).val_ids == [held[0]]
+  with pytest.raises(ValueError, match="names 1 id"):
+    fitness.CandidateScorer(cfg, source)
 
 
 def test_search_space_wider_than_the_supernet_trained_is_refused(setup, tmp_path):
