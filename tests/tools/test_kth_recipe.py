@@ -63,3 +63,15 @@ def test_recipe_smoke(tmp_path):
   _run(tmp_path, kth)
   assert {rel: (run / rel).stat().st_mtime_ns for rel in done} == done
   assert sorted(os.listdir(run / "finetune" / "checkpoints")) == ["2"]
+
+
+def test_numbers_that_are_not_whole_are_refused_before_anything_runs(tmp_path):
+  for name, value in (("FINETUNE_STEPS", "08"), ("FINETUNE_STEPS", "1e3"),
+                      ("PRETRAIN_STEPS", "abc"), ("WALKER_IDS", "-3"), ("KTH_ONLY_LR", "x")):
+    env = dict(os.environ, KTH_RECIPE_DIR=str(tmp_path / "run"), **{name: value})
+    proc = subprocess.run(["bash", "tools/kth_recipe.sh"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"kth_recipe: {name}={value}: expected" in proc.stderr
+    assert "unbound variable" not in proc.stderr
+  assert not (tmp_path / "run").exists()
