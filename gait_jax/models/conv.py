@@ -183,7 +183,15 @@ def _custom_backward(forward, backward):
 def _im2col_grads(pads, precision, x, w, g):
   k, cout = int(np.prod(w.shape[:4])), w.shape[4]
   g2 = g.reshape(-1, cout)
-  gw = jnp.dot(_columns_t(x, w, pads), g2, precision=precision).reshape(w.shape)
+  # The kernel gradient sums N·T·H·W products (675 K for the stem of 8 × 30 frames). One
+  # float32 dot lost ~4e-2 of a result that is a small remainder of large terms (a BN follows);
+  # summed per image row (W terms), then over rows (H), then over frames (N·T), the error is
+  # below XLA's own convolution's and PyTorch's, at the same speed
+  # (`tools/benchmark.py gradients`).
+  n, t, h, wd = g.shape[:4]
+  per_row = jnp.einsum("krp,rpo->rko", _columns_t(x, w, pads).reshape(k, n * t * h, wd),
+                       g.reshape(n * t * h, wd, cout), precision=precision)
+  gw = jnp.sum(jnp.sum(per_row.reshape(n * t, h, k, cout), axis=1), axis=0).reshape(w.shape)
   # The columns are linear in x: their VJP scatters each tap's share of g @ w^T back.
   gcols = jnp.dot(g2, w.reshape(k, cout).T, precision=precision)
   _, vjp = jax.vjp(lambda a: _columns(a, w, pads), x)

@@ -58,6 +58,13 @@ def bn_scale_init(key, shape, dtype=jnp.float32):
 # ----------------------------------------------------------------------------- masking
 
 
+def at_least_float32(x: jax.Array) -> jax.Array:
+  """`x` in float32 (from half precision), or as it is when wider: the statistics, GeM and
+  heads compute in float32, and a float64 reference run (the gradient-accuracy check) stays
+  float64 throughout."""
+  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
 def frame_mask(lengths: jax.Array, t: int) -> jax.Array:
   """`[n, t]` float32 mask: 1 for frames < lengths[i]."""
   return (jnp.arange(t)[None, :] < lengths[:, None]).astype(jnp.float32)
@@ -131,27 +138,64 @@ class BatchNorm(nn.Module):
     ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
     ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
 
-    xf = x.astype(jnp.float32)
-    axes = tuple(range(x.ndim - 1))
+    xf = at_least_float32(x)
     if train:
       if mask is None:
-        count = float(np.prod(x.shape[:-1]))
-        mean = jnp.mean(xf, axis=axes)
-        var = jnp.mean(jnp.square(xf - mean), axis=axes)
+        w = jnp.ones(x.shape[:1] + (1,) * (x.ndim - 1), xf.dtype)
       else:
-        w = mask.reshape(mask.shape + (1,) * (x.ndim - 2)).astype(jnp.float32)
-        per_frame = float(np.prod(x.shape[2:-1]))  # h·w positions per frame
-        count = jnp.sum(mask) * per_frame
-        mean = jnp.sum(xf * w, axis=axes) / count
-        var = jnp.sum(jnp.square(xf - mean) * w, axis=axes) / count
+        w = mask.reshape(mask.shape + (1,) * (x.ndim - 2)).astype(xf.dtype)
+      y, mean, var, count = _normalise_train(xf, w, scale, bias, self.eps)
       if not self.is_initializing():
         unbiased = var * (count / jnp.maximum(count - 1.0, 1.0))
         ra_mean.value = (1.0 - self.momentum) * ra_mean.value + self.momentum * mean
         ra_var.value = (1.0 - self.momentum) * ra_var.value + self.momentum * unbiased
-    else:
-      mean, var = ra_mean.value, ra_var.value
-    y = (xf - mean) * (scale * jax.lax.rsqrt(var + self.eps)) + bias
+      return y.astype(x.dtype)
+    y = (xf - ra_mean.value) * (scale * jax.lax.rsqrt(ra_var.value + self.eps)) + bias
     return y.astype(x.dtype)
+
+
+def _position_sum(a: jax.Array) -> jax.Array:
+  """The sum over every axis but the last, per image row, then per frame, then over frames:
+  BN's statistics and gradients sum up to 10^6 float32 terms, and one long accumulation (what
+  XLA:CPU emits once it fuses a reduction with its neighbours) lost up to 2 % of a BN bias's
+  gradient, a small remainder of large terms. Short sums of short sums keep the error at
+  float64-like levels; the partial sums are materialised, so XLA cannot merge them back."""
+  while a.ndim > 2:
+    a = jax.lax.optimization_barrier(jnp.sum(a, axis=a.ndim - 2))
+  return jnp.sum(a, axis=0)
+
+
+@jax.custom_vjp
+def _normalise_train(xf, w, scale, bias, eps):
+  """BN in train mode with masked batch statistics: (y, mean, biased var, count). `w` is 1 on
+  valid frames and 0 on padding, broadcastable to `xf`. Gradients flow through y only (the
+  statistics feed the running averages)."""
+  return _normalise_train_fwd(xf, w, scale, bias, eps)[0]
+
+
+def _normalise_train_fwd(xf, w, scale, bias, eps):
+  count = jnp.sum(jnp.broadcast_to(w, xf.shape[:-1] + (1,)))
+  mean = _position_sum(xf * w) / count
+  var = _position_sum(jnp.square(xf - mean) * w) / count
+  inv = jax.lax.rsqrt(var + eps)
+  y = (xf - mean) * (scale * inv) + bias
+  out = (y, jax.lax.stop_gradient(mean), jax.lax.stop_gradient(var), count)
+  return out, (xf, w, mean, inv, scale, count)
+
+
+def _normalise_train_bwd(residuals, cotangents):
+  # dx = s·inv·(gy − w·(Σgy + x̂·Σgy·x̂)/N): the batch statistics' share, over valid positions.
+  xf, w, mean, inv, scale, count = residuals
+  gy = cotangents[0]
+  xhat = (xf - mean) * inv
+  c = gy.shape[-1]
+  sums = _position_sum(jnp.concatenate([gy, gy * xhat], axis=-1))  # one pass over gy and x
+  dbias, dscale = sums[:c], sums[c:]
+  dx = (scale * inv) * (gy - w * (dbias + xhat * dscale) / count)
+  return dx, jnp.zeros_like(w), dscale, dbias, None
+
+
+_normalise_train.defvjp(_normalise_train_fwd, _normalise_train_bwd)
 
 
 class ConvBN(nn.Module):
@@ -228,32 +272,42 @@ def _quarters(x):
           x[:, :, 1:h:2, 1:w:2])
 
 
+def _window_argmax(x):
+  """(the window maxima, which quarter holds each: 0..3 in row-major order, the first maximum
+  winning ties), from one set of comparisons."""
+  a, b, c, d = _quarters(x)
+  top, bottom = jnp.maximum(a, b), jnp.maximum(c, d)
+  lower = bottom > top  # ties: the top row, then the left column, win
+  index = jnp.where(lower, 2 + (d > c).astype(jnp.int8), (b > a).astype(jnp.int8))
+  return jnp.maximum(top, bottom), index
+
+
 @jax.custom_vjp
 def _window_max(x):
-  a, b, c, d = _quarters(x)
-  return jnp.maximum(jnp.maximum(a, b), jnp.maximum(c, d))
+  return _window_argmax(x)[0]
 
 
 def _window_max_fwd(x):
-  y = _window_max(x)
-  return y, (x, y)
+  # The winner is decided here, once, and kept: comparing the output with the input again in
+  # the backward pass let XLA recompute the input there (its producers fused into the
+  # comparison, with other rounding), so some windows matched no quarter and lost their
+  # gradient — BN gradients nearby were then mostly noise.
+  y, index = _window_argmax(x)
+  # Residuals must be arrays: the odd row / column the floor mode drops and the input dtype
+  # travel as the shape and dtype of an empty array.
+  return y, (index, jnp.zeros((x.shape[2] % 2, x.shape[3] % 2), x.dtype))
 
 
 def _window_max_bwd(residuals, g):
-  x, y = residuals
+  index, odd = residuals
   zero = jnp.zeros_like(g)
-  taken = jnp.zeros(g.shape, bool)
-  parts = []
-  for q in _quarters(x):  # first maximum wins
-    hit = (q == y) & ~taken
-    parts.append(jnp.where(hit, g, zero))
-    taken = taken | hit
+  parts = [jnp.where(index == k, g, zero) for k in range(4)]
   n, t, h2, w2, ch = g.shape
   top = jnp.stack(parts[:2], axis=4).reshape(n, t, h2, 2 * w2, ch)
   bottom = jnp.stack(parts[2:], axis=4).reshape(n, t, h2, 2 * w2, ch)
   full = jnp.stack([top, bottom], axis=3).reshape(n, t, 2 * h2, 2 * w2, ch)
-  pad = ((0, 0), (0, 0), (0, x.shape[2] - 2 * h2), (0, x.shape[3] - 2 * w2), (0, 0))
-  return (jnp.pad(full, pad).astype(x.dtype),)
+  pad = ((0, 0), (0, 0), (0, odd.shape[0]), (0, odd.shape[1]), (0, 0))
+  return (jnp.pad(full, pad).astype(odd.dtype),)
 
 
 _window_max.defvjp(_window_max_fwd, _window_max_bwd)
@@ -273,7 +327,7 @@ class GeMHPP(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     p = self.param("p", lambda k, s: jnp.full(s, self.p_init, jnp.float32), (1,))
     n, h, w, c = x.shape
-    x = jnp.maximum(x.astype(jnp.float32), self.eps)
+    x = jnp.maximum(at_least_float32(x), self.eps)
     parts = []
     for b in self.bins:
       if h % b:
@@ -327,9 +381,9 @@ class SeparateBNNecks(nn.Module):
     if p != self.parts:
       raise ValueError(f"SeparateBNNecks: expected {self.parts} parts, got input {x.shape}")
     fc_bin = self.param("fc_bin", separate_fc_init, (self.parts, c, self.class_num))
-    flat = BatchNorm(name="bn1d")(x.astype(jnp.float32).reshape(n, c * p), train=train)
+    flat = BatchNorm(name="bn1d")(at_least_float32(x).reshape(n, c * p), train=train)
     feature = flat.reshape(n, c, p)
     f = l2_normalize(feature, axis=1).astype(self.dtype)
     w = l2_normalize(fc_bin, axis=1).astype(self.dtype)
     logits = jnp.einsum("ncp,pck->nkp", f, w)
-    return feature, logits.astype(jnp.float32)
+    return feature, at_least_float32(logits)

@@ -18,7 +18,8 @@ from gait_jax.models import space as space_lib
 from gait_jax.models.space import NUM_CHANNELS, STAGES
 from gait_jax.models.candidates import ChoiceLayer, NUM_CANDIDATES
 from gait_jax.models.layers import (LTA, ConvBN, GeMHPP, SeparateBNNecks, SeparateFCs,
-                                    apply_mask, frame_mask, masked_temporal_max, max_pool_hw,
+                                    apply_mask, at_least_float32, frame_mask,
+                                    masked_temporal_max, max_pool_hw,
                                     separate_fc_bound, tile_short_sequences)
 
 
@@ -89,7 +90,7 @@ class SPOSGait(nn.Module):
     feat = GeMHPP(tuple(self.bins), name="HPP")(x)  # f32 [n, c, p]
     parts = int(sum(self.bins))
     embed = SeparateFCs(parts, self.out_channels, self.dtype, name="Head0")(feat)
-    embed = embed.astype(jnp.float32)
+    embed = at_least_float32(embed)
     out = {"embeddings": embed}
     if self.bnneck:
       _, logits = SeparateBNNecks(parts, self.class_num, self.dtype, name="BNNecks")(
