@@ -16,6 +16,7 @@ QUICK = {
     "rank": (["--probes", "64", "--gallery", "64"], "probes/s"),
     "conv": (["--channels", "4,8,8", "--batch", "1", "--frames", "4", "--repeats", "1",
               "--path", "0,5,0,1"], "GFLOP/s"),
+    "gradients": (["--channels", "4,8,8", "--batch", "2", "--frames", "6"], "worst"),
 }
 
 
