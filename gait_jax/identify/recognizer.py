@@ -121,10 +121,12 @@ class Recognizer:
     old_n = len(g["ids"])
     for key, value in new.items():
       old = g.get(key)
-      if old is None or old.size == 0 or old_n == 0:
+      if old_n == 0:
         g[key] = value
-      else:
-        g[key] = np.concatenate([old, value])
+        continue
+      if old is None or len(old) != old_n:  # a gallery enrolled before the key existed
+        old = np.zeros((old_n,) + value.shape[1:], value.dtype)
+      g[key] = np.concatenate([old, value])
 
   def enroll(self, person: str, frames: np.ndarray, name: Optional[str] = None) -> None:
     """Adds one sequence of `person` (a non-empty string id) to the gallery."""
