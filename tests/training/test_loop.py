@@ -203,3 +203,12 @@ def test_lock_of_a_killed_run_is_not_stale(tmp_path):
   from gait_jax.common import workdir_lock
   with workdir_lock.hold(workdir, "train"):
     pass
+
+
+def test_init_from_on_a_workdir_with_checkpoints_says_it_is_not_used(data, tmp_path, caplog):
+  src, workdir = str(tmp_path / "src"), str(tmp_path / "w")
+  train.run(_config(data, **{"train.total_steps": 2}), src)
+  train.run(_config(data, **{"train.total_steps": 2}), workdir)
+  train.run(_config(data, **{"train.total_steps": 4, "train.init_from": src}), workdir)
+  assert f"train.init_from={src} is not used: this workdir already has checkpoints" in (
+      caplog.text)
