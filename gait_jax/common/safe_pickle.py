@@ -86,7 +86,7 @@ def _check(obj: Any, where: str, depth: int = 0) -> None:
     raise UnsafePickle(f"{where}: refused: holds a {type(obj).__name__} (expected NumPy arrays)")
 
 
-def loads(data: bytes, where: str) -> Any:
+def read_bytes(data: bytes, where: str) -> Any:
   """The object of pickle bytes `data` (from `where`, named in errors), read without running
   code. Damaged bytes are a ValueError; anything but plain arrays an UnsafePickle."""
   try:
@@ -99,11 +99,11 @@ def loads(data: bytes, where: str) -> Any:
   return obj
 
 
-def load(path: str) -> Any:
-  """The object pickled in the file at `path`, read without running code (see `loads`)."""
+def read(path: str) -> Any:
+  """The object pickled in the file at `path`, read without running code (see `read_bytes`)."""
   try:
     with open(path, "rb") as f:
       data = f.read()
   except OSError as e:
     raise ValueError(f"{path}: cannot be read ({e.strerror or e})") from None
-  return loads(data, str(path))
+  return read_bytes(data, str(path))

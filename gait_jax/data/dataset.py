@@ -74,7 +74,7 @@ def load_pkl(path: str, frame_size: Optional[Tuple[int, int]] = (64, 64)) -> np.
 
   `frame_size=(H, W)` also checks the frame size (None accepts any `[T, H, W]`).
   """
-  data = safe_pickle.load(path)
+  data = safe_pickle.read(path)
   if not isinstance(data, np.ndarray):
     raise ValueError(f"{path}: expected a pickled numpy uint8 array [T, H, W], "
                      f"got {type(data).__name__}")

@@ -109,7 +109,7 @@ def read_pkl_folder(folder: str) -> np.ndarray:
   `[T, H, W]` (or `[T, H, W, C]`) array, read without running code."""
   pkls = sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".pkl"))
   for path in pkls:
-    data = safe_pickle.load(path)
+    data = safe_pickle.read(path)
     if isinstance(data, np.ndarray) and data.ndim in (3, 4) and data.shape[0] > 0:
       return align_frames(data, path)
   raise InputError(f"{folder}: no pkl holds silhouette frames [T, H, W] (read {len(pkls)})")

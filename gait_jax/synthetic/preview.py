@@ -12,7 +12,7 @@ SIZE = 64
 
 
 def _load_seq(path: str) -> np.ndarray:
-  return np.asarray(safe_pickle.load(path))
+  return np.asarray(safe_pickle.read(path))
 
 
 def _strip(seq: np.ndarray, n: int, step: int) -> np.ndarray:

@@ -33,7 +33,7 @@ def test_arrays_of_every_protocol_read_back(tmp_path, protocol):
   sils = (np.random.default_rng(0).random((5, 64, 64)) > 0.5).astype(np.uint8) * 255
   smpl = np.random.default_rng(1).standard_normal((5, 85)).astype(np.float32)
   obj = {"sils": sils, "smpl": [smpl, (np.int64(3), 2.5, "a", None)]}
-  got = safe_pickle.load(_write(tmp_path / "x.pkl", obj, protocol))
+  got = safe_pickle.read(_write(tmp_path / "x.pkl", obj, protocol))
   np.testing.assert_array_equal(got["sils"], sils)
   np.testing.assert_array_equal(got["smpl"][0], smpl)
   assert got["smpl"][1] == (3, 2.5, "a", None)
@@ -43,14 +43,14 @@ def test_numpy1_module_names_are_read(tmp_path):
   data = pickle.dumps(np.arange(6, dtype=np.uint8).reshape(2, 3), protocol=2)
   old = data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
   assert b"numpy.core.multiarray" in old
-  np.testing.assert_array_equal(safe_pickle.loads(old, "old.pkl"),
+  np.testing.assert_array_equal(safe_pickle.read_bytes(old, "old.pkl"),
                                 np.arange(6, dtype=np.uint8).reshape(2, 3))
 
 
 def test_code_is_never_run(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)
   path = _write(tmp_path / "evil.pkl", _RunsCode())
-  for read in (safe_pickle.load, lambda p: dataset.load_pkl(p, None),
+  for read in (safe_pickle.read, lambda p: dataset.load_pkl(p, None),
                lambda p: sources.read_pkl_folder(os.path.dirname(p))):
     with pytest.raises(ValueError, match=r"evil.pkl: refused: the pickle asks for "
                                          r"(posix|os)\.system"):
@@ -62,17 +62,17 @@ def test_globals_hidden_in_containers_or_reduce_are_refused(tmp_path):
   for obj in ([np.zeros(3), _RunsCode()], {"a": _RunsCode()}, np.array([1, "x"], object),
               {"f": np.float32}, {(1, 2): np.zeros(2)}):
     with pytest.raises(safe_pickle.UnsafePickle, match="x.pkl: refused"):
-      safe_pickle.load(_write(tmp_path / "x.pkl", obj))
+      safe_pickle.read(_write(tmp_path / "x.pkl", obj))
   # builtins.eval reached through REDUCE is a global like any other
   crafted = pickle.dumps(_Evaluates(), protocol=2)
   with pytest.raises(safe_pickle.UnsafePickle, match=r"(__builtin__|builtins)\.eval"):
-    safe_pickle.loads(crafted, "crafted.pkl")
+    safe_pickle.read_bytes(crafted, "crafted.pkl")
 
 
 def test_damaged_files_are_a_clear_error(tmp_path):
   path = tmp_path / "bad.pkl"
   path.write_bytes(pickle.dumps(np.zeros((4, 64, 64), np.uint8))[:50])
   with pytest.raises(ValueError, match="bad.pkl: cannot unpickle"):
-    safe_pickle.load(str(path))
+    safe_pickle.read(str(path))
   with pytest.raises(ValueError, match="missing.pkl: cannot be read"):
-    safe_pickle.load(str(tmp_path / "missing.pkl"))
+    safe_pickle.read(str(tmp_path / "missing.pkl"))
