@@ -1,5 +1,6 @@
 """Every benchmark of `tools/benchmark.py` runs with a quick setting (train and embed run in
-the GPU check's dry run, tests/tools/test_gpu_check.py) and prints its table."""
+the GPU check's dry run, tests/tools/test_gpu_check.py; gradients in
+tests/models/test_gradient_accuracy.py) and prints its table."""
 import os
 import sys
 
@@ -16,12 +17,12 @@ QUICK = {
     "rank": (["--probes", "64", "--gallery", "64"], "probes/s"),
     "conv": (["--channels", "4,8,8", "--batch", "1", "--frames", "4", "--repeats", "1",
               "--path", "0,5,0,1"], "GFLOP/s"),
-    "gradients": (["--channels", "4,8,8", "--batch", "2", "--frames", "6"], "worst"),
 }
+# gradients: run through this command line by tests/models/test_gradient_accuracy.py.
 
 
 def test_every_benchmark_has_a_quick_setting_here_or_in_the_gpu_check():
-  assert set(benchmark.available()) == set(QUICK) | {"train", "embed"}
+  assert set(benchmark.available()) == set(QUICK) | {"train", "embed", "gradients"}
 
 
 @pytest.mark.parametrize("name", sorted(QUICK))
