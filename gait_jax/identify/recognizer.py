@@ -41,6 +41,11 @@ class _InMemory:
     return [self._frames[i]]
 
 
+def _check_person(pid) -> None:
+  if not isinstance(pid, str) or not pid.strip():
+    raise ValueError(f"person id {pid!r}: expected a non-empty string")
+
+
 class Recognizer:
   """A fixed-path model with its weights and an in-memory gallery."""
 
@@ -108,8 +113,7 @@ class Recognizer:
           halves: Optional[np.ndarray] = None, has_halves: Optional[np.ndarray] = None,
           source_keys: Optional[Sequence[str]] = None) -> None:
     for pid in ids:
-      if not isinstance(pid, str) or not pid.strip():
-        raise ValueError(f"person id {pid!r}: expected a non-empty string")
+      _check_person(pid)
     g, n = self.gallery, len(ids)
     if halves is None:
       halves = np.zeros((n, 2) + embeddings.shape[1:], np.float32)
@@ -130,8 +134,7 @@ class Recognizer:
 
   def enroll(self, person: str, frames: np.ndarray, name: Optional[str] = None) -> None:
     """Adds one sequence of `person` (a non-empty string id) to the gallery."""
-    if not isinstance(person, str) or not person.strip():
-      raise ValueError(f"enroll: person id {person!r}: expected a non-empty string")
+    _check_person(person)  # before embedding anything
     name = name or f"{person}/{int(np.sum(self.gallery['ids'] == person))}"
     aligned = sources.align_frames(frames, name)
     self.add([person], [name], *self.embed_sequences([(person, name, aligned)]))
@@ -151,9 +154,12 @@ class Recognizer:
     return True
 
   def distances(self, embeddings: np.ndarray) -> np.ndarray:
+    self._require_gallery()
+    return distance_lib.distance_matrix(embeddings, self.gallery["embeddings"], self.metric)
+
+  def _require_gallery(self) -> None:
     if self.gallery["embeddings"].size == 0:
       raise ValueError("the gallery is empty: enrol people first")
-    return distance_lib.distance_matrix(embeddings, self.gallery["embeddings"], self.metric)
 
   def rank(self, row: np.ndarray, top_k: Optional[int] = None) -> List[Tuple[str, float]]:
     """[(id, distance)] best first for one row of gallery distances: each id at its nearest
@@ -171,7 +177,6 @@ class Recognizer:
 
   def calibrate(self) -> Tuple[float, Dict]:
     """The open-set threshold from the gallery itself (see gallery.calibrate)."""
-    if self.gallery["embeddings"].size == 0:
-      raise ValueError("the gallery is empty: enrol people first")
+    self._require_gallery()
     return gallery_lib.calibrate(
         self.gallery, lambda x, y: distance_lib.distance_matrix(x, y, self.metric))
