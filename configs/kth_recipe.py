@@ -20,7 +20,6 @@ people held out for the search's fitness (KTH-walk on them), for
 `tools/kth_search_study.py` (does the searched path beat random and hand-picked ones?).
 """
 from gait_jax import config as cfg
-from gait_jax.evaluation import protocols
 
 STAGES = ("pretrain", "finetune", "finetune_val", "supernet")
 PATH = "0,5,5,4"
@@ -43,8 +42,7 @@ def get_config(arg=None):
   c.embed.flip = True  # embed each sequence and its mirror, average
   c.embed.batch = 4
   c.train.log_every = 20
-  c.evaluate.protocol = "custom"
-  c.evaluate.update(protocols.KTH_WALK)
+  c.evaluate.protocol = "kth_walk"
   if stage == "pretrain":
     c.data.dataset_name = "walkers-kth"
     c.data.root = "runs/kth_recipe/walkers"

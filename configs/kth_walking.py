@@ -9,7 +9,6 @@ scenario (d4 same condition, d1, d2, d3); chance Rank-1 is 1/13 = 7.7 %.
   python -m gait_jax.main --config configs/kth_walking.py --workdir runs/kth --config.mode=test
 """
 from gait_jax import config as cfg
-from gait_jax.evaluation import protocols
 
 
 def get_config(arg=None):
@@ -33,6 +32,5 @@ def get_config(arg=None):
   cfg.set_schedule(c, total_steps=400, milestones=(300, 360), save_every=100)
   c.train.log_every = 20
   c.embed.batch = 4
-  c.evaluate.protocol = "custom"
-  c.evaluate.update(protocols.KTH_WALK)
+  c.evaluate.protocol = "kth_walk"
   return c.lock()

@@ -6,11 +6,10 @@
 
 Each sequence of the split becomes one gait-energy image: the mean of its frames cut to
 64×44 (10 columns off each side, as base_sil_cutting), scaled to [0, 1]. The GEIs go to
-`gait_jax.evaluation.protocols.run_protocol` as embeddings [N, 64*44, 1], so the ranking,
-tie rule and reported figures are exactly those a trained model gets (Euclidean distance by
-default). `kth_walk` is the KTH-walk protocol of ../shared/data/README.md (gallery `d4-00`,
-probe groups d4/d1/d2/d3); any other name is passed to run_protocol as is (`custom` takes
---custom-gallery/--custom-probes).
+the registered protocol (`gait_jax.evaluation.protocols`) as embeddings [N, 64*44, 1], so
+the ranking, tie rule and reported figures are exactly those a trained model gets (Euclidean
+distance by default). `kth_walk` is the KTH-walk protocol of ../shared/data/README.md (gallery
+`d4-00`, probe groups d4/d1/d2/d3); `custom` takes --custom-gallery/--custom-probes.
 """
 import argparse
 import json
@@ -38,7 +37,7 @@ def gei(seq: np.ndarray) -> np.ndarray:
 
 
 def dataset_geis(dataset, flip: bool = False) -> dict:
-  """GEIs of every sequence of a GaitDataset as run_protocol inputs. `flip`: the mean of each
+  """GEIs of every sequence of a GaitDataset as protocol inputs. `flip`: the mean of each
   GEI and its mirror image, so both walking directions give the same GEI (as `embed.flip`
   does for the learned model)."""
   geis = [gei(dataset.load(i)[0]) for i in range(len(dataset))]
@@ -51,29 +50,23 @@ def dataset_geis(dataset, flip: bool = False) -> dict:
 
 def eval_config(protocol: str, metric: str = "euc", custom_gallery: str = "",
                 custom_probes: str = ""):
-  """(run_protocol name, evaluate config) for a protocol name of this tool."""
+  """The evaluate config of a protocol name of this tool."""
   cfg = config_lib.base_config().evaluate
   cfg.metric = metric
-  name = protocol
-  if protocol == "kth_walk":
-    name = "custom"
-    cfg.update(protocols.KTH_WALK)
-  if custom_gallery:
-    cfg.custom_gallery = custom_gallery
-  if custom_probes:
-    cfg.custom_probes = custom_probes
-  cfg.protocol = name
-  return name, cfg
+  cfg.custom_gallery, cfg.custom_probes = custom_gallery, custom_probes
+  cfg.protocol = protocol
+  return cfg
 
 
 def run(root: str, partition: str, protocol: str, split: str = "test", metric: str = "euc",
         custom_gallery: str = "", custom_probes: str = "", flip: bool = False):
   """-> (metrics dict, table text, number of sequences)."""
-  name, cfg = eval_config(protocol, metric, custom_gallery, custom_probes)
+  cfg = eval_config(protocol, metric, custom_gallery, custom_probes)
+  settings = {"partition": partition} if protocol == "gait3d" else {}
   dataset = GaitDataset(root, partition, split=split)
   g = dataset_geis(dataset, flip)
-  metrics, table = protocols.run_protocol(name, g["emb"], g["labels"], g["types"], g["views"],
-                                          cfg, partition=partition)
+  metrics, table = protocols.evaluate(protocols.build(protocol, cfg, **settings), g["emb"],
+                                      g["labels"], g["types"], g["views"])
   return metrics, table, len(dataset)
 
 
@@ -83,8 +76,7 @@ def main(argv=None):
   parser.add_argument("--root", required=True, help="OpenGait pkl tree <root>/<id>/<type>/<view>")
   parser.add_argument("--partition", required=True, help="partition JSON (TRAIN_SET/TEST_SET)")
   parser.add_argument("--protocol", required=True,
-                      help="casia_b, kth_walk, or any evaluate.protocol name "
-                           f"({', '.join(protocols.PROTOCOLS)})")
+                      help=f"an evaluate.protocol name ({', '.join(protocols.NAMES)})")
   parser.add_argument("--split", default="test", choices=("train", "test"))
   parser.add_argument("--metric", default="euc", choices=("euc", "cos"))
   parser.add_argument("--custom-gallery", default="", help="custom protocol: globs on type/view")
@@ -94,8 +86,10 @@ def main(argv=None):
   parser.add_argument("--out", "--json", dest="out", default="",
                       help="also write the metrics (flat {name: value}) to this JSON file")
   args = parser.parse_args(argv)
-  if args.protocol != "kth_walk" and args.protocol not in protocols.PROTOCOLS:
-    parser.error(f"--protocol {args.protocol!r}: expected kth_walk or one of {protocols.PROTOCOLS}")
+  if args.protocol not in protocols.NAMES:
+    parser.error(f"--protocol {args.protocol!r}: expected one of {', '.join(protocols.NAMES)}")
+  if (args.custom_gallery or args.custom_probes) and args.protocol != "custom":
+    parser.error("--custom-gallery / --custom-probes choose the groups of --protocol custom")
   start = time.time()
   metrics, table, n = run(args.root, args.partition, args.protocol, args.split, args.metric,
                           args.custom_gallery, args.custom_probes, args.flip)

@@ -1,5 +1,6 @@
-"""Evaluation: part-wise distances and ranking, the reference protocols, re-ranking, GREW submission."""
+"""Evaluation: part-wise distances and ranking, the benchmark protocols, re-ranking, GREW
+submission."""
 from gait_jax.evaluation.distance import distance_matrix, topk
-from gait_jax.evaluation.protocols import PROTOCOLS, run_protocol
+from gait_jax.evaluation.protocols import NAMES as PROTOCOLS, run_protocol
 
 __all__ = ["distance_matrix", "topk", "PROTOCOLS", "run_protocol"]

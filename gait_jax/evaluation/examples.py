@@ -4,50 +4,34 @@ the probe's own id, red = someone else), with the distances the protocol ranked 
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Tuple
+from typing import Dict, List
 
 import numpy as np
 from absl import logging
 
 from gait_jax.evaluation import distance as dist_lib
-from gait_jax.evaluation import protocols
 from gait_jax.evaluation import match_figures as figures
+from gait_jax.evaluation.protocol import Protocol, Sequences
 
 TOP = 3
 EXAMPLES_DIR = "examples"
-PROTOCOLS = ("custom", "casia_b", "oumvlp", "grew")
 
 
-def groups_of(protocol: str, types, views, eval_cfg) -> Tuple[np.ndarray, List[Tuple[str, np.ndarray]]]:
-  """(gallery mask, [(group name, probe mask)]) of a protocol with a fixed gallery."""
-  types, views = np.asarray(types).astype(str), np.asarray(views).astype(str)
-  if protocol == "custom":
-    keys = protocols.type_view_keys(types, views)
-    gallery = protocols.match_globs(keys, eval_cfg.custom_gallery, "evaluate.custom_gallery")
-    return gallery, [(name, protocols.match_globs(keys, ",".join(pats), name) & ~gallery)
-                     for name, pats in protocols.parse_custom_probes(eval_cfg.custom_probes)]
-  if protocol in ("casia_b", "oumvlp"):
-    groups, gallery = ((protocols.CASIA_B_PROBES, protocols.CASIA_B_GALLERY)
-                       if protocol == "casia_b" else
-                       (protocols.OUMVLP_PROBES, protocols.OUMVLP_GALLERY))
-    return np.isin(types, gallery), [(n, np.isin(types, t)) for n, t in groups]
-  if protocol == "grew":
-    return types == "01", [("probe", types == "02")]
-  raise ValueError(f"evaluate.examples: protocol {protocol!r} has no fixed gallery to show; "
-                   f"supported: {', '.join(PROTOCOLS)}")
-
-
-def write_examples(workdir: str, data: Dict[str, np.ndarray], dataset, eval_cfg, protocol: str,
+def write_examples(workdir: str, data: Dict[str, np.ndarray], dataset, protocol: Protocol,
                    count: int) -> List[str]:
-  """Writes WORKDIR/examples/<group>.png for each probe group; returns the paths.
+  """Writes WORKDIR/examples/<group>.png for each of the protocol's probe groups; returns the
+  paths.
 
   `data`: embeddings with labels/types/views; `dataset` holds the same sequences (found by
   id/type/view) for their silhouettes."""
-  labels = np.asarray(data["labels"]).astype(str)
-  types, views = np.asarray(data["types"]).astype(str), np.asarray(data["views"]).astype(str)
-  gallery, groups = groups_of(protocol, types, views, eval_cfg)
+  if not protocol.figures:
+    raise ValueError(f"evaluate.examples: protocol {protocol.name!r} has no labelled probes to "
+                     "show")
+  seqs = Sequences.of(data["labels"], data["types"], data["views"])
+  labels, types, views = seqs
+  gallery, groups = protocol.select(seqs)
   if not gallery.any():
-    raise ValueError(f"evaluate.examples: protocol {protocol} selects no gallery sequence")
+    raise ValueError(f"evaluate.examples: protocol {protocol.name} selects no gallery sequence")
   index = {(str(i), str(t), str(v)): k for k, (i, t, v) in
            enumerate(zip(dataset.ids, dataset.types, dataset.views))}
 
@@ -73,8 +57,8 @@ def write_examples(workdir: str, data: Dict[str, np.ndarray], dataset, eval_cfg,
       continue
     # Spread over the group (probes are ordered by id), not its first few of one person.
     chosen = p_idx[np.unique(np.linspace(0, len(p_idx) - 1, min(count, len(p_idx))).astype(int))]
-    dist = dist_lib.distance_matrix(emb[chosen], emb[g_idx], eval_cfg.metric,
-                                    chunk=int(eval_cfg.chunk))
+    dist = dist_lib.distance_matrix(emb[chosen], emb[g_idx], protocol.cfg.metric,
+                                    chunk=protocol.cfg.chunk)
     order = dist_lib.rank_rows(dist, min(TOP, len(g_idx)))
     rows, right = [], 0
     for r, k in enumerate(chosen):

@@ -58,12 +58,9 @@ def embed_config(config, workdir: str, mode: str = "embed") -> Dict[str, np.ndar
 
 
 def evaluate_arrays(config, workdir: str, data) -> Tuple[Dict[str, float], str]:
-  """Runs the configured protocol on in-memory embeddings. The partition is passed for the
-  protocols that read it (Gait3D's PROBE_SET)."""
-  return protocols.run_protocol(
-      config.evaluate.protocol, data["embeddings"], data["labels"], data["types"], data["views"],
-      config.evaluate, workdir=workdir,
-      partition=config.embed.partition or config.data.partition)
+  """Runs the configured protocol on in-memory embeddings."""
+  return protocols.evaluate(protocols.from_config(config, workdir), data["embeddings"],
+                            data["labels"], data["types"], data["views"])
 
 
 def write_examples(config, workdir: str, data) -> None:
@@ -74,8 +71,8 @@ def write_examples(config, workdir: str, data) -> None:
     raise ValueError(f"evaluate.examples={count}: expected 0 (off) or a number of probes")
   if count:
     dataset, _ = embed_lib.open_eval_split(config)
-    paths = examples.write_examples(workdir, data, dataset, config.evaluate,
-                                    str(config.evaluate.protocol), count)
+    paths = examples.write_examples(workdir, data, dataset,
+                                    protocols.from_config(config, workdir), count)
     print(f"examples: {len(paths)} figures in {os.path.join(workdir, examples.EXAMPLES_DIR)}",
           flush=True)
 

@@ -59,8 +59,8 @@ def _search(config, workdir: str) -> None:
   _check_trained_space(config, source)
   scorer = fitness_lib.CandidateScorer(config, source)
   logging.info("search: %d held-out ids, %d sequences, fitness protocol %s",
-               len(scorer.val_ids), len(scorer.val_set), scorer.protocol)
-  print(f"[search] supernet {source} (step {scorer.step}); fitness = {scorer.protocol} on "
+               len(scorer.val_ids), len(scorer.val_set), scorer.protocol.name)
+  print(f"[search] supernet {source} (step {scorer.step}); fitness = {scorer.protocol.name} on "
         f"{len(scorer.val_ids)} held-out training ids ({len(scorer.val_set)} sequences)",
         flush=True)
 
@@ -102,7 +102,7 @@ def _search(config, workdir: str) -> None:
   if not ranked:
     raise SystemExit("search evaluated no path: every path violates search.max_macs / "
                      "search.max_params")
-  _finish(search, ranked[0], scorer.protocol, out_dir, workdir)
+  _finish(search, ranked[0], scorer.protocol.name, out_dir, workdir)
 
 
 def _finish(search, best: Result, protocol: str, out_dir: str, workdir: str) -> None:

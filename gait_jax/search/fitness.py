@@ -24,7 +24,8 @@ from gait_jax.data.loader import TrainLoader
 from gait_jax.evaluation import embed as embed_lib
 from gait_jax.evaluation import embedding_checks
 from gait_jax.evaluation.embed import embed_dataset
-from gait_jax.evaluation.holdout_score import fitness_protocol, score_embeddings
+from gait_jax.evaluation import protocols
+from gait_jax.evaluation.protocol import Sequences
 from gait_jax.models import build_model, flops, space
 from gait_jax.models.layers import BN_MOMENTUM
 
@@ -104,8 +105,8 @@ class CandidateScorer:
         config, all_train.label_set, checkpoint.source_workdir(source))
     self.val_set = GaitDataset(config.data.root, partition, "train",
                                num_train=config.data.num_train, cache=True, ids=self.val_ids)
-    self.protocol = fitness_protocol(config, self.val_set.types, self.val_set.views,
-                                     self.val_set.ids)
+    self.protocol = protocols.for_holdout(config, Sequences.of(
+        self.val_set.ids, self.val_set.types, self.val_set.views))
     self.variables = jax.device_put(variables, parallel.replicated(self.mesh))
     self._recalibrate = None
     if config.search.bn_batches > 0:
@@ -129,9 +130,9 @@ class CandidateScorer:
     embedding_checks.check_finite(
         emb["embeddings"], emb["labels"], emb["types"], emb["views"],
         f"search: path {config_lib.format_path(path)} on the supernet {self.source}")
-    fitness, _ = score_embeddings(self.protocol, emb["embeddings"], emb["labels"],
-                                  emb["types"], emb["views"], self.config.evaluate)
-    return fitness
+    metrics, _ = protocols.evaluate(self.protocol, emb["embeddings"], emb["labels"],
+                                    emb["types"], emb["views"])
+    return self.protocol.fitness(metrics)
 
   def fingerprint(self) -> dict:
     """Everything that changes a candidate's fitness: a recorded fitness is reused only when
@@ -142,7 +143,7 @@ class CandidateScorer:
         "supernet": os.path.abspath(self.source), "step": int(self.step),
         "held_out_ids": len(held),
         "held_out_ids_sha256": hashlib.sha256("\n".join(held).encode()).hexdigest(),
-        "protocol": self.protocol, "search.protocol": str(c.search.protocol),
+        "protocol": self.protocol.name, "search.protocol": str(c.search.protocol),
         "evaluate.protocol": str(c.evaluate.protocol),
         "evaluate.metric": str(c.evaluate.metric), "evaluate.rerank": bool(c.evaluate.rerank),
         "evaluate.k1": int(c.evaluate.k1), "evaluate.k2": int(c.evaluate.k2),

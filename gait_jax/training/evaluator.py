@@ -23,7 +23,7 @@ from gait_jax.data.dataset import GaitDataset
 from gait_jax.evaluation import embed as embed_lib
 from gait_jax.evaluation import embedding_checks
 from gait_jax.evaluation import protocols
-from gait_jax.evaluation import holdout_score as fitness
+from gait_jax.evaluation.protocol import Sequences
 
 HISTORY_FILE = "validation.json"
 CURVE_FILE = "validation.png"
@@ -46,10 +46,10 @@ class Evaluator:
                                  num_train=int(c.data.num_train), cache=True, ids=recorded[1])
       self.limit = embed_lib.frames_limit(c)
       ds = self.dataset
-      self.protocol = fitness.fitness_protocol(c, ds.types, ds.views, ds.ids)
+      self.protocol = protocols.for_holdout(c, Sequences.of(ds.ids, ds.types, ds.views))
     else:
       self.dataset, self.limit = embed_lib.open_eval_split(c)
-      self.protocol = str(c.evaluate.protocol)
+      self.protocol = protocols.from_config(c, self.workdir)
     self.embed_fn = embed_lib.make_embed_fn(self.model, self.mesh)
 
   def __call__(self, state, path, step, writer) -> dict:
@@ -65,15 +65,13 @@ class Evaluator:
     where = f"train.eval_every at step {step} ({c.train.eval_on})"
     embedding_checks.check_finite(out["embeddings"], out["labels"], out["types"], out["views"],
                                   where)
+    metrics, table = protocols.evaluate(self.protocol, out["embeddings"], out["labels"],
+                                        out["types"], out["views"])
     if c.train.eval_on == "holdout":
-      score, metrics = fitness.score_embeddings(self.protocol, out["embeddings"], out["labels"],
-                                                out["types"], out["views"], c.evaluate)
+      score = self.protocol.fitness(metrics)
       metrics = {**metrics, "validation": score}
-      table = f"validation ({self.protocol} on {len(set(out['labels']))} held-out ids): {score:.2f}"
-    else:
-      metrics, table = protocols.run_protocol(
-          c.evaluate.protocol, out["embeddings"], out["labels"], out["types"], out["views"],
-          c.evaluate)
+      table = (f"validation ({self.protocol.name} on {len(set(out['labels']))} held-out ids): "
+               f"{score:.2f}")
     logging.info("evaluation at step %d with path %s (%.1f s):\n%s", step,
                  config_lib.format_path(path), time.monotonic() - t0, table)
     scalars = {f"eval/{k}": float(v) for k, v in metrics.items()
@@ -81,7 +79,7 @@ class Evaluator:
     writer.write_scalars(step, scalars)
     if jax.process_index() == 0:
       record(self.workdir, step, {k[len("eval/"):]: v for k, v in scalars.items()},
-             f"{c.train.eval_on}: {self.protocol}")
+             f"{c.train.eval_on}: {self.protocol.name}")
     return metrics
 
 

@@ -6,7 +6,8 @@ from PIL import Image
 from conftest import load_config
 from gait_jax.data.dataset import GaitDataset
 from gait_jax.evaluation import examples
-from gait_jax.evaluation import holdout_score as fitness
+from gait_jax.evaluation import protocols
+from gait_jax.evaluation.protocol import Sequences
 from gait_jax.synthetic import walkers
 
 
@@ -28,18 +29,22 @@ def _custom_cfg():
 
 def test_groups_follow_the_protocol(dataset):
   c = _custom_cfg()
-  gallery, groups = examples.groups_of("custom", dataset.types, dataset.views, c.evaluate)
+  gallery, groups = protocols.from_config(c).select(
+      Sequences.of(dataset.ids, dataset.types, dataset.views))
   assert list(dataset.types[gallery]) == ["nm-01"] * 4
   assert [n for n, _ in groups] == ["two", "three"]
   assert all(set(dataset.types[m]) == {t} for (_, m), t in zip(groups, ("nm-02", "nm-03")))
-  gallery, groups = examples.groups_of("casia_b", np.array(["nm-01", "nm-05", "cl-01"]),
-                                       np.array(["090"] * 3), c.evaluate)
+  gallery, groups = protocols.build("casia_b", c.evaluate).select(
+      Sequences.of(["a"] * 3, ["nm-01", "nm-05", "cl-01"], ["090"] * 3))
   assert gallery.tolist() == [True, False, False]
   assert [(n, m.tolist()) for n, m in groups] == [("NM", [False, True, False]),
                                                   ("BG", [False, False, False]),
                                                   ("CL", [False, False, True])]
-  with pytest.raises(ValueError, match="gait3d"):
-    examples.groups_of("gait3d", dataset.types, dataset.views, c.evaluate)
+  data = {"embeddings": np.zeros((len(dataset), 1, 1), np.float32), "labels": dataset.ids,
+          "types": dataset.types, "views": dataset.views}
+  with pytest.raises(ValueError, match="grew_submission"):
+    examples.write_examples("unused", data, dataset, protocols.build("grew_submission", c.evaluate),
+                            1)
 
 
 def test_figures_mark_right_and_wrong_matches(dataset, tmp_path):
@@ -50,7 +55,7 @@ def test_figures_mark_right_and_wrong_matches(dataset, tmp_path):
   emb = np.stack([np.full((8, 2), ids.index(i), np.float32) for i in labels])
   emb += np.random.default_rng(0).normal(0, 0.01, emb.shape).astype(np.float32)
   data = {"embeddings": emb, "labels": labels, "types": dataset.types, "views": dataset.views}
-  paths = examples.write_examples(str(tmp_path), data, dataset, c.evaluate, "custom", 3)
+  paths = examples.write_examples(str(tmp_path), data, dataset, protocols.from_config(c), 3)
   assert [p.split("/")[-1] for p in paths] == ["two.png", "three.png"]
   image = np.asarray(Image.open(paths[0]).convert("RGB")).astype(int)
   green = ((image[..., 1] > 100) & (image[..., 0] < 80) & (image[..., 2] < 80)).sum()
@@ -61,16 +66,4 @@ def test_figures_mark_right_and_wrong_matches(dataset, tmp_path):
   c2 = c.unlock()
   c2.evaluate.custom_probes = "x=nm-09/*"
   with pytest.raises(ValueError, match="not in"):
-    examples.write_examples(str(tmp_path), bad, dataset, c2.evaluate, "custom", 2)
-
-
-def test_fitness_uses_the_custom_protocol_when_its_gallery_covers_every_id():
-  c = load_config("kth_walking")
-  types = np.array(["d4-00", "d1-00", "d4-00", "d1-00"])
-  views = np.array(["090"] * 4)
-  assert fitness.fitness_protocol(c, types, views, np.array(["a", "a", "b", "b"])) == "custom"
-  # One held-out id lacks a d4-00 pass: fall back to first-sequence galleries.
-  assert fitness.fitness_protocol(c, types[:3], views[:3], np.array(["a", "a", "b"])) == (
-      "custom")
-  assert fitness.fitness_protocol(c, np.array(["d4-00", "d1-00", "d1-03"]), views[:3],
-                                  np.array(["a", "a", "b"])) == "holdout"
+    examples.write_examples(str(tmp_path), bad, dataset, protocols.from_config(c2), 2)

@@ -13,6 +13,8 @@ import pytest
 
 from gait_jax.config import base_config
 from gait_jax.evaluation import protocols
+from gait_jax.evaluation import ranking
+from gait_jax.evaluation.protocol import Sequences
 from helpers.embeddings import casia_set, line
 
 def _cfg(**overrides):
@@ -66,8 +68,8 @@ def test_casia_b_identical_view_exclusion_and_rounding():
 
 def test_de_diag_hand_worked():
   acc = np.array([[100.0, 50.0], [20.0, 90.0]])
-  assert protocols.de_diag(acc) == pytest.approx(35.0)
-  np.testing.assert_allclose(protocols.de_diag(acc, each_view=True), [50.0, 20.0])
+  assert ranking.de_diag(acc) == pytest.approx(35.0)
+  np.testing.assert_allclose(ranking.de_diag(acc, each_view=True), [50.0, 20.0])
 
 
 def test_casia_b_empty_probe_group_is_nan():
@@ -136,8 +138,8 @@ def test_grew_submission_csv_and_zip(tmp_path):
   labels = ids + ids + ["99999", "probe", "probe"]
   types = ["01"] * 12 + ["02"] * 12 + ["04", "03", "03"]
   views = [f"g{i}" for i in range(25)] + ["vidX", "vidY"]
-  m, table = protocols.run_protocol("grew_submission", line(emb), labels, types, views, CFG,
-                                    workdir=str(tmp_path))
+  submission = protocols.build("grew_submission", CFG, workdir=str(tmp_path))
+  m, table = protocols.evaluate(submission, line(emb), labels, types, views)
   assert m == {"submission/probes": 2.0, "submission/gallery": 25.0}
   files = sorted(os.listdir(tmp_path / "submission"))
   csv_name = [f for f in files if f.endswith(".csv")][0]
@@ -177,7 +179,8 @@ def test_gait3d_hand_worked(tmp_path):
   emb, labels, types, views, partition = gait3d_set()
   path = tmp_path / "Gait3D.json"
   path.write_text(json.dumps(partition))
-  m, _ = protocols.run_protocol("gait3d", emb, labels, types, views, CFG, partition=str(path))
+  m, _ = protocols.evaluate(protocols.build("gait3d", CFG, partition=str(path)), emb, labels,
+                            types, views)
   assert m["rank1"] == 0.0 and m["rank5"] == 100.0 and m["rank10"] == 100.0
   assert m["mAP"] == pytest.approx(50.0) and m["mINP"] == pytest.approx(50.0)
 
@@ -185,11 +188,12 @@ def test_gait3d_hand_worked(tmp_path):
 def test_gait3d_partition_errors(tmp_path):
   emb, labels, types, views, _ = gait3d_set()
   with pytest.raises(ValueError, match="no partition file"):
-    protocols.run_protocol("gait3d", emb, labels, types, views, CFG, partition="")
+    protocols.run_protocol("gait3d", emb, labels, types, views, CFG)
   bad = tmp_path / "p.json"
   bad.write_text(json.dumps({"TRAIN_SET": [], "TEST_SET": []}))
   with pytest.raises(ValueError, match="PROBE_SET"):
-    protocols.run_protocol("gait3d", emb, labels, types, views, CFG, partition=str(bad))
+    protocols.evaluate(protocols.build("gait3d", CFG, partition=str(bad)), emb, labels, types,
+                       views)
 
 
 def test_evaluate_rank_brute_force():
@@ -198,7 +202,7 @@ def test_evaluate_rank_brute_force():
   dist = rng.random((7, 9))
   p_ids = np.array(list("abcdxab"))
   g_ids = np.array(list("aabbccdde"))
-  cmc, aps, inps = protocols.evaluate_rank(dist, p_ids, g_ids)
+  cmc, aps, inps = ranking.evaluate_rank(dist, p_ids, g_ids)
   exp_cmc, exp_ap, exp_inp = [], [], []
   for i in range(7):
     order = sorted(range(9), key=lambda j: (dist[i, j], j))
@@ -287,6 +291,52 @@ def test_kth_walk_protocol_group_sizes(shared_data):
       for v in sorted(os.listdir(os.path.join(root, i, t))):
         labels.append(i); types.append(t); views.append(v)
   emb = np.random.default_rng(0).normal(size=(len(labels), 2, 1)).astype(np.float32)
-  m, table = protocols.run_protocol("custom", emb, labels, types, views, c.evaluate)
-  assert "gallery 13 sequences" in table
+  m, table = protocols.run_protocol(c.evaluate.protocol, emb, labels, types, views, c.evaluate)
+  assert c.evaluate.protocol == "kth_walk" and "gallery 13 sequences" in table
   assert [m[f"{g}/probes"] for g in ("d4", "d1", "d2", "d3")] == [32, 44, 37, 36]
+
+
+def test_registry_finds_every_protocol_module():
+  assert protocols.NAMES == ("casia_b", "custom", "gait3d", "grew", "grew_submission", "holdout",
+                             "kth_walk", "oumvlp")
+  for name in protocols.NAMES:
+    cls = protocols.get(name)
+    assert cls.name == name and (cls.headline or not cls.figures)
+
+
+def test_kth_walk_is_custom_with_fixed_groups():
+  """The named KTH-walk protocol gives exactly the custom protocol's table with its globs."""
+  cfg = _cfg(custom_gallery="d4-00/*", custom_probes="d4=d4-*/*;d1=d1-*/*;d2=d2-*/*;d3=d3-*/*")
+  named, _ = protocols.run_protocol("kth_walk", *kth_like(), CFG)
+  custom, _ = protocols.run_protocol("custom", *kth_like(), cfg)
+  np.testing.assert_equal(named, custom)
+
+
+def test_held_out_ids_are_scored_by_the_protocol_that_can_rank_them():
+  c = base_config()
+  c.evaluate.protocol = "kth_walk"
+  seqs = lambda types, ids: Sequences.of(ids, types, ["090"] * len(ids))  # noqa: E731
+  covered = seqs(["d4-00", "d1-00", "d4-00", "d1-00"], ["a", "a", "b", "b"])
+  assert protocols.for_holdout(c, covered).name == "kth_walk"
+  # Id b has no d4-00 pass: each id's first sequence is its gallery instead.
+  uncovered = seqs(["d4-00", "d1-00", "d1-03"], ["a", "a", "b"])
+  assert protocols.for_holdout(c, uncovered).name == "holdout"
+  c.evaluate.protocol = "grew"
+  c.search.protocol = "casia_b"
+  assert protocols.for_holdout(c, seqs(["nm-01", "nm-05"], ["a", "a"])).name == "casia_b"
+  c.search.protocol = ""
+  assert protocols.for_holdout(c, covered).name == "holdout"
+
+
+def test_holdout_protocol_first_sequence_is_the_gallery():
+  # Ids a (0, 1, 5) and b (10, 11, 3): probes 1 -> a right, 5 -> a wrong? |5-0|=5 < |5-10|=5
+  # ties by gallery index (a first): right; 11 -> b right; 3 -> a wrong.
+  emb = line([0, 10, 1, 11, 5, 3])
+  labels = ["a", "b", "a", "b", "a", "b"]
+  m, _ = protocols.run_protocol("holdout", emb, labels, ["x"] * 6, ["v"] * 6, _cfg(rerank=True))
+  assert m["holdout/probes"] == 4 and m["holdout/rank1"] == 75.0
+  assert protocols.build("holdout", CFG).fitness(m) == 75.0
+  c = _cfg(custom_gallery="a/*", custom_probes="g1=b/*;g2=c/*")
+  # The custom fitness is the mean over the groups that have probes.
+  assert protocols.build("custom", c).fitness({"g1/rank1": 50.0, "g2/rank1": float("nan"),
+                                               "mean/rank1": float("nan")}) == 50.0
