@@ -111,7 +111,6 @@ def _time_steps(step, state, loader, mesh, path_of, static_path, steps: int) -> 
 def bench_one(size: str, args, data) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   from gait_jax.training import setup  # pylint: disable=g-import-not-at-top
-  from gait_jax.training import step as step_lib  # pylint: disable=g-import-not-at-top
   from gait_jax import config as config_lib  # pylint: disable=g-import-not-at-top
   from gait_jax.training import optim  # pylint: disable=g-import-not-at-top
   from gait_jax.common import parallel  # pylint: disable=g-import-not-at-top
@@ -125,24 +124,22 @@ def bench_one(size: str, args, data) -> dict:
                        frames=args.frames, workers=args.workers, dtype=args.dtype,
                        remat=args.remat)
   c.data.root, c.data.partition = data["root"], data["partition"]
-  dtype = step_lib.compute_dtype(c)
-  mesh = parallel.make_mesh()
-  model, loss_fn, path_mask, _ = setup.build_network(c, dtype)
-  opt = optim.SGD(c.optim)
   cmn = tuple(c.model.choice_max_num)
-  t0 = time.perf_counter()
-  state, sharding = step_lib.init_state(model, opt, mesh, seed=0, frames=c.data.frames,
-                                     fixed_path=None, path_len=len(cmn))
-  jax.block_until_ready(state)
-  init_s = time.perf_counter() - t0
   fixed = config_lib.parse_path(args.path) if args.path else None
   if fixed is not None:
     config_lib.check_path(fixed, cmn, key="--path", model_name=c.model.name)
   static_path = (fixed or sample_path(cmn, 0, 0)) if args.static else None
+  if static_path is not None:  # what retraining runs: only the path's ops, compiled statically
+    c.model.path = config_lib.format_path(static_path)
   path_of = (lambda s: fixed) if fixed is not None else (lambda s: sample_path(cmn, 0, s))
-  step = step_lib.jit_train_step(
-      step_lib.make_train_step(model, opt, loss_fn, mask_fn=path_mask, fixed_path=static_path,
-                            float16=dtype == step_lib.DTYPES["float16"]), mesh, sharding)
+  mesh = parallel.make_mesh()
+  net = setup.build_network(c)
+  opt = optim.SGD(c.optim)
+  t0 = time.perf_counter()
+  state, sharding = setup.init_state(c, net, opt, mesh)
+  jax.block_until_ready(state)
+  init_s = time.perf_counter() - t0
+  step = setup.train_step(c, net, opt, mesh, sharding)
   dataset = GaitDataset(c.data.root, c.data.partition, split="train")
   loader = TrainLoader(dataset, c.data, seed=0)
   timing = _time_steps(step, state, loader, mesh, path_of, static_path,

@@ -90,8 +90,7 @@ class TrainLoader:
                            skip=int(data_cfg.frames_skip),
                            frames_min=int(data_cfg.frames_min),
                            frames_max=int(data_cfg.frames_max))
-    fixed = self.sample_type.startswith("fixed")
-    self.frames = self.frame_args["frames"] if fixed else self.frame_args["frames_max"]
+    self.frames = samplers.batch_frames(data_cfg)
     if uint8 is None:
       uint8 = bool(data_cfg.uint8)
     self.uint8 = bool(uint8)

@@ -14,6 +14,17 @@ SAMPLE_TYPES = ("fixed_ordered", "fixed_unordered", "unfixed_ordered", "unfixed_
                 "all_ordered")
 
 
+def fixed_length(sample_type: str) -> bool:
+  """fixed_* samplers give every sequence `data.frames` frames; unfixed_* give between
+  `frames_min` and `frames_max`, zero-padded to `frames_max`, with their lengths."""
+  return sample_type.startswith("fixed")
+
+
+def batch_frames(data_cfg) -> int:
+  """T of a training batch `[b, T, H, W]`."""
+  return data_cfg.frames if fixed_length(data_cfg.sample_type) else data_cfg.frames_max
+
+
 def _pick(rng: np.random.Generator, n: int, count: int) -> np.ndarray:
   """`count` positions of `range(n)`: without replacement when n >= count, else with.
 

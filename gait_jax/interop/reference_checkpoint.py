@@ -27,7 +27,7 @@ from gait_jax.common import checkpoint as ckpt_lib
 from gait_jax.data import holdout
 from gait_jax.interop import torch_file
 from gait_jax.models import abstract_variables, build_model, torch_keys
-from gait_jax.training import state as ts
+from gait_jax.training import train_state as ts
 from gait_jax.training.step import compute_dtype
 
 BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")

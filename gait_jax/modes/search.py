@@ -23,7 +23,7 @@ from gait_jax.common import metric_writer
 from gait_jax.common import workdir_lock
 from gait_jax.search import fitness as fitness_lib
 from gait_jax.search import report
-from gait_jax.search import state as state_lib
+from gait_jax.search import search_state as state_lib
 from gait_jax.search.evolution import EvolutionarySearch, Result, SearchSettings
 
 

@@ -1,10 +1,10 @@
-"""What the train loop reports between steps: throughput and ETA, silhouette grids for
-TensorBoard, and the step counts at which it must act (log / save / evaluate / stop)."""
+"""What the train loop reports between steps: throughput and ETA, and silhouette grids for
+TensorBoard."""
 from __future__ import annotations
 
 import math
 import time
-from typing import Dict, Sequence
+from typing import Dict
 
 import numpy as np
 
@@ -54,18 +54,3 @@ def silhouette_grid(sils: np.ndarray, rows: int = 4, cols: int = 8) -> np.ndarra
   rows, cols = min(rows, n), min(cols, t)
   grid = sils[:rows, :cols].transpose(0, 2, 1, 3).reshape(rows * h, cols * w)
   return grid[None, :, :, None]
-
-
-class Boundaries:
-  """Step counts at which the loop must look at the exact state (log/save/eval/end)."""
-
-  def __init__(self, total: int, every: Sequence[int]):
-    self.total = total
-    self.every = [int(e) for e in every if e and e > 0]
-
-  def is_boundary(self, step: int) -> bool:
-    return step >= self.total or any(step % e == 0 for e in self.every)
-
-  def next_after(self, step: int) -> int:
-    cands = [self.total] + [(step // e + 1) * e for e in self.every]
-    return min(c for c in cands if c > step) if step < self.total else step

@@ -1,5 +1,6 @@
 """What a training run is made of, built from its config: the network with its loss and update
-mask, and the training data (with the supernet's held-out ids left out)."""
+mask, the one jitted train step, and the training data (with the supernet's held-out ids left
+out)."""
 from __future__ import annotations
 
 import functools
@@ -10,9 +11,11 @@ from absl import logging
 
 from gait_jax import config as config_lib
 from gait_jax.data import holdout
+from gait_jax.data import samplers
 from gait_jax.data.dataset import GaitDataset
 from gait_jax.data.loader import TrainLoader
 from gait_jax.models import build_model, space
+from gait_jax.training import step as step_lib
 from gait_jax.training.losses import compute_losses
 
 
@@ -21,15 +24,48 @@ class Network(NamedTuple):
   loss_fn: Callable  # (outputs, labels) -> (total, {name: scalar})
   mask_fn: Optional[Callable]  # (tree, path) -> which leaves the path uses; None = all
   fixed: Optional[Tuple[int, ...]]  # the retrained path, None for a supernet
+  dtype: object  # compute dtype
+  frames: int  # T of a training batch
+  use_lengths: bool  # unfixed samplers: per-sequence lengths reach the model
 
 
-def build_network(config, dtype) -> Network:
+def init_state(config, net: Network, optimizer, mesh):
+  """(fresh replicated train state, its sharding) for this network and config."""
+  return step_lib.init_state(net.model, optimizer, mesh, seed=config.seed, frames=net.frames,
+                             fixed_path=net.fixed, path_len=len(config.model.choice_max_num),
+                             float16=net.dtype == step_lib.DTYPES["float16"])
+
+
+def build_network(config, build=build_model) -> Network:
+  """The network, loss and update mask of `config` (`build`: the model constructor)."""
+  dtype = step_lib.compute_dtype(config)
   fixed = config_lib.model_path(config)
-  model = build_model(config.model, bnneck=config_lib.use_bnneck(config), fixed_path=fixed,
-                      dtype=dtype)
+  model = build(config.model, bnneck=config_lib.use_bnneck(config), fixed_path=fixed,
+                dtype=dtype)
   mask_fn = (functools.partial(space.path_mask, model_name=model.model_name)
              if fixed is None else None)
-  return Network(model, functools.partial(compute_losses, loss_cfg=config.loss), mask_fn, fixed)
+  return Network(model, functools.partial(compute_losses, loss_cfg=config.loss), mask_fn, fixed,
+                 dtype, samplers.batch_frames(config.data),
+                 not samplers.fixed_length(config.data.sample_type))
+
+
+_STEP_CACHE = {}  # repeated runs in one process (tests, notebooks) reuse the compiled step
+
+
+def train_step(config, net: Network, optimizer, mesh, sharding):
+  """The jitted `step(state, batch, path) -> (state, info)` of this run: the one way a train
+  step is built (training and its benchmark)."""
+  fixed = net.fixed
+  float16 = net.dtype == step_lib.DTYPES["float16"]
+  key = (repr(net.model), config.optim.to_json(), config.loss.to_json(), fixed, net.use_lengths,
+         float16, tuple(d.id for d in mesh.devices.flat), repr(sharding))
+  if key not in _STEP_CACHE:
+    fn = step_lib.make_train_step(net.model, optimizer, net.loss_fn, fixed_path=fixed,
+                                  mask_fn=net.mask_fn, use_lengths=net.use_lengths,
+                                  float16=float16)
+    _STEP_CACHE.clear()  # one at a time: executables hold memory
+    _STEP_CACHE[key] = step_lib.jit_train_step(fn, mesh, sharding)
+  return _STEP_CACHE[key]
 
 
 EVAL_ON = ("test", "holdout")

@@ -19,7 +19,7 @@ from clu import metrics as clu_metrics
 
 from gait_jax.common import parallel
 from gait_jax.training import optim
-from gait_jax.training import state as ts
+from gait_jax.training import train_state as ts
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 INPUT_HW = (64, 44)  # silhouettes after base_sil_cutting

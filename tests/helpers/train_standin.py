@@ -7,6 +7,8 @@ from typing import Any, Optional, Tuple
 import flax.linen as nn
 import jax.numpy as jnp
 
+from gait_jax.training.setup import build_network as _REAL_BUILD_NETWORK  # before any patching
+
 LAYERS = ("conv3d_00", "conv3d_20", "conv3d_30", "conv3d_40")  # sposgait_small's order
 
 
@@ -38,6 +40,7 @@ class Choice(nn.Module):
 
 
 class StandIn(nn.Module):
+  model_name = "sposgait_small"  # its layer names, for the path masks
   features: int = 8
   parts: int = 3
   class_num: int = 8
@@ -72,17 +75,8 @@ def build(model_cfg, *, bnneck, fixed_path=None, dtype=jnp.float32):
                  fixed_path=None if fixed_path is None else tuple(fixed_path), dtype=dtype)
 
 
-def build_network(config, dtype):
+def build_network(config):
   """`training.setup.build_network` with the stand-in instead of SPOSGait (real losses and
   path masks: the stand-in uses sposgait_small's layer names)."""
-  import functools
-  from gait_jax import config as config_lib
-  from gait_jax.models import space
-  from gait_jax.training.losses import compute_losses
-  from gait_jax.training.setup import Network
-  fixed = config_lib.model_path(config)
-  model = build(config.model, bnneck=config_lib.use_bnneck(config), fixed_path=fixed,
-                dtype=dtype)
-  mask_fn = (functools.partial(space.path_mask, model_name="sposgait_small")
-             if fixed is None else None)
-  return Network(model, functools.partial(compute_losses, loss_cfg=config.loss), mask_fn, fixed)
+  return _REAL_BUILD_NETWORK(config, build=build)
+

@@ -18,7 +18,7 @@ from gait_jax.common import parallel
 from gait_jax.interop import reference_checkpoint as rc
 from gait_jax.interop import torch_file
 from gait_jax.models import abstract_variables, build_model, torch_keys
-from gait_jax.training import loop, optim
+from gait_jax.training import optim, restore
 from gait_jax.training import step as step_lib
 from helpers import assert_close
 from helpers.variables import random_variables
@@ -165,9 +165,9 @@ def test_resume_optimizer_continues_the_imported_run(imported, tmp_path):
   model = build_model(c.model, bnneck=True)
   state, _ = step_lib.init_state(model, optim.SGD(c.optim), parallel.make_mesh(), seed=1,
                                  frames=6, fixed_path=None, path_len=4)
-  weights_only = loop.load_weights(state, imported)
+  weights_only = restore.load_weights(state, imported)
   assert int(weights_only.step) == 0
-  cont = loop.load_weights(state, imported, with_optimizer=True)
+  cont = restore.load_weights(state, imported, with_optimizer=True)
   assert int(cont.step) == 3
   want, _ = ckpt_lib.restore_optimizer(imported)
   for x, y in zip(jax.tree.leaves(want), jax.tree.leaves(jax.device_get(cont.opt_state))):
@@ -179,9 +179,9 @@ def test_resume_optimizer_continues_the_imported_run(imported, tmp_path):
   _, meta = rc.import_reference(bare, c, workdir)
   assert meta["optimizer"] == "none" and meta["step"] == 0
   with pytest.raises(ValueError, match="holds no optimizer state"):
-    loop.load_weights(state, workdir, with_optimizer=True)
+    restore.load_weights(state, workdir, with_optimizer=True)
   with pytest.raises(ValueError, match="resume_optimizer=True needs train.init_from"):
-    loop.resume_or_init(ckpt_lib.Checkpointer(str(tmp_path / "empty"), keep=1), state,
+    restore.resume_or_init(ckpt_lib.Checkpointer(str(tmp_path / "empty"), keep=1), state,
                         _config(**{"train.resume_optimizer": True}))
 
 

@@ -14,7 +14,7 @@ from gait_jax.common import parallel as mesh_lib
 from gait_jax.data import holdout
 from gait_jax.modes import train
 from gait_jax.synthetic import walkers
-from gait_jax.training import evaluator, loop, optim, setup
+from gait_jax.training import evaluator, optim, restore, setup
 from gait_jax.training import step as step_lib
 
 
@@ -50,7 +50,7 @@ def test_init_from_reinitialises_only_a_neck_of_another_size(data, tmp_path, cap
   c = _config(data)
   state = _state(c, class_num=5)  # the source's neck classifies 8
   fresh = jax.device_get(state.params["BNNecks"])
-  loaded = loop.load_weights(state, src)
+  loaded = restore.load_weights(state, src)
   got = jax.device_get(loaded.variables)
   for name in ("conv3d_00", "conv3d_40", "head"):
     for x, y in zip(jax.tree.leaves(want["params"][name]), jax.tree.leaves(got["params"][name])):
@@ -62,13 +62,13 @@ def test_init_from_reinitialises_only_a_neck_of_another_size(data, tmp_path, cap
   assert "BN-neck" in caplog.text and "BNNecks/kernel" in caplog.text
   # Continuing the optimizer of a run on other ids makes no sense: refused by name.
   with pytest.raises(ValueError, match="resume_optimizer"):
-    loop.load_weights(_state(c, class_num=5), src, with_optimizer=True)
+    restore.load_weights(_state(c, class_num=5), src, with_optimizer=True)
   # A source without a neck (triplet-only pretraining) still serves a two-loss fine-tuning.
   src2 = str(tmp_path / "src2")
   train.run(_config(data, **{"train.total_steps": 2, "loss.ce_weight": 0.0,
                              "model.class_num": 0}), src2)
   assert "BNNecks" not in checkpoint.restore_variables(src2)[0]["params"]
-  loaded = loop.load_weights(_state(c, class_num=5), src2)
+  loaded = restore.load_weights(_state(c, class_num=5), src2)
   np.testing.assert_array_equal(jax.device_get(loaded.params["BNNecks"]["kernel"]),
                                 fresh["kernel"])
 
@@ -83,7 +83,7 @@ def test_init_from_other_mismatches_are_still_errors(data, tmp_path):
   state, _ = step_lib.init_state(model, optim.SGD(c.optim), mesh_lib.make_mesh(), seed=5,
                                  frames=6, fixed_path=(0, 1, 2, 3), path_len=4)
   with pytest.raises(ValueError, match="conv3d_00.*shape"):
-    loop.load_weights(state, src)
+    restore.load_weights(state, src)
 
 
 def test_eval_on_holdout_validates_on_unseen_training_ids(data, tmp_path):

@@ -12,7 +12,7 @@ import pytest
 from helpers import configs, train_standin
 from gait_jax.common import checkpoint
 from gait_jax.modes import train
-from gait_jax.training import loop, setup
+from gait_jax.training import restore, setup
 from gait_jax.training import step as step_lib
 from gait_jax.synthetic import walkers
 
@@ -89,7 +89,7 @@ def test_init_from_loads_params_and_batch_stats(data, tmp_path):
   model = train_standin.build(c.model, bnneck=True)
   state, _ = step_lib.init_state(model, optim.SGD(c.optim), mesh_lib.make_mesh(), seed=1,
                               frames=6, fixed_path=None, path_len=4)
-  loaded = loop.load_weights(state, src)
+  loaded = restore.load_weights(state, src)
   want, _ = checkpoint.restore_variables(src)
   for x, y in zip(jax.tree.leaves(want), jax.tree.leaves(jax.device_get(loaded.variables))):
     assert np.array_equal(x, y)
@@ -98,7 +98,7 @@ def test_init_from_loads_params_and_batch_stats(data, tmp_path):
   small = train_standin.build(c.model, bnneck=True, fixed_path=fixed)
   state, _ = step_lib.init_state(small, optim.SGD(c.optim), mesh_lib.make_mesh(), seed=1,
                               frames=6, fixed_path=fixed, path_len=4)
-  loaded = loop.load_weights(state, src)
+  loaded = restore.load_weights(state, src)
   np.testing.assert_array_equal(
       np.asarray(loaded.params["conv3d_30"]["cand3"]["fc"]["kernel"]),
       want["params"]["conv3d_30"]["cand3"]["fc"]["kernel"])
@@ -106,7 +106,7 @@ def test_init_from_loads_params_and_batch_stats(data, tmp_path):
                               optim.SGD(c.optim), mesh_lib.make_mesh(), seed=1, frames=6,
                               fixed_path=None, path_len=4)
   with pytest.raises(ValueError, match="shape"):
-    loop.load_weights(state, src)
+    restore.load_weights(state, src)
 
 
 def test_repeated_nonfinite_steps_stop_training(data, tmp_path):

@@ -12,7 +12,7 @@ from conftest import load_config
 from gait_jax.common import parallel as mesh_lib
 from gait_jax.training import optim
 from gait_jax.training import step as train
-from gait_jax.training import state as ts
+from gait_jax.training import train_state as ts
 from gait_jax.training.losses import compute_losses
 from gait_jax.models import path_mask, sample_path
 
