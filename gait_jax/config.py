@@ -6,10 +6,13 @@ file forgot would otherwise fail with "key not found").
 """
 from __future__ import annotations
 
+import os
 from typing import Optional, Tuple
 
 import ml_collections
+from absl import logging
 
+from gait_jax.common import checkpoint
 from gait_jax.models.space import (CHOICE_MAX_NUM, check_path, check_space, format_path,  # noqa: F401
                                    parse_path)
 
@@ -220,9 +223,112 @@ def model_path(config) -> Optional[Tuple[int, ...]]:
   return path
 
 
+def fixed_path(config, what: str) -> Tuple[int, ...]:
+  """`model_path`, for what needs one network (a supernet has none)."""
+  path = model_path(config)
+  if path is None:
+    raise ValueError(f"{what} needs a fixed architecture: set model.path "
+                     "(e.g. --config.model.path=0,5,5,4); the supernet has no single network")
+  return path
+
+
+def saved_config(source: str) -> ml_collections.ConfigDict:
+  """The typed config of the workdir a checkpoint source belongs to (its config.json on the
+  schema of `base_config`: lists back to tuples, keys of other versions left out); an error
+  naming the directory when there is none."""
+  workdir = checkpoint.source_workdir(source)
+  saved = checkpoint.read_config(workdir)
+  if saved is None:
+    raise FileNotFoundError(f"{workdir} has no {checkpoint.CONFIG_FILE}: it is not a gait_jax "
+                            "workdir")
+  config = base_config()
+  _update_typed(config, saved)
+  return config
+
+
+def _update_typed(node: ml_collections.ConfigDict, values: dict) -> None:
+  for key, value in values.items():
+    if key not in node:
+      continue
+    if isinstance(node[key], ml_collections.ConfigDict) and isinstance(value, dict):
+      _update_typed(node[key], value)
+    else:
+      node[key] = tuple(value) if isinstance(value, list) else value
+
+
+# The model shipped with the repository (trained on generated walkers only): enroll / identify
+# use it when neither train.init_from nor the workdir names weights.
+SHIPPED_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                             "pretrained", "walkers")
+
+
+def inference_weights(config, workdir: str, shipped_default: bool = False):
+  """(config, weights source) for embedding: `train.init_from` with its own network (below),
+  else the workdir's checkpoints, else — `shipped_default` (enroll / identify) and none there —
+  the shipped model, said on the console."""
+  source = config.train.init_from
+  if not source and shipped_default and not os.path.isdir(checkpoint.checkpoint_dir(workdir)) \
+      and os.path.isdir(SHIPPED_MODEL):
+    source = SHIPPED_MODEL
+    print(f"using the shipped walkers-only model {SHIPPED_MODEL} (set train.init_from to use "
+          "your own)", flush=True)
+  if not source:
+    return config, workdir
+  return with_source_architecture(config, source), source
+
+
+def with_source_architecture(config, source: str) -> ml_collections.ConfigDict:
+  """The config to load `source`'s weights with for inference: the checkpoint's own network
+  (model.* as its config.json records them, and its path when it is a fixed network) whatever
+  the experiment config says; a supernet source keeps the experiment's path (it serves any of
+  its trained paths). `config` unchanged when the source records no config."""
+  saved = checkpoint.read_config(checkpoint.source_workdir(source))
+  if not saved or "model" not in saved:
+    return config
+  out = config.copy_and_resolve_references()
+  own = dict(saved["model"])
+  if not own.get("path"):
+    own["path"] = out.model.path
+  changed = []
+  with out.unlocked():
+    for key, value in own.items():
+      if key in out.model and key not in NOT_ARCHITECTURE:
+        value = tuple(value) if isinstance(value, list) else value
+        if out.model[key] != value:
+          changed.append(f"model.{key}={value!r}")
+          out.model[key] = value
+  if changed:
+    logging.info("weights from %s: its own network (%s) instead of the config's", source,
+                 ", ".join(changed))
+  return out
+
+
 def use_bnneck(config) -> bool:
   """The reference builds SeparateBNNecks only when CE is among the losses."""
-  return float(config.loss.ce_weight) > 0
+  return config.loss.ce_weight > 0
+
+
+# model.* keys that change how a step computes, never the parameter tree: a run may resume or
+# load weights with another value (and configs written before the key existed lack it).
+NOT_ARCHITECTURE = ("remat",)
+
+
+def architecture(config) -> dict:
+  """The keys that decide the parameter tree of a config (a ConfigDict or its saved JSON
+  dict): every model.* key (but NOT_ARCHITECTURE) and whether the BN-neck exists."""
+  if not isinstance(config, ml_collections.ConfigDict):
+    config = ml_collections.ConfigDict(config)
+  model = {f"model.{k}": (list(v) if isinstance(v, (list, tuple)) else v)
+           for k, v in config.model.to_dict().items() if k not in NOT_ARCHITECTURE}
+  loss = config.get("loss", ml_collections.ConfigDict({"ce_weight": 0.0}))
+  model["loss.ce_weight>0 (BN-neck)"] = use_bnneck(ml_collections.ConfigDict({"loss": loss}))
+  return model
+
+
+def architecture_differences(saved, current) -> dict:
+  """{key: (saved, current)} for every architecture key that differs."""
+  a, b = architecture(saved), architecture(current)
+  return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
 
 # Model shapes per reference experiment family.

@@ -80,8 +80,10 @@ def main(argv):
                "--config.section.key=value)")
   config = FLAGS.config
   run = resolve_mode(config.mode)
+  from gait_jax import config_check  # pylint: disable=g-import-not-at-top
   from gait_jax.common import parallel  # pylint: disable=g-import-not-at-top
   try:
+    config_check.check(config)
     parallel.maybe_initialize(config)
     logging.info("mode=%s workdir=%s", config.mode, FLAGS.workdir)
     run(config, FLAGS.workdir)

@@ -75,9 +75,9 @@ def test_path_outside_the_search_space_is_refused_at_every_entry():
   config.model.path = "3,0,0,0"
   with pytest.raises(ValueError, match=r"position 0 \(conv3d_00\) is 3; .*allows only 0"):
     config_lib.model_path(config)
-  from gait_jax.models import flops
+  from gait_jax.models import cost
   with pytest.raises(ValueError, match="position 0"):
-    flops.count(config.model, (3, 0, 0, 0), 30, bnneck=False)
+    cost.count(config.model, (3, 0, 0, 0), 30, bnneck=False)
   config.model.path = "0,6,0,0"
   with pytest.raises(ValueError, match=r"position 1 \(conv3d_20\) is 6; .*0\.\.5"):
     config_lib.model_path(config)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmarks: `python tools/benchmark.py NAME [--quick] [options]`.
 
-NAME is one of the modules in gait_jax/benchmarks/ (loader, walkers, train, rank, ...);
+NAME is a benchmark module's `NAME` (gait_jax/benchmarks/: loader, walkers, train, rank, ...);
 `python tools/benchmark.py NAME --help` lists its options. Figures depend on the machine:
 report them with it (the script prints CPU/device information first).
 """
@@ -18,21 +18,23 @@ from gait_jax.benchmarks import _machine  # noqa: E402
 
 
 def available():
-  """Benchmark modules (helpers start with an underscore)."""
-  return sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__)
-                if not m.name.startswith("_"))
+  """{benchmark name: module} (helper modules start with an underscore; a module's command
+  name is its `NAME`, else the module name)."""
+  modules = {}
+  for m in pkgutil.iter_modules(benchmarks.__path__):
+    if not m.name.startswith("_"):
+      module = importlib.import_module(f"gait_jax.benchmarks.{m.name}")
+      modules[getattr(module, "NAME", m.name)] = module
+  return dict(sorted(modules.items()))
 
 
 def main(argv=None):
-  names = available()
+  modules = available()
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = parser.add_subparsers(dest="name", required=True, metavar="NAME",
-                              help="one of: " + ", ".join(names))
-  modules = {}
-  for name in names:
-    module = importlib.import_module(f"gait_jax.benchmarks.{name}")
-    modules[name] = module
+                              help="one of: " + ", ".join(modules))
+  for name, module in modules.items():
     p = sub.add_parser(name, help=(module.__doc__ or "").strip().split("\n")[0])
     module.add_args(p)
   args = parser.parse_args(argv)

@@ -35,7 +35,7 @@ def main(argv=None):
   print("\n=== quickstart summary ===")
   if result:
     from gait_jax import config as config_lib
-    from gait_jax.models import flops
+    from gait_jax.models import cost
     here = os.path.dirname(os.path.abspath(__file__))
     import importlib.util
     spec = importlib.util.spec_from_file_location(
@@ -44,7 +44,7 @@ def main(argv=None):
     spec.loader.exec_module(module)
     config = module.get_config()
     best = tuple(result["best_path"])
-    counts = flops.count(config.model, best, config.flops.frames,
+    counts = cost.count(config.model, best, config.flops.frames,
                          bnneck=config_lib.use_bnneck(config))
     print(f"best path        : {','.join(map(str, best))} (search fitness "
           f"{result['best_fitness']:.2f} on held-out training ids, "

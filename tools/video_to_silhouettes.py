@@ -88,19 +88,19 @@ def main(argv=None):
   parser.add_argument("--max-gap", type=_count, default=5,
                       help="frames without a person that end a track")
   args = parser.parse_args(argv)
-  from gait_jax.identify import video  # noqa: E402
+  from gait_jax.identify import video_tracks  # noqa: E402
   if not os.path.exists(args.source):
     raise SystemExit(f"video_to_silhouettes: {args.source} does not exist")
   videos = _videos(args.source)
   if not videos:
     raise SystemExit(f"video_to_silhouettes: no video under {args.source}")
-  opts = video.Options(method=args.method, min_area=args.min_area, min_height=args.min_height,
+  opts = video_tracks.Options(method=args.method, min_area=args.min_area, min_height=args.min_height,
                        max_gap=args.max_gap)
   failed = 0
   for path, rel in videos:
     try:
-      tracks, summary = video.video_tracks(path, opts, progress=True)
-    except video.VideoError as e:
+      tracks, summary = video_tracks.video_tracks(path, opts, progress=True)
+    except video_tracks.VideoError as e:
       print(f"FAILED {e}", flush=True)
       failed += 1
       continue

@@ -23,7 +23,6 @@ import time
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 import jax
-import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
@@ -274,27 +273,9 @@ def _slashed(key_path) -> str:
   return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in key_path)
 
 
-def check_owner(workdir: str, config, has_checkpoint: bool) -> None:
-  """Refuses a workdir whose checkpoints belong to a differently shaped model.
-
-  Only a finished checkpoint makes a workdir someone's: a run that failed before its first save
-  (a config error, say) left a config.json but nothing to protect, so the corrected command may
-  reuse the workdir."""
-  saved = read_config(workdir)
-  if saved is None or not has_checkpoint:
-    return
-  diff = architecture_differences(saved, config)
-  if diff:
-    lines = ", ".join(f"{k}: saved {a!r} vs now {b!r}" for k, (a, b) in diff.items())
-    raise ValueError(
-        f"workdir {workdir} holds a run with another model architecture ({lines}). "
-        "Refusing to resume or overwrite its checkpoints: use a new --workdir "
-        "(or train.init_from to start from its weights).")
-
-
 # -- The config that owns a workdir ------------------------------------------------------
 
-def _to_jsonable(config) -> dict:
+def to_jsonable(config) -> dict:
   if hasattr(config, "to_json_best_effort"):
     return json.loads(config.to_json_best_effort())
   return json.loads(json.dumps(config, default=str))
@@ -318,16 +299,6 @@ def read_config(workdir: str) -> Optional[dict]:
   return data
 
 
-def saved_config(source: str) -> ml_collections.ConfigDict:
-  """The config.json of the workdir a checkpoint source belongs to, as a ConfigDict (which
-  network its checkpoints are); an error naming the directory when there is none."""
-  workdir = source_workdir(source)
-  saved = read_config(workdir)
-  if saved is None:
-    raise FileNotFoundError(f"{workdir} has no {CONFIG_FILE}: it is not a gait_jax workdir")
-  return ml_collections.ConfigDict(saved)
-
-
 def source_workdir(source: str) -> str:
   """The workdir a checkpoint source (workdir, checkpoints dir or step dir) belongs to."""
   directory, _ = _resolve(source)
@@ -349,27 +320,5 @@ def trained_space(source: str) -> Optional[Tuple[int, ...]]:
 def write_config(workdir: str, config) -> str:
   """Writes WORKDIR/config.json (atomically: a crash never leaves half a file)."""
   return io.write_json(os.path.join(os.path.abspath(workdir), CONFIG_FILE),
-                       _to_jsonable(config), indent=2, sort_keys=True)
+                       to_jsonable(config), indent=2, sort_keys=True)
 
-
-# model.* keys that change how a step computes, never the parameter tree: a run may resume or
-# load weights with another value (and configs written before the key existed lack it).
-NOT_ARCHITECTURE = ("remat",)
-
-
-def architecture(config) -> dict:
-  """The keys that decide the parameter tree of a config (a ConfigDict or its JSON dict):
-  every model.* key (but NOT_ARCHITECTURE) and whether the BN-neck exists (loss.ce_weight > 0)."""
-  config_dict = _to_jsonable(config)
-  model = dict(config_dict.get("model", {}))
-  model = {f"model.{k}": (list(v) if isinstance(v, (list, tuple)) else v)
-           for k, v in model.items() if k not in NOT_ARCHITECTURE}
-  ce = float(config_dict.get("loss", {}).get("ce_weight", 0.0))
-  model["loss.ce_weight>0 (BN-neck)"] = ce > 0
-  return model
-
-
-def architecture_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> dict:
-  """{key: (saved, current)} for every architecture key that differs."""
-  a, b = architecture(saved), architecture(current)
-  return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}

@@ -150,7 +150,7 @@ def search_split(config, all_train_ids: Sequence[str], source_workdir: str
                      f"({trained_on_all(source_workdir) or 'it records no held-out id'}): a "
                      "fitness on its training ids would measure memorisation, not a path. "
                      "Search a supernet gait_jax trained (it holds search.val_ids out)")
-  spec = str(config.search.val_ids).strip()
+  spec = config.search.val_ids.strip()
   if spec and not spec.isdigit():
     overlap = sorted(set(mine[1]) & set(trained))
     if overlap:

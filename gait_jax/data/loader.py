@@ -43,6 +43,43 @@ class LoaderError(RuntimeError):
   """A sequence could not be loaded or transformed (the message names its files)."""
 
 
+def process_rows(global_batch: int, process_index: int, process_count: int) -> range:
+  """The rows of the global batch that process `process_index` loads."""
+  if process_count < 1 or not 0 <= process_index < process_count:
+    raise ValueError(f"process_index={process_index}, process_count={process_count}: "
+                     "expected 0 <= process_index < process_count")
+  if global_batch % process_count:
+    raise ValueError(f"global batch P·K = {global_batch} is not divisible by the "
+                     f"{process_count} processes")
+  local = global_batch // process_count
+  return range(process_index * local, (process_index + 1) * local)
+
+
+def batch_labels(dataset, indices) -> dict:
+  return {"labels": dataset.labels[indices].astype(np.int32),
+          "types": np.asarray([dataset.sequences[i].type for i in indices], np.str_),
+          "views": np.asarray([dataset.sequences[i].view for i in indices], np.str_)}
+
+
+class WaitClock:
+  """The share of wall time a consumer spent waiting for data, since its first batch or the
+  last reset (each logging interval)."""
+
+  def __init__(self):
+    self.waited, self.since = 0.0, None
+
+  def start(self) -> None:
+    if self.since is None:
+      self.since = time.perf_counter()
+
+  def fraction(self) -> float:
+    total = 0.0 if self.since is None else time.perf_counter() - self.since
+    return self.waited / total if total > 0 else 0.0
+
+  def reset(self) -> None:
+    self.waited, self.since = 0.0, time.perf_counter()
+
+
 class TrainLoader:
   """Infinite iterator of `(step, batch)` for training.
 
@@ -58,7 +95,7 @@ class TrainLoader:
     dataset: a GaitDataset (training split).
     data_cfg: `config.data` (batch_p, batch_k, batch_shuffle, sample_type, frames, frames_skip,
       frames_min, frames_max, transforms, workers, prefetch).
-    seed: non-negative int; with the step it determines every batch.
+    seed: non-negative int (checked with the config); with the step it determines every batch.
     start_step: the first step yielded (resume).
     uint8: yield the cut uint8 frames (divide by 255 on the device); only with
       transforms="base_sil_cutting". None = `data_cfg.uint8`.
@@ -66,49 +103,29 @@ class TrainLoader:
 
   def __init__(self, dataset, data_cfg, seed: int, start_step: int = 0, process_index: int = 0,
                process_count: int = 1, uint8: Optional[bool] = None):
-    self.dataset = dataset
-    self.seed = int(seed)
-    if self.seed < 0:
-      raise ValueError(f"seed={seed}: expected a non-negative integer")
-    self.p, self.k = int(data_cfg.batch_p), int(data_cfg.batch_k)
-    self.shuffle = bool(data_cfg.batch_shuffle)
+    self.dataset, self.seed = dataset, seed
+    self.p, self.k = data_cfg.batch_p, data_cfg.batch_k
+    self.shuffle = data_cfg.batch_shuffle
     self.global_batch = self.p * self.k
-    if process_count < 1 or not 0 <= process_index < process_count:
-      raise ValueError(f"process_index={process_index}, process_count={process_count}: "
-                       "expected 0 <= process_index < process_count")
-    if self.global_batch % process_count:
-      raise ValueError(f"global batch P·K = {self.p}·{self.k} = {self.global_batch} is not "
-                       f"divisible by the {process_count} processes")
-    local = self.global_batch // process_count
-    self.rows = range(process_index * local, (process_index + 1) * local)
-
-    self.sample_type = str(data_cfg.sample_type)
-    if self.sample_type not in samplers.SAMPLE_TYPES or self.sample_type.startswith("all"):
-      raise ValueError(f"data.sample_type={self.sample_type!r}: training needs one of "
-                       f"{', '.join(t for t in samplers.SAMPLE_TYPES if not t.startswith('all'))}")
-    self.frame_args = dict(frames=int(data_cfg.frames),
-                           skip=int(data_cfg.frames_skip),
-                           frames_min=int(data_cfg.frames_min),
-                           frames_max=int(data_cfg.frames_max))
+    self.rows = process_rows(self.global_batch, process_index, process_count)
+    self.sample_type = data_cfg.sample_type
+    self.frame_args = dict(frames=data_cfg.frames, skip=data_cfg.frames_skip,
+                           frames_min=data_cfg.frames_min, frames_max=data_cfg.frames_max)
     self.frames = samplers.batch_frames(data_cfg)
-    if uint8 is None:
-      uint8 = bool(data_cfg.uint8)
-    self.uint8 = bool(uint8)
-    self.transform = transforms_lib.build_transform(
-        data_cfg.transforms, uint8=self.uint8)
+    self.uint8 = data_cfg.uint8 if uint8 is None else uint8
+    self.transform = transforms_lib.build_transform(data_cfg.transforms, uint8=self.uint8)
     h, w = getattr(dataset, "frame_size", None) or (64, 64)
     self.frame_shape = (h, w - 2 * ((w // 64) * 10))
 
-    self.workers = max(0, int(data_cfg.workers))
-    self.prefetch = max(1, int(data_cfg.prefetch))
+    self.workers = max(0, data_cfg.workers)
+    self.prefetch = max(1, data_cfg.prefetch)
     self._pool = (concurrent.futures.ThreadPoolExecutor(self.workers,
                                                         thread_name_prefix="gait-loader")
                   if self.workers else None)
     self._pending = collections.deque()
     self._next_submit = int(start_step)
     self._closed = False
-    self._wait = 0.0
-    self._started = None
+    self._clock = WaitClock()
 
   # ---------------------------------------------------------------- pure functions of (seed, step)
   def global_indices(self, step: int) -> np.ndarray:
@@ -146,10 +163,7 @@ class TrainLoader:
         jobs.append(args)  # run by the consumer (workers=0)
       else:
         jobs.append(self._pool.submit(self._fill_row, *args))
-    batch = {"sils": out, "labels": self.dataset.labels[indices].astype(np.int32),
-             "lengths": lengths,
-             "types": np.asarray([self.dataset.sequences[i].type for i in indices], np.str_),
-             "views": np.asarray([self.dataset.sequences[i].view for i in indices], np.str_)}
+    batch = {"sils": out, "lengths": lengths, **batch_labels(self.dataset, indices)}
     self._pending.append((step, jobs, batch))
 
   # ---------------------------------------------------------------- iteration
@@ -159,8 +173,7 @@ class TrainLoader:
   def __next__(self) -> Tuple[int, dict]:
     if self._closed:
       raise RuntimeError("TrainLoader is closed")
-    if self._started is None:
-      self._started = time.perf_counter()
+    self._clock.start()
     while len(self._pending) < self.prefetch:
       self._submit(self._next_submit)
       self._next_submit += 1
@@ -175,7 +188,7 @@ class TrainLoader:
     except LoaderError:
       self.close()
       raise
-    self._wait += time.perf_counter() - t0
+    self._clock.waited += time.perf_counter() - t0
     # Keep `prefetch` batches in flight while the caller trains on this one.
     self._submit(self._next_submit)
     self._next_submit += 1
@@ -183,16 +196,11 @@ class TrainLoader:
 
   @property
   def wait_fraction(self) -> float:
-    """Fraction of wall time since the first batch that the consumer spent waiting for data."""
-    if self._started is None:
-      return 0.0
-    total = time.perf_counter() - self._started
-    return self._wait / total if total > 0 else 0.0
+    """Fraction of wall time since the first batch (or the last reset) spent waiting."""
+    return self._clock.fraction()
 
   def reset_wait_stats(self) -> None:
-    """Restarts the `wait_fraction` window (e.g. after each logging interval)."""
-    self._wait = 0.0
-    self._started = time.perf_counter()
+    self._clock.reset()
 
   # ---------------------------------------------------------------- shutdown
   def close(self) -> None:

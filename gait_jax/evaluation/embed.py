@@ -16,7 +16,7 @@ Output (dataset order, deterministic): `embeddings` float32 [N, c, p], `labels` 
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Iterable, Iterator, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Protocol, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -104,7 +104,20 @@ def _embed_batch(embed_fn, variables, sils, lengths, sharding, path_arr, flip: b
   return emb
 
 
-def embed_dataset(model, variables, dataset, path, *, batch_per_device: int = 8,
+class EmbedSource(Protocol):
+  """What `embed_dataset` reads: a GaitDataset, or any sequences held this way (the
+  Recognizer's in-memory probes)."""
+  sequences: Sequence[Any]  # per sequence: .id, .type, .view, .name and .files (errors)
+
+  def __len__(self) -> int:
+    ...
+
+  def load(self, index: int) -> Sequence[np.ndarray]:
+    """[uint8 frames [T, 64, 64]] (the pkl list's first array is the silhouettes)."""
+    ...
+
+
+def embed_dataset(model, variables, dataset: EmbedSource, path, *, batch_per_device: int = 8,
                   frames_all_limit: int = 0, mesh=None, embed_fn: Optional[Callable] = None,
                   indices: Optional[Sequence[int]] = None, workers: int = 2,
                   progress: bool = True, min_bucket: int = MIN_BUCKET,
@@ -138,14 +151,9 @@ def embed_dataset(model, variables, dataset, path, *, batch_per_device: int = 8,
   rep = parallel.replicated(mesh)
   data = parallel.data_sharding(mesh)
   variables = jax.device_put(variables, rep)
-  path_host = np.asarray(path, np.int32).reshape(-1)
-  fixed = getattr(model, "fixed_path", None)
-  if fixed is not None and tuple(path_host.tolist()) != tuple(fixed):
-    # Inside the jitted function the path is traced, and a fixed-path model runs its own
-    # candidates whatever it says: a different path would be embedded as the fixed one.
-    raise ValueError(f"path {tuple(path_host.tolist())} differs from the model's fixed_path "
-                     f"{tuple(fixed)}")
-  path_arr = jax.device_put(jnp.asarray(path_host), rep)
+  if hasattr(model, "check_runs"):
+    model.check_runs(path)  # the path is traced below: a fixed model's own check cannot see it
+  path_arr = jax.device_put(jnp.asarray(np.asarray(path, np.int32).reshape(-1)), rep)
 
   results: Dict[int, np.ndarray] = {}
   bar = None

@@ -22,14 +22,16 @@ from absl import logging
 from gait_jax.common import io
 from gait_jax.common import workdir_lock
 from gait_jax.evaluation import match_figures as figures
+from gait_jax import config as config_lib
 from gait_jax.identify import gallery as gallery_lib
 from gait_jax.identify import sources
-from gait_jax.identify import video
+from gait_jax.identify import video_tracks
 from gait_jax.identify.recognizer import Recognizer
 
 
 def _recognizer(config, workdir: str) -> Recognizer:
-  return Recognizer(config, config.train.init_from or workdir)
+  config, source = config_lib.inference_weights(config, workdir, shipped_default=True)
+  return Recognizer(config, source)
 
 
 def _gallery_path(workdir: str) -> str:
@@ -41,10 +43,10 @@ def load_gallery(rec: Recognizer, workdir: str) -> bool:
   return rec.load_gallery(_gallery_path(workdir))
 
 
-def video_options(config) -> video.Options:
+def video_options(config) -> video_tracks.Options:
   """The segmentation settings `identify.video.*` (checked)."""
   v = config.identify.video
-  return video.Options(method=str(v.method), min_area=float(v.min_area),
+  return video_tracks.Options(method=str(v.method), min_area=float(v.min_area),
                        min_height=float(v.min_height), max_gap=int(v.max_gap))
 
 
@@ -63,7 +65,7 @@ def run_enroll(config, workdir: str) -> None:
   with workdir_lock.hold(workdir, "enroll"):
     load_gallery(rec, workdir)
     known = set(rec.gallery["names"].tolist())
-    found = sources.gallery_sequences(str(config.identify.gallery), opts,
+    found = sources.gallery_sequences(config.identify.gallery, opts,
                                       known_sources=set(rec.gallery["sources"].tolist()))
     new = [s for s in found.sequences if s.name not in known]
     usable, skipped = sources.load_usable(sources.Found(new, found.skipped))
@@ -131,7 +133,7 @@ def run_identify(config, workdir: str) -> None:
       raise FileNotFoundError(f"no gallery at {_gallery_path(workdir)}: run "
                               "--config.mode=enroll with identify.gallery first")
     threshold, calibration = _threshold(rec, config.identify.threshold)
-    found = sources.probe_sequences(str(config.identify.probes), opts)
+    found = sources.probe_sequences(config.identify.probes, opts)
     usable, skipped = sources.load_usable(found)
     if not usable:
       _print_skipped(skipped)

@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from gait_jax import config as config_lib
-from gait_jax.common import checkpoint as ckpt_lib
+from gait_jax import config_check
 from gait_jax.data.dataset import SequenceInfo
 from gait_jax.evaluation import distance as distance_lib
 from gait_jax.evaluation import embed as embed_lib
@@ -27,8 +27,8 @@ from gait_jax.identify import sources
 from gait_jax.models import weights
 
 
-class _InMemory:
-  """What `embed_dataset` reads: sequences of aligned uint8 [T, 64, 64] frames."""
+class InMemorySequences:
+  """Aligned uint8 [T, 64, 64] frame sequences as an `embed.EmbedSource`."""
 
   def __init__(self, items: Sequence[Tuple[str, str, np.ndarray]]):
     self.sequences = [SequenceInfo(pid, "", name, ()) for pid, name, _ in items]
@@ -50,24 +50,21 @@ class Recognizer:
   """A fixed-path model with its weights and an in-memory gallery."""
 
   def __init__(self, config, source: str):
+    config_check.check(config)
     self.config, self.source = config, source
-    path = config_lib.model_path(config)
-    if path is None:
-      raise ValueError("identification needs a fixed architecture: set model.path (a supernet "
-                       "has no single network)")
-    self.path = path
+    self.path = path = config_lib.fixed_path(config, "identification")
     self.model, self.variables, self.step = weights.load_fixed(config.model, path, source)
-    self.metric = distance_lib.check_metric(str(config.evaluate.metric))
-    self.record = gallery_lib.model_record(ckpt_lib.architecture(config),
+    self.metric = distance_lib.check_metric(config.evaluate.metric)
+    self.record = gallery_lib.model_record(config_lib.architecture(config),
                                            config_lib.format_path(path),
-                                           bool(config.embed.flip), self.step, source,
+                                           config.embed.flip, self.step, source,
                                            gallery_lib.weights_digest(self.variables))
     self.gallery = gallery_lib.empty(self.record)
 
   @classmethod
   def from_workdir(cls, workdir: str, path: Optional[Sequence[int]] = None) -> "Recognizer":
     """The model of a workdir (its config.json and newest checkpoint); `path` for a supernet."""
-    config = ckpt_lib.saved_config(workdir)
+    config = config_lib.saved_config(workdir)
     if path is not None:
       config.model.path = config_lib.format_path(path)
     return cls(config, workdir)
@@ -78,9 +75,9 @@ class Recognizer:
     """Embeddings f32 [n, c, p] of (id, name, aligned uint8 [T, 64, 64]) items."""
     if not items:
       return np.zeros((0, 0, 0), np.float32)
-    out = embed_lib.embed_dataset(self.model, self.variables, _InMemory(items), self.path,
-                                  batch_per_device=int(self.config.embed.batch), workers=0,
-                                  progress=len(items) > 20, flip=bool(self.config.embed.flip))
+    out = embed_lib.embed_dataset(self.model, self.variables, InMemorySequences(items), self.path,
+                                  batch_per_device=self.config.embed.batch, workers=0,
+                                  progress=len(items) > 20, flip=self.config.embed.flip)
     embedding_checks.check_finite(out["embeddings"], out["labels"], out["types"], out["views"],
                                   f"identify: {len(items)} sequences from {items[0][1]}")
     return out["embeddings"]

@@ -24,7 +24,7 @@ from absl import logging
 from gait_jax.common import safe_pickle
 from gait_jax.data import pretreat
 from gait_jax.identify import masks
-from gait_jax.identify import video
+from gait_jax.identify import video_tracks
 
 MIN_FRAMES = pretreat.FEW_FRAMES  # fewer usable frames than this: not a walk to recognise
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv")
@@ -121,13 +121,13 @@ def video_key(path: str) -> str:
   return f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}"
 
 
-def _video_sequences(path: str, pid: str, name: str, opts: video.Options,
+def _video_sequences(path: str, pid: str, name: str, opts: video_tracks.Options,
                      skipped: List[Tuple[str, str]]) -> List[Sequence]:
   """One sequence per person track of a video (`<name>`, or `<name>#k` for several); a video
   without a usable person is reported in `skipped`."""
   try:
-    tracks, _ = video.video_tracks(path, opts, progress=True)
-  except video.VideoError as e:
+    tracks, _ = video_tracks.video_tracks(path, opts, progress=True)
+  except video_tracks.VideoError as e:
     skipped.append((path, str(e).replace(f"{path}: ", "")))
     return []
   return [Sequence(pid, name if len(tracks) == 1 else f"{name}#{k}",
@@ -166,7 +166,7 @@ def _walk(top: str, name: str, skipped: List[Tuple[str, str]]) -> List[_Entry]:
   return out
 
 
-def _sequences(entries: List[_Entry], pid: str, opts: video.Options, known_sources,
+def _sequences(entries: List[_Entry], pid: str, opts: video_tracks.Options, known_sources,
                skipped: List[Tuple[str, str]]) -> List[Sequence]:
   out = []
   for e in entries:
@@ -180,14 +180,14 @@ def _sequences(entries: List[_Entry], pid: str, opts: video.Options, known_sourc
   return out
 
 
-def gallery_sequences(root: str, opts: Optional[video.Options] = None,
+def gallery_sequences(root: str, opts: Optional[video_tracks.Options] = None,
                       known_sources=frozenset()) -> Found:
   """Every sequence under a gallery root `<root>/<id>/...`, with its id. Videos whose path is
   in `known_sources` (enrolled before) are not decoded again."""
   root = os.path.abspath(root)
   if not os.path.isdir(root):
     raise InputError(f"identify.gallery={root}: not a directory (expected {LAYOUTS})")
-  opts = opts or video.Options()
+  opts = opts or video_tracks.Options()
   found = Found([])
   for pid in sorted(os.listdir(root)):
     id_dir = os.path.join(root, pid)
@@ -211,11 +211,11 @@ def _all_videos(root: str) -> List[str]:
           if f.lower().endswith(VIDEO_EXTENSIONS)]
 
 
-def probe_sequences(root: str, opts: Optional[video.Options] = None) -> Found:
+def probe_sequences(root: str, opts: Optional[video_tracks.Options] = None) -> Found:
   """Every probe under `root` (each sequence found by the module's rule, named by its path
   below `root`), or `root` itself when it is one video or one folder of images."""
   root = os.path.abspath(root)
-  opts = opts or video.Options()
+  opts = opts or video_tracks.Options()
   found = Found([])
   if _is_video(root):
     stem = os.path.splitext(os.path.basename(root))[0]

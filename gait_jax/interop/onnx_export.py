@@ -26,10 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from gait_jax import config as config_lib
-from gait_jax.common import checkpoint as ckpt_lib
 from gait_jax.common import io
 from gait_jax.models import layers, space, weights
-from gait_jax.training.step import INPUT_HW
+from gait_jax.models import INPUT_HW
 
 OPSET = 18  # the oldest opset whose ReduceMean/ReduceMax take axes as jax2onnx writes them
 MIN_FRAMES = 3  # the network tiles shorter clips itself, which a static graph cannot
@@ -66,7 +65,7 @@ def load_fixed_model(workdir: str, path: Optional[Sequence[int]] = None,
                      step: Optional[int] = None):
   """(model, NumPy variables, path, step, embed.flip) of a workdir: its config's path, or
   `path` for a supernet workdir (checked against the space it was trained on)."""
-  config = ckpt_lib.saved_config(workdir)
+  config = config_lib.saved_config(workdir)
   saved_path = config_lib.model_path(config)
   if path is None:
     path = saved_path
@@ -74,10 +73,10 @@ def load_fixed_model(workdir: str, path: Optional[Sequence[int]] = None,
     raise ValueError(f"{workdir} is a supernet: choose its network with --path (e.g. the "
                      "search's best path)")
   path = tuple(int(v) for v in path)
-  space.check_path(path, tuple(config.model.choice_max_num), key="--path",
+  space.check_path(path, config.model.choice_max_num, key="--path",
                    model_name=config.model.name)
   model, variables, step = weights.load_fixed(config.model, path, workdir, step)
-  return model, variables, path, step, bool(config.embed.flip)
+  return model, variables, path, step, config.embed.flip
 
 
 def export(model, variables, out: str, frames: Optional[int] = None,

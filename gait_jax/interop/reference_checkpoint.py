@@ -86,9 +86,9 @@ def _check_hyperparameters(ckpt: Mapping[str, Any], config, where: str) -> None:
   """Warns when the reference run's SGD settings differ from the config that will continue it."""
   opt, sched = ckpt.get("optimizer") or {}, ckpt.get("scheduler") or {}
   group = (opt.get("param_groups") or [{}])[0]
-  wanted = {"lr": ("initial_lr", float(config.optim.lr)),
-            "momentum": ("momentum", float(config.optim.momentum)),
-            "weight_decay": ("weight_decay", float(config.optim.weight_decay))}
+  wanted = {"lr": ("initial_lr", config.optim.lr),
+            "momentum": ("momentum", config.optim.momentum),
+            "weight_decay": ("weight_decay", config.optim.weight_decay)}
   for key, (torch_key, value) in wanted.items():
     if torch_key in group and not np.isclose(float(group[torch_key]), value):
       logging.warning("%s: the reference optimizer had %s=%s, the config optim.%s=%s",
@@ -140,7 +140,7 @@ def import_reference(pt_path: str, config, workdir: str) -> Tuple[str, Dict[str,
     state = state.replace(step=jnp.asarray(step, jnp.int32))
     meta = {"step": step, "attempts": step, "skipped": 0,
             "model_path": config_lib.format_path(path) if path else "",
-            "experiment": str(config.experiment), "imported_from": where,
+            "experiment": config.experiment, "imported_from": where,
             "optimizer": "momentum" if buffers is not None else "none"}
     manager.save(step, ts.to_tree(state), meta)
     manager.wait()
@@ -167,7 +167,7 @@ def export_reference(workdir: str, out: str, step: Optional[int] = None) -> Dict
 
   A fixed-path checkpoint lacks the other candidates, which are written with the defaults
   that PyTorch's strict loading accepts (see torch_keys.to_torch_state_dict)."""
-  config = ckpt_lib.saved_config(workdir)
+  config = config_lib.saved_config(workdir)
   variables, step = ckpt_lib.restore_variables(workdir, step)
   sd = torch_keys.to_torch_state_dict(variables, config.model,
                                       bnneck=config_lib.use_bnneck(config), complete=True)

@@ -70,9 +70,6 @@ class ChoiceLayer(nn.Module):
   remat: bool = False
 
   def setup(self):
-    for j in self.choices:
-      if not 0 <= j < NUM_CANDIDATES:
-        raise ValueError(f"ChoiceLayer {self.name}: candidate {j} outside 0..5")
     # `train` (argument 3, counting self) is a Python bool that selects code: static.
     cls = nn.remat(Candidate, static_argnums=(3,)) if self.remat else Candidate
     self.cands = [cls(j, self.features, self.flg_relu, self.dtype, name=f"cand{j}")

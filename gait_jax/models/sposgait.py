@@ -22,6 +22,8 @@ from gait_jax.models.layers import (LTA, ConvBN, GeMHPP, SeparateBNNecks, Separa
                                     masked_temporal_max, max_pool_hw,
                                     separate_fc_bound, tile_short_sequences)
 
+INPUT_HW = (64, 44)  # every network input: silhouettes aligned to 64x64, cut to 44 wide
+
 
 def _is_static(path) -> bool:
   return isinstance(path, (tuple, list, np.ndarray))
@@ -44,7 +46,7 @@ class SPOSGait(nn.Module):
     """`sils` float `[n, T, h, w]`; `path` tuple of ints (static) or int32 `[L]` (traced);
     `lengths` int32 `[n]` valid frames per row, or None (all T valid)."""
     names = space_lib.LAYER_NAMES[self.model_name]
-    path = self._check_path(path, len(names))
+    path = self._resolve_path(path, len(names))
     if sils.ndim != 4:
       raise ValueError(f"sils: expected [n, T, h, w], got shape {sils.shape}")
     x = sils.astype(self.dtype)[..., None]
@@ -98,34 +100,34 @@ class SPOSGait(nn.Module):
       out["logits"] = logits
     return out
 
-  def _check_path(self, path, length):
+  def check_runs(self, path) -> None:
+    """A fixed-path model holds only its own candidates: any other concrete path would run
+    as the fixed one (inside jit a traced path cannot be compared, so callers that trace it
+    check first)."""
+    concrete = tuple(int(v) for v in np.asarray(path).reshape(-1))
+    if self.fixed_path is not None and concrete != tuple(self.fixed_path):
+      raise ValueError(f"path {concrete} differs from the model's fixed_path {self.fixed_path}")
+
+  def _resolve_path(self, path, length):
+    """The path to run (checked against the search space where it entered the package)."""
     if path is None:
       if self.fixed_path is None:
         raise ValueError("SPOSGait: a path is required (the supernet never runs all paths)")
       return tuple(self.fixed_path)
     if _is_static(path):
       path = tuple(int(v) for v in np.asarray(path).reshape(-1))
-      if len(path) != length:
-        raise ValueError(f"path {path}: expected {length} entries for {self.model_name}")
-      if any(not 0 <= v < NUM_CANDIDATES for v in path):
-        raise ValueError(f"path {path}: candidates must be in 0..{NUM_CANDIDATES - 1}")
-      if self.fixed_path is not None and path != tuple(self.fixed_path):
-        raise ValueError(f"path {path} differs from the model's fixed_path {self.fixed_path}")
+      self.check_runs(path)
       return path
     if not isinstance(path, jax.core.Tracer):
-      # A concrete array: a fixed-path model would silently run its own candidates whatever
-      # the array says, so a different path is an error here as for a tuple.
-      concrete = tuple(int(v) for v in np.asarray(path).reshape(-1))
-      if self.fixed_path is not None and concrete != tuple(self.fixed_path):
-        raise ValueError(f"path {concrete} differs from the model's fixed_path "
-                         f"{self.fixed_path}")
+      self.check_runs(path)
     path = jnp.asarray(path)
     if path.shape != (length,):
       raise ValueError(f"traced path: expected shape ({length},), got {path.shape}")
     return path.astype(jnp.int32)
 
 
-def abstract_variables(model: SPOSGait, frames: int = 3, height: int = 64, width: int = 44):
+def abstract_variables(model: SPOSGait, frames: int = 3, height: int = INPUT_HW[0],
+                       width: int = INPUT_HW[1]):
   """ShapeDtypeStructs of the model's `params` and `batch_stats` (no compute, no compile)."""
   n_layers = len(space_lib.LAYER_NAMES[model.model_name])
   # Traced: creates every candidate of a supernet (a fixed-path model only has its own).
@@ -135,7 +137,8 @@ def abstract_variables(model: SPOSGait, frames: int = 3, height: int = 64, width
   return jax.eval_shape(lambda s: model.init(jax.random.key(0), s, path), sils)
 
 
-def init_variables(model: SPOSGait, seed: int, *, height: int = 64, width: int = 44):
+def init_variables(model: SPOSGait, seed: int, *, height: int = INPUT_HW[0],
+                   width: int = INPUT_HW[1]):
   """Reference-initialised variables drawn on the host with NumPy.
 
   Same distributions as `model.init` (conv Xavier-uniform with fans in·k / out·k, BN
@@ -197,7 +200,7 @@ def build_model(model_cfg, *, bnneck: bool, fixed_path: Optional[Sequence[int]] 
   `model_cfg.remat` (optional, default False): rematerialise the searchable layers' candidates
     in the backward pass (see ChoiceLayer) — less memory, one more forward of each layer.
   """
-  name = space_lib.canonical_model_name(str(model_cfg.name))
+  name = space_lib.canonical_model_name(model_cfg.name)
   channels = positive_ints(model_cfg.channels, "model.channels")
   if len(channels) != NUM_CHANNELS[name]:
     raise ValueError(f"model.channels={channels}: {name} expects {NUM_CHANNELS[name]} widths")
@@ -208,13 +211,10 @@ def build_model(model_cfg, *, bnneck: bool, fixed_path: Optional[Sequence[int]] 
   cmn = tuple(getattr(model_cfg, "choice_max_num", ()) or ())
   if cmn:
     space_lib.check_space(name, cmn)
-  n_layers = len(space_lib.LAYER_NAMES[name])
   if fixed_path is not None:
     fixed_path = tuple(int(v) for v in fixed_path)
-    if len(fixed_path) != n_layers or any(not 0 <= v < NUM_CANDIDATES for v in fixed_path):
-      raise ValueError(f"fixed_path={fixed_path}: expected {n_layers} entries in 0..5")
   out_channels = positive_ints((model_cfg.out_channels,), "model.out_channels")[0]
-  class_num = int(model_cfg.class_num)
+  class_num = model_cfg.class_num
   return SPOSGait(model_name=name, channels=channels, bins=bins,
                   out_channels=out_channels, class_num=class_num,
                   bnneck=bool(bnneck), fixed_path=fixed_path, dtype=dtype,

@@ -75,7 +75,7 @@ def _bn(prefix: str, path: Tuple[str, ...], c: int, candidate=None) -> List[Entr
 
 
 def _cfg(model_cfg):
-  name = space_lib.canonical_model_name(str(model_cfg.name))
+  name = space_lib.canonical_model_name(model_cfg.name)
   channels = tuple(int(c) for c in model_cfg.channels)
   if len(channels) != NUM_CHANNELS[name]:
     raise ValueError(f"model.channels={channels}: {name} expects {NUM_CHANNELS[name]} widths")
@@ -86,7 +86,7 @@ def torch_layout(model_cfg, *, bnneck: bool) -> List[Entry]:
   """Every key of the reference supernet's state dict (all candidates), with its shape."""
   name, channels = _cfg(model_cfg)
   parts = int(sum(int(b) for b in model_cfg.bins))
-  out_c, class_num = int(model_cfg.out_channels), int(model_cfg.class_num)
+  out_c, class_num = model_cfg.out_channels, model_cfg.class_num
   entries: List[Entry] = []
   cin = 1  # silhouettes have one channel
   for stage in STAGES[name]:
@@ -173,7 +173,7 @@ def convert_torch_state_dict(state_dict: Mapping[str, Any], model_cfg, *, bnneck
     if wrong:
       problems.append(f"{len(wrong)} shapes differ: {'; '.join(wrong[:5])}")
     raise ValueError(f"state dict does not match {name} with channels {channels}, "
-                     f"bins {tuple(model_cfg.bins)}, out_channels {model_cfg.out_channels}, "
+                     f"bins {model_cfg.bins}, out_channels {model_cfg.out_channels}, "
                      f"class_num {model_cfg.class_num}, bnneck={bnneck}: "
                      + ", ".join(problems) + _hint(missing, unexpected))
   out: Dict[str, Any] = {"params": {}, "batch_stats": {}}

@@ -1,8 +1,8 @@
 """`--config.mode=flops`: MACs, FLOPs and parameter counts of the config's path.
 
 Replaces the reference `calculate_flops_and_params.py` with the analytic counter
-of `gait_jax/models/flops.py`: no data, device or checkpoint is needed. Prints a per-layer table
-and writes `WORKDIR/flops.json` with the keys of `flops.count`.
+of `gait_jax/models/cost.py`: no data, device or checkpoint is needed. Prints a per-layer table
+and writes `WORKDIR/flops.json` with the keys of `cost.count`.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import os
 from typing import Any, Dict, List
 
 from gait_jax import config as config_lib
-from gait_jax.models import flops
+from gait_jax.models import cost
 from gait_jax.common import io
 
 
@@ -26,7 +26,7 @@ def format_table(rows: List[Dict[str, Any]], result: Dict[str, Any], *, frames: 
                  model_name: str, note: str = "") -> str:
   """The human-readable report: one line per op, then the totals."""
   lines = [f"{model_name}  path {config_lib.format_path(result['path'])}  "
-           f"{frames} frames (backbone sees {flops.tiled_frames(frames)})"]
+           f"{frames} frames (backbone sees {cost.tiled_frames(frames)})"]
   if note:
     lines.append(note)
   header = f"{'layer':<12} {'op':<34} {'output t x h x w x c':>22} {'MACs':>14} {'params':>12}"
@@ -36,9 +36,8 @@ def format_table(rows: List[Dict[str, Any]], result: Dict[str, Any], *, frames: 
     lines.append(f"{r['name']:<12} {r['op']:<34} {shape:>22} {_giga(r['macs']):>14} "
                  f"{_mega(r['params']):>12}")
   lines.append("-" * len(header))
-  conv = sum(r["macs"] for r in rows if r["name"] not in ("HPP+Head0", "BNNecks"))
   lines += [
-      f"conv MACs        {_giga(conv)}",
+      f"conv MACs        {_giga(result['macs_conv'])}",
       f"MACs             {_giga(result['macs'])}   ({result['macs']:,})",
       f"FLOPs (2 x MACs) {_giga(result['flops'])}",
       f"params backbone  {_mega(result['params_backbone'])}",
@@ -58,13 +57,13 @@ def run(config, workdir: str) -> None:
     path = (0,) * len(config.model.choice_max_num)
     note = ("supernet config (model.path is empty): reporting the all-zeros path; "
             "set --config.model.path=... for another one")
-  frames = int(config.flops.frames)
+  frames = config.flops.frames
   if frames < 1:
     raise ValueError(f"flops.frames={frames}: expected a positive frame count")
   bnneck = config_lib.use_bnneck(config)
-  result = flops.count(config.model, path, frames, bnneck=bnneck)
-  rows = flops.breakdown(config.model, path, frames, bnneck=bnneck)
-  print(format_table(rows, result, frames=frames, model_name=str(config.model.name), note=note))
+  result = cost.count(config.model, path, frames, bnneck=bnneck)
+  rows = cost.breakdown(config.model, path, frames, bnneck=bnneck)
+  print(format_table(rows, result, frames=frames, model_name=config.model.name, note=note))
   os.makedirs(workdir, exist_ok=True)
   out = os.path.join(workdir, "flops.json")
   io.write_json(out, result, indent=2)

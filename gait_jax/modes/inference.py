@@ -26,27 +26,19 @@ from gait_jax.evaluation import protocols
 from gait_jax.models import weights
 
 
-def required_path(config, mode: str):
-  path = config_lib.model_path(config)
-  if path is None:
-    raise ValueError(f"mode={mode} needs a fixed architecture: set model.path "
-                     "(e.g. --config.model.path=0,5,5,4); the supernet has no single network")
-  return path
-
-
 def embed_config(config, workdir: str, mode: str = "embed") -> Dict[str, np.ndarray]:
   """Embeds the configured split with the config's path and weights; returns the npz dict."""
-  path = required_path(config, mode)
-  source = config.train.init_from or workdir
+  config, source = config_lib.inference_weights(config, workdir)
+  path = config_lib.fixed_path(config, f"mode={mode}")
   model, variables, step = weights.load_fixed(config.model, path, source)
   dataset, limit = embed_lib.open_eval_split(config)
   logging.info("embedding %s with path %s, step %d weights from %s, frame limit %s",
                dataset, config_lib.format_path(path), step, source, limit or "none")
   t0 = time.time()
   out = embed_lib.embed_dataset(model, variables, dataset, path,
-                                batch_per_device=int(config.embed.batch), frames_all_limit=limit,
-                                workers=max(1, int(config.data.workers)),
-                                flip=bool(config.embed.flip))
+                                batch_per_device=config.embed.batch, frames_all_limit=limit,
+                                workers=max(1, config.data.workers),
+                                flip=config.embed.flip)
   dt = time.time() - t0
   logging.info("embedded %d sequences in %.1f s (%.1f seq/s)", len(dataset), dt,
                len(dataset) / max(dt, 1e-9))
@@ -66,7 +58,7 @@ def evaluate_arrays(config, workdir: str, data) -> Tuple[Dict[str, float], str]:
 def write_examples(config, workdir: str, data) -> None:
   """`evaluate.examples=N`: the match figures of N probes per group (from the eval split's
   silhouettes)."""
-  count = int(config.evaluate.examples)
+  count = config.evaluate.examples
   if count < 0:
     raise ValueError(f"evaluate.examples={count}: expected 0 (off) or a number of probes")
   if count:

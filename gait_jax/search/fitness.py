@@ -26,7 +26,7 @@ from gait_jax.evaluation import embedding_checks
 from gait_jax.evaluation.embed import embed_dataset
 from gait_jax.evaluation import protocols
 from gait_jax.evaluation.protocol import Sequences
-from gait_jax.models import build_model, flops, space
+from gait_jax.models import build_model, cost, space
 from gait_jax.models.layers import BN_MOMENTUM
 
 
@@ -63,7 +63,7 @@ def recalibration_batches(config, train_ids, mesh):
   partition = read_partition(config.data.partition)
   dataset = GaitDataset(config.data.root, partition, "train", num_train=config.data.num_train,
                         cache=config.data.cache, ids=train_ids)
-  count = int(config.search.bn_batches)
+  count = config.search.bn_batches
   sils, lengths = [], []
   loader = TrainLoader(dataset, config.data, seed=config.seed + 7919, start_step=0,
                        process_index=jax.process_index(), process_count=jax.process_count())
@@ -126,7 +126,7 @@ class CandidateScorer:
     path_arr = jnp.asarray(path, jnp.int32)
     emb = embed_dataset(self.model, self.variables_for(path, recalibrate), self.val_set,
                         path_arr, batch=self.config.embed.batch, frames_all_limit=self.limit,
-                        mesh=self.mesh, progress=False, flip=bool(self.config.embed.flip))
+                        mesh=self.mesh, progress=False, flip=self.config.embed.flip)
     embedding_checks.check_finite(
         emb["embeddings"], emb["labels"], emb["types"], emb["views"],
         f"search: path {config_lib.format_path(path)} on the supernet {self.source}")
@@ -143,29 +143,29 @@ class CandidateScorer:
         "supernet": os.path.abspath(self.source), "step": int(self.step),
         "held_out_ids": len(held),
         "held_out_ids_sha256": hashlib.sha256("\n".join(held).encode()).hexdigest(),
-        "protocol": self.protocol.name, "search.protocol": str(c.search.protocol),
-        "evaluate.protocol": str(c.evaluate.protocol),
-        "evaluate.metric": str(c.evaluate.metric), "evaluate.rerank": bool(c.evaluate.rerank),
-        "evaluate.k1": int(c.evaluate.k1), "evaluate.k2": int(c.evaluate.k2),
-        "evaluate.lambda_value": float(c.evaluate.lambda_value),
+        "protocol": self.protocol.name, "search.protocol": c.search.protocol,
+        "evaluate.protocol": c.evaluate.protocol,
+        "evaluate.metric": c.evaluate.metric, "evaluate.rerank": c.evaluate.rerank,
+        "evaluate.k1": c.evaluate.k1, "evaluate.k2": c.evaluate.k2,
+        "evaluate.lambda_value": c.evaluate.lambda_value,
         "data.root": os.path.abspath(c.data.root),
         "data.partition": os.path.abspath(c.data.partition),
-        "data.num_train": int(c.data.num_train), "frames_all_limit": int(self.limit or 0),
-        "embed.flip": bool(c.embed.flip),
+        "data.num_train": c.data.num_train, "frames_all_limit": int(self.limit or 0),
+        "embed.flip": c.embed.flip,
         # BN recalibration: which batches, drawn how.
-        "bn_batches": int(c.search.bn_batches),
+        "bn_batches": c.search.bn_batches,
         "bn_data": {k: c.data[k] for k in ("batch_p", "batch_k", "batch_shuffle",
                                            "sample_type", "frames", "frames_skip",
                                            "frames_min", "frames_max", "transforms")}
         if c.search.bn_batches else None,
-        "bn_data_seed": int(c.seed) if c.search.bn_batches else None,
-        "model": checkpoint.architecture(c),
+        "bn_data_seed": c.seed if c.search.bn_batches else None,
+        "model": config_lib.architecture(c),
     }
 
 
 def path_cost(config, path, bnneck: bool) -> Tuple[bool, Dict]:
   """(within search.max_macs / search.max_params, {macs, params}) from the analytic counter."""
-  c = flops.count(config.model, path, config.flops.frames, bnneck=bnneck)
+  c = cost.count(config.model, path, config.flops.frames, bnneck=bnneck)
   ok = ((not config.search.max_macs or c["macs"] <= config.search.max_macs) and
         (not config.search.max_params or c["params_path"] <= config.search.max_params))
   return ok, {"macs": c["macs"], "params": c["params_path"]}

@@ -23,96 +23,112 @@ def _rot_sagittal(vec_len: float, angle_deg: np.ndarray) -> Tuple[np.ndarray, np
   return vec_len * np.sin(a), -vec_len * np.cos(a)
 
 
-def body_capsules(identity: Dict, session: Dict, n_frames: int, stature: float = 1.0
-                  ) -> List[Tuple[np.ndarray, np.ndarray, float, float]]:
-  """The walker as tapered capsules over time: list of (a [T,3], b [T,3], r_a, r_b)."""
-  p, s = identity, session
-  S = stature
-  speed = s["speed"]
-  cycle_frames = p["cycle_s"] / math.sqrt(speed) * FPS
-  phase = s["phase0"] + np.arange(n_frames) / cycle_frames
-  girth = p["girth"] * s["width"]
-  T = n_frames
+class _Walker:
+  """A walker's measurements and per-frame trunk pose, shared by the body parts below."""
 
-  def pt(x, y, z):
+  def __init__(self, identity: Dict, session: Dict, n_frames: int, stature: float):
+    p, s, S = identity, session, stature
+    self.p, self.s, self.S, self.T = p, s, S, n_frames
+    self.amp = math.sqrt(s["speed"])
+    cycle_frames = p["cycle_s"] / self.amp * FPS
+    self.phase = s["phase0"] + np.arange(n_frames) / cycle_frames
+    self.girth = p["girth"] * s["width"]
+    # Vertical layout: crown at S, everything else measured down from it.
+    hip_h = p["leg"] * S
+    ankle_h = 0.045 * S
+    leg_len = hip_h - ankle_h
+    self.thigh = leg_len * p["thigh_frac"]
+    self.shank = leg_len - self.thigh
+    chin = S - p["head"] * S
+    neck_base = chin - p["neck"] * S
+    self.torso_len = neck_base - hip_h
+    bounce = p["bounce"] * S * -np.cos(4 * np.pi * self.phase)
+    self.pelvis_y = hip_h + bounce
+    # Trunk lean rotates the upper body about the pelvis (sagittal plane).
+    self.lean = np.deg2rad(p["lean"] + s["lean"] + p["lean_osc"] * np.sin(4 * np.pi * self.phase))
+    self.sw = p["shoulder_w"] * S * s["width"]
+    self.hw = p["hip_w"] * S * s["width"]
+    self.coat = s["coat"]
+    self.thick = self.coat["thick"] if self.coat else 1.0
+    self.r_chest = p["depth"] * S / 2 * self.girth * self.thick
+    self.r_waist = self.r_chest * 0.9 * p["belly"]
+
+  def pt(self, x, y, z):
+    T = self.T
     return np.stack(np.broadcast_arrays(np.asarray(x, float) * np.ones(T),
                                         np.asarray(y, float) * np.ones(T),
                                         np.asarray(z, float) * np.ones(T)), -1)
 
-  # Vertical layout: crown at S, everything else measured down from it.
-  hip_h = p["leg"] * S
-  ankle_h = 0.045 * S
-  leg_len = hip_h - ankle_h
-  thigh = leg_len * p["thigh_frac"]
-  shank = leg_len - thigh
-  chin = S - p["head"] * S
-  neck_base = chin - p["neck"] * S
-  torso_len = neck_base - hip_h
-  bounce = p["bounce"] * S * -np.cos(4 * np.pi * phase)
-  pelvis_y = hip_h + bounce
+  def trunk(self, x, y, z):
+    """Trunk-local (x forward, y up from the pelvis) -> world."""
+    x = np.asarray(x, float) * np.ones(self.T)
+    y = np.asarray(y, float) * np.ones(self.T)
+    lean = self.lean
+    return self.pt(x * np.cos(lean) + y * np.sin(lean),
+                   self.pelvis_y - x * np.sin(lean) + y * np.cos(lean), z)
 
-  # Trunk lean rotates the upper body about the pelvis (sagittal plane).
-  lean = np.deg2rad(p["lean"] + s["lean"] + p["lean_osc"] * np.sin(4 * np.pi * phase))
 
-  def trunk(x, y, z):
-    # Trunk-local (x forward, y up from the pelvis) -> world.
-    x = np.asarray(x, float) * np.ones(T)
-    y = np.asarray(y, float) * np.ones(T)
-    return pt(x * np.cos(lean) + y * np.sin(lean), pelvis_y - x * np.sin(lean) + y * np.cos(lean),
-              z)
+Capsule = Tuple[np.ndarray, np.ndarray, float, float]
 
+
+def body_capsules(identity: Dict, session: Dict, n_frames: int, stature: float = 1.0
+                  ) -> List[Capsule]:
+  """The walker as tapered capsules over time: list of (a [T,3], b [T,3], r_a, r_b)."""
+  w = _Walker(identity, session, n_frames, stature)
+  return _torso_and_head(w) + _legs(w) + _arms(w) + _carried(w) + _coat_panel(w)
+
+
+def _torso_and_head(w: _Walker) -> List[Capsule]:
+  p, s, S, trunk = w.p, w.s, w.S, w.trunk
   caps = []
-  sw = p["shoulder_w"] * S * s["width"]
-  hw = p["hip_w"] * S * s["width"]
-  coat = s["coat"]
-  thick = coat["thick"] if coat else 1.0
-  r_chest = p["depth"] * S / 2 * girth * thick
-  r_waist = r_chest * 0.9 * p["belly"]
-
   # Torso: two side capsules (shoulder -> hip) and a central one give the right width from
   # the front (shoulders) and from the side (chest depth).
-  zs = max(sw / 2 - r_chest, 0.0)
-  zh = max(hw / 2 - r_waist * 0.8, 0.0)
+  zs = max(w.sw / 2 - w.r_chest, 0.0)
+  zh = max(w.hw / 2 - w.r_waist * 0.8, 0.0)
   for side in (-1, 1):
-    caps.append((trunk(0, torso_len - 0.03 * S, side * zs), trunk(0, 0.02 * S, side * zh),
-                 r_chest, r_waist))
-  caps.append((trunk(0.01 * S, torso_len, 0), trunk(0, 0, 0), r_chest * 0.9, r_waist))
+    caps.append((trunk(0, w.torso_len - 0.03 * S, side * zs), trunk(0, 0.02 * S, side * zh),
+                 w.r_chest, w.r_waist))
+  caps.append((trunk(0.01 * S, w.torso_len, 0), trunk(0, 0, 0), w.r_chest * 0.9, w.r_waist))
   # Pelvis / buttocks.
-  caps.append((trunk(-0.01 * S, -0.01 * S, -hw / 2), trunk(-0.01 * S, -0.01 * S, hw / 2),
-               0.06 * S * girth * thick, 0.06 * S * girth * thick))
+  caps.append((trunk(-0.01 * S, -0.01 * S, -w.hw / 2), trunk(-0.01 * S, -0.01 * S, w.hw / 2),
+               0.06 * S * w.girth * w.thick, 0.06 * S * w.girth * w.thick))
   # Neck and head (head tilted forward by head_tilt beyond the trunk lean).
-  neck_a = trunk(0, torso_len - 0.01 * S, 0)
-  tilt = lean + np.deg2rad(p["head_tilt"])
+  neck_a = trunk(0, w.torso_len - 0.01 * S, 0)
+  tilt = w.lean + np.deg2rad(p["head_tilt"])
   neck_len = p["neck"] * S + 0.01 * S
   neck_b = neck_a + np.stack([neck_len * np.sin(tilt), neck_len * np.cos(tilt), 0 * tilt], -1)
-  caps.append((neck_a, neck_b, 0.028 * S * girth, 0.026 * S * girth))
+  caps.append((neck_a, neck_b, 0.028 * S * w.girth, 0.026 * S * w.girth))
   head_r = p["head_r"] * S * (1.15 if s["hat"] else 1.0)
   head_len = max(p["head"] * S - 2 * head_r, 0.005 * S)
   up = np.stack([np.sin(tilt), np.cos(tilt), 0 * tilt], -1)
   fwd = np.stack([np.cos(tilt), -np.sin(tilt), 0 * tilt], -1)
   head_a = neck_b + up * head_r * 0.9 + fwd * 0.02 * S
   caps.append((head_a, head_a + up * head_len, head_r, head_r * 0.95))
+  return caps
 
-  # Legs: right leg phase 0 = right heel strike; the left leg half a cycle later.
-  # Clothed widths: trousers make knees and ankles wider than the bare limb.
-  r_thigh = 0.058 * S * girth
-  r_knee = 0.038 * S * girth
-  r_ankle = 0.027 * S * girth
-  amp = math.sqrt(speed)
+
+def _legs(w: _Walker) -> List[Capsule]:
+  """Right leg phase 0 = right heel strike; the left leg half a cycle later. Clothed widths:
+  trousers make knees and ankles wider than the bare limb."""
+  p, S, coat, thick = w.p, w.S, w.coat, w.thick
+  r_thigh = 0.058 * S * w.girth
+  r_knee = 0.038 * S * w.girth
+  r_ankle = 0.027 * S * w.girth
   leg_side = {1: p["asym_leg"], -1: 1.0 / p["asym_leg"]}
+  caps = []
   for side in (1, -1):  # +1 = right (z < 0), -1 = left
-    ph = phase + (0.0 if side == 1 else 0.5 + p["asym_phase"])
-    k = amp * leg_side[side]
+    ph = w.phase + (0.0 if side == 1 else 0.5 + p["asym_phase"])
+    k = w.amp * leg_side[side]
     hip_a = (fourier_eval(p["hip"], ph) - NORMATIVE["hip"][0]) * k + NORMATIVE["hip"][0]
     knee_a = np.maximum(fourier_eval(p["knee"], ph) * k, 0.0)
     ankle_a = fourier_eval(p["ankle"], ph) * k
-    z = -side * hw * 0.27  # hip joints sit well inside the hip breadth
+    z = -side * w.hw * 0.27  # hip joints sit well inside the hip breadth
     zk = z - side * p["stance_w"] * S
-    hip = pt(0, pelvis_y, z)
-    dx, dy = _rot_sagittal(thigh, hip_a)
+    hip = w.pt(0, w.pelvis_y, z)
+    dx, dy = _rot_sagittal(w.thigh, hip_a)
     knee = hip + np.stack([dx, dy, zk - z + 0 * dx], -1)
     beta = hip_a - knee_a
-    dx, dy = _rot_sagittal(shank, beta)
+    dx, dy = _rot_sagittal(w.shank, beta)
     ankle = knee + np.stack([dx, dy, 0 * dx], -1)
     # Foot: perpendicular to the shank, rotated by dorsiflexion, toes turned out.
     fa = np.deg2rad(beta + ankle_a)
@@ -127,22 +143,28 @@ def body_capsules(identity: Dict, session: Dict, n_frames: int, stature: float =
     caps.append((heel, toe, 0.027 * S, 0.019 * S))
     if coat and coat["length"] > 0.01:
       # The coat's skirt follows each thigh down to the hem, wider than the leg.
-      frac = min(coat["length"] * S / thigh, 1.0)
+      frac = min(coat["length"] * S / w.thigh, 1.0)
       caps.append((hip, hip + (knee - hip) * frac, r_thigh * thick * 1.1,
                    r_thigh * thick * (1.0 + 0.3 * frac)))
-  # Arms: each swings against the leg on its side; angles are from the world vertical.
-  bag = s["bag"]
+  return caps
+
+
+def _arms(w: _Walker) -> List[Capsule]:
+  """Each arm swings against the leg on its side; angles are from the world vertical."""
+  p, S, bag = w.p, w.S, w.s["bag"]
+  caps = []
   for side in (1, -1):
-    ph = phase + (0.0 if side == 1 else 0.5 + p["asym_phase"])
-    swing = p["arm_swing"] * s["arm"] * amp * (p["asym_arm"] if side == 1 else 1 / p["asym_arm"])
+    ph = w.phase + (0.0 if side == 1 else 0.5 + p["asym_phase"])
+    swing = (p["arm_swing"] * w.s["arm"] * w.amp
+             * (p["asym_arm"] if side == 1 else 1 / p["asym_arm"]))
     holding = bag is not None and bag["kind"] == "hand" and bag["side"] == side
     if holding:
       swing *= 0.3
     shoulder_a = p["arm_mean"] - swing * np.cos(2 * np.pi * (ph - 0.92))
     elbow_a = (p["elbow_mean"] * (0.4 if holding else 1.0)
                + p["elbow_gain"] * np.maximum(shoulder_a, 0.0))
-    zsh = -side * (sw / 2 - 0.025 * S)
-    shoulder = trunk(0, torso_len - 0.035 * S, zsh)
+    zsh = -side * (w.sw / 2 - 0.025 * S)
+    shoulder = w.trunk(0, w.torso_len - 0.035 * S, zsh)
     abd = math.sin(math.radians(p["arm_abd"]))
     ua, fa_len = p["upper_arm"] * S, p["forearm"] * S
     dx, dy = _rot_sagittal(ua, shoulder_a)
@@ -150,36 +172,48 @@ def body_capsules(identity: Dict, session: Dict, n_frames: int, stature: float =
     dx, dy = _rot_sagittal(fa_len, shoulder_a + elbow_a)
     wrist = elbow + np.stack([dx, dy, 0 * dx - side * fa_len * abd * 0.5], -1)
     hand = wrist + np.stack([dx, dy, 0 * dx], -1) * (0.09 * S / fa_len)
-    arm_k = thick if coat else 1.0
-    caps.append((shoulder, elbow, 0.033 * S * girth * arm_k, 0.027 * S * girth * arm_k))
-    caps.append((elbow, wrist, 0.025 * S * girth * arm_k ** 0.5, 0.02 * S * girth))
+    arm_k = w.thick if w.coat else 1.0
+    caps.append((shoulder, elbow, 0.033 * S * w.girth * arm_k, 0.027 * S * w.girth * arm_k))
+    caps.append((elbow, wrist, 0.025 * S * w.girth * arm_k ** 0.5, 0.02 * S * w.girth))
     caps.append((wrist, hand, 0.019 * S, 0.016 * S))
     if holding:
       size = bag["size"]
       top = hand + np.array([0.0, -0.02 * S, 0.0])
       caps.append((top, top + np.array([0.0, -0.12 * S * size, 0.0]),
                    0.05 * S * size, 0.06 * S * size))
+  return caps
+
+
+def _carried(w: _Walker) -> List[Capsule]:
+  """A backpack or a shoulder bag (a bag in the hand is drawn with its arm)."""
+  S, bag = w.S, w.s["bag"]
+  caps = []
   if bag is not None and bag["kind"] == "backpack":
     size = bag["size"]
-    x = -(r_chest + 0.05 * S * size)
+    x = -(w.r_chest + 0.05 * S * size)
     r = 0.06 * S * size
     for z in (-0.05 * S, 0.05 * S):
-      caps.append((trunk(x, torso_len - 0.06 * S, z), trunk(x, torso_len - 0.2 * S * size, z),
-                   r, r * 1.1))
+      caps.append((w.trunk(x, w.torso_len - 0.06 * S, z),
+                   w.trunk(x, w.torso_len - 0.2 * S * size, z), r, r * 1.1))
   elif bag is not None and bag["kind"] == "shoulder":
     size = bag["size"]
-    z = -bag["side"] * (hw / 2 + 0.05 * S * size)
-    sway = 0.015 * S * np.sin(2 * np.pi * phase)
-    top = pt(-0.02 * S + sway, pelvis_y + 0.04 * S, z)
+    z = -bag["side"] * (w.hw / 2 + 0.05 * S * size)
+    sway = 0.015 * S * np.sin(2 * np.pi * w.phase)
+    top = w.pt(-0.02 * S + sway, w.pelvis_y + 0.04 * S, z)
     caps.append((top, top + np.array([0.0, -0.09 * S * size, 0.0]),
                  0.055 * S * size, 0.06 * S * size))
     # Strap from the opposite shoulder to the bag.
-    caps.append((trunk(0, torso_len - 0.02 * S, bag["side"] * sw / 4), top, 0.008 * S, 0.008 * S))
-  if coat and coat["length"] > 0.05:
-    # Between the legs the skirt hangs as one panel from the pelvis down to the hem.
-    hem = pelvis_y - coat["length"] * S
-    caps.append((trunk(0, 0, 0), pt(0, hem, 0), hw / 2 * thick, hw / 2 * thick * 1.1))
+    caps.append((w.trunk(0, w.torso_len - 0.02 * S, bag["side"] * w.sw / 4), top,
+                 0.008 * S, 0.008 * S))
   return caps
+
+
+def _coat_panel(w: _Walker) -> List[Capsule]:
+  """Between the legs a coat's skirt hangs as one panel from the pelvis down to the hem."""
+  if not (w.coat and w.coat["length"] > 0.05):
+    return []
+  hem = w.pelvis_y - w.coat["length"] * w.S
+  return [(w.trunk(0, 0, 0), w.pt(0, hem, 0), w.hw / 2 * w.thick, w.hw / 2 * w.thick * 1.1)]
 
 
 def ground_level(caps) -> np.ndarray:

@@ -43,7 +43,7 @@ class Evaluator:
         raise ValueError(f"train.eval_on=holdout: {self.workdir}/{holdout.HOLDOUT_FILE} is "
                          "missing (it is written when the run starts)")
       self.dataset = GaitDataset(c.data.root, c.data.partition, split="train",
-                                 num_train=int(c.data.num_train), cache=True, ids=recorded[1])
+                                 num_train=c.data.num_train, cache=True, ids=recorded[1])
       self.limit = embed_lib.frames_limit(c)
       ds = self.dataset
       self.protocol = protocols.for_holdout(c, Sequences.of(ds.ids, ds.types, ds.views))
@@ -59,9 +59,9 @@ class Evaluator:
     t0 = time.monotonic()
     out = embed_lib.embed_dataset(
         self.model, state.variables, self.dataset, tuple(int(v) for v in path),
-        batch_per_device=int(c.embed.batch), frames_all_limit=self.limit, mesh=self.mesh,
-        embed_fn=self.embed_fn, workers=max(1, int(c.data.workers)), progress=False,
-        flip=bool(c.embed.flip))
+        batch_per_device=c.embed.batch, frames_all_limit=self.limit, mesh=self.mesh,
+        embed_fn=self.embed_fn, workers=max(1, c.data.workers), progress=False,
+        flip=c.embed.flip)
     where = f"train.eval_every at step {step} ({c.train.eval_on})"
     embedding_checks.check_finite(out["embeddings"], out["labels"], out["types"], out["views"],
                                   where)

@@ -148,16 +148,16 @@ def compute_losses(outputs: Mapping[str, jax.Array], labels: jax.Array,
   """
   if "embeddings" not in outputs:
     raise KeyError(f"compute_losses: outputs need 'embeddings'; got keys {sorted(outputs)}")
-  triplet, tri_info = triplet_loss(outputs["embeddings"], labels, float(loss_cfg.margin))
-  total = float(loss_cfg.triplet_weight) * triplet
+  triplet, tri_info = triplet_loss(outputs["embeddings"], labels, loss_cfg.margin)
+  total = loss_cfg.triplet_weight * triplet
   metrics = {f"triplet/{k}": v for k, v in tri_info.items()}
-  ce_weight = float(loss_cfg.ce_weight)
+  ce_weight = loss_cfg.ce_weight
   if ce_weight > 0:
     if "logits" not in outputs:
       raise KeyError("compute_losses: loss.ce_weight > 0 but the model returned no 'logits' "
                      "(was it built with bnneck=True?)")
-    ce, ce_info = cross_entropy_loss(outputs["logits"], labels, float(loss_cfg.ce_scale),
-                                     float(loss_cfg.label_smooth))
+    ce, ce_info = cross_entropy_loss(outputs["logits"], labels, loss_cfg.ce_scale,
+                                     loss_cfg.label_smooth)
     total = total + ce_weight * ce
     metrics.update({f"softmax/{k}": v for k, v in ce_info.items()})
   metrics["loss"] = jax.lax.stop_gradient(total)

@@ -62,12 +62,12 @@ def clip_by_torch_norm(max_norm: float, norm_type: float) -> optax.GradientTrans
 
 
 def check_clip(clip_cfg) -> str:
-  kind = str(clip_cfg.type).lower()
+  kind = clip_cfg.type.lower()
   if kind not in CLIP_TYPES:
     raise ValueError(f"optim.clip.type={clip_cfg.type!r}: expected one of {CLIP_TYPES}")
-  if kind == "value" and not float(clip_cfg.value) > 0:
+  if kind == "value" and not clip_cfg.value > 0:
     raise ValueError(f"optim.clip.value={clip_cfg.value}: expected a positive number")
-  if kind == "norm" and not float(clip_cfg.max_norm) > 0:
+  if kind == "norm" and not clip_cfg.max_norm > 0:
     raise ValueError(f"optim.clip.max_norm={clip_cfg.max_norm}: expected a positive number")
   return kind
 
@@ -79,14 +79,10 @@ def clipping(clip_cfg) -> optax.GradientTransformation:
   same set of gradients torch sees (only parameters with .grad)."""
   kind = check_clip(clip_cfg)
   if kind == "value":
-    return optax.clip(float(clip_cfg.value))
+    return optax.clip(clip_cfg.value)
   if kind == "norm":
-    return clip_by_torch_norm(float(clip_cfg.max_norm), float(clip_cfg.norm_type))
+    return clip_by_torch_norm(clip_cfg.max_norm, clip_cfg.norm_type)
   return optax.identity()
-
-
-def clip_gradients(grads: Any, clip_cfg) -> Any:
-  return clipping(clip_cfg).update(grads, optax.EmptyState())[0]
 
 
 class SGD:
@@ -99,15 +95,15 @@ class SGD:
   """
 
   def __init__(self, optim_cfg):
-    momentum = float(optim_cfg.momentum)
-    if not float(optim_cfg.lr) > 0:
+    momentum = optim_cfg.momentum
+    if not optim_cfg.lr > 0:
       raise ValueError(f"optim.lr={optim_cfg.lr}: expected a positive learning rate")
     if not 0 <= momentum < 1:
       raise ValueError(f"optim.momentum={optim_cfg.momentum}: expected 0 <= momentum < 1")
-    self.schedule = multistep_lr(float(optim_cfg.lr), float(optim_cfg.gamma),
-                                 tuple(optim_cfg.milestones))
+    self.schedule = multistep_lr(optim_cfg.lr, optim_cfg.gamma,
+                                 optim_cfg.milestones)
     self.direction = optax.chain(clipping(optim_cfg.clip),
-                                 optax.add_decayed_weights(float(optim_cfg.weight_decay)),
+                                 optax.add_decayed_weights(optim_cfg.weight_decay),
                                  optax.trace(decay=momentum))
 
   def init(self, params: Any) -> dict:

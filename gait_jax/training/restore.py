@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 from absl import logging
 
+from gait_jax import config as config_lib
 from gait_jax.common import checkpoint as ckpt_lib
 from gait_jax.training import step as step_lib
 from gait_jax.training import train_state as ts
@@ -79,12 +80,28 @@ def resume_or_init(ckpt, state, config):
                       config.train.init_from, step, config.train.init_from)
     return state, step
   if config.train.init_from:
-    state = load_weights(state, str(config.train.init_from),
-                         with_optimizer=bool(config.train.resume_optimizer))
+    state = load_weights(state, config.train.init_from,
+                         with_optimizer=config.train.resume_optimizer)
   elif config.train.resume_optimizer:
     raise ValueError("train.resume_optimizer=True needs train.init_from (the run to continue); "
                      "a run in its own workdir always resumes its optimizer")
   return state, None
+
+
+def check_owner(workdir: str, config) -> None:
+  """Refuses a workdir whose checkpoints belong to a differently shaped model.
+
+  Only a finished checkpoint makes a workdir someone's: a run that failed before its first save
+  (a config error, say) left a config.json but nothing to protect, so the corrected command may
+  reuse the workdir."""
+  saved = ckpt_lib.read_config(workdir)
+  diff = {} if saved is None else config_lib.architecture_differences(saved, config)
+  if diff:
+    lines = ", ".join(f"{k}: saved {a!r} vs now {b!r}" for k, (a, b) in diff.items())
+    raise ValueError(
+        f"workdir {workdir} holds a run with another model architecture ({lines}). "
+        "Refusing to resume or overwrite its checkpoints: use a new --workdir "
+        "(or train.init_from to start from its weights).")
 
 
 def open_checkpoints(config, workdir: str) -> ckpt_lib.Checkpointer:
@@ -93,7 +110,8 @@ def open_checkpoints(config, workdir: str) -> ckpt_lib.Checkpointer:
   ckpt = ckpt_lib.Checkpointer(ckpt_lib.checkpoint_dir(workdir),
                                keep=config.train.keep_checkpoints)
   try:
-    ckpt_lib.check_owner(workdir, config, has_checkpoint=ckpt.latest_step() is not None)
+    if ckpt.latest_step() is not None:
+      check_owner(workdir, config)
   except BaseException:
     ckpt.close()
     raise

@@ -74,7 +74,7 @@ EVAL_ON = ("test", "holdout")
 def holds_out(config) -> bool:
   """Whether the run leaves `search.val_ids` out of training: a supernet always (its search
   scores on them), a fixed path when it validates on them (`train.eval_on=holdout`)."""
-  if str(config.train.eval_on) not in EVAL_ON:
+  if config.train.eval_on not in EVAL_ON:
     raise ValueError(f"train.eval_on={config.train.eval_on!r}: expected one of {EVAL_ON}")
   return config_lib.model_path(config) is None or config.train.eval_on == "holdout"
 
@@ -86,7 +86,7 @@ def open_data(config, start_attempt: int, workdir: str, resumed: bool):
                      f"root and partition file (got root={config.data.root!r}, "
                      f"partition={config.data.partition!r})")
   dataset = GaitDataset(config.data.root, config.data.partition, split="train",
-                        num_train=int(config.data.num_train), cache=bool(config.data.cache))
+                        num_train=config.data.num_train, cache=config.data.cache)
   if holds_out(config):
     # A supernet never sees the ids its search scores paths on (search.val_ids), nor does a
     # run validated on held-out ids; the split is recorded in the workdir, where search and
@@ -95,16 +95,16 @@ def open_data(config, start_attempt: int, workdir: str, resumed: bool):
     train_ids, val_ids = holdout.supernet_split(config, dataset.label_set, workdir, resumed,
                                                 fixed_path=fixed)
     if fixed and config.train.init_from and not resumed:
-      holdout.check_unseen(val_ids, str(config.train.init_from), config, dataset.label_set)
+      holdout.check_unseen(val_ids, config.train.init_from, config, dataset.label_set)
     logging.info("training on %d ids; %d held out for %s", len(train_ids), len(val_ids),
                  "the search fitness" if config_lib.model_path(config) is None
                  else "validation (train.eval_on=holdout)")
     dataset = GaitDataset(config.data.root, config.data.partition, split="train",
-                          num_train=int(config.data.num_train), cache=bool(config.data.cache),
+                          num_train=config.data.num_train, cache=config.data.cache,
                           ids=train_ids)
-  if config_lib.use_bnneck(config) and len(dataset.label_set) > int(config.model.class_num):
+  if config_lib.use_bnneck(config) and len(dataset.label_set) > config.model.class_num:
     raise ValueError(f"model.class_num={config.model.class_num} but the training set has "
                      f"{len(dataset.label_set)} ids (set model.class_num or data.num_train)")
-  loader = TrainLoader(dataset, config.data, seed=int(config.seed), start_step=start_attempt,
+  loader = TrainLoader(dataset, config.data, seed=config.seed, start_step=start_attempt,
                        process_index=jax.process_index(), process_count=jax.process_count())
   return dataset, loader

@@ -18,17 +18,17 @@ import jax.numpy as jnp
 from clu import metrics as clu_metrics
 
 from gait_jax.common import parallel
+from gait_jax.models import INPUT_HW
 from gait_jax.training import optim
 from gait_jax.training import train_state as ts
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
-INPUT_HW = (64, 44)  # silhouettes after base_sil_cutting
 DEVICE_KEYS = ("sils", "labels", "lengths")
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
 def compute_dtype(config):
-  name = str(config.train.dtype)
+  name = config.train.dtype
   if name not in DTYPES:
     raise ValueError(f"train.dtype={name!r}: expected one of {sorted(DTYPES)}")
   return DTYPES[name]

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from gait_jax import config as config_lib
 from gait_jax.common import checkpoint
 
 
@@ -85,19 +86,19 @@ def test_config_roundtrip_and_architecture_differences(tmp_path):
   checkpoint.write_config(str(tmp_path), config)
   saved = checkpoint.read_config(str(tmp_path))
   assert saved["model"]["channels"] == list(config.model.channels)
-  assert checkpoint.architecture_differences(saved, config) == {}
+  assert config_lib.architecture_differences(saved, config) == {}
   other = config.unlock()
   other.model.channels = (4, 8, 16)
   other.loss.ce_weight = 0.0
   other.optim.lr = 1.0  # not architecture
   other.model.remat = not config.model.remat  # compute/memory trade only
-  diff = checkpoint.architecture_differences(saved, other)
+  diff = config_lib.architecture_differences(saved, other)
   assert set(diff) == {"model.channels", "loss.ce_weight>0 (BN-neck)"}
   assert diff["model.channels"] == ([4, 8, 8], [4, 8, 16])
   assert not os.path.exists(tmp_path / "config.json.tmp")
   # A config.json written before model.remat existed still matches.
   del saved["model"]["remat"]
-  assert checkpoint.architecture_differences(saved, load_config("test_tiny")) == {}
+  assert config_lib.architecture_differences(saved, load_config("test_tiny")) == {}
 
 
 def test_a_pytorch_file_as_checkpoint_source_points_to_the_import(tmp_path):

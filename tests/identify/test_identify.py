@@ -16,7 +16,7 @@ from gait_jax.identify import Recognizer
 from gait_jax.identify import mode
 from gait_jax.identify import sources
 from gait_jax.modes import train
-from gait_jax.synthetic import video as synthetic_video
+from helpers import walker_video as synthetic_video
 from gait_jax.synthetic import walkers
 
 IDS = 8
@@ -310,7 +310,7 @@ def test_invalid_numbers_are_refused(model_dir, people, tmp_path, key, value, ma
 
 def test_rerunning_enroll_does_not_decode_videos_again(model_dir, people, tmp_path,
                                                       monkeypatch):
-  from gait_jax.identify import video  # pylint: disable=g-import-not-at-top
+  from gait_jax.identify import video_tracks  # pylint: disable=g-import-not-at-top
   gallery, _ = people["video"]
   some = str(tmp_path / "g")
   for sid in walkers.id_names(2):
@@ -320,11 +320,51 @@ def test_rerunning_enroll_does_not_decode_videos_again(model_dir, people, tmp_pa
   workdir = str(tmp_path / "w")
   mode.run_enroll(c, workdir)
   decoded = []
-  real = video.video_tracks
-  monkeypatch.setattr(video, "video_tracks", lambda p, *a, **k: decoded.append(p) or real(
+  real = video_tracks.video_tracks
+  monkeypatch.setattr(video_tracks, "video_tracks", lambda p, *a, **k: decoded.append(p) or real(
       p, *a, **k))
   mode.run_enroll(c, workdir)
   assert decoded == []
   c.identify.video.min_area = -1.0
   with pytest.raises(ValueError, match="video min_area=-1.0"):
     mode.run_enroll(c, workdir)
+
+
+def test_init_from_uses_the_checkpoints_own_network(model_dir, people, tmp_path, capsys):
+  """An experiment config of another shape (a supernet, other widths) still identifies with
+  the checkpoint's own path and widths, and embeds exactly as its own config does."""
+  gallery, probes = people["pkl"]
+  mine = _config(gallery=gallery, probes=probes).unlock()
+  mine.train.init_from = model_dir
+  mode.run_enroll(mine, str(tmp_path / "own"))
+  other = load_config("test_tiny").unlock()
+  other.model.channels = tuple(2 * ch for ch in other.model.channels)
+  other.model.path = ""
+  other.identify.gallery, other.identify.probes = gallery, probes
+  other.train.init_from = model_dir
+  mode.run_enroll(other, str(tmp_path / "other"))
+  a = np.load(str(tmp_path / "own" / "gallery.npz"))
+  b = np.load(str(tmp_path / "other" / "gallery.npz"))
+  np.testing.assert_array_equal(a["embeddings"], b["embeddings"])
+  # test / embed load through the same rule.
+  from gait_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  used, source = config_lib.inference_weights(other, str(tmp_path / "unused"))
+  assert source == model_dir and used.model.path == "0,5,0,1"
+  assert used.model.channels == mine.model.channels != other.model.channels
+
+
+def test_enroll_without_weights_uses_the_shipped_model_and_says_so(model_dir, people, tmp_path,
+                                                                   monkeypatch, capsys):
+  from gait_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(config_lib, "SHIPPED_MODEL", model_dir)
+  gallery, probes = people["pkl"]
+  c = load_config("test_tiny").unlock()
+  c.identify.gallery, c.identify.probes = gallery, probes
+  mode.run_enroll(c, str(tmp_path / "w"))
+  mode.run_identify(c, str(tmp_path / "w"))
+  out = capsys.readouterr().out
+  assert out.count(f"using the shipped walkers-only model {model_dir}") == 2
+  assert len(mode.read_report(str(tmp_path / "w"))["probes"]) == IDS
+  monkeypatch.setattr(config_lib, "SHIPPED_MODEL", str(tmp_path / "absent"))
+  with pytest.raises(ValueError, match="fixed architecture|checkpoint"):
+    mode.run_enroll(c, str(tmp_path / "w2"))

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from gait_jax.data import pretreat
-from gait_jax.identify import video
-from gait_jax.synthetic import video as synthetic_video
+from gait_jax.identify import video_tracks
+from helpers import walker_video as synthetic_video
 
 
 def _iou(a, b):
@@ -20,7 +20,7 @@ def test_extracted_silhouettes_match_the_rendered_masks(tmp_path):
     for seq_type in ("nm-01", "nm-02"):
       path = str(tmp_path / f"{sid}_{seq_type}.avi")
       truth = synthetic_video.make_walker_video(path, 0, sid, seq_type, frames=40)
-      tracks, summary = video.video_tracks(path)
+      tracks, summary = video_tracks.video_tracks(path)
       assert summary["tracks"] == 1 and len(tracks) == 1, summary
       kept.append(summary["kept"] / len(truth["silhouettes"]))
       for frame, index in zip(tracks[0].frames, tracks[0].indices):
@@ -37,7 +37,7 @@ def test_two_crossings_make_two_tracks(tmp_path):
   fa, _ = synthetic_video.compose(a, seed=5, lead_in=10)
   fb, _ = synthetic_video.compose(b, seed=5, lead_in=10)  # same scene, a second person
   path = synthetic_video.write_video(str(tmp_path / "two.avi"), np.concatenate([fa, fb]))
-  tracks, summary = video.video_tracks(path)
+  tracks, summary = video_tracks.video_tracks(path)
   assert summary["tracks"] == 2
   assert tracks[0].indices.max() < len(fa) <= tracks[1].indices.min()
 
@@ -45,12 +45,12 @@ def test_two_crossings_make_two_tracks(tmp_path):
 def test_bad_videos_are_named(tmp_path):
   junk = tmp_path / "junk.avi"
   junk.write_bytes(b"not a video")
-  with pytest.raises(video.VideoError, match="junk.avi: cannot be opened as a video"):
-    video.video_tracks(str(junk))
+  with pytest.raises(video_tracks.VideoError, match="junk.avi: cannot be opened as a video"):
+    video_tracks.video_tracks(str(junk))
   still = np.full((30, 120, 160, 3), 128, np.uint8)  # nothing moves
   path = synthetic_video.write_video(str(tmp_path / "still.avi"), still)
-  with pytest.raises(video.VideoError, match="still.avi: no moving person found"):
-    video.video_tracks(path)
+  with pytest.raises(video_tracks.VideoError, match="still.avi: no moving person found"):
+    video_tracks.video_tracks(path)
 
 
 def test_video_to_silhouettes_tool(tmp_path, capsys):
@@ -104,7 +104,7 @@ def test_options_are_checked():
   for bad in (dict(min_area=float("nan")), dict(max_gap=-3), dict(min_height=1.5),
               dict(method="sift")):
     with pytest.raises(ValueError, match="video "):
-      video.Options(**bad)
+      video_tracks.Options(**bad)
 
 
 def test_a_truncated_video_is_used_with_a_warning(tmp_path, caplog):
@@ -114,7 +114,7 @@ def test_a_truncated_video_is_used_with_a_warning(tmp_path, caplog):
   cut = str(tmp_path / "cut.avi")
   open(cut, "wb").write(data[:len(data) * 6 // 10])
   try:
-    video.video_tracks(cut)
-  except video.VideoError:
+    video_tracks.video_tracks(cut)
+  except video_tracks.VideoError:
     pass  # too little left for a track is fine; the warning is what is checked
   assert "cut.avi: only" in caplog.text and "truncated or damaged" in caplog.text

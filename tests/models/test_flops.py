@@ -16,10 +16,10 @@ import pytest
 from conftest import REPO, load_config
 from gait_jax import config as cfg
 from gait_jax.models import conv as conv_lib
-from gait_jax.models import flops
+from gait_jax.models import cost
 from gait_jax.modes import flops as flops_mode
 
-KEYS = {"path", "macs", "flops", "params_path", "params_backbone", "params_total", "params_supernet"}
+KEYS = {"path", "macs_conv", "macs", "flops", "params_path", "params_backbone", "params_total", "params_supernet"}
 
 # The reference's figures: backbone, + GeM + SeparateFCs, + BN-neck (M); conv MACs at 30 and 1186 frames (G),
 # each with the number of decimals the reference prints.
@@ -48,13 +48,13 @@ def test_spec_table(name, backbone, path_m, total, conv30, conv1186):
   c = load_config("retrain/" + name)
   assert cfg.use_bnneck(c), "every reference retrain config has the BN-neck"
   path = cfg.model_path(c)
-  r = flops.count(c.model, path, 30, bnneck=True)
+  r = cost.count(c.model, path, 30, bnneck=True)
   assert set(r) == KEYS
   assert round(r["params_backbone"] / 1e6, 2) == backbone
   assert round(r["params_path"] / 1e6, 2) == path_m
   assert round(r["params_total"] / 1e6, 2) == total
-  assert round(flops.conv_macs(c.model, path, 30) / 1e9, conv30[1]) == conv30[0]
-  assert round(flops.conv_macs(c.model, path, 1186) / 1e9, conv1186[1]) == conv1186[0]
+  assert round(cost.count(c.model, path, 30, bnneck=False)["macs_conv"] / 1e9, conv30[1]) == conv30[0]
+  assert round(cost.count(c.model, path, 1186, bnneck=False)["macs_conv"] / 1e9, conv1186[1]) == conv1186[0]
 
 
 @pytest.mark.parametrize("name,backbone", [
@@ -65,7 +65,7 @@ def test_spec_table(name, backbone, path_m, total, conv30, conv1186):
 ])
 def test_supernet_backbone_matches_spec(name, backbone):
   c = load_config(name)
-  r = flops.count(c.model, cfg.model_path(c), 30, bnneck=True)
+  r = cost.count(c.model, cfg.model_path(c), 30, bnneck=True)
   supernet_backbone = r["params_supernet"] - _head_params(c.model) - _neck_params(c.model)
   assert round(supernet_backbone / 1e6, 2) == backbone
 
@@ -93,18 +93,18 @@ def test_hand_worked_small():
   # conv 6608 MACs, backbone 516 params. SeparateFCs 2 parts x 4 x 5 = 40 MACs, 40 + GeM p.
   # BN-neck 2 x 5 x 6 = 60 MACs; 60 + BN1d affine 2*5*2 = 80 params.
   m = _tiny()
-  r = flops.count(m, (0, 1, 2, 5), 3, bnneck=True, height=8, width=4)
+  r = cost.count(m, (0, 1, 2, 5), 3, bnneck=True, height=8, width=4)
   assert r["params_backbone"] == 516
   assert r["params_path"] == 516 + 41
   assert r["params_total"] == 516 + 41 + 80
   assert r["macs"] == 6608 + 40 + 60
   assert r["flops"] == 2 * r["macs"]
-  assert flops.conv_macs(m, (0, 1, 2, 5), 3, height=8, width=4) == 6608
-  no_neck = flops.count(m, "0,1,2,5", 3, bnneck=False, height=8, width=4)
+  assert cost.count(m, (0, 1, 2, 5), 3, height=8, width=4, bnneck=False)["macs_conv"] == 6608
+  no_neck = cost.count(m, "0,1,2,5", 3, bnneck=False, height=8, width=4)
   assert no_neck["params_total"] == no_neck["params_path"] == 557
   assert no_neck["macs"] == 6608 + 40
   assert no_neck["params_supernet"] == r["params_supernet"] - 80
-  rows = flops.breakdown(m, (0, 1, 2, 5), 3, bnneck=True, height=8, width=4)
+  rows = cost.breakdown(m, (0, 1, 2, 5), 3, bnneck=True, height=8, width=4)
   assert sum(x["macs"] for x in rows) == r["macs"]
   assert sum(x["params"] for x in rows) == r["params_total"]
 
@@ -112,41 +112,41 @@ def test_hand_worked_small():
 def test_time_axis():
   c = load_config("retrain/sposgait_large_GREW_train20000id_retrain")
   m, path = c.model, cfg.model_path(c)
-  macs = {t: flops.conv_macs(m, path, t) for t in (1, 2, 3, 4, 30, 31, 32, 33)}
+  macs = {t: cost.count(m, path, t, bnneck=False)["macs_conv"] for t in (1, 2, 3, 4, 30, 31, 32, 33)}
   assert macs[1] == macs[3] and macs[2] == macs[4]  # tiling 1 -> 3, 2 -> 4 frames
   # 31 and 32 frames add pre-LTA frames only (LTA keeps floor(t/3) = 10); 33 adds one LTA frame.
   per_frame = macs[31] - macs[30]
   assert per_frame > 0 and macs[32] - macs[30] == 2 * per_frame
   assert macs[33] - macs[30] > 3 * per_frame
   # Everything is linear in the number of frames of each grid: 30 -> 1186 frames (10 -> 395).
-  assert macs[30] < macs[33] < flops.conv_macs(m, path, 1186)
+  assert macs[30] < macs[33] < cost.count(m, path, 1186, bnneck=False)["macs_conv"]
 
 
 def test_bad_input_errors():
   m = _tiny()
   with pytest.raises(ValueError, match="expected 4 entries"):
-    flops.count(m, (0, 1, 2), 3, bnneck=False)
+    cost.count(m, (0, 1, 2), 3, bnneck=False)
   with pytest.raises(ValueError, match=r"position 3 is 6; the search space allows 0\.\.5"):
-    flops.count(m, (0, 1, 2, 6), 3, bnneck=False)
+    cost.count(m, (0, 1, 2, 6), 3, bnneck=False)
   with pytest.raises(ValueError, match=r"position 0 is 2; the search space allows only 0"):
-    flops.count(m, (2, 1, 2, 5), 3, bnneck=False)
+    cost.count(m, (2, 1, 2, 5), 3, bnneck=False)
   with pytest.raises(ValueError, match="path is required"):
-    flops.count(m, "", 3, bnneck=False)
+    cost.count(m, "", 3, bnneck=False)
   with pytest.raises(ValueError, match="frames"):
-    flops.count(m, (0, 1, 2, 5), 0, bnneck=False)
+    cost.count(m, (0, 1, 2, 5), 0, bnneck=False)
   bad = _tiny(channels=(2, 3))
   with pytest.raises(ValueError, match="model.channels"):
-    flops.count(bad, (0, 1, 2, 5), 3, bnneck=False)
+    cost.count(bad, (0, 1, 2, 5), 3, bnneck=False)
 
 
 def test_count_is_cheap():
   c = load_config("retrain/sposgait_large_GREW_train20000id_retrain")
   rng = np.random.default_rng(0)
   paths = [(0, 0) + tuple(rng.integers(0, 6, 8)) for _ in range(200)]
-  flops.count(c.model, paths[0], 30, bnneck=True)  # fills the cache
+  cost.count(c.model, paths[0], 30, bnneck=True)  # fills the cache
   start = time.perf_counter()
   for p in paths:
-    flops.count(c.model, p, 30, bnneck=True)
+    cost.count(c.model, p, 30, bnneck=True)
   assert (time.perf_counter() - start) / len(paths) < 0.01
 
 
@@ -177,7 +177,7 @@ TINY_MODELS = [
 def test_params_match_model(m, path, bnneck):
   sposgait = _model_lib()
   sils = jax.ShapeDtypeStruct((1, 6, 16, 12), jnp.float32)
-  r = flops.count(m, path, 6, bnneck=bnneck, height=16, width=12)
+  r = cost.count(m, path, 6, bnneck=bnneck, height=16, width=12)
   fixed = sposgait.build_model(m, bnneck=bnneck, fixed_path=path)
   assert _param_count(fixed, sils, path) == r["params_total"]
   # A traced path makes the supernet create every candidate (a static one only the chosen).
@@ -189,7 +189,7 @@ def test_params_match_model_reference_config():
   sposgait = _model_lib()
   c = load_config("retrain/sposgait_small_casiab_retrain")
   path = cfg.model_path(c)
-  r = flops.count(c.model, path, 30, bnneck=True)
+  r = cost.count(c.model, path, 30, bnneck=True)
   sils = jax.ShapeDtypeStruct((1, 3, 64, 44), jnp.float32)
   assert _param_count(sposgait.build_model(c.model, bnneck=True, fixed_path=path), sils, path) \
       == r["params_total"]
@@ -250,8 +250,8 @@ def test_macs_match_model_convolutions(m, path, frames, monkeypatch):
   variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, path), sils)
   jaxpr = jax.make_jaxpr(lambda v, x: model.apply(v, x, path))(variables, sils).jaxpr
   full, _, dots = _jaxpr_macs(jaxpr)
-  r = flops.count(m, path, frames, bnneck=True, height=16, width=12)
-  conv = flops.conv_macs(m, path, frames, height=16, width=12)
+  r = cost.count(m, path, frames, bnneck=True, height=16, width=12)
+  conv = cost.count(m, path, frames, height=16, width=12, bnneck=False)["macs_conv"]
   assert full == conv
   assert dots == r["macs"] - conv
 
@@ -276,13 +276,13 @@ def test_xla_cost_analysis_agrees(monkeypatch):
   sils = jax.ShapeDtypeStruct((1, 9, 32, 24), jnp.float32)
   variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, path), sils)
   fn = lambda v, x: model.apply(v, x, path)
-  cost = jax.jit(fn).lower(variables, sils).cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  xla = float(cost["flops"])
+  analysis = jax.jit(fn).lower(variables, sils).cost_analysis()
+  analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
+  xla = float(analysis["flops"])
   _, valid, dots = _jaxpr_macs(jax.make_jaxpr(fn)(variables, sils).jaxpr)
-  ours = flops.count(m, path, 9, bnneck=False, height=32, width=24)
+  ours = cost.count(m, path, 9, bnneck=False, height=32, width=24)
   assert 2 * (valid + dots) <= xla <= 1.2 * 2 * (valid + dots)
-  assert valid < flops.conv_macs(m, path, 9, height=32, width=24)
+  assert valid < cost.count(m, path, 9, height=32, width=24, bnneck=False)["macs_conv"]
   assert 0.7 * ours["flops"] < xla < 1.1 * ours["flops"]
 
 
@@ -294,7 +294,7 @@ def test_run_writes_json_and_table(tmp_path, capsys):
   flops_mode.run(c, str(workdir))
   data = json.loads((workdir / "flops.json").read_text())
   assert set(data) == KEYS
-  assert data == flops.count(c.model, cfg.model_path(c), 30, bnneck=True)
+  assert data == cost.count(c.model, cfg.model_path(c), 30, bnneck=True)
   assert os.listdir(workdir) == ["flops.json"]  # no temporary file left behind
   out = capsys.readouterr().out
   assert "conv3d_40" in out and "BNNecks" in out and "params supernet" in out

@@ -74,10 +74,10 @@ def test_path_mask_rejects_wrong_length():
 
 def test_the_table_derives_names_channels_and_flops_plan():
   # One description of the architecture: the other views are derived from space.STAGES.
-  from gait_jax.models import flops
+  from gait_jax.models import cost
   for name, stages in paths.STAGES.items():
     assert paths.LAYER_NAMES[name] == tuple(l[0] for s in stages for l in s.layers)
-    searchable, fixed, order, _ = flops._plan(name)  # pylint: disable=protected-access
+    searchable, fixed, order, _ = cost._plan(name)  # pylint: disable=protected-access
     assert tuple(l.name for l in searchable) == paths.LAYER_NAMES[name]
     assert [c.name for c in fixed if c.name.startswith("downsample")] == \
         [f"downsample{s.index}" for s in stages]

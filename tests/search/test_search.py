@@ -10,7 +10,7 @@ import pytest
 
 from conftest import load_config
 from gait_jax.common import checkpoint
-from gait_jax.models import flops
+from gait_jax.models import cost
 from gait_jax.common import parallel as mesh_lib
 from gait_jax.modes import search
 from gait_jax.search import fitness
@@ -74,8 +74,8 @@ def test_search_end_to_end_compiles_once_and_resumes(setup, monkeypatch):
   assert result["best_fitness"] == best["fitness"]
   assert result["top"][0]["fitness"] == best["fitness"]
   assert result["best_path"] in [t["path"] for t in result["top"]]
-  expected = flops.count(config.model, tuple(result["best_path"]), config.flops.frames, bnneck=True)
-  assert result["top"][0]["macs"] == flops.count(
+  expected = cost.count(config.model, tuple(result["best_path"]), config.flops.frames, bnneck=True)
+  assert result["top"][0]["macs"] == cost.count(
       config.model, tuple(result["top"][0]["path"]), config.flops.frames, bnneck=True)["macs"]
   assert expected["params_path"] > 0
   assert f"--config.model.path={','.join(map(str, result['best_path']))}" in result[
@@ -96,7 +96,7 @@ def test_search_end_to_end_compiles_once_and_resumes(setup, monkeypatch):
 
 def test_constraints_reject_without_evaluating(setup, monkeypatch):
   config, base = setup
-  costs = {p: flops.count(config.model, p, config.flops.frames, bnneck=True)["macs"]
+  costs = {p: cost.count(config.model, p, config.flops.frames, bnneck=True)["macs"]
            for p in [(0, a, b, c) for a in range(6) for b in range(6) for c in range(6)]}
   limit = int(np.median(list(costs.values())))
   cfg = config.copy_and_resolve_references()

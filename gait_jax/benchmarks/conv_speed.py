@@ -15,8 +15,9 @@ import time
 
 import numpy as np
 
-from gait_jax.benchmarks.train import reference_config
+from gait_jax.benchmarks.train_speed import reference_config
 
+NAME = "conv"  # `python tools/benchmark.py conv`
 DIRECTIONS = ("forward", "input grad", "kernel grad")
 
 
@@ -36,7 +37,7 @@ def layer_shapes(model_cfg, path, batch: int, frames: int):
   """[(name, input shape [n, t, h, w, cin], kernel, cout)] of the path's stride-1 convs."""
   from gait_jax.models import space  # pylint: disable=g-import-not-at-top
   from gait_jax.models.candidates import CANDIDATE_KERNELS  # pylint: disable=g-import-not-at-top
-  name = space.canonical_model_name(str(model_cfg.name))
+  name = space.canonical_model_name(model_cfg.name)
   channels = tuple(int(c) for c in model_cfg.channels)
   t, h, w, cin, pos, out = frames, 64, 44, 1, 0, []
   for stage in space.STAGES[name]:

@@ -1,6 +1,8 @@
 """Analytic MACs / FLOPs / parameter counts of a SPOSGait path.
 
 Definitions (also in the README):
+  macs_conv  the convolutions' multiply-accumulates alone (candidates, downsample, LTA): the
+          figure the reference publishes per model.
   macs    multiply-accumulates for one sequence of `frames` frames at height x width:
           every 3-D convolution on the path (output elements x in-channels x kernel volume:
           candidate convs, the 1x1x1 downsample convs, LTA), SeparateFCs (p x in x out) and,
@@ -30,6 +32,7 @@ import functools
 from typing import Any, Dict, List, Sequence, Tuple
 
 from gait_jax.models import space
+from gait_jax.models.sposgait import INPUT_HW
 # The candidate ops' conv kernels: one table for the network and this counter.
 from gait_jax.models.candidates import CANDIDATE_KERNELS, NUM_CANDIDATES
 
@@ -130,9 +133,9 @@ class _Tables:
 def _model_key(model_cfg) -> Tuple[Any, ...]:
   """A hashable summary of the fields that determine the counts (for the cache)."""
   try:
-    return (str(model_cfg.name), tuple(int(c) for c in model_cfg.channels),
-            tuple(int(b) for b in model_cfg.bins), int(model_cfg.out_channels),
-            int(model_cfg.class_num), tuple(int(m) for m in model_cfg.choice_max_num))
+    return (model_cfg.name, tuple(int(c) for c in model_cfg.channels),
+            tuple(int(b) for b in model_cfg.bins), model_cfg.out_channels,
+            model_cfg.class_num, tuple(int(m) for m in model_cfg.choice_max_num))
   except AttributeError as e:
     raise ValueError(f"flops: model config lacks a key ({e}); expected config.model with "
                      "name, channels, bins, out_channels, class_num, choice_max_num") from None
@@ -183,8 +186,8 @@ def _checked_path(model_cfg, path) -> Tuple[int, ...]:
   return space.check_path(tuple(int(v) for v in path), model_cfg.choice_max_num, key="path")
 
 
-def count(model_cfg, path, frames: int, *, bnneck: bool, height: int = 64,
-          width: int = 44) -> Dict[str, Any]:
+def count(model_cfg, path, frames: int, *, bnneck: bool, height: int = INPUT_HW[0],
+          width: int = INPUT_HW[1]) -> Dict[str, Any]:
   """MACs, FLOPs and parameter counts of `path`; the keys of `flops.json` (module docstring).
 
   Args:
@@ -202,6 +205,7 @@ def count(model_cfg, path, frames: int, *, bnneck: bool, height: int = 64,
   params_path = backbone + t.head_params
   return {
       "path": list(path),
+      "macs_conv": int(conv_macs),
       "macs": int(macs),
       "flops": int(2 * macs),
       "params_path": int(params_path),
@@ -211,8 +215,8 @@ def count(model_cfg, path, frames: int, *, bnneck: bool, height: int = 64,
   }
 
 
-def breakdown(model_cfg, path, frames: int, *, bnneck: bool, height: int = 64,
-              width: int = 44) -> List[Dict[str, Any]]:
+def breakdown(model_cfg, path, frames: int, *, bnneck: bool, height: int = INPUT_HW[0],
+              width: int = INPUT_HW[1]) -> List[Dict[str, Any]]:
   """Per-op rows `{name, op, shape (t, h, w, c), macs, params}` in forward order, for tables.
 
   The rows' macs/params sum to `count(...)["macs"]` / `["params_total"]`.
@@ -239,10 +243,3 @@ def breakdown(model_cfg, path, frames: int, *, bnneck: bool, height: int = 64,
     rows.append(dict(name="BNNecks", op=f"BN1d + cosine {parts}x{out}x{key[4]}",
                      shape=(1, 1, parts, key[4]), macs=t.neck_macs, params=t.neck_params))
   return rows
-
-
-def conv_macs(model_cfg, path, frames: int, *, height: int = 64, width: int = 44) -> int:
-  """Convolution MACs alone (candidates, downsample, LTA): the figure the reference publishes
-  per model."""
-  rows = breakdown(model_cfg, path, frames, bnneck=False, height=height, width=width)
-  return sum(r["macs"] for r in rows if r["name"] != "HPP+Head0")

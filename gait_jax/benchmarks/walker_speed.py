@@ -10,6 +10,8 @@ import time
 
 from gait_jax.synthetic import walkers
 
+NAME = "walkers"  # `python tools/benchmark.py walkers`
+
 
 def add_args(parser):
   parser.add_argument("--quick", action="store_true",

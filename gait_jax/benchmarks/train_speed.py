@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+NAME = "train"  # `python tools/benchmark.py train`
 MODELS = ("small", "medium", "large")
 
 
@@ -117,14 +118,14 @@ def bench_one(size: str, args, data) -> dict:
   from gait_jax.models import conv as conv_lib  # pylint: disable=g-import-not-at-top
   from gait_jax.data.dataset import GaitDataset  # pylint: disable=g-import-not-at-top
   from gait_jax.data.loader import TrainLoader  # pylint: disable=g-import-not-at-top
-  from gait_jax.models import flops, sample_path  # pylint: disable=g-import-not-at-top
+  from gait_jax.models import cost, sample_path  # pylint: disable=g-import-not-at-top
   from gait_jax.benchmarks import _machine  # pylint: disable=g-import-not-at-top
 
   c = reference_config(size, quick=args.quick, batch_p=args.batch_p, batch_k=args.batch_k,
                        frames=args.frames, workers=args.workers, dtype=args.dtype,
                        remat=args.remat)
   c.data.root, c.data.partition = data["root"], data["partition"]
-  cmn = tuple(c.model.choice_max_num)
+  cmn = c.model.choice_max_num
   fixed = config_lib.parse_path(args.path) if args.path else None
   if fixed is not None:
     config_lib.check_path(fixed, cmn, key="--path", model_name=c.model.name)
@@ -150,7 +151,7 @@ def bench_one(size: str, args, data) -> dict:
   global_batch = c.data.batch_p * c.data.batch_k
   # A train step is ~3 forward passes (forward, and a backward twice its cost); the analytic
   # counter gives the forward FLOPs of each step's path.
-  fwd = np.mean([flops.count(c.model, p, int(c.data.frames), bnneck=False)["flops"]
+  fwd = np.mean([cost.count(c.model, p, c.data.frames, bnneck=False)["flops"]
                  for p in used])
   gflops = 3 * fwd * global_batch / step_s / 1e9
   peak = args.peak_gflops or _machine.cpu_peak_gflops()["gflops"]
@@ -158,8 +159,8 @@ def bench_one(size: str, args, data) -> dict:
       "model": f"sposgait_{size}", "channels": list(c.model.channels),
       "path": (("static " + ",".join(map(str, static_path))) if args.static else
                "traced" + (" " + args.path if fixed else " (random per step)")),
-      "conv_formulation": conv_lib.formulation(), "remat": bool(c.model.remat),
-      "batch": global_batch, "frames": int(c.data.frames), "dtype": args.dtype,
+      "conv_formulation": conv_lib.formulation(), "remat": c.model.remat,
+      "batch": global_batch, "frames": c.data.frames, "dtype": args.dtype,
       "devices": jax.device_count(), "init_s": round(init_s, 2),
       "compile_s": round(compile_s, 2), "step_s": round(step_s, 4),
       "seq_per_s": round(global_batch / step_s, 2),
