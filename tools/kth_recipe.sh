@@ -21,37 +21,22 @@ WALKER_IDS="${WALKER_IDS:-200}"
 PRETRAIN_STEPS="${PRETRAIN_STEPS:-600}"
 FINETUNE_STEPS="${FINETUNE_STEPS:-300}"
 KTH_ONLY_LR="${KTH_ONLY_LR:-0.1}"  # from scratch: the pretraining's rate, not the fine-tuning's
-# Whole numbers only: "08" or "1e3" would reach bash arithmetic or the config as something else.
-for name in WALKER_IDS PRETRAIN_STEPS FINETUNE_STEPS; do
-  value="${!name}"
-  if ! [[ "$value" =~ ^[1-9][0-9]*$ ]]; then
-    echo "kth_recipe: $name=$value: expected a whole number >= 1 (e.g. $name=300)" >&2
-    exit 2
-  fi
-done
+TOOL=kth_recipe
+TIMES="$RUN/stage_seconds.txt"
+source "$(dirname "${BASH_SOURCE[0]}")/_stages.sh"
+whole_numbers WALKER_IDS PRETRAIN_STEPS FINETUNE_STEPS
 if ! [[ "$KTH_ONLY_LR" =~ ^[0-9]*\.?[0-9]+([eE]-?[0-9]+)?$ ]]; then
   echo "kth_recipe: KTH_ONLY_LR=$KTH_ONLY_LR: expected a positive number (e.g. 0.1)" >&2
   exit 2
 fi
 read -r -a EXTRA <<< "${RECIPE_ARGS:-}"
 CFG=configs/kth_recipe.py
-if [ ! -d "$KTH_ROOT" ] || [ ! -f "$KTH_PARTITION" ]; then
-  echo "kth_recipe: KTH silhouettes not found at $KTH_ROOT with partition $KTH_PARTITION" \
-    "(set KTH_ROOT / KTH_PARTITION; the data's README says how they are laid out)" >&2
-  exit 2
-fi
+kth_data "$KTH_ROOT" "$KTH_PARTITION"
 mkdir -p "$RUN"
-TIMES="$RUN/stage_seconds.txt"
 KTH=(--config.data.root="$KTH_ROOT" --config.data.partition="$KTH_PARTITION")
 WALK=(--config.data.root="$RUN/walkers" --config.data.partition="$RUN/walkers.json"
       --config.model.class_num="$WALKER_IDS")
 gj() { python -m gait_jax.main "$@" "${EXTRA[@]}"; }
-stage() {  # stage NAME COMMAND...: runs it and records its wall time
-  local name="$1" start=$SECONDS
-  shift
-  "$@"
-  echo "$name $((SECONDS - start))" >> "$TIMES"
-}
 # A test is redone only when its checkpoints are newer than its metrics.
 stale() { [ ! -f "$1/metrics.json" ] || [ "$2/checkpoints" -nt "$1/metrics.json" ]; }
 ft_steps=(--config.train.total_steps="$FINETUNE_STEPS"

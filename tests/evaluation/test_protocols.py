@@ -340,3 +340,25 @@ def test_holdout_protocol_first_sequence_is_the_gallery():
   # The custom fitness is the mean over the groups that have probes.
   assert protocols.build("custom", c).fitness({"g1/rank1": 50.0, "g2/rank1": float("nan"),
                                                "mean/rank1": float("nan")}) == 50.0
+
+
+def test_the_documented_new_protocol_is_one_file(tmp_path, monkeypatch):
+  """docs/ARCHITECTURE.md's worked example, dropped into the package as one file, is found by
+  name and evaluates: nothing else to register."""
+  import re  # pylint: disable=g-import-not-at-top
+  from conftest import REPO  # pylint: disable=g-import-not-at-top
+  doc = open(os.path.join(REPO, "docs", "ARCHITECTURE.md")).read()
+  code = re.search(r"```python\n# gait_jax/evaluation/protocols/two_days.py\n(.*?)```", doc,
+                   re.S).group(1)
+  (tmp_path / "two_days.py").write_text(code)
+  monkeypatch.setattr(protocols, "__path__", list(protocols.__path__) + [str(tmp_path)])
+  registry = protocols._discover()  # pylint: disable=protected-access
+  assert set(registry) == set(protocols.NAMES) | {"two_days"}
+  emb = line([0, 10, 1, 11, 9, 2])
+  labels = ["a", "b", "a", "b", "a", "b"]
+  types = ["day1-00", "day1-00", "day2-00", "day2-00", "day2-01", "day2-01"]
+  views = ["cam1", "cam1", "cam1", "cam1", "cam2", "cam2"]
+  m, table = protocols.evaluate(registry["two_days"](CFG), emb, labels, types, views)
+  # cam1: 1 -> a, 11 -> b (both right); cam2: 9 -> b (wrong), 2 -> a (wrong).
+  assert (m["cam1/rank1"], m["cam2/rank1"], m["mean/rank1"]) == (100.0, 0.0, 50.0)
+  assert table.startswith("two_days: gallery 2 sequences")

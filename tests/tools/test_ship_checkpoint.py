@@ -1,0 +1,78 @@
+"""tools/ship_checkpoint.py: a workdir's newest step as a model folder (config.json + one step),
+replaced atomically, refused when too big, with a provenance page built from the run's files."""
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from gait_jax.common import checkpoint
+
+
+def _tool():
+  spec = importlib.util.spec_from_file_location(
+      "ship_checkpoint", os.path.join(REPO, "tools", "ship_checkpoint.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+ship_checkpoint = _tool()
+
+
+def _workdir(path, steps=(3, 7)):
+  ckpt = checkpoint.Checkpointer(checkpoint.checkpoint_dir(str(path)), keep=5)
+  for step in steps:
+    ckpt.save(step, {"params": {"w": np.full((4,), step, np.float32)}}, {"step": step})
+  ckpt.wait()
+  ckpt.close()
+  checkpoint.write_config(str(path), {"seed": 0, "model": {"name": "sposgait_small",
+                                                             "path": "0,5,5,4"}})
+  return str(path)
+
+
+def test_ships_the_newest_step_only_and_replaces_the_old_folder(tmp_path):
+  work = _workdir(tmp_path / "train")
+  out = str(tmp_path / "model")
+  os.makedirs(os.path.join(out, "checkpoints", "1"))  # a previous shipment
+  assert ship_checkpoint.ship(work, out) == 7
+  assert sorted(os.listdir(out)) == ["checkpoints", "config.json"]
+  assert os.listdir(os.path.join(out, "checkpoints")) == ["7"]
+  assert not os.path.exists(out + ".partial") and not os.path.exists(out + ".old")
+  assert json.load(open(os.path.join(out, "config.json")))["model"]["path"] == "0,5,5,4"
+
+
+def test_a_step_over_the_limit_is_refused_and_the_old_folder_kept(tmp_path, monkeypatch):
+  work = _workdir(tmp_path / "train", steps=(2,))
+  out = str(tmp_path / "model")
+  ship_checkpoint.ship(work, out)
+  monkeypatch.setattr(ship_checkpoint, "MAX_BYTES", 10)
+  with pytest.raises(SystemExit, match="over 20 MB"):
+    ship_checkpoint.ship(work, out)
+  assert os.listdir(os.path.join(out, "checkpoints")) == ["2"]
+  with pytest.raises(SystemExit, match="no checkpoint step"):
+    ship_checkpoint.ship(str(tmp_path / "empty"), str(tmp_path / "m2"))
+
+
+def test_provenance_reports_the_runs_own_figures(tmp_path):
+  run = tmp_path / "run"
+  _workdir(run / "train")
+  out = str(tmp_path / "model")
+  step = ship_checkpoint.ship(str(run / "train"), out)
+  groups = ("d4", "d1", "d2", "d3", "mean")
+  rng = np.random.default_rng(0)
+  model = {f"{g}/rank1": float(v) for g, v in zip(groups, rng.uniform(0, 100, 5).round(2))}
+  gei = {f"{g}/rank1": float(v) for g, v in zip(groups, rng.uniform(0, 100, 5).round(2))}
+  os.makedirs(run / "zero_shot")
+  (run / "zero_shot" / "metrics.json").write_text(json.dumps(model))
+  (run / "gei_flip.json").write_text(json.dumps(gei))
+  (run / "stage_seconds.txt").write_text("walkers 61\ntrain 1200\ntrain 30\n")
+  (run / "train" / "validation.json").write_text(json.dumps(
+      {"points": [{"step": 500, "d4/rank1": 12.5, "mean/rank1": 9.75}]}))
+  text = ship_checkpoint.provenance(str(run), out, step)
+  assert open(os.path.join(out, "PROVENANCE.md")).read() == text
+  assert "| Rank-1 % | " + " | ".join(f"{model[f'{g}/rank1']:.2f}" for g in groups) in text
+  assert " | ".join(f"{gei[f'{g}/rank1']:.2f}" for g in groups) in text
+  assert "train 1230" in text and "| 500 | 12.50 |" in text and f"shipped step: {step}" in text

@@ -1,0 +1,31 @@
+# Sourced by the multi-stage recipes (kth_recipe.sh, train_pretrained.sh): their shared checks
+# and the per-stage wall-time record. Set TOOL (the recipe's name) and TIMES (the record) first.
+
+# whole_numbers NAME...: each variable a whole number >= 1 ("08" or "1e3" would reach bash
+# arithmetic or the config as something else).
+whole_numbers() {
+  local name
+  for name in "$@"; do
+    if ! [[ "${!name}" =~ ^[1-9][0-9]*$ ]]; then
+      echo "$TOOL: $name=${!name}: expected a whole number >= 1 (e.g. $name=300)" >&2
+      exit 2
+    fi
+  done
+}
+
+# kth_data ROOT PARTITION: the KTH silhouettes are there, or a one-line refusal.
+kth_data() {
+  if [ ! -d "$1" ] || [ ! -f "$2" ]; then
+    echo "$TOOL: KTH silhouettes not found at $1 with partition $2" \
+      "(set KTH_ROOT / KTH_PARTITION; the data's README says how they are laid out)" >&2
+    exit 2
+  fi
+}
+
+# stage NAME COMMAND...: runs it and records its wall time.
+stage() {
+  local name="$1" start=$SECONDS
+  shift
+  "$@"
+  echo "$name $((SECONDS - start))" >> "$TIMES"
+}

@@ -1,0 +1,130 @@
+#!/usr/bin/env python
+"""A training workdir's newest step as a shippable model folder, and its provenance.
+
+  python tools/ship_checkpoint.py --workdir runs/pretrained/train --out pretrained/walkers
+  python tools/ship_checkpoint.py --workdir runs/pretrained/train --out pretrained/walkers \\
+      --provenance runs/pretrained      # also writes OUT/PROVENANCE.md from that run
+
+OUT becomes a workdir-format model: its config.json and one checkpoint step (what
+`--config.train.init_from=OUT` reads in test, embed, enroll and identify). It is replaced
+atomically (a new folder renamed over the old) and refused above 20 MB. PROVENANCE.md records the
+commands (tools/train_pretrained.sh), the walker settings and seed, the steps, the machine, each
+stage's wall time, the validation curve on KTH TRAIN_SET people and the zero-shot KTH-walk
+figures of RUN/zero_shot/metrics.json beside the flip-aware GEI baseline's (RUN/gei_flip.json).
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from gait_jax.benchmarks import _machine  # noqa: E402
+from gait_jax.common import checkpoint  # noqa: E402
+
+MAX_BYTES = 20 * 2**20
+GROUPS = ("d4", "d1", "d2", "d3", "mean")
+
+
+def _size(path: str) -> int:
+  return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+
+
+def ship(workdir: str, out: str) -> int:
+  """Copies config.json and the newest step; returns that step."""
+  ckpt = checkpoint.Checkpointer(checkpoint.checkpoint_dir(workdir), keep=1000)
+  step = ckpt.latest_step()
+  ckpt.close()
+  if step is None:
+    raise SystemExit(f"ship_checkpoint: {workdir} has no checkpoint step")
+  tmp = out.rstrip("/") + ".partial"
+  shutil.rmtree(tmp, ignore_errors=True)
+  os.makedirs(os.path.join(tmp, checkpoint.CHECKPOINT_DIR))
+  shutil.copy2(os.path.join(workdir, checkpoint.CONFIG_FILE), tmp)
+  shutil.copytree(os.path.join(checkpoint.checkpoint_dir(workdir), str(step)),
+                  os.path.join(tmp, checkpoint.CHECKPOINT_DIR, str(step)))
+  if _size(tmp) > MAX_BYTES:
+    shutil.rmtree(tmp)
+    raise SystemExit(f"ship_checkpoint: step {step} of {workdir} is over 20 MB")
+  old = out.rstrip("/") + ".old"
+  if os.path.exists(out):
+    shutil.rmtree(old, ignore_errors=True)
+    os.rename(out, old)
+  os.rename(tmp, out)
+  shutil.rmtree(old, ignore_errors=True)
+  return step
+
+
+def _read(path: str, default=None):
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return default
+
+
+def provenance(run: str, out: str, step: int) -> str:
+  commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True).stdout.strip() or "?"
+  config = _read(os.path.join(run, "train", checkpoint.CONFIG_FILE), {})
+  times = {}
+  if os.path.exists(os.path.join(run, "stage_seconds.txt")):
+    for line in open(os.path.join(run, "stage_seconds.txt")):
+      name, seconds = line.split()
+      times[name] = times.get(name, 0) + int(seconds)
+  metrics = _read(os.path.join(run, "zero_shot", "metrics.json"), {})
+  gei = _read(os.path.join(run, "gei_flip.json"), {})
+  curve = (_read(os.path.join(run, "train", "validation.json"), {}) or {}).get("points", [])
+  walkers = _read(os.path.join(run, "walkers.json"), {})
+  lines = [
+      "# pretrained/walkers: provenance", "",
+      "Trained on generated walkers only (no licensed data). Reproduce with",
+      "`bash tools/train_pretrained.sh` (resumable; `configs/pretrained_walkers.py`).", "",
+      f"- commit: `{commit}`; machine: {_machine.describe()}",
+      f"- walkers: `python tools/make_walkers.py --out {run}/walkers --ids "
+      f"{len(walkers.get('TRAIN_SET', []))} --seqs-per-id 6 --views 090 --frames 40 --profile kth "
+      f"--train-ids {len(walkers.get('TRAIN_SET', []))} --seed 0 --workers 2`",
+      f"- network: `{config.get('model', {}).get('name')}` path "
+      f"`{config.get('model', {}).get('path')}`, widths {config.get('model', {}).get('channels')}, "
+      f"{config.get('data', {}).get('frames')} frames per training sequence, "
+      f"batch {config.get('data', {}).get('batch_p')}×{config.get('data', {}).get('batch_k')}, "
+      f"lr {config.get('optim', {}).get('lr')} decayed at {config.get('optim', {}).get('milestones')}",
+      f"- shipped step: {step} (seed {config.get('seed')})",
+      "- wall time per stage (s): " + (", ".join(f"{k} {v}" for k, v in times.items()) or "?"),
+      "", "Validation during training (KTH-walk on the 12 KTH TRAIN_SET people, Rank-1 %):", "",
+      "| step | " + " | ".join(GROUPS) + " |", "|---" * (len(GROUPS) + 1) + "|"]
+  for p in curve:
+    lines.append(f"| {p['step']} | " + " | ".join(f"{p.get(f'{g}/rank1', float('nan')):.2f}"
+                                                  for g in GROUPS) + " |")
+  lines += ["", "Zero-shot on the 13 KTH TEST_SET people, with exactly", "",
+            "    python -m gait_jax.main --config configs/kth_walking.py --workdir W "
+            "--config.mode=test --config.train.init_from=pretrained/walkers", "",
+            "| | " + " | ".join(GROUPS) + " |", "|---" * (len(GROUPS) + 1) + "|",
+            "| Rank-1 % | " + " | ".join(f"{metrics.get(f'{g}/rank1', float('nan')):.2f}"
+                                         for g in GROUPS) + " |",
+            "| flip-aware GEI + 1-NN (`tools/gei_baseline.py --protocol kth_walk --flip`) | "
+            + " | ".join(f"{gei.get(f'{g}/rank1', float('nan')):.2f}" for g in GROUPS) + " |",
+            ""]
+  text = "\n".join(lines)
+  with open(os.path.join(out, "PROVENANCE.md"), "w") as f:
+    f.write(text)
+  return text
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--workdir", required=True, help="the training workdir")
+  parser.add_argument("--out", required=True, help="the model folder to (re)write")
+  parser.add_argument("--provenance", default="", help="the run folder: also write PROVENANCE.md")
+  args = parser.parse_args(argv)
+  step = ship(args.workdir, args.out)
+  print(f"{args.out}: step {step} of {args.workdir} ({_size(args.out) / 2**20:.1f} MB)")
+  if args.provenance:
+    print(provenance(args.provenance, args.out, step))
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The shipped walkers-only model, reproducibly (rerunning resumes; finished stages are skipped):
+#   KTH-like walkers -> training (configs/pretrained_walkers.py, validated on KTH TRAIN_SET
+#   people) -> its final step copied to pretrained/walkers (config.json + one checkpoint step)
+#   -> zero-shot KTH-walk on the test people -> pretrained/walkers/PROVENANCE.md.
+# Environment: PRETRAIN_DIR (runs/pretrained), PRETRAINED_OUT (pretrained/walkers),
+# WALKER_IDS (2000), STEPS (2400), KTH_ROOT / KTH_PARTITION (../shared/data/kth_walking[.json]).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh"
+export JAX_PLATFORMS="${JAX_PLATFORMS:-cpu}"
+RUN="${PRETRAIN_DIR:-runs/pretrained}"
+OUT="${PRETRAINED_OUT:-pretrained/walkers}"
+WALKER_IDS="${WALKER_IDS:-2000}"
+STEPS="${STEPS:-2400}"
+KTH_ROOT="${KTH_ROOT:-../shared/data/kth_walking}"
+KTH_PARTITION="${KTH_PARTITION:-../shared/data/kth_walking.json}"
+TOOL=train_pretrained
+TIMES="$RUN/stage_seconds.txt"
+source "$(dirname "${BASH_SOURCE[0]}")/_stages.sh"
+whole_numbers WALKER_IDS STEPS
+kth_data "$KTH_ROOT" "$KTH_PARTITION"
+mkdir -p "$RUN"
+KTH=(--config.embed.root="$KTH_ROOT" --config.embed.partition="$KTH_PARTITION")
+
+echo "== 1/4 KTH-like walkers ($WALKER_IDS ids x 6 sequences, side view) -> $RUN/walkers"
+if [ ! -f "$RUN/walkers.json" ]; then
+  stage walkers python tools/make_walkers.py --out "$RUN/walkers" --ids "$WALKER_IDS" \
+    --seqs-per-id 6 --views 090 --frames 40 --profile kth --train-ids "$WALKER_IDS" \
+    --seed 0 --workers 2
+else
+  echo "   (exists)"
+fi
+
+echo "== 2/4 training ($STEPS steps; validation on KTH TRAIN_SET every 500) -> $RUN/train"
+stage train python -m gait_jax.main --config configs/pretrained_walkers.py --workdir "$RUN/train" \
+  --config.data.root="$RUN/walkers" --config.data.partition="$RUN/walkers.json" "${KTH[@]}" \
+  --config.model.class_num="$WALKER_IDS" --config.train.total_steps="$STEPS" \
+  --config.optim.milestones="($((STEPS * 3 / 4)),$((STEPS * 11 / 12)))"
+
+echo "== 3/4 the final step -> $OUT"
+python tools/ship_checkpoint.py --workdir "$RUN/train" --out "$OUT"
+
+echo "== 4/4 zero-shot KTH-walk on the test people -> $RUN/zero_shot (and flip-aware GEI)"
+if [ ! -f "$RUN/gei_flip.json" ]; then
+  python tools/gei_baseline.py --root "$KTH_ROOT" --partition "$KTH_PARTITION" --protocol kth_walk \
+    --flip --out "$RUN/gei_flip.json"
+fi
+stage zero_shot python -m gait_jax.main --config configs/kth_walking.py --workdir "$RUN/zero_shot" \
+  --config.data.root="$KTH_ROOT" --config.data.partition="$KTH_PARTITION" \
+  --config.mode=test --config.train.init_from="$OUT"
+python tools/ship_checkpoint.py --workdir "$RUN/train" --out "$OUT" --provenance "$RUN"
