@@ -18,8 +18,9 @@ import numpy as np
 
 from gait_jax.benchmarks.train_speed import MODELS, reference_config
 
-
 NAME = "embed"  # `python tools/benchmark.py embed`
+
+
 def add_args(parser) -> None:
   parser.add_argument("--models", default="small", help="comma-separated of small,medium,large")
   parser.add_argument("--path", default="", help="the fixed path (default: all zeros)")

@@ -19,8 +19,9 @@ from gait_jax import config as config_lib
 from gait_jax.data.dataset import GaitDataset
 from gait_jax.data.loader import TrainLoader
 
-
 NAME = "loader"  # `python tools/benchmark.py loader`
+
+
 def add_args(parser) -> None:
   parser.add_argument("--root", default="", help="OpenGait pkl root (default: generated blobs)")
   parser.add_argument("--partition", default="", help="partition JSON (with --root)")
