@@ -6,11 +6,14 @@
       --provenance runs/pretrained      # also writes OUT/PROVENANCE.md from that run
 
 OUT becomes a workdir-format model: its config.json and one checkpoint step (what
-`--config.train.init_from=OUT` reads in test, embed, enroll and identify). It is replaced
-atomically (a new folder renamed over the old) and refused above 20 MB. PROVENANCE.md records the
+`--config.train.init_from=OUT` reads in test, embed, enroll and identify) holding the network's
+variables only: no optimizer state, and no BN-neck (a classifier of the training ids: inference
+never uses it, and a fine-tuning on other people starts a fresh one). It is replaced atomically
+(a new folder renamed over the old) and refused above 20 MB. PROVENANCE.md records the
 commands (tools/train_pretrained.sh), the walker settings and seed, the steps, the machine, each
 stage's wall time, the validation curve on KTH TRAIN_SET people and the zero-shot KTH-walk
-figures of RUN/zero_shot/metrics.json beside the flip-aware GEI baseline's (RUN/gei_flip.json).
+figures of RUN/zero_shot/metrics.json, each beside the flip-aware GEI baseline's
+(RUN/gei_flip_{train,test}.json).
 """
 import argparse
 import json
@@ -25,6 +28,7 @@ from gait_jax.benchmarks import _machine  # noqa: E402
 from gait_jax.common import checkpoint  # noqa: E402
 
 MAX_BYTES = 20 * 2**20
+DROPPED = ("BNNecks",)
 GROUPS = ("d4", "d1", "d2", "d3", "mean")
 
 
@@ -33,18 +37,24 @@ def _size(path: str) -> int:
 
 
 def ship(workdir: str, out: str) -> int:
-  """Copies config.json and the newest step; returns that step."""
+  """Writes config.json and the newest step's variables (less DROPPED); returns that step."""
   ckpt = checkpoint.Checkpointer(checkpoint.checkpoint_dir(workdir), keep=1000)
   step = ckpt.latest_step()
   ckpt.close()
   if step is None:
     raise SystemExit(f"ship_checkpoint: {workdir} has no checkpoint step")
+  variables, step = checkpoint.restore_variables(workdir, step)
+  lean = {name: {k: v for k, v in tree.items() if k not in DROPPED}
+          for name, tree in variables.items()}
   tmp = out.rstrip("/") + ".partial"
   shutil.rmtree(tmp, ignore_errors=True)
-  os.makedirs(os.path.join(tmp, checkpoint.CHECKPOINT_DIR))
+  os.makedirs(tmp)
   shutil.copy2(os.path.join(workdir, checkpoint.CONFIG_FILE), tmp)
-  shutil.copytree(os.path.join(checkpoint.checkpoint_dir(workdir), str(step)),
-                  os.path.join(tmp, checkpoint.CHECKPOINT_DIR, str(step)))
+  writer = checkpoint.Checkpointer(checkpoint.checkpoint_dir(tmp), keep=1)
+  writer.save(step, lean, {"step": step, "optimizer": "none", "dropped": list(DROPPED),
+                           "shipped_from": os.path.abspath(workdir)})
+  writer.wait()
+  writer.close()
   if _size(tmp) > MAX_BYTES:
     shutil.rmtree(tmp)
     raise SystemExit(f"ship_checkpoint: step {step} of {workdir} is over 20 MB")
@@ -75,14 +85,17 @@ def provenance(run: str, out: str, step: int) -> str:
       name, seconds = line.split()
       times[name] = times.get(name, 0) + int(seconds)
   metrics = _read(os.path.join(run, "zero_shot", "metrics.json"), {})
-  gei = _read(os.path.join(run, "gei_flip.json"), {})
+  gei = _read(os.path.join(run, "gei_flip_test.json"), {})
+  final = _read(os.path.join(run, "validation", "metrics.json"), {})
+  gei_val = _read(os.path.join(run, "gei_flip_train.json"), {})
   curve = (_read(os.path.join(run, "train", "validation.json"), {}) or {}).get("points", [])
   walkers = _read(os.path.join(run, "walkers.json"), {})
   lines = [
       "# pretrained/walkers: provenance", "",
       "Trained on generated walkers only (no licensed data). Reproduce with",
       "`bash tools/train_pretrained.sh` (resumable; `configs/pretrained_walkers.py`).", "",
-      f"- commit: `{commit}`; machine: {_machine.describe()}",
+      f"- code: commit `{commit}` (HEAD when this page was written); machine: "
+      f"{_machine.describe()}",
       f"- walkers: `python tools/make_walkers.py --out {run}/walkers --ids "
       f"{len(walkers.get('TRAIN_SET', []))} --seqs-per-id 6 --views 090 --frames 40 --profile kth "
       f"--train-ids {len(walkers.get('TRAIN_SET', []))} --seed 0 --workers 2`",
@@ -95,17 +108,17 @@ def provenance(run: str, out: str, step: int) -> str:
       "- wall time per stage (s): " + (", ".join(f"{k} {v}" for k, v in times.items()) or "?"),
       "", "Validation during training (KTH-walk on the 12 KTH TRAIN_SET people, Rank-1 %):", "",
       "| step | " + " | ".join(GROUPS) + " |", "|---" * (len(GROUPS) + 1) + "|"]
-  for p in curve:
-    lines.append(f"| {p['step']} | " + " | ".join(f"{p.get(f'{g}/rank1', float('nan')):.2f}"
-                                                  for g in GROUPS) + " |")
+  row = lambda name, m: f"| {name} | " + " | ".join(  # noqa: E731
+      f"{m.get(f'{g}/rank1', float('nan')):.2f}" for g in GROUPS) + " |"
+  lines += [row(p["step"], p) for p in curve]
+  lines += [row(f"{step} (shipped, `embed.flip` as configs/kth_walking.py)", final),
+            row("flip-aware GEI + 1-NN", gei_val)]
   lines += ["", "Zero-shot on the 13 KTH TEST_SET people, with exactly", "",
             "    python -m gait_jax.main --config configs/kth_walking.py --workdir W "
             "--config.mode=test --config.train.init_from=pretrained/walkers", "",
             "| | " + " | ".join(GROUPS) + " |", "|---" * (len(GROUPS) + 1) + "|",
-            "| Rank-1 % | " + " | ".join(f"{metrics.get(f'{g}/rank1', float('nan')):.2f}"
-                                         for g in GROUPS) + " |",
-            "| flip-aware GEI + 1-NN (`tools/gei_baseline.py --protocol kth_walk --flip`) | "
-            + " | ".join(f"{gei.get(f'{g}/rank1', float('nan')):.2f}" for g in GROUPS) + " |",
+            row("Rank-1 %", metrics),
+            row("flip-aware GEI + 1-NN (`tools/gei_baseline.py --protocol kth_walk --flip`)", gei),
             ""]
   text = "\n".join(lines)
   with open(os.path.join(out, "PROVENANCE.md"), "w") as f:

@@ -25,7 +25,11 @@ ship_checkpoint = _tool()
 def _workdir(path, steps=(3, 7)):
   ckpt = checkpoint.Checkpointer(checkpoint.checkpoint_dir(str(path)), keep=5)
   for step in steps:
-    ckpt.save(step, {"params": {"w": np.full((4,), step, np.float32)}}, {"step": step})
+    variables = {"params": {"w": np.full((4,), step, np.float32),
+                            "BNNecks": {"fc": np.ones((3, 2), np.float32)}},
+                 "batch_stats": {"bn": {"mean": np.full((2,), -step, np.float32)}}}
+    ckpt.save(step, {**variables, "opt_state": {"momentum": variables["params"]}},
+              {"step": step})
   ckpt.wait()
   ckpt.close()
   checkpoint.write_config(str(path), {"seed": 0, "model": {"name": "sposgait_small",
@@ -42,6 +46,13 @@ def test_ships_the_newest_step_only_and_replaces_the_old_folder(tmp_path):
   assert os.listdir(os.path.join(out, "checkpoints")) == ["7"]
   assert not os.path.exists(out + ".partial") and not os.path.exists(out + ".old")
   assert json.load(open(os.path.join(out, "config.json")))["model"]["path"] == "0,5,5,4"
+  # The network's variables only: no BN-neck (a classifier of the training ids), no optimizer.
+  variables, step = checkpoint.restore_variables(out)
+  assert step == 7 and sorted(variables["params"]) == ["w"]
+  np.testing.assert_array_equal(variables["params"]["w"], np.full((4,), 7, np.float32))
+  np.testing.assert_array_equal(variables["batch_stats"]["bn"]["mean"], np.full((2,), -7.0))
+  with pytest.raises(ValueError, match="no .*opt_state"):
+    checkpoint.restore_optimizer(out)
 
 
 def test_a_step_over_the_limit_is_refused_and_the_old_folder_kept(tmp_path, monkeypatch):
@@ -67,7 +78,9 @@ def test_provenance_reports_the_runs_own_figures(tmp_path):
   gei = {f"{g}/rank1": float(v) for g, v in zip(groups, rng.uniform(0, 100, 5).round(2))}
   os.makedirs(run / "zero_shot")
   (run / "zero_shot" / "metrics.json").write_text(json.dumps(model))
-  (run / "gei_flip.json").write_text(json.dumps(gei))
+  (run / "gei_flip_test.json").write_text(json.dumps(gei))
+  os.makedirs(run / "validation")
+  (run / "validation" / "metrics.json").write_text(json.dumps({"d4/rank1": 33.3, "mean/rank1": 4}))
   (run / "stage_seconds.txt").write_text("walkers 61\ntrain 1200\ntrain 30\n")
   (run / "train" / "validation.json").write_text(json.dumps(
       {"points": [{"step": 500, "d4/rank1": 12.5, "mean/rank1": 9.75}]}))
@@ -76,3 +89,4 @@ def test_provenance_reports_the_runs_own_figures(tmp_path):
   assert "| Rank-1 % | " + " | ".join(f"{model[f'{g}/rank1']:.2f}" for g in groups) in text
   assert " | ".join(f"{gei[f'{g}/rank1']:.2f}" for g in groups) in text
   assert "train 1230" in text and "| 500 | 12.50 |" in text and f"shipped step: {step}" in text
+  assert f"| {step} (shipped, `embed.flip` as configs/kth_walking.py) | 33.30 | nan" in text
