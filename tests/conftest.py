@@ -20,14 +20,25 @@ def shared_data():
   return SHARED_DATA
 
 
-def load_config(name: str):
-  """A config from configs/ by file name, e.g. load_config('test_tiny')."""
+def load_module(relpath: str, name: str = ""):
+  """A repository file that is not a package module (a tool, a config) as a module."""
   import importlib.util
-  path = os.path.join(REPO, "configs", name if name.endswith(".py") else name + ".py")
-  spec = importlib.util.spec_from_file_location("cfg_" + os.path.basename(name), path)
+  spec = importlib.util.spec_from_file_location(
+      name or os.path.basename(relpath)[:-3], os.path.join(REPO, relpath))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  return module.get_config()
+  return module
+
+
+def load_tool(name: str):
+  """tools/NAME.py as a module, e.g. load_tool('gei_baseline')."""
+  return load_module(os.path.join("tools", name + ".py"))
+
+
+def load_config(name: str):
+  """A config from configs/ by file name, e.g. load_config('test_tiny')."""
+  path = os.path.join("configs", name if name.endswith(".py") else name + ".py")
+  return load_module(path, "cfg_" + os.path.basename(name)).get_config()
 
 
 # The minutes-long tests (mostly subprocesses that compile real networks) start first, and

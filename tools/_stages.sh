@@ -22,6 +22,17 @@ kth_data() {
   fi
 }
 
+# kth_walkers OUT IDS SEQS_PER_ID: KTH-like walkers (side view, seed 0) at OUT, all in
+# TRAIN_SET, made once.
+kth_walkers() {
+  if [ ! -f "$1.json" ]; then
+    stage walkers python tools/make_walkers.py --out "$1" --ids "$2" --seqs-per-id "$3" \
+      --views 090 --frames 40 --profile kth --train-ids "$2" --seed 0 --workers 2
+  else
+    echo "   (exists)"
+  fi
+}
+
 # stage NAME COMMAND...: runs it and records its wall time.
 stage() {
   local name="$1" start=$SECONDS

@@ -44,13 +44,7 @@ ft_steps=(--config.train.total_steps="$FINETUNE_STEPS"
 VAL_EVERY=$((FINETUNE_STEPS / 6 > 0 ? FINETUNE_STEPS / 6 : 1))
 
 echo "== 1/8 KTH-like walkers ($WALKER_IDS ids) -> $RUN/walkers"
-if [ ! -f "$RUN/walkers.json" ]; then
-  stage walkers python tools/make_walkers.py --out "$RUN/walkers" --ids "$WALKER_IDS" \
-    --seqs-per-id 10 --views 090 --frames 40 --profile kth --train-ids "$WALKER_IDS" \
-    --seed 0 --workers 2
-else
-  echo "   (exists)"
-fi
+kth_walkers "$RUN/walkers" "$WALKER_IDS" 10
 
 echo "== 2/8 GEI + 1-NN baselines on KTH-walk, plain and flip-aware"
 for flip in plain flip; do

@@ -23,13 +23,7 @@ mkdir -p "$RUN"
 KTH=(--config.embed.root="$KTH_ROOT" --config.embed.partition="$KTH_PARTITION")
 
 echo "== 1/4 KTH-like walkers ($WALKER_IDS ids x 6 sequences, side view) -> $RUN/walkers"
-if [ ! -f "$RUN/walkers.json" ]; then
-  stage walkers python tools/make_walkers.py --out "$RUN/walkers" --ids "$WALKER_IDS" \
-    --seqs-per-id 6 --views 090 --frames 40 --profile kth --train-ids "$WALKER_IDS" \
-    --seed 0 --workers 2
-else
-  echo "   (exists)"
-fi
+kth_walkers "$RUN/walkers" "$WALKER_IDS" 6
 
 echo "== 2/4 training ($STEPS steps; validation on KTH TRAIN_SET every 500) -> $RUN/train"
 stage train python -m gait_jax.main --config configs/pretrained_walkers.py --workdir "$RUN/train" \

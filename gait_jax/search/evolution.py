@@ -55,10 +55,10 @@ class SearchSettings:
 
   @classmethod
   def from_config(cls, search_cfg) -> "SearchSettings":
-    return cls(epochs=int(search_cfg.epochs), population=int(search_cfg.population),
-               select_num=int(search_cfg.select_num), mutation_num=int(search_cfg.mutation_num),
-               crossover_num=int(search_cfg.crossover_num), m_prob=float(search_cfg.m_prob),
-               seed=int(search_cfg.seed))
+    return cls(epochs=search_cfg.epochs, population=search_cfg.population,
+               select_num=search_cfg.select_num, mutation_num=search_cfg.mutation_num,
+               crossover_num=search_cfg.crossover_num, m_prob=search_cfg.m_prob,
+               seed=search_cfg.seed)
 
 
 def _rank_key(r: Result):

@@ -59,17 +59,13 @@ def test_flatten_hparams_keeps_only_tensorboard_types():
 
 
 def test_tb_scalars_reads_back_what_the_writer_wrote(tmp_path):
-  import importlib.util
-  from conftest import REPO
   from gait_jax.common import metric_writer
   writer = metric_writer.create_writer(str(tmp_path))
   for step in (1, 2, 3):
     writer.write_scalars(step, {"train/loss": 1.0 / step, "lr": 0.1})
   writer.close()
-  spec = importlib.util.spec_from_file_location("tb_scalars",
-                                                f"{REPO}/tools/tb_scalars.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  from conftest import load_tool
+  module = load_tool("tb_scalars")
   scalars = module.read_scalars(str(tmp_path))
   assert [s for s, _ in scalars["train/loss"]] == [1, 2, 3]
   assert [round(v, 5) for _, v in scalars["train/loss"]] == [1.0, 0.5, 0.33333]

@@ -39,10 +39,8 @@ def test_train_writes_checkpoints_and_resumes(tmp_path):
               "--config.evaluate.protocol=custom", "--config.evaluate.custom_gallery=nm-01/*",
               "--config.evaluate.custom_probes=nm=nm-02/*")
   assert "resumed from" in log and "step 3/3" in log, log[-3000:]
-  import importlib.util
-  spec = importlib.util.spec_from_file_location("tb_scalars", f"{REPO}/tools/tb_scalars.py")
-  tb = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(tb)
+  from conftest import load_tool
+  tb = load_tool("tb_scalars")
   scalars = tb.read_scalars(os.path.join(workdir, "tb"))
   evals = {k: v for k, v in scalars.items() if k.startswith("eval/") and "rank1" in k}
   assert evals, sorted(scalars)

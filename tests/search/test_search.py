@@ -272,12 +272,8 @@ def test_recalibrated_eval_matches_train_mode_statistics(setup):
 
 
 def test_kendall_tau_hand_worked():
-  import importlib.util
-  from conftest import REPO
-  spec = importlib.util.spec_from_file_location(
-      "bn_study", os.path.join(REPO, "tools", "bn_recalibration_study.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  from conftest import load_tool
+  module = load_tool("bn_recalibration_study")
   assert module.kendall_tau([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
   assert module.kendall_tau([1, 2, 3], [30, 20, 10]) == pytest.approx(-1.0)
   # pairs (1,2)+ (1,3)+ (2,3)-  ->  (2 - 1) / 3

@@ -1,23 +1,14 @@
 """tools/gei_baseline.py: GEIs + nearest neighbour through the shared evaluation protocols."""
-import importlib.util
 import os
 
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import load_tool
 from gait_jax.synthetic import walkers
 
 
-def _tool():
-  spec = importlib.util.spec_from_file_location(
-      "gei_baseline", os.path.join(REPO, "tools", "gei_baseline.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-gei_baseline = _tool()
+gei_baseline = load_tool("gei_baseline")
 
 
 def test_gei_is_the_mean_of_the_cut_frames():

@@ -1,14 +1,11 @@
 """tools/kth_search_study.py's report: mean ± sample standard deviation over seeds per kind of
 path, and its refusal of arguments it would silently drop."""
-import importlib.util
 
 import pytest
 
-from conftest import REPO
+from conftest import load_tool
 
-spec = importlib.util.spec_from_file_location("kth_search_study", f"{REPO}/tools/kth_search_study.py")
-study = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(study)
+study = load_tool("kth_search_study")
 
 
 def _run(kind, seed, path, mean, d4=50.0):

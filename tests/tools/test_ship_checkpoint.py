@@ -1,25 +1,16 @@
 """tools/ship_checkpoint.py: a workdir's newest step as a model folder (config.json + one step),
 replaced atomically, refused when too big, with a provenance page built from the run's files."""
-import importlib.util
 import json
 import os
 
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import load_tool
 from gait_jax.common import checkpoint
 
 
-def _tool():
-  spec = importlib.util.spec_from_file_location(
-      "ship_checkpoint", os.path.join(REPO, "tools", "ship_checkpoint.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-ship_checkpoint = _tool()
+ship_checkpoint = load_tool("ship_checkpoint")
 
 
 def _workdir(path, steps=(3, 7)):
