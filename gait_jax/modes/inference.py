@@ -59,8 +59,6 @@ def write_examples(config, workdir: str, data) -> None:
   """`evaluate.examples=N`: the match figures of N probes per group (from the eval split's
   silhouettes)."""
   count = config.evaluate.examples
-  if count < 0:
-    raise ValueError(f"evaluate.examples={count}: expected 0 (off) or a number of probes")
   if count:
     dataset, _ = embed_lib.open_eval_split(config)
     paths = examples.write_examples(workdir, data, dataset,

@@ -95,13 +95,8 @@ class SGD:
   """
 
   def __init__(self, optim_cfg):
-    momentum = optim_cfg.momentum
-    if not optim_cfg.lr > 0:
-      raise ValueError(f"optim.lr={optim_cfg.lr}: expected a positive learning rate")
-    if not 0 <= momentum < 1:
-      raise ValueError(f"optim.momentum={optim_cfg.momentum}: expected 0 <= momentum < 1")
-    self.schedule = multistep_lr(optim_cfg.lr, optim_cfg.gamma,
-                                 optim_cfg.milestones)
+    momentum = optim_cfg.momentum  # lr > 0, 0 <= momentum < 1: config_check
+    self.schedule = multistep_lr(optim_cfg.lr, optim_cfg.gamma, optim_cfg.milestones)
     self.direction = optax.chain(clipping(optim_cfg.clip),
                                  optax.add_decayed_weights(optim_cfg.weight_decay),
                                  optax.trace(decay=momentum))

@@ -106,10 +106,10 @@ def test_eval_on_holdout_validates_on_unseen_training_ids(data, tmp_path):
     assert [p["step"] for p in json.load(f)["points"]] == [2, 4, 6]
 
 
-def test_eval_on_is_checked(data, tmp_path):
+def test_eval_on_is_checked_where_the_config_enters(data, tmp_path):
+  from gait_jax import config_check  # pylint: disable=g-import-not-at-top
   with pytest.raises(ValueError, match="train.eval_on='val'"):
-    train.run(_config(data, **{"train.eval_on": "val", "train.eval_every": 2}),
-              str(tmp_path / "bad"))
+    config_check.check(_config(data, **{"train.eval_on": "val", "train.eval_every": 2}))
 
 
 def test_history_keeps_earlier_steps_only(tmp_path):
