@@ -51,8 +51,9 @@ def kendall_tau(a, b) -> float:
 
 def main(argv):
   del argv
+  from gait_jax import config_check  # pylint: disable=g-import-not-at-top
   from gait_jax.search import fitness  # pylint: disable=g-import-not-at-top
-  config = FLAGS.config
+  config = config_check.check(FLAGS.config)
   if config.search.bn_batches <= 0:
     raise app.UsageError("search.bn_batches must be > 0 to compare with recalibration")
   scorer = fitness.CandidateScorer(config, FLAGS.supernet)
@@ -76,8 +77,8 @@ def main(argv):
              "kendall_tau": kendall_tau(a, b), "top5_overlap": len(top(a) & top(b)),
              "mean_running_stats": float(np.mean(a)), "mean_recalibrated": float(np.mean(b)),
              "mean_abs_change": float(np.mean(np.abs(np.subtract(b, a)))),
-             "protocol": scorer.protocol, "rows": rows}
-  print(f"\n{len(rows)} paths, fitness = {scorer.protocol} on {len(scorer.val_ids)} held-out ids: "
+             "protocol": scorer.protocol.name, "rows": rows}
+  print(f"\n{len(rows)} paths, fitness = {scorer.protocol.name} on {len(scorer.val_ids)} held-out ids: "
         f"mean {summary['mean_running_stats']:.2f} (running stats) vs "
         f"{summary['mean_recalibrated']:.2f} (recalibrated); Kendall tau {summary['kendall_tau']:.3f}; "
         f"top-5 overlap {summary['top5_overlap']}/5")

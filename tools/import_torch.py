@@ -36,12 +36,13 @@ def main(argv):
   if len(argv) != 2:
     raise app.UsageError("expected one checkpoint file: import_torch.py CKPT.pt --config ... "
                          "--workdir DIR")
-  from gait_jax.common import console  # noqa: E402 (after flag parsing: a fast --help)
+  from gait_jax import config_check  # noqa: E402 (after flag parsing: a fast --help)
+  from gait_jax.common import console  # noqa: E402
   from gait_jax.interop import reference_checkpoint  # noqa: E402
   console.quiet_libraries()
   try:
-    step_dir, meta = reference_checkpoint.import_reference(argv[1], flags.FLAGS.config,
-                                                           flags.FLAGS.workdir)
+    config = config_check.check(flags.FLAGS.config)
+    step_dir, meta = reference_checkpoint.import_reference(argv[1], config, flags.FLAGS.workdir)
   except (ValueError, FileNotFoundError, FileExistsError) as e:
     raise SystemExit(f"import_torch: {e}") from None
   what = "weights + SGD momentum" if meta["optimizer"] == "momentum" else "weights only"
