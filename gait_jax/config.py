@@ -286,17 +286,17 @@ def with_source_architecture(config, source: str) -> ml_collections.ConfigDict:
   if not saved or "model" not in saved:
     return config
   out = config.copy_and_resolve_references()
-  own = dict(saved["model"])
-  if not own.get("path"):
-    own["path"] = out.model.path
+  own = base_config().model
+  _update_typed(own, saved["model"])
   changed = []
   with out.unlocked():
-    for key, value in own.items():
-      if key in out.model and key not in NOT_ARCHITECTURE:
-        value = tuple(value) if isinstance(value, list) else value
-        if out.model[key] != value:
-          changed.append(f"model.{key}={value!r}")
-          out.model[key] = value
+    for key in saved["model"]:
+      value = own[key] if key in own else None
+      if key == "path" and not value:
+        continue  # a supernet serves the config's path
+      if value is not None and key not in NOT_ARCHITECTURE and out.model[key] != value:
+        changed.append(f"model.{key}={value!r}")
+        out.model[key] = value
   if changed:
     logging.info("weights from %s: its own network (%s) instead of the config's", source,
                  ", ".join(changed))

@@ -38,12 +38,10 @@ def _size(path: str) -> int:
 
 def ship(workdir: str, out: str) -> int:
   """Writes config.json and the newest step's variables (less DROPPED); returns that step."""
-  ckpt = checkpoint.Checkpointer(checkpoint.checkpoint_dir(workdir), keep=1000)
-  step = ckpt.latest_step()
-  ckpt.close()
-  if step is None:
-    raise SystemExit(f"ship_checkpoint: {workdir} has no checkpoint step")
-  variables, step = checkpoint.restore_variables(workdir, step)
+  try:
+    variables, step = checkpoint.restore_variables(workdir)
+  except FileNotFoundError as e:
+    raise SystemExit(f"ship_checkpoint: {workdir} has no checkpoint step ({e})") from None
   lean = {name: {k: v for k, v in tree.items() if k not in DROPPED}
           for name, tree in variables.items()}
   tmp = out.rstrip("/") + ".partial"

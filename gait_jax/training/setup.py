@@ -28,12 +28,17 @@ class Network(NamedTuple):
   frames: int  # T of a training batch
   use_lengths: bool  # unfixed samplers: per-sequence lengths reach the model
 
+  @property
+  def float16(self) -> bool:
+    """float16 compute: the step scales the loss dynamically (as torch's GradScaler)."""
+    return self.dtype == step_lib.DTYPES["float16"]
+
 
 def init_state(config, net: Network, optimizer, mesh):
   """(fresh replicated train state, its sharding) for this network and config."""
   return step_lib.init_state(net.model, optimizer, mesh, seed=config.seed, frames=net.frames,
                              fixed_path=net.fixed, path_len=len(config.model.choice_max_num),
-                             float16=net.dtype == step_lib.DTYPES["float16"])
+                             float16=net.float16)
 
 
 def build_network(config, build=build_model) -> Network:
@@ -55,14 +60,12 @@ _STEP_CACHE = {}  # repeated runs in one process (tests, notebooks) reuse the co
 def train_step(config, net: Network, optimizer, mesh, sharding):
   """The jitted `step(state, batch, path) -> (state, info)` of this run: the one way a train
   step is built (training and its benchmark)."""
-  fixed = net.fixed
-  float16 = net.dtype == step_lib.DTYPES["float16"]
-  key = (repr(net.model), config.optim.to_json(), config.loss.to_json(), fixed, net.use_lengths,
-         float16, tuple(d.id for d in mesh.devices.flat), repr(sharding))
+  key = (repr(net.model), config.optim.to_json(), config.loss.to_json(), net.fixed,
+         net.use_lengths, net.float16, tuple(d.id for d in mesh.devices.flat), repr(sharding))
   if key not in _STEP_CACHE:
-    fn = step_lib.make_train_step(net.model, optimizer, net.loss_fn, fixed_path=fixed,
+    fn = step_lib.make_train_step(net.model, optimizer, net.loss_fn, fixed_path=net.fixed,
                                   mask_fn=net.mask_fn, use_lengths=net.use_lengths,
-                                  float16=float16)
+                                  float16=net.float16)
     _STEP_CACHE.clear()  # one at a time: executables hold memory
     _STEP_CACHE[key] = step_lib.jit_train_step(fn, mesh, sharding)
   return _STEP_CACHE[key]
