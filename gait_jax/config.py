@@ -41,6 +41,9 @@ def base_config() -> ml_collections.ConfigDict:
 def _data() -> ml_collections.ConfigDict:
   s = ml_collections.ConfigDict()
   s.dataset_name = "GREW"
+  # "pkl": the OpenGait tree at root + the partition JSON; "tfds": the dataset
+  # tools/to_tfds.py wrote under root (its splits and partition inside: partition may be "").
+  s.format = "pkl"
   s.root = ""
   s.partition = ""
   s.num_train = 0  # 0 = every TRAIN_SET id; N = the first N ids

@@ -10,6 +10,7 @@ import ml_collections
 
 from gait_jax import config as config_lib
 from gait_jax.data import samplers
+from gait_jax.data import splits
 from gait_jax.evaluation import distance
 from gait_jax.evaluation import protocols
 from gait_jax.training import optim
@@ -39,7 +40,7 @@ CHOICES = {
     "train.dtype": tuple(step.DTYPES), "train.eval_on": setup.EVAL_ON,
     "evaluate.metric": distance.METRICS, "evaluate.protocol": protocols.NAMES,
     "search.protocol": ("",) + protocols.NAMES, "optim.clip.type": optim.CLIP_TYPES,
-    "embed.split": ("train", "test"),
+    "embed.split": ("train", "test"), "data.format": splits.FORMATS,
 }
 POSITIVE_INTS = ("model.channels", "model.bins")
 

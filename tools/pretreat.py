@@ -4,7 +4,8 @@
   python tools/pretreat.py --input RAW --output OUT [--workers 4] [--dataset CASIAB] [--img-size 64]
 
 RAW holds `<id>/<type>/<view>/*.png`; OUT receives `<id>/<type>/<view>/<view>.pkl` (uint8
-[T, 64, 64]). `--dataset GREW` keeps the (already aligned) frames unchanged.
+[T, 64, 64]). `--dataset GREW` keeps the (already aligned) frames unchanged. A rerun keeps
+the pkls already written. For a dataset's release layout use tools/prepare.py.
 """
 import argparse
 import logging
@@ -35,7 +36,7 @@ def main(argv=None):
     parser.error(str(e))
   print(lib.format_summary(summary))
   # Non-zero when anything could not be converted, so scripts notice the gap.
-  return 0 if summary["written"] and not summary["failed"] else 1
+  return 0 if (summary["written"] or summary["skipped"]) and not summary["failed"] else 1
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-"""Loader throughput: sequences/s from pkl through TrainLoader (cache off/on, 1 and 2 workers).
+"""Loader throughput: sequences/s through TrainLoader from the pkl tree (cache off/on) and
+from its TFDS form (tools/to_tfds.py), 1 and 2 workers, and the bytes on disk of each form.
 
-Without --root it writes a small temporary walkers-like set of random ellipse blobs. The
-consumer does nothing but take batches, so the figure is the loader's ceiling; the training
-step never waits while this exceeds the step's consumption rate.
+Without --root it writes a small temporary walkers-like set of random ellipse blobs; the TFDS
+form is written to a temporary folder either way. The default transforms are the GREW retrain
+configs' (random_rotate_flip). The consumer does nothing but take batches, so the figure is
+the loader's ceiling; the training step never waits while this exceeds its consumption rate.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import cv2
 import numpy as np
 
 from gait_jax import config as config_lib
+from gait_jax.data import tfds_format
 from gait_jax.data.dataset import GaitDataset
 from gait_jax.data.loader import TrainLoader
 
@@ -30,7 +33,8 @@ def add_args(parser) -> None:
   parser.add_argument("--batch-p", type=int, default=0, help="P (default 32; quick 8)")
   parser.add_argument("--batch-k", type=int, default=4, help="K (default 4)")
   parser.add_argument("--frames", type=int, default=30, help="frames per sequence (default 30)")
-  parser.add_argument("--transforms", default="base_sil_cutting", help="data.transforms")
+  parser.add_argument("--transforms", default="random_rotate_flip",
+                      help="data.transforms (default: the GREW retrain configs')")
   parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
   parser.add_argument("--prefetch", type=int, default=2)
 
@@ -68,6 +72,11 @@ def measure(dataset, cfg, steps: int) -> tuple:
     return steps * loader.global_batch / elapsed, elapsed / steps
 
 
+def disk_bytes(folder: str, suffix: str = "") -> int:
+  return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(folder)
+             for f in files if f.endswith(suffix))
+
+
 def run(args) -> None:
   p = args.batch_p or (8 if args.quick else 32)
   steps = args.steps or (4 if args.quick else 20)
@@ -81,10 +90,16 @@ def run(args) -> None:
       ids = 8 if args.quick else 32
       root, partition = write_blobs(tmp, ids, 4 if args.quick else 6)
     print(f"data: {root}")
+    tfds_dir = os.path.join(tmp, "tfds")
+    tfds_format.write(root, partition, tfds_dir, progress=False)
+    sizes = {"pkl": disk_bytes(root, ".pkl"), "tfds": disk_bytes(tfds_dir)}
+    sources = {"pkl": lambda: GaitDataset(root, partition, "train"),
+               "pkl, data.cache": lambda: GaitDataset(root, partition, "train", cache=True),
+               "tfds": lambda: tfds_format.TfdsDataset(tfds_dir, "train")}
     rows = []
-    for cache in (False, True):
-      dataset = GaitDataset(root, partition, "train", cache=cache)
-      if cache:
+    for name, make in sources.items():
+      dataset = make()
+      if dataset.cache:
         dataset.lengths()  # fill the cache: measure the steady state
       for w in workers:
         cfg = config_lib.base_config().data
@@ -92,9 +107,11 @@ def run(args) -> None:
                         sample_type="fixed_ordered", frames=args.frames, frames_skip=0,
                         transforms=args.transforms, workers=w, prefetch=args.prefetch))
         seq_s, per_batch = measure(dataset, cfg, steps)
-        rows.append((cache, w, seq_s, per_batch))
+        rows.append((name, w, seq_s, per_batch))
     print(f"{len(dataset)} sequences, batch {p}x{args.batch_k}, {args.frames} frames, "
           f"transforms={args.transforms}, {steps} batches")
-    print(f"{'cache':>6} {'workers':>8} {'seq/s':>9} {'ms/batch':>9}")
-    for cache, w, seq_s, per_batch in rows:
-      print(f"{str(cache):>6} {w:>8} {seq_s:>9.0f} {per_batch * 1e3:>9.1f}")
+    print("on disk (whole tree): " + ", ".join(f"{k} {v / 2**20:.1f} MiB"
+                                               for k, v in sizes.items()))
+    print(f"{'source':>16} {'workers':>8} {'seq/s':>9} {'ms/batch':>9}")
+    for name, w, seq_s, per_batch in rows:
+      print(f"{name:>16} {w:>8} {seq_s:>9.0f} {per_batch * 1e3:>9.1f}")

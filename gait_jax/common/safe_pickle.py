@@ -99,6 +99,24 @@ def read_bytes(data: bytes, where: str) -> Any:
   return obj
 
 
+def read_object_array(data: bytes, where: str) -> Any:
+  """The items of a pickled NumPy object array (what `np.save` writes for dicts, e.g. the
+  per-frame `.npz` files of Gait3D's SMPL release), read without running code: the array's
+  items must be what `read_bytes` accepts. A 0-d array gives its one item, others a list."""
+  try:
+    obj = _Unpickler(data, where).load()
+  except UnsafePickle:
+    raise
+  except Exception as e:  # pickle raises many types for damaged files
+    raise ValueError(f"{where}: cannot unpickle ({type(e).__name__}: {e})") from None
+  if not isinstance(obj, np.ndarray) or obj.dtype != object:
+    _check(obj, where)
+    return obj
+  items = obj.item() if obj.ndim == 0 else obj.tolist()
+  _check(items, where)
+  return items
+
+
 def read(path: str) -> Any:
   """The object pickled in the file at `path`, read without running code (see `read_bytes`)."""
   try:

@@ -95,11 +95,131 @@ def load_pkl(path: str, frame_size: Optional[Tuple[int, int]] = (64, 64)) -> np.
   return data
 
 
+def load_modality(path: str) -> np.ndarray:
+  """A further modality of a sequence (e.g. Gait3D's SMPL parameters, float [T, 85]): an
+  array with one row per frame, T > 0."""
+  data = safe_pickle.read(path)
+  if not isinstance(data, np.ndarray) or data.ndim < 1 or data.shape[0] == 0:
+    raise ValueError(f"{path}: expected a pickled numpy array with one row per frame "
+                     f"[T, ...], got {getattr(data, 'shape', type(data).__name__)}")
+  return data
+
+
 def _subdirs(path: str) -> List[str]:
   return sorted(e.name for e in os.scandir(path) if e.is_dir())
 
 
-class GaitDataset:
+def select_ids(partition: Dict[str, List[str]], split: str, available, where: str,
+               num_train: int = 0, ids: Optional[Iterable[str]] = None,
+               source: str = "the partition") -> List[str]:
+  """The ids of `split` a dataset reads: the partition's list in its order (duplicates
+  dropped), kept to those `available(id)` says are stored at `where`, the first `num_train`
+  of them (train split), then restricted to `ids` (each must be among them)."""
+  if split not in SPLIT_KEYS:
+    raise ValueError(f"split={split!r}: expected one of {sorted(SPLIT_KEYS)}")
+  key = SPLIT_KEYS[split]
+  if key not in partition:
+    raise ValueError(f"partition has no {key} (keys: {sorted(partition)})")
+  listed = list(dict.fromkeys(partition[key]))  # keep order, drop duplicates
+  if not listed:
+    raise ValueError(f"{source}: {key} is empty (expected a list of ids)")
+  present = [i for i in listed if available(i)]
+  if len(present) < len(listed):
+    present_set = set(present)
+    missing = [i for i in listed if i not in present_set]
+    log.warning("%s: %d of %d %s ids are not stored there (e.g. %s); using the %d present",
+                where, len(missing), len(listed), key, ", ".join(missing[:3]), len(present))
+  if num_train and split == "train":
+    present = present[:int(num_train)]
+  if ids is not None:
+    wanted = [str(i) for i in ids]
+    unknown = sorted(set(wanted) - set(present))
+    if unknown:
+      raise ValueError(f"ids={unknown[:5]}{'...' if len(unknown) > 5 else ''} are not "
+                       f"among the {len(present)} {key} ids present under {where}")
+    wanted_set = set(wanted)
+    present = [i for i in present if i in wanted_set]
+  if not present:
+    raise ValueError(f"no {key} ids of the partition exist under {where}")
+  return present
+
+
+class SequenceSet:
+  """The sequences of one split, whatever stores them: the interface the loader, the
+  embedding and the search read (`sequences`, `labels`, `label_set`, `indices_by_label`,
+  `load`, `lengths`). Subclasses list the sequences and read one (`_read`)."""
+
+  root: str
+  split: str
+  frame_size: Optional[Tuple[int, int]]
+  cache: bool
+
+  def _index(self, present: List[str], sequences: List[SequenceInfo]) -> None:
+    self.sequences = sequences
+    self.label_set: List[str] = sorted(set(present))
+    index = {pid: k for k, pid in enumerate(self.label_set)}
+    self.labels = np.asarray([index[s.id] for s in self.sequences], np.int32)
+    self.indices_by_label: Dict[str, List[int]] = {pid: [] for pid in self.label_set}
+    for i, s in enumerate(self.sequences):
+      self.indices_by_label[s.id].append(i)
+    self._cache: Dict[int, List[np.ndarray]] = {}
+    self._lengths: Optional[np.ndarray] = None
+    self._lock = threading.Lock()
+
+  def __len__(self) -> int:
+    return len(self.sequences)
+
+  def __repr__(self) -> str:
+    return (f"{type(self).__name__}({self.root!r}, split={self.split!r}: "
+            f"{len(self.label_set)} ids, "
+            f"{len(self)} sequences)")
+
+  @property
+  def types(self) -> np.ndarray:
+    return np.asarray([s.type for s in self.sequences], dtype=np.str_)
+
+  @property
+  def views(self) -> np.ndarray:
+    return np.asarray([s.view for s in self.sequences], dtype=np.str_)
+
+  @property
+  def ids(self) -> np.ndarray:
+    return np.asarray([s.id for s in self.sequences], dtype=np.str_)
+
+  def load(self, i: int) -> List[np.ndarray]:
+    """The modalities of sequence i, all of the same T > 0: the first (sorted file name) is the
+    silhouettes, uint8 `[T, H, W]`; others (e.g. `smpls-*.pkl` after `sils-*.pkl`) any array
+    with T rows.
+
+    Safe to call from several threads; with `cache=True` each sequence is read once.
+    The returned arrays are shared with the cache: treat them as read-only.
+    """
+    if self.cache:
+      hit = self._cache.get(i)
+      if hit is not None:
+        return hit
+    arrays = self._read(i)
+    if self.cache:
+      for a in arrays:
+        a.setflags(write=False)
+      with self._lock:
+        self._cache[i] = arrays
+    return arrays
+
+  def lengths(self) -> np.ndarray:
+    """Frame count of every sequence, int32 `[N]` (loads each sequence once; memoised)."""
+    if self._lengths is None:
+      # Reading is I/O- and unpickling-bound; a few threads overlap the file reads.
+      with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        counts = list(pool.map(lambda i: self.load(i)[0].shape[0], range(len(self))))
+      self._lengths = np.asarray(counts, np.int32)
+    return self._lengths
+
+  def _read(self, i: int) -> List[np.ndarray]:
+    raise NotImplementedError
+
+
+class GaitDataset(SequenceSet):
   """The sequences of one split of an OpenGait pkl tree.
 
   Args:
@@ -116,114 +236,38 @@ class GaitDataset:
                cache: bool = False, ids: Optional[Iterable[str]] = None,
                frame_size: Optional[Tuple[int, int]] = (64, 64)):
     self.root = os.fspath(root)
-    if split not in SPLIT_KEYS:
-      raise ValueError(f"split={split!r}: expected one of {sorted(SPLIT_KEYS)}")
     if not os.path.isdir(self.root):
       raise ValueError(f"dataset root {self.root} is not a directory")
     self.split = split
     self.partition = partition if isinstance(partition, dict) else read_partition(partition)
-    key = SPLIT_KEYS[split]
-    if key not in self.partition:
-      raise ValueError(f"partition has no {key} (keys: {sorted(self.partition)})")
     self.frame_size = frame_size
     self.cache = bool(cache)
-
-    listed = list(dict.fromkeys(self.partition[key]))  # keep order, drop duplicates
     source = partition if isinstance(partition, (str, os.PathLike)) else "the partition"
-    if not listed:
-      raise ValueError(f"{source}: {key} is empty (expected a list of ids)")
-    present = [i for i in listed if os.path.isdir(os.path.join(self.root, i))]
-    if len(present) < len(listed):
-      present_set = set(present)
-      missing = [i for i in listed if i not in present_set]
-      log.warning("%s: %d of %d %s ids have no directory under %s (e.g. %s); using the %d "
-                  "present", self.root, len(missing), len(listed), key, self.root,
-                  ", ".join(missing[:3]), len(present))
-    if num_train and split == "train":
-      present = present[:int(num_train)]
-    if ids is not None:
-      wanted = [str(i) for i in ids]
-      unknown = sorted(set(wanted) - set(present))
-      if unknown:
-        raise ValueError(f"ids={unknown[:5]}{'...' if len(unknown) > 5 else ''} are not "
-                         f"among the {len(present)} {key} ids present under {self.root}")
-      wanted_set = set(wanted)
-      present = [i for i in present if i in wanted_set]
-    if not present:
-      raise ValueError(f"no {key} ids of the partition exist under {self.root}")
-
-    self.sequences: List[SequenceInfo] = []
+    present = select_ids(self.partition, split,
+                         lambda i: os.path.isdir(os.path.join(self.root, i)), self.root,
+                         num_train, ids, source)
+    sequences: List[SequenceInfo] = []
     for pid in present:
       id_dir = os.path.join(self.root, pid)
-      before = len(self.sequences)
+      before = len(sequences)
       for typ in _subdirs(id_dir):
         for view in _subdirs(os.path.join(id_dir, typ)):
           seq_dir = os.path.join(id_dir, typ, view)
           files = sorted(f for f in os.listdir(seq_dir) if f.endswith(".pkl"))
           if files:
-            self.sequences.append(SequenceInfo(
+            sequences.append(SequenceInfo(
                 pid, typ, view, tuple(os.path.join(seq_dir, f) for f in files)))
-      if len(self.sequences) == before:
+      if len(sequences) == before:
         raise ValueError(f"{id_dir}: id {pid!r} has no sequences (expected "
                          f"{id_dir}/<type>/<view>/*.pkl)")
+    self._index(present, sequences)
 
-    self.label_set: List[str] = sorted(set(present))
-    index = {pid: k for k, pid in enumerate(self.label_set)}
-    self.labels = np.asarray([index[s.id] for s in self.sequences], np.int32)
-    self.indices_by_label: Dict[str, List[int]] = {pid: [] for pid in self.label_set}
-    for i, s in enumerate(self.sequences):
-      self.indices_by_label[s.id].append(i)
-    self._cache: Dict[int, List[np.ndarray]] = {}
-    self._lengths: Optional[np.ndarray] = None
-    self._lock = threading.Lock()
-
-  def __len__(self) -> int:
-    return len(self.sequences)
-
-  def __repr__(self) -> str:
-    return (f"GaitDataset({self.root!r}, split={self.split!r}: {len(self.label_set)} ids, "
-            f"{len(self)} sequences)")
-
-  @property
-  def types(self) -> np.ndarray:
-    return np.asarray([s.type for s in self.sequences], dtype=np.str_)
-
-  @property
-  def views(self) -> np.ndarray:
-    return np.asarray([s.view for s in self.sequences], dtype=np.str_)
-
-  @property
-  def ids(self) -> np.ndarray:
-    return np.asarray([s.id for s in self.sequences], dtype=np.str_)
-
-  def load(self, i: int) -> List[np.ndarray]:
-    """The modalities of sequence i, each uint8 `[T, H, W]` (all of the same T > 0).
-
-    Safe to call from several threads; with `cache=True` each sequence is read once.
-    The returned arrays are shared with the cache: treat them as read-only.
-    """
-    if self.cache:
-      hit = self._cache.get(i)
-      if hit is not None:
-        return hit
+  def _read(self, i: int) -> List[np.ndarray]:
     info = self.sequences[i]
-    arrays = [load_pkl(f, self.frame_size) for f in info.files]
+    arrays = [load_pkl(info.files[0], self.frame_size)]
+    arrays += [load_modality(f) for f in info.files[1:]]
     if len({a.shape[0] for a in arrays}) > 1:
       sizes = ", ".join(f"{os.path.basename(f)}: {a.shape[0]}" for f, a in zip(info.files, arrays))
       raise ValueError(f"{os.path.dirname(info.files[0])}: modalities have different frame "
                        f"counts ({sizes}); every pkl of a sequence must have the same length")
-    if self.cache:
-      for a in arrays:
-        a.setflags(write=False)
-      with self._lock:
-        self._cache[i] = arrays
     return arrays
-
-  def lengths(self) -> np.ndarray:
-    """Frame count of every sequence, int32 `[N]` (loads each sequence once; memoised)."""
-    if self._lengths is None:
-      # Reading is I/O- and unpickling-bound; a few threads overlap the file reads.
-      with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        counts = list(pool.map(lambda i: self.load(i)[0].shape[0], range(len(self))))
-      self._lengths = np.asarray(counts, np.int32)
-    return self._lengths

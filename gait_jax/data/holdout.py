@@ -170,7 +170,9 @@ def _same_data(saved: dict, config) -> bool:
   data = saved.get("data", {}) if isinstance(saved, dict) else {}
   same = lambda a, b: bool(a) and bool(b) and os.path.realpath(str(a)) == os.path.realpath(str(b))  # noqa: E731
   return (same(data.get("root"), config.data.root)
-          and same(data.get("partition"), config.data.partition))
+          and data.get("format", "pkl") == config.data.format
+          and (same(data.get("partition"), config.data.partition)
+               or not (data.get("partition") or config.data.partition)))
 
 
 def check_unseen(held_out: Sequence[str], init_from: str, config,

@@ -192,12 +192,9 @@ def open_eval_split(config):
   """(dataset, frame limit) of the split that embed/test/in-training evaluation embed:
   `embed.split` of embed.root/partition (default data.root/partition), whole sequences cut to
   the first `embed.frames_all_limit` (default data.test_frames_all_limit; 0 = all) frames."""
-  from gait_jax.data import GaitDataset  # pylint: disable=g-import-not-at-top
-  root = config.embed.root or config.data.root
-  partition = config.embed.partition or config.data.partition
-  if not root or not partition:
-    raise ValueError("embed: set data.root and data.partition (or embed.root / embed.partition)")
-  dataset = GaitDataset(root, partition, split=config.embed.split, cache=False)
+  from gait_jax.data import splits  # pylint: disable=g-import-not-at-top
+  dataset = splits.open_split(config.data, config.embed.split, root=config.embed.root,
+                              partition=config.embed.partition, cache=False)
   return dataset, frames_limit(config)
 
 

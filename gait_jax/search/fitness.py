@@ -19,7 +19,7 @@ from gait_jax import config as config_lib
 from gait_jax.common import checkpoint
 from gait_jax.common import parallel
 from gait_jax.data import holdout
-from gait_jax.data.dataset import GaitDataset, read_partition
+from gait_jax.data import splits
 from gait_jax.data.loader import TrainLoader
 from gait_jax.evaluation import embed as embed_lib
 from gait_jax.evaluation import embedding_checks
@@ -60,9 +60,8 @@ def make_recalibrate(model, mesh):
 
 def recalibration_batches(config, train_ids, mesh):
   """The same `search.bn_batches` training batches for every candidate (a fair comparison)."""
-  partition = read_partition(config.data.partition)
-  dataset = GaitDataset(config.data.root, partition, "train", num_train=config.data.num_train,
-                        cache=config.data.cache, ids=train_ids)
+  dataset = splits.open_split(config.data, "train", num_train=config.data.num_train,
+                              cache=config.data.cache, ids=train_ids)
   count = config.search.bn_batches
   sils, lengths = [], []
   loader = TrainLoader(dataset, config.data, seed=config.seed + 7919, start_step=0,
@@ -90,21 +89,17 @@ class CandidateScorer:
   """
 
   def __init__(self, config, source: str):
-    if not config.data.root or not config.data.partition:
-      raise SystemExit("search needs data.root and data.partition (training ids are scored)")
     self.config = config
     self.source = source
     variables, self.step = checkpoint.restore_variables(source)
     self.bnneck = config_lib.use_bnneck(config)
     self.model = build_model(config.model, bnneck=self.bnneck)
     self.mesh = parallel.make_mesh()
-    partition = read_partition(config.data.partition)
-    all_train = GaitDataset(config.data.root, partition, "train",
-                            num_train=config.data.num_train)
+    all_train = splits.open_split(config.data, "train", num_train=config.data.num_train)
     self.train_ids, self.val_ids = holdout.search_split(
         config, all_train.label_set, checkpoint.source_workdir(source))
-    self.val_set = GaitDataset(config.data.root, partition, "train",
-                               num_train=config.data.num_train, cache=True, ids=self.val_ids)
+    self.val_set = splits.open_split(config.data, "train", num_train=config.data.num_train,
+                                     cache=True, ids=self.val_ids)
     self.protocol = protocols.for_holdout(config, Sequences.of(
         self.val_set.ids, self.val_set.types, self.val_set.views))
     self.variables = jax.device_put(variables, parallel.replicated(self.mesh))
@@ -149,7 +144,8 @@ class CandidateScorer:
         "evaluate.k1": c.evaluate.k1, "evaluate.k2": c.evaluate.k2,
         "evaluate.lambda_value": c.evaluate.lambda_value,
         "data.root": os.path.abspath(c.data.root),
-        "data.partition": os.path.abspath(c.data.partition),
+        "data.format": c.data.format,
+        "data.partition": os.path.abspath(c.data.partition) if c.data.partition else "",
         "data.num_train": c.data.num_train, "frames_all_limit": int(self.limit or 0),
         "embed.flip": c.embed.flip,
         # BN recalibration: which batches, drawn how.

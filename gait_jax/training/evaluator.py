@@ -19,7 +19,7 @@ from absl import logging
 from gait_jax import config as config_lib
 from gait_jax.common import io
 from gait_jax.data import holdout
-from gait_jax.data.dataset import GaitDataset
+from gait_jax.data import splits
 from gait_jax.evaluation import embed as embed_lib
 from gait_jax.evaluation import embedding_checks
 from gait_jax.evaluation import protocols
@@ -42,8 +42,8 @@ class Evaluator:
       if recorded is None:
         raise ValueError(f"train.eval_on=holdout: {self.workdir}/{holdout.HOLDOUT_FILE} is "
                          "missing (it is written when the run starts)")
-      self.dataset = GaitDataset(c.data.root, c.data.partition, split="train",
-                                 num_train=c.data.num_train, cache=True, ids=recorded[1])
+      self.dataset = splits.open_split(c.data, "train", num_train=c.data.num_train, cache=True,
+                                       ids=recorded[1])
       self.limit = embed_lib.frames_limit(c)
       ds = self.dataset
       self.protocol = protocols.for_holdout(c, Sequences.of(ds.ids, ds.types, ds.views))

@@ -12,7 +12,7 @@ from absl import logging
 from gait_jax import config as config_lib
 from gait_jax.data import holdout
 from gait_jax.data import samplers
-from gait_jax.data.dataset import GaitDataset
+from gait_jax.data import splits
 from gait_jax.data.loader import TrainLoader
 from gait_jax.models import build_model, space
 from gait_jax.training import step as step_lib
@@ -82,12 +82,8 @@ def holds_out(config) -> bool:
 
 def open_data(config, start_attempt: int, workdir: str, resumed: bool):
   """(dataset, loader) of the training ids, the loader starting at batch `start_attempt`."""
-  if not config.data.root or not config.data.partition:
-    raise ValueError("config.data.root and config.data.partition must name the silhouette "
-                     f"root and partition file (got root={config.data.root!r}, "
-                     f"partition={config.data.partition!r})")
-  dataset = GaitDataset(config.data.root, config.data.partition, split="train",
-                        num_train=config.data.num_train, cache=config.data.cache)
+  dataset = splits.open_split(config.data, "train", num_train=config.data.num_train,
+                              cache=config.data.cache)
   if holds_out(config):
     # A supernet never sees the ids its search scores paths on (search.val_ids), nor does a
     # run validated on held-out ids; the split is recorded in the workdir, where search and
@@ -100,9 +96,8 @@ def open_data(config, start_attempt: int, workdir: str, resumed: bool):
     logging.info("training on %d ids; %d held out for %s", len(train_ids), len(val_ids),
                  "the search fitness" if config_lib.model_path(config) is None
                  else "validation (train.eval_on=holdout)")
-    dataset = GaitDataset(config.data.root, config.data.partition, split="train",
-                          num_train=config.data.num_train, cache=config.data.cache,
-                          ids=train_ids)
+    dataset = splits.open_split(config.data, "train", num_train=config.data.num_train,
+                                cache=config.data.cache, ids=train_ids)
   if config_lib.use_bnneck(config) and len(dataset.label_set) > config.model.class_num:
     raise ValueError(f"model.class_num={config.model.class_num} but the training set has "
                      f"{len(dataset.label_set)} ids (set model.class_num or data.num_train)")

@@ -48,7 +48,7 @@ def test_default_spec_error_quotes_what_the_user_set():
 def _config(root="r", partition="p.json", val_ids="2", path=""):
   return ml_collections.ConfigDict(dict(
       seed=0, search=dict(val_ids=val_ids), model=dict(path=path),
-      data=dict(root=root, partition=partition)))
+      data=dict(format="pkl", root=root, partition=partition)))
 
 
 def test_a_workdir_that_trained_on_every_id_cannot_hold_ids_out_later(tmp_path):

@@ -7,6 +7,7 @@ from typing import Tuple
 import numpy as np
 from absl import logging
 
+from gait_jax.data import splits
 from gait_jax.evaluation import ranking
 from gait_jax.evaluation.protocol import Metrics, Protocol, Selection, Sequences
 
@@ -40,7 +41,11 @@ class Gait3D(Protocol):
 
   @classmethod
   def from_config(cls, config, workdir: str = ""):
-    return cls(config.evaluate, config.embed.partition or config.data.partition)
+    partition = config.embed.partition or config.data.partition
+    if config.data.format == "tfds" and not partition:  # the partition stored with the data
+      partition = splits.open_split(config.data, config.embed.split,
+                                    root=config.embed.root).partition
+    return cls(config.evaluate, partition)
 
   def select(self, seqs: Sequences) -> Selection:
     probe_set = read_probe_set(self.partition)
