@@ -121,6 +121,10 @@ def _train() -> ml_collections.ConfigDict:
   # without looking at the test ids. Each evaluation is appended to WORKDIR/validation.json
   # and drawn in WORKDIR/validation.png.
   s.eval_on = "test"
+  # How a supernet picks the path of each step: "uniform" (the reference: one random path per
+  # step) or "fair" (FairNAS strict fairness: every candidate of every layer trained equally
+  # often within each group of steps; models/space.py).
+  s.path_sampler = "uniform"
   s.init_from = ""  # workdir or checkpoint dir to load weights from
   # With init_from: also take its SGD momentum and step counter (the schedule and the path
   # sequence continue), e.g. to continue an imported reference run in a new workdir.

@@ -13,6 +13,7 @@ from gait_jax.data import samplers
 from gait_jax.data import splits
 from gait_jax.evaluation import distance
 from gait_jax.evaluation import protocols
+from gait_jax.models import space
 from gait_jax.training import optim
 from gait_jax.training import setup
 from gait_jax.training import step
@@ -41,6 +42,7 @@ CHOICES = {
     "evaluate.metric": distance.METRICS, "evaluate.protocol": protocols.NAMES,
     "search.protocol": ("",) + protocols.NAMES, "optim.clip.type": optim.CLIP_TYPES,
     "embed.split": ("train", "test"), "data.format": splits.FORMATS,
+    "train.path_sampler": tuple(space.PATH_SAMPLERS),
 }
 POSITIVE_INTS = ("model.channels", "model.bins")
 

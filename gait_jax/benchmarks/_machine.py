@@ -29,10 +29,22 @@ def _cpuinfo() -> Dict[str, str]:
   return info
 
 
+def vector_isa(info: Optional[Dict[str, str]] = None) -> str:
+  """The CPU's widest vector instructions, e.g. "AVX-512 + AMX-BF16" or "AVX2": kernels,
+  summation orders and speed differ between them, so every figure names them."""
+  flags = set((_cpuinfo() if info is None else info).get("flags", "").split())
+  isa = ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags
+         else "SSE" if flags else "unknown ISA")
+  if "amx_tile" in flags:
+    isa += " + AMX" + ("-BF16" if "amx_bf16" in flags else "")
+  return isa
+
+
 def describe() -> str:
   info = _cpuinfo()
   cpu = info.get("model name") or platform.processor() or platform.machine()
-  return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+  return (f"{cpu} ({vector_isa(info)}), {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}")
 
 
 def cpu_peak_gflops(info: Optional[Dict[str, str]] = None, cores: Optional[int] = None) -> dict:

@@ -54,9 +54,7 @@ def bench_one(size: str, args, root: str, partition: str) -> dict:
   from gait_jax.evaluation import embed as embed_lib  # pylint: disable=g-import-not-at-top
   from gait_jax.models import build_model, init_variables  # pylint: disable=g-import-not-at-top
 
-  c = reference_config(size, remat="off")  # inference: remat changes nothing
-  if args.channels:
-    c.model.channels = tuple(int(v) for v in args.channels.split(","))
+  c = reference_config(size, remat="off", channels=args.channels)  # inference: no remat
   path = config_lib.parse_path(args.path) or (0,) * len(c.model.choice_max_num)
   config_lib.check_path(path, c.model.choice_max_num, key="--path", model_name=c.model.name)
   model = build_model(c.model, bnneck=False, fixed_path=path)

@@ -33,6 +33,7 @@ def add_args(parser) -> None:
   parser.add_argument("--frames", type=int, default=0, help="frames (default 30; quick 6)")
   parser.add_argument("--steps", type=int, default=0, help="timed steps (default 10; quick 3)")
   parser.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")
+  parser.add_argument("--channels", default="", help="override model.channels, e.g. 8,16,32")
   parser.add_argument("--workers", type=int, default=2, help="loader threads")
   parser.add_argument("--static", action="store_true",
                       help="time one fixed path compiled statically (a retrain step) instead "
@@ -53,7 +54,7 @@ def add_args(parser) -> None:
 
 def reference_config(size: str, *, quick: bool = False, batch_p: int = 0, batch_k: int = 0,
                      frames: int = 0, workers: int = 2, dtype: str = "float32",
-                     remat: str = "config"):
+                     remat: str = "config", channels: str = ""):
   """The reference GREW supernet config of `size` at benchmark shapes (0 = the default:
   P×K 8×4, 30 frames; `quick`: channels / 8, P×K 2×2, 6 frames)."""
   here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -65,6 +66,8 @@ def reference_config(size: str, *, quick: bool = False, batch_p: int = 0, batch_
   if quick:
     c.model.channels = tuple(max(4, ch // 8) for ch in c.model.channels)
     c.model.out_channels = max(8, c.model.out_channels // 8)
+  if channels:
+    c.model.channels = tuple(int(v) for v in channels.split(","))
   c.data.batch_p = batch_p or (2 if quick else 8)
   c.data.batch_k = batch_k or (2 if quick else 4)
   c.data.frames = frames or (6 if quick else 30)
@@ -123,7 +126,7 @@ def bench_one(size: str, args, data) -> dict:
 
   c = reference_config(size, quick=args.quick, batch_p=args.batch_p, batch_k=args.batch_k,
                        frames=args.frames, workers=args.workers, dtype=args.dtype,
-                       remat=args.remat)
+                       remat=args.remat, channels=getattr(args, "channels", ""))
   c.data.root, c.data.partition = data["root"], data["partition"]
   cmn = c.model.choice_max_num
   fixed = config_lib.parse_path(args.path) if args.path else None

@@ -12,6 +12,7 @@ untrained weights without any visible sign; `check_path` refuses it.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import jax
@@ -167,6 +168,31 @@ def sample_path(choice_max_num: Sequence[int], seed: int, step: int) -> Tuple[in
     raise ValueError(f"sample_path: seed and step must be >= 0, got seed={seed}, step={step}")
   rng = np.random.default_rng([int(seed), int(step)])
   return tuple(int(rng.integers(0, int(m))) for m in choice_max_num)
+
+
+_FAIR_TAG = 0xFA1B  # separates the fair sampler's streams from sample_path's
+
+
+def fair_path(choice_max_num: Sequence[int], seed: int, step: int) -> Tuple[int, ...]:
+  """Strict fairness (FairNAS, Chu et al. 2021): steps come in groups of m = lcm of the choice
+  counts; within a group each layer walks through m/m_i random permutations of its m_i
+  candidates, so every candidate of every layer is trained exactly m/m_i times (once with
+  equal counts) per group. A pure function of (seed, step), like `sample_path`: a resumed run
+  and every process draw the same paths."""
+  if seed < 0 or step < 0:
+    raise ValueError(f"fair_path: seed and step must be >= 0, got seed={seed}, step={step}")
+  counts = [int(m) for m in choice_max_num]
+  group = math.lcm(*counts)
+  g, r = divmod(int(step), group)
+  path = []
+  for i, m in enumerate(counts):
+    rng = np.random.default_rng([int(seed), g, _FAIR_TAG, i])
+    order = np.concatenate([rng.permutation(m) for _ in range(group // m)])
+    path.append(int(order[r]))
+  return tuple(path)
+
+
+PATH_SAMPLERS = {"uniform": sample_path, "fair": fair_path}
 
 
 def _key_name(k) -> str:

@@ -1,7 +1,8 @@
 """The one train loop, for supernet training (no `model.path`) and retraining (a fixed path).
 
 Only the path differs. Supernet training samples one path per step on the host
-(`sample_path(choice_max_num, seed, attempt)`) and feeds it to one compiled step as a traced
+(`train.path_sampler`: `space.sample_path` or `space.fair_path` of (seed, attempt)) and feeds
+it to one compiled step as a traced
 int32 array; retraining builds only the fixed path's ops.
 
 Counting: `state.step` counts *successful* steps (schedule, saves, stop), as the reference's
@@ -160,7 +161,8 @@ def dispatch(run: Run, train_step, state: ts.TrainState, attempt: int):
   if got != attempt:
     raise RuntimeError(f"loader yielded batch {got}, expected {attempt}")
   c = run.config
-  path = run.net.fixed or space.sample_path(c.model.choice_max_num, c.seed, attempt)
+  path = run.net.fixed or space.PATH_SAMPLERS[c.train.path_sampler](c.model.choice_max_num,
+                                                                      c.seed, attempt)
   device_batch = parallel.global_batch(batch, run.mesh, step_lib.DEVICE_KEYS)
   path_arr = parallel.global_array(np.asarray(path, np.int32), parallel.replicated(run.mesh))
   state, info = train_step(state, device_batch, path_arr)

@@ -36,6 +36,26 @@ def test_sample_path_deterministic_in_range_and_uniform():
   assert all(isinstance(v, int) for v in draws[0])
 
 
+@pytest.mark.parametrize("cmn", [CHOICE_MAX_NUM["sposgait_large"], (1, 6, 4, 3)])
+def test_fair_path_trains_each_candidate_equally_often_per_group(cmn):
+  group = np.lcm.reduce(cmn)
+  draws = np.array([paths.fair_path(cmn, 7, s) for s in range(group * 40)])
+  for g in range(40):
+    block = draws[g * group:(g + 1) * group]
+    for i, m in enumerate(cmn):
+      counts = collections.Counter(block[:, i].tolist())
+      assert counts == {j: group // m for j in range(m)}, (g, i, counts)
+  assert paths.fair_path(cmn, 7, 123) == paths.fair_path(cmn, 7, 123)  # resume, processes
+  assert all(isinstance(v, int) for v in paths.fair_path(cmn, 7, 0))
+  # Random across groups and seeds, not one fixed cycle.
+  firsts = {tuple(draws[g * group:(g + 1) * group, -1]) for g in range(40)}
+  assert len(firsts) > 10
+  other = np.array([paths.fair_path(cmn, 8, s) for s in range(group * 4)])
+  assert not np.array_equal(other, draws[:group * 4])
+  with pytest.raises(ValueError, match="seed and step must be >= 0"):
+    paths.fair_path(cmn, 0, -1)
+
+
 def _tree():
   leaf = np.zeros(2)
   return {"conv3d_00": {f"cand{j}": {"conv0": {"kernel": leaf}} for j in range(6)},

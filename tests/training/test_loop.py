@@ -11,6 +11,7 @@ import pytest
 
 from helpers import configs, train_standin
 from gait_jax.common import checkpoint
+from gait_jax.models import space
 from gait_jax.modes import train
 from gait_jax.training import restore, setup
 from gait_jax.training import step as step_lib
@@ -67,6 +68,26 @@ def test_resume_matches_uninterrupted_run(data, tmp_path):
               "train/grad_norm", "train/param_norm", "train/skipped_steps",
               "train/data_wait_fraction", "train/seq_per_s", "train/silhouettes"):
     assert tag in tags, f"{tag} missing from TensorBoard ({sorted(tags)})"
+
+
+def test_fair_path_sampler_drives_the_supernet_and_resumes(data, tmp_path, monkeypatch):
+  drawn = []
+  fair = space.fair_path
+  monkeypatch.setitem(space.PATH_SAMPLERS, "fair",
+                      lambda cmn, seed, step: drawn.append(step) or fair(cmn, seed, step))
+  whole, parts = str(tmp_path / "whole"), str(tmp_path / "parts")
+  train.run(_config(data, **{"train.path_sampler": "fair"}), whole)
+  assert drawn == list(range(6))
+  train.run(_config(data, **{"train.path_sampler": "fair", "train.total_steps": 3}), parts)
+  train.run(_config(data, **{"train.path_sampler": "fair"}), parts)
+  assert drawn == list(range(6)) + list(range(3)) + [3, 4, 5]
+  (a, _), (b, _) = _final(whole), _final(parts)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    assert np.array_equal(x, y), "resumed fair-sampled run diverged"
+  train.run(_config(data), str(tmp_path / "uniform"))
+  uniform, _ = _final(str(tmp_path / "uniform"))
+  assert any(not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a),
+                                                      jax.tree.leaves(uniform)))
 
 
 def test_refuses_other_architecture_and_finished_run_is_a_noop(data, tmp_path):

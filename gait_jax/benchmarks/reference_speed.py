@@ -1,0 +1,159 @@
+"""gait_jax against the reference's framework on this machine, in one run: the same train step
+and embedding through PyTorch (tools/reference_torch.py: the reference's layout and ops), then
+through gait_jax, back to back, and one table of the ratios.
+
+PyTorch runs in its own venv (`--venv`, default .venv-bench), which this benchmark creates from
+requirements-bench.txt on first use; the test command never installs it. Work, as the
+reference's configs: SPOSGait_small at each `--widths` (default the GREW widths 64/128/256 and
+the tiny 8/16/32 of the quickstart and recipes), path `--path`, a train step on P×K sequences of
+`--frames` frames (forward, batch-all triplet loss, backward, SGD with momentum and weight
+decay), and the embedding of `--sequences` whole sequences of `--lengths` frames (the
+reference: one sequence per call, as its test loader; gait_jax: its length buckets). Both use
+`--threads` threads (PyTorch) / every core (XLA). Ratios are gait_jax's speed over the
+reference's: above 1 means gait_jax is faster.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+from gait_jax.benchmarks import _machine
+
+NAME = "reference"  # `python tools/benchmark.py reference`
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REQUIREMENTS = os.path.join(REPO, "requirements-bench.txt")
+SCRIPT = os.path.join(REPO, "tools", "reference_torch.py")
+
+
+def add_args(parser) -> None:
+  parser.add_argument("--widths", default="64,128,256;8,16,32",
+                      help="model.channels to compare, ';'-separated (default GREW and tiny)")
+  parser.add_argument("--path", default="0,5,0,1", help="the path (default 0,5,0,1)")
+  parser.add_argument("--batch-p", type=int, default=2, help="P (default 2)")
+  parser.add_argument("--batch-k", type=int, default=4, help="K (default 4: 8 sequences)")
+  parser.add_argument("--frames", type=int, default=30, help="frames per training sequence")
+  parser.add_argument("--steps", type=int, default=5, help="timed train steps (after a warm-up)")
+  parser.add_argument("--sequences", type=int, default=24, help="sequences to embed")
+  parser.add_argument("--lengths", default="40-90", help="their frame counts MIN-MAX")
+  parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                      help="PyTorch threads (default: every core, as XLA uses)")
+  parser.add_argument("--venv", default=os.path.join(REPO, ".venv-bench"),
+                      help="the PyTorch venv (made from requirements-bench.txt if missing)")
+  parser.add_argument("--quick", action="store_true",
+                      help="widths 4,8,8, 6 frames, 2 steps, 4 short sequences")
+  parser.add_argument("--json", default="", help="also write the results to this file")
+
+
+def bench_python(venv: str) -> str:
+  """The venv's python, after installing requirements-bench.txt into it when it changed."""
+  python = os.path.join(venv, "bin", "python")
+  if not os.path.exists(python):
+    print(f"[reference] creating {venv} (PyTorch, once)", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+  stamp = os.path.join(venv, ".requirements.sha")
+  with open(REQUIREMENTS, "rb") as f:
+    want = hashlib.sha256(f.read()).hexdigest()
+  have = open(stamp).read().strip() if os.path.exists(stamp) else ""
+  if have != want:
+    print(f"[reference] installing {os.path.basename(REQUIREMENTS)} into {venv}", flush=True)
+    subprocess.run([python, "-m", "pip", "install", "-q", "-r", REQUIREMENTS], check=True)
+    with open(stamp, "w") as f:
+      f.write(want)
+  return python
+
+
+def parse_widths(text: str):
+  return [tuple(int(v) for v in w.split(",")) for w in text.split(";") if w.strip()]
+
+
+def settings(args) -> dict:
+  if args.quick:
+    return dict(widths=[(4, 8, 8)], frames=6, steps=2, sequences=4, lengths=(8, 12))
+  lo, hi = (int(v) for v in args.lengths.split("-"))
+  return dict(widths=parse_widths(args.widths), frames=args.frames, steps=args.steps,
+              sequences=args.sequences, lengths=(lo, hi))
+
+
+def reference(python: str, spec: dict) -> dict:
+  proc = subprocess.run([python, SCRIPT, json.dumps(spec)], capture_output=True, text=True)
+  if proc.returncode:
+    raise SystemExit(f"reference: PyTorch run failed:\n{proc.stderr[-2000:]}")
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def gait_jax(widths, s: dict, args, data, embed_tree) -> dict:
+  from gait_jax.benchmarks import embed_speed, train_speed  # pylint: disable=g-import-not-at-top
+  common = dict(quick=False, models="small", batch_p=args.batch_p, batch_k=args.batch_k,
+                frames=s["frames"], steps=s["steps"], dtype="float32", workers=2, remat="off",
+                path=args.path, peak_gflops=0.0, channels=",".join(map(str, widths)))
+  traced = train_speed.bench_one("small", argparse.Namespace(static=False, **common), data)
+  static = train_speed.bench_one("small", argparse.Namespace(static=True, **common), data)
+  embed = embed_speed.bench_one("small", argparse.Namespace(
+      path=args.path, batch=8, repeats=2, channels=common["channels"]), *embed_tree)
+  return {"traced_step_s": traced["step_s"], "static_step_s": static["step_s"],
+          "embed_seq_per_s": embed["seq_per_s"]}
+
+
+def ratios(ref: dict, ours: dict) -> dict:
+  """gait_jax's speed over the reference's (> 1: gait_jax is faster)."""
+  return {"train_traced": ref["train_step_s"] / ours["traced_step_s"],
+          "train_static": ref["train_step_s"] / ours["static_step_s"],
+          "embed": ours["embed_seq_per_s"] / ref["embed_seq_per_s"]}
+
+
+def table(rows) -> str:
+  lines = [f"{'widths':>12} {'work':>22} {'reference':>14} {'gait_jax':>14} {'ratio':>7}"]
+  for r in rows:
+    w = "/".join(map(str, r["widths"]))
+    ref, ours, q = r["reference"], r["gait_jax"], r["ratios"]
+    lines += [
+        f"{w:>12} {'train step, traced path':>22} {ref['train_step_s']:>12.3f} s "
+        f"{ours['traced_step_s']:>12.3f} s {q['train_traced']:>6.2f}x",
+        f"{'':>12} {'train step, static path':>22} {'same':>14} "
+        f"{ours['static_step_s']:>12.3f} s {q['train_static']:>6.2f}x",
+        f"{'':>12} {'embed, seq/s':>22} {ref['embed_seq_per_s']:>14.2f} "
+        f"{ours['embed_seq_per_s']:>14.2f} {q['embed']:>6.2f}x"]
+  return "\n".join(lines)
+
+
+def run(args) -> None:
+  from gait_jax.benchmarks import embed_speed  # pylint: disable=g-import-not-at-top
+  from gait_jax.benchmarks.train_speed import reference_config  # pylint: disable=g-import-not-at-top
+  from gait_jax.synthetic import walkers  # pylint: disable=g-import-not-at-top
+  s = settings(args)
+  python = bench_python(args.venv)
+  model = reference_config("small").model
+  path = [int(v) for v in args.path.split(",")]
+  lengths = [int(t) for t in np.random.default_rng(1).integers(
+      s["lengths"][0], s["lengths"][1] + 1, s["sequences"])]
+  rows = []
+  with tempfile.TemporaryDirectory() as tmp:
+    data = walkers.generate(os.path.join(tmp, "walk"), ids=2 * max(args.batch_p, 2),
+                            seqs_per_id=max(args.batch_k, 2), views=("000",),
+                            frames=max(s["frames"], 12), seed=0)
+    embed_tree = (os.path.join(tmp, "embed"),)
+    embed_tree += (embed_speed._write_tree(embed_tree[0], lengths),)  # pylint: disable=protected-access
+    for widths in s["widths"]:
+      spec = dict(channels=list(widths), bins=list(model.bins), out=model.out_channels,
+                  path=path, batch=args.batch_p * args.batch_k, batch_k=args.batch_k,
+                  frames=s["frames"], steps=s["steps"], lengths=lengths,
+                  threads=args.threads)
+      ref = reference(python, spec)  # first, then gait_jax: back to back on the same machine
+      ours = gait_jax(widths, s, args, data, embed_tree)
+      rows.append({"widths": list(widths), "reference": ref, "gait_jax": ours,
+                   "ratios": ratios(ref, ours)})
+  print(f"PyTorch {rows[0]['reference']['torch']} ({rows[0]['reference']['threads']} threads) vs "
+        f"gait_jax; SPOSGait_small path {args.path}, train {args.batch_p * args.batch_k} seq x "
+        f"{s['frames']} frames, embed {s['sequences']} sequences of {s['lengths'][0]}-"
+        f"{s['lengths'][1]} frames; machine: {_machine.describe()}")
+  print(table(rows))
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump({"machine": _machine.describe(), "rows": rows}, f, indent=2)

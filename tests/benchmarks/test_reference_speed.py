@@ -1,0 +1,54 @@
+"""`tools/benchmark.py reference` without PyTorch: its venv is made once from
+requirements-bench.txt (and remade when that changes), and the table's ratios are gait_jax's
+speed over the reference's."""
+import argparse
+import os
+import subprocess
+
+import pytest
+
+from gait_jax.benchmarks import reference_speed
+
+
+def test_bench_venv_is_made_once_and_follows_requirements(tmp_path, monkeypatch):
+  calls = []
+
+  def fake_run(cmd, check):
+    calls.append(cmd)
+    if cmd[1:3] == ["-m", "venv"]:
+      os.makedirs(os.path.join(cmd[3], "bin"))
+      open(os.path.join(cmd[3], "bin", "python"), "w").close()
+    return subprocess.CompletedProcess(cmd, 0)
+
+  requirements = tmp_path / "requirements-bench.txt"
+  requirements.write_text("torch==2.13.0+cpu\n")
+  monkeypatch.setattr(reference_speed, "REQUIREMENTS", str(requirements))
+  monkeypatch.setattr(subprocess, "run", fake_run)
+  venv = str(tmp_path / "venv")
+  python = reference_speed.bench_python(venv)
+  assert python == os.path.join(venv, "bin", "python")
+  assert [c[1:3] for c in calls] == [["-m", "venv"], ["-m", "pip"]]
+  assert calls[1][-2:] == ["-r", str(requirements)]
+  reference_speed.bench_python(venv)
+  assert len(calls) == 2  # nothing to do
+  requirements.write_text("torch==2.14.0+cpu\n")
+  reference_speed.bench_python(venv)
+  assert len(calls) == 3 and calls[2][1:3] == ["-m", "pip"]
+
+
+def test_ratios_are_our_speed_over_the_reference():
+  ref = {"train_step_s": 1.8, "embed_seq_per_s": 7.0, "torch": "2.13.0+cpu", "threads": 2}
+  ours = {"traced_step_s": 2.4, "static_step_s": 1.2, "embed_seq_per_s": 21.0}
+  q = reference_speed.ratios(ref, ours)
+  assert q == pytest.approx({"train_traced": 0.75, "train_static": 1.5, "embed": 3.0})
+  text = reference_speed.table([{"widths": [64, 128, 256], "reference": ref, "gait_jax": ours,
+                                 "ratios": q}])
+  assert "64/128/256" in text and "0.75x" in text and "1.50x" in text and "3.00x" in text
+
+
+def test_settings():
+  args = argparse.Namespace(quick=False, widths="64,128,256;8,16,32", frames=30, steps=5,
+                            sequences=24, lengths="40-90")
+  s = reference_speed.settings(args)
+  assert s["widths"] == [(64, 128, 256), (8, 16, 32)] and s["lengths"] == (40, 90)
+  assert reference_speed.settings(argparse.Namespace(quick=True))["widths"] == [(4, 8, 8)]
