@@ -86,15 +86,19 @@ def _check(obj: Any, where: str, depth: int = 0) -> None:
     raise UnsafePickle(f"{where}: refused: holds a {type(obj).__name__} (expected NumPy arrays)")
 
 
-def read_bytes(data: bytes, where: str) -> Any:
-  """The object of pickle bytes `data` (from `where`, named in errors), read without running
-  code. Damaged bytes are a ValueError; anything but plain arrays an UnsafePickle."""
+def _load(data: bytes, where: str) -> Any:
   try:
-    obj = _Unpickler(data, where).load()
+    return _Unpickler(data, where).load()
   except UnsafePickle:
     raise
   except Exception as e:  # pickle raises many types for damaged files
     raise ValueError(f"{where}: cannot unpickle ({type(e).__name__}: {e})") from None
+
+
+def read_bytes(data: bytes, where: str) -> Any:
+  """The object of pickle bytes `data` (from `where`, named in errors), read without running
+  code. Damaged bytes are a ValueError; anything but plain arrays an UnsafePickle."""
+  obj = _load(data, where)
   _check(obj, where)
   return obj
 
@@ -103,18 +107,11 @@ def read_object_array(data: bytes, where: str) -> Any:
   """The items of a pickled NumPy object array (what `np.save` writes for dicts, e.g. the
   per-frame `.npz` files of Gait3D's SMPL release), read without running code: the array's
   items must be what `read_bytes` accepts. A 0-d array gives its one item, others a list."""
-  try:
-    obj = _Unpickler(data, where).load()
-  except UnsafePickle:
-    raise
-  except Exception as e:  # pickle raises many types for damaged files
-    raise ValueError(f"{where}: cannot unpickle ({type(e).__name__}: {e})") from None
-  if not isinstance(obj, np.ndarray) or obj.dtype != object:
-    _check(obj, where)
-    return obj
-  items = obj.item() if obj.ndim == 0 else obj.tolist()
-  _check(items, where)
-  return items
+  obj = _load(data, where)
+  if isinstance(obj, np.ndarray) and obj.dtype == object:
+    obj = obj.item() if obj.ndim == 0 else obj.tolist()
+  _check(obj, where)
+  return obj
 
 
 def read(path: str) -> Any:

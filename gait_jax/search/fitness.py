@@ -127,7 +127,12 @@ class CandidateScorer:
         f"search: path {config_lib.format_path(path)} on the supernet {self.source}")
     metrics, _ = protocols.evaluate(self.protocol, emb["embeddings"], emb["labels"],
                                     emb["types"], emb["views"])
-    return self.protocol.fitness(metrics)
+    value = self.protocol.fitness(metrics)
+    if not np.isfinite(value):  # a NaN would win or lose every comparison silently
+      raise ValueError(f"search: path {config_lib.format_path(path)} scores {value} on the "
+                       f"held-out ids with protocol {self.protocol.name} ({self.protocol.headline}"
+                       " is not a number: a probe group or gallery without sequences there)")
+    return value
 
   def fingerprint(self) -> dict:
     """Everything that changes a candidate's fitness: a recorded fitness is reused only when

@@ -84,6 +84,17 @@ def test_init_from_a_model_that_saw_the_held_out_ids_is_refused(tmp_path):
     holdout.check_unseen(IDS[:2], str(source), cfg, IDS)
   # Other data (walkers -> KTH): nothing to check.
   holdout.check_unseen(IDS[:2], str(source), _config(root=str(tmp_path / "other")), IDS)
+  # The same TFDS dataset (its partition inside, none given) is the same data.
+  tfds_data = {"format": "tfds", "root": str(tmp_path / "tfds"), "partition": ""}
+  (source / "config.json").write_text(json.dumps({"data": tfds_data, "model": {"path": "0,5,0,1"},
+                                                  "search": {"val_ids": ""}, "seed": 0}))
+  tfds_cfg = _config(root=tfds_data["root"], partition="")
+  tfds_cfg.data.format = "tfds"
+  with pytest.raises(ValueError, match="trained on 2 of the ids this run would hold out"):
+    holdout.check_unseen(IDS[:2], str(source), tfds_cfg, IDS)
+  holdout.check_unseen(IDS[:2], str(source), _config(root=tfds_data["root"], partition=""), IDS)
+  (source / "config.json").write_text(json.dumps({"data": data, "model": {"path": "0,5,0,1"},
+                                                  "search": {"val_ids": ""}, "seed": 0}))
   # A source that recorded these ids as held out never saw them.
   (source / holdout.HOLDOUT_FILE).write_text(json.dumps({"train_ids": IDS[2:],
                                                          "held_out_ids": IDS[:2]}))

@@ -323,7 +323,10 @@ def test_held_out_ids_are_scored_by_the_protocol_that_can_rank_them():
   assert protocols.for_holdout(c, uncovered).name == "holdout"
   c.evaluate.protocol = "grew"
   c.search.protocol = "casia_b"
-  assert protocols.for_holdout(c, seqs(["nm-01", "nm-05"], ["a", "a"])).name == "casia_b"
+  full = seqs(["nm-01", "nm-05", "bg-01", "cl-01"], ["a"] * 4)
+  assert protocols.for_holdout(c, full).name == "casia_b"
+  # Without BG and CL probes its headline (the mean of the three groups) would be NaN.
+  assert protocols.for_holdout(c, seqs(["nm-01", "nm-05"], ["a", "a"])).name == "holdout"
   c.search.protocol = ""
   assert protocols.for_holdout(c, covered).name == "holdout"
 

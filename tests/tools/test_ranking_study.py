@@ -1,0 +1,43 @@
+"""tools/ranking_study.py --smoke: every stage of the study runs, its record holds what the
+study reports, and a rerun resumes from the stages kept in its folder."""
+import json
+import math
+import os
+
+import numpy as np
+
+from conftest import load_tool
+
+study = load_tool("ranking_study")
+
+
+def test_smoke_study_records_the_ranking_and_resumes(tmp_path):
+  out = str(tmp_path / "study")
+  assert study.main(["--out", out, "--smoke"]) == 0
+  with open(os.path.join(out, "ranking.json")) as f:
+    r = json.load(f)
+  assert os.path.getsize(os.path.join(out, "ranking.png")) > 1000
+  assert set(r["levers"]) == {"uniform", "fair"}
+  for key in ("kendall_tau", "kendall_p", "spearman", "top5_overlap", "seed_tau",
+              "searched_vs_random", "paths", "settings", "machine"):
+    assert key in r, key
+  assert r["kendall_tau"] == r["levers"]["uniform"]["kendall_tau"]
+  kinds = [p["kind"] for p in r["paths"]]
+  assert kinds[0] == "searched" and kinds.count("random") == 1 and len(kinds) == 3
+  assert len({p["path"] for p in r["paths"]}) == 3  # no path twice
+  for p in r["paths"]:
+    assert all(math.isfinite(v) for v in p["fitness"].values()), p
+    assert p["macs"] > 0 and all(0 <= v <= 100 for v in p["standalone"])
+  assert [len(p["standalone"]) for p in r["paths"]] == [2, 1, 1]  # the first has a 2nd seed
+  svr = r["searched_vs_random"]
+  assert svr["searched"] == np.mean(r["paths"][0]["standalone"])
+  assert svr["beats_random"] == (svr["searched"] > svr["random_mean"] + svr["random_std"])
+  # The supernets differ by their path sampler only; a rerun trains nothing again.
+  kept = os.path.join(out, "retrain", r["paths"][0]["path"].replace(",", "") + "_seed1",
+                      "metrics.json")
+  before = os.path.getmtime(kept)
+  assert study.main(["--out", out, "--smoke"]) == 0
+  assert os.path.getmtime(kept) == before
+  with open(os.path.join(out, "ranking.json")) as f:
+    again = json.load(f)
+  assert again["paths"] == r["paths"]

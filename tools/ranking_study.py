@@ -1,0 +1,293 @@
+#!/usr/bin/env python
+"""How far can the supernet's ranking of paths be trusted? Its fitness against stand-alone
+accuracy, measured.
+
+  python tools/ranking_study.py --out DIR [--smoke] [--levers uniform,fair]
+
+1. data: generated walkers with the KTH-like degradations (`profile="kth"`), two views (probes
+   are scored across views), 10 walks per id (CASIA-B's NM, BG and CL conditions: the
+   casia_b protocol scores both the fitness and the test); training ids, of which
+   `--held-out` are held out for the fitness, and `--test-ids` test ids;
+2. per lever (`train.path_sampler`: uniform = the reference, fair = FairNAS strict fairness),
+   one supernet on the training ids; the evolutionary search on the first lever's supernet;
+3. `--paths` paths spread over the space: the search's best, `--random` uniformly random ones,
+   and the rest picked across the MAC range; each scored by every supernet (BN recalibrated,
+   the search's fitness on the held-out ids) and retrained stand-alone from scratch with the
+   same budget, the first `--second-seed` of them with a second seed (the noise floor);
+4. DIR/ranking.json: per lever Kendall's tau (and p), Spearman's rho, top-k overlap; the
+   seed-to-seed tau of the stand-alone results (the ceiling any fitness can reach); every path
+   with its MACs, fitness per lever and stand-alone Rank-1 per seed; the searched path against
+   the random ones. DIR/ranking.png: fitness against stand-alone Rank-1, one point per path.
+
+Runs in-process, one stage after another; every stage is kept in DIR and skipped on a rerun,
+so a killed study resumes. Defaults: the documented study (tiny widths 8/16/32 on the CPU);
+`--smoke`: a seconds-long check of the whole pipeline (tests).
+"""
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from gait_jax.benchmarks import _machine  # noqa: E402
+from gait_jax.common import io  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RANDOM_SEED = 1000  # random paths: space.sample_path(choice_max_num, RANDOM_SEED, i)
+SPREAD_SEED = 2000  # the pool the MAC-spread paths are picked from
+TOP_K = 5
+FULL = dict(ids=240, held_out=40, test_ids=100, frames=30, supernet_steps=400,
+            retrain_steps=200, paths=16, random=5, second_seed=6, channels=(8, 16, 32))
+SMOKE = dict(ids=12, held_out=3, test_ids=3, frames=8, supernet_steps=2, retrain_steps=1,
+             paths=3, random=1, second_seed=1, channels=(4, 8, 8))
+
+
+def base_config(s: dict, data: dict):
+  """configs/quickstart.py on the study's data, at the study's widths."""
+  from gait_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location("quickstart", os.path.join(REPO, "configs",
+                                                                           "quickstart.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  c = module.get_config().unlock()
+  c.data.root, c.data.partition = data["root"], data["partition"]
+  c.model.channels = tuple(s["channels"])
+  c.model.out_channels = s["channels"][-1]
+  c.search.val_ids = str(s["held_out"])
+  c.train.log_every = max(1, min(c.train.log_every, s["supernet_steps"]))
+  if s is SMOKE:
+    c.data.batch_p, c.data.batch_k, c.data.frames = 2, 2, 4
+    c.search.population, c.search.select_num = 2, 1
+    c.search.mutation_num = c.search.crossover_num = 1
+    c.search.bn_batches = 1
+  del config_lib
+  return c
+
+
+def schedule(c, steps: int) -> None:
+  c.train.total_steps = steps
+  c.train.save_every = steps
+  c.optim.milestones = (steps * 2 // 3, steps * 13 // 15) if steps >= 15 else (steps,)
+
+
+def done(path: str):
+  if os.path.exists(path):
+    with open(path) as f:
+      return json.load(f)
+  return None
+
+
+def run_mode(c, workdir: str) -> None:
+  from gait_jax import config_check  # pylint: disable=g-import-not-at-top
+  from gait_jax import main as main_lib  # pylint: disable=g-import-not-at-top
+  config_check.check(c)
+  print(f"== {c.mode} {workdir}" + (f" path {c.model.path}" if c.model.path else ""),
+        flush=True)
+  main_lib.resolve_mode(c.mode)(c, workdir)
+
+
+def make_data(out: str, s: dict) -> dict:
+  from gait_jax.synthetic import walkers  # pylint: disable=g-import-not-at-top
+  root = os.path.join(out, "data", "walkers")
+  summary = done(os.path.join(out, "data", "summary.json"))
+  if summary is None:
+    summary = walkers.generate(root, ids=s["ids"], seqs_per_id=10, views=("000", "090"),
+                               frames=s["frames"], seed=11, workers=2,
+                               train_ids=s["ids"] - s["test_ids"], profile="kth")
+    io.write_json(os.path.join(out, "data", "summary.json"), summary)
+  return summary
+
+
+def supernet(out: str, c, lever: str, steps: int) -> str:
+  workdir = os.path.join(out, f"supernet_{lever}")
+  c = c.copy_and_resolve_references()
+  c.train.path_sampler = lever
+  schedule(c, steps)
+  run_mode(c, workdir)  # a finished run is a no-op; a killed one resumes
+  return workdir
+
+
+def search(out: str, c, source: str) -> list:
+  workdir = os.path.join(out, "search")
+  result = done(os.path.join(workdir, "search", "result.json"))
+  if result is None:
+    c = c.copy_and_resolve_references()
+    c.mode, c.train.init_from = "search", source
+    run_mode(c, workdir)
+    result = done(os.path.join(workdir, "search", "result.json"))
+  return [int(v) for v in result["best_path"]]
+
+
+def choose_paths(c, best, s: dict) -> list:
+  """The search's best, `random` uniform draws, then paths spread over the MAC range."""
+  from gait_jax.models import cost, space  # pylint: disable=g-import-not-at-top
+  cmn = c.model.choice_max_num
+  chosen = [tuple(best)]
+  for i in range(10 * s["paths"]):
+    if len(chosen) == 1 + s["random"]:
+      break
+    p = space.sample_path(cmn, RANDOM_SEED, i)
+    if p not in chosen:
+      chosen.append(p)
+  kinds = ["searched"] + ["random"] * (len(chosen) - 1)
+  pool = sorted({space.sample_path(cmn, SPREAD_SEED, i) for i in range(400)} - set(chosen),
+                key=lambda p: cost.count(c.model, p, c.data.frames, bnneck=False)["macs"])
+  need = s["paths"] - len(chosen)
+  for q in np.linspace(0, len(pool) - 1, max(need, 0)).round().astype(int):
+    chosen.append(pool[q])
+    kinds.append("spread")
+  return [{"path": ",".join(map(str, p)), "kind": k,
+           "macs": int(cost.count(c.model, p, c.data.frames, bnneck=False)["macs"])}
+          for p, k in zip(chosen, kinds)]
+
+
+def fitness(out: str, c, lever: str, source: str, paths: list) -> dict:
+  """{path: fitness} on the supernet `source`, recorded in DIR/fitness_<lever>.json."""
+  from gait_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  from gait_jax.search.fitness import CandidateScorer  # pylint: disable=g-import-not-at-top
+  record = os.path.join(out, f"fitness_{lever}.json")
+  scores = done(record) or {}
+  todo = [p["path"] for p in paths if p["path"] not in scores]
+  if todo:
+    scorer = CandidateScorer(c, source)
+    for path in todo:
+      scores[path] = float(scorer.score(config_lib.parse_path(path)))
+      io.write_json(record, scores)
+      print(f"   fitness {lever} {path}: {scores[path]:.2f}", flush=True)
+  return scores
+
+
+def standalone(out: str, c, path: str, seed: int, steps: int) -> float:
+  """The test Rank-1 (the protocol's headline) of `path` retrained from scratch with `seed`."""
+  from gait_jax.evaluation import protocols  # pylint: disable=g-import-not-at-top
+  workdir = os.path.join(out, "retrain", f"{path.replace(',', '')}_seed{seed}")
+  metrics = done(os.path.join(workdir, "metrics.json"))
+  if metrics is None:
+    c = c.copy_and_resolve_references()
+    c.model.path, c.seed, c.search.val_ids = path, seed, ""
+    schedule(c, steps)
+    run_mode(c, workdir)
+    c.mode = "test"
+    run_mode(c, workdir)
+    metrics = done(os.path.join(workdir, "metrics.json"))
+  return float(metrics[protocols.get(c.evaluate.protocol).headline])
+
+
+def kendall(x, y) -> tuple:
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  tau, p = stats.kendalltau(x, y)
+  return float(tau), float(p)
+
+
+def spearman(x, y) -> float:
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  return float(stats.spearmanr(x, y)[0])
+
+
+def summarise(paths: list, levers: list) -> dict:
+  mean = np.array([np.mean(p["standalone"]) for p in paths])
+  out = {"levers": {}}
+  top = set(np.argsort(-mean)[:TOP_K].tolist())
+  for lever in levers:
+    fit = np.array([p["fitness"][lever] for p in paths])
+    tau, p_value = kendall(fit, mean)
+    out["levers"][lever] = {
+        "kendall_tau": tau, "kendall_p": p_value, "spearman": spearman(fit, mean),
+        f"top{TOP_K}_overlap": len(top & set(np.argsort(-fit)[:TOP_K].tolist()))}
+  twice = [p for p in paths if len(p["standalone"]) > 1]
+  out["seed_tau"] = (kendall([p["standalone"][0] for p in twice],
+                             [p["standalone"][1] for p in twice])[0] if len(twice) > 2
+                     else None)
+  out["seed_spread"] = float(np.mean([abs(p["standalone"][0] - p["standalone"][1])
+                                      for p in twice])) if twice else None
+  searched = [np.mean(p["standalone"]) for p in paths if p["kind"] == "searched"][0]
+  rand = [np.mean(p["standalone"]) for p in paths if p["kind"] == "random"]
+  out["searched_vs_random"] = {
+      "searched": float(searched), "random_mean": float(np.mean(rand)),
+      "random_std": float(np.std(rand, ddof=1)) if len(rand) > 1 else 0.0}
+  svr = out["searched_vs_random"]
+  svr["beats_random"] = bool(svr["searched"] > svr["random_mean"] + svr["random_std"])
+  return out
+
+
+def plot(paths: list, levers: list, where: str) -> None:
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, axes = plt.subplots(1, len(levers), figsize=(5 * len(levers), 4), squeeze=False)
+  for ax, lever in zip(axes[0], levers):
+    for kind, marker in (("searched", "*"), ("random", "o"), ("spread", "s")):
+      mine = [p for p in paths if p["kind"] == kind]
+      if mine:
+        ax.errorbar([p["fitness"][lever] for p in mine],
+                    [np.mean(p["standalone"]) for p in mine],
+                    yerr=[np.ptp(p["standalone"]) / 2 for p in mine], fmt=marker, label=kind,
+                    capsize=3, markersize=9 if kind == "searched" else 5)
+    ax.set_xlabel(f"supernet fitness ({lever} sampling)")
+    ax.set_ylabel("stand-alone test Rank-1 (mean over seeds)")
+    ax.legend()
+  fig.tight_layout()
+  fig.savefig(where, dpi=100)
+  plt.close(fig)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__, allow_abbrev=False,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--out", required=True, help="the study folder (rerun to resume)")
+  parser.add_argument("--smoke", action="store_true", help="a tiny run of every stage")
+  parser.add_argument("--levers", default="uniform,fair",
+                      help="train.path_sampler values, one supernet each (first: searched)")
+  for key, value in FULL.items():
+    if key != "channels":
+      parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=None,
+                          help=f"default {value} (smoke {SMOKE[key]})")
+  args = parser.parse_args(argv)
+  s = dict(SMOKE if args.smoke else FULL)
+  s.update({k: v for k, v in vars(args).items() if k in s and v is not None})
+  levers = [v for v in args.levers.split(",") if v]
+  from gait_jax.models import space  # pylint: disable=g-import-not-at-top
+  unknown = sorted(set(levers) - set(space.PATH_SAMPLERS))
+  if unknown or not levers:
+    raise SystemExit(f"ranking_study: --levers {args.levers!r}: expected some of "
+                     f"{', '.join(space.PATH_SAMPLERS)}")
+  if s["held_out"] >= s["ids"] - s["test_ids"] or s["random"] + 1 > s["paths"]:
+    raise SystemExit("ranking_study: need held-out < training ids and random + 1 <= paths")
+  os.makedirs(args.out, exist_ok=True)
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  logging.set_verbosity(logging.INFO)  # the runs' progress lines, as the command line prints
+  t0 = time.monotonic()
+  data = make_data(args.out, s)
+  c = base_config(s if not args.smoke else SMOKE, data)
+  sources = {lever: supernet(args.out, c, lever, s["supernet_steps"]) for lever in levers}
+  best = search(args.out, c, sources[levers[0]])
+  paths = choose_paths(c, best, s)
+  scores = {lever: fitness(args.out, c, lever, sources[lever], paths) for lever in levers}
+  for i, p in enumerate(paths):
+    p["fitness"] = {lever: scores[lever][p["path"]] for lever in levers}
+    seeds = (0, 1) if i < s["second_seed"] else (0,)
+    p["standalone"] = [standalone(args.out, c, p["path"], seed, s["retrain_steps"])
+                       for seed in seeds]
+  result = {**summarise(paths, levers), "paths": paths, "settings": s,
+            "machine": _machine.describe(), "seconds_this_run": round(time.monotonic() - t0)}
+  result.update(result["levers"][levers[0]])  # the first lever's figures at the top level
+  io.write_json(os.path.join(args.out, "ranking.json"), result)
+  plot(paths, levers, os.path.join(args.out, "ranking.png"))
+  for lever, r in result["levers"].items():
+    print(f"{lever:8s} Kendall tau {r['kendall_tau']:+.3f} (p {r['kendall_p']:.3f}), "
+          f"Spearman {r['spearman']:+.3f}, top-{TOP_K} overlap {r[f'top{TOP_K}_overlap']}")
+  svr = result["searched_vs_random"]
+  print(f"seed-to-seed tau {result['seed_tau']}, mean |seed difference| "
+        f"{result['seed_spread']}; searched {svr['searched']:.2f} vs random "
+        f"{svr['random_mean']:.2f} ± {svr['random_std']:.2f} (beats: {svr['beats_random']})")
+  print(f"{len(paths)} paths; {result['seconds_this_run']} s this run on {result['machine']}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
