@@ -50,9 +50,8 @@ SMOKE = dict(ids=12, held_out=3, test_ids=3, frames=8, supernet_steps=2, retrain
              paths=3, random=1, second_seed=1, channels=(4, 8, 8))
 
 
-def base_config(s: dict, data: dict):
+def base_config(s: dict, data: dict, smoke: bool):
   """configs/quickstart.py on the study's data, at the study's widths."""
-  from gait_jax import config as config_lib  # pylint: disable=g-import-not-at-top
   spec = importlib.util.spec_from_file_location("quickstart", os.path.join(REPO, "configs",
                                                                            "quickstart.py"))
   module = importlib.util.module_from_spec(spec)
@@ -63,12 +62,11 @@ def base_config(s: dict, data: dict):
   c.model.out_channels = s["channels"][-1]
   c.search.val_ids = str(s["held_out"])
   c.train.log_every = max(1, min(c.train.log_every, s["supernet_steps"]))
-  if s is SMOKE:
-    c.data.batch_p, c.data.batch_k, c.data.frames = 2, 2, 4
+  if smoke:
+    c.data.batch_p, c.data.batch_k, c.data.frames = 4, 2, 4  # 8: any device count to 8
     c.search.population, c.search.select_num = 2, 1
     c.search.mutation_num = c.search.crossover_num = 1
     c.search.bn_batches = 1
-  del config_lib
   return c
 
 
@@ -245,14 +243,18 @@ def main(argv=None):
   parser.add_argument("--out", required=True, help="the study folder (rerun to resume)")
   parser.add_argument("--smoke", action="store_true", help="a tiny run of every stage")
   parser.add_argument("--profile", default="clean", choices=("clean", "kth"),
-                      help="the walkers (kth: degraded as real low-resolution footage; at "
-                      "this budget its supernet ranks at chance, 3-6 %% fitness)")
+                      help="the walkers (kth: degraded as real low-resolution footage)")
   parser.add_argument("--levers", default="uniform,fair",
                       help="train.path_sampler values, one supernet each (first: searched)")
+  meaning = {"ids": "walkers in all", "held_out": "training ids held out for the fitness",
+             "test_ids": "test ids", "frames": "mean frames per walk",
+             "supernet_steps": "steps per supernet", "retrain_steps": "steps per retrain",
+             "paths": "paths compared", "random": "of them uniformly random",
+             "second_seed": "of them (the first ones) retrained with a second seed"}
   for key, value in FULL.items():
     if key != "channels":
       parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=None,
-                          help=f"default {value} (smoke {SMOKE[key]})")
+                          help=f"{meaning[key]} (default {value}; smoke {SMOKE[key]})")
   args = parser.parse_args(argv)
   s = dict(SMOKE if args.smoke else FULL)
   s.update({k: v for k, v in vars(args).items() if k in s and v is not None})
@@ -269,7 +271,7 @@ def main(argv=None):
   logging.set_verbosity(logging.INFO)  # the runs' progress lines, as the command line prints
   t0 = time.monotonic()
   data = make_data(args.out, s, args.profile)
-  c = base_config(s if not args.smoke else SMOKE, data)
+  c = base_config(s, data, args.smoke)
   sources = {lever: supernet(args.out, c, lever, s["supernet_steps"]) for lever in levers}
   best = search(args.out, c, sources[levers[0]])
   paths = choose_paths(c, best, s)

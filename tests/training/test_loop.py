@@ -90,6 +90,21 @@ def test_fair_path_sampler_drives_the_supernet_and_resumes(data, tmp_path, monke
                                                       jax.tree.leaves(uniform)))
 
 
+def test_a_run_moves_between_pkl_and_tfds_and_resumes(data, tmp_path):
+  from gait_jax.data import tfds_format
+  tfds_dir = str(tmp_path / "tfds")
+  tfds_format.write(data["root"], data["partition"], tfds_dir, progress=False)
+  packed = {"data.format": "tfds", "data.root": tfds_dir, "data.partition": ""}
+  whole, moved = str(tmp_path / "whole"), str(tmp_path / "moved")
+  train.run(_config(data), whole)
+  train.run(_config(data, **{"train.total_steps": 3}), moved)  # pkl, "killed" after step 3
+  train.run(_config(data, **packed), moved)  # the same run from the TFDS form
+  (a, sa), (b, sb) = _final(whole), _final(moved)
+  assert sa == sb == 6
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    assert np.array_equal(x, y), "a run resumed from the TFDS form diverged"
+
+
 def test_refuses_other_architecture_and_finished_run_is_a_noop(data, tmp_path):
   workdir = str(tmp_path / "w")
   train.run(_config(data, **{"train.total_steps": 2}), workdir)
