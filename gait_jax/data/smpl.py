@@ -2,8 +2,8 @@
 
 Each frame file holds `results`, a pickled dict whose entry 0 (the tracked person) has `cam`
 (3), `poses` (72) and `betas` (10); a frame is their concatenation, cam first, as the
-reference's `datasets/Gait3D/pretreatment_smpl.py` builds it. `np.load(allow_pickle=True)`
-would run whatever such a file asks for, so the pickle is read with `safe_pickle`.
+reference's `datasets/Gait3D/pretreatment_smpl.py` builds it. NumPy's own loader would have
+to unpickle that dict, which runs whatever the file asks for; `safe_pickle` reads it instead.
 """
 from __future__ import annotations
 
