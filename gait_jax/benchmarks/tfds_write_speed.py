@@ -18,6 +18,8 @@ import time
 import cv2
 import numpy as np
 
+from gait_jax.benchmarks.loader_speed import disk_bytes
+
 NAME = "tfds_write"  # `python tools/benchmark.py tfds_write`
 TOOL = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__)))), "tools", "to_tfds.py")
@@ -55,10 +57,6 @@ def write_tree(root: str, sequences: int, frames: int, per_id: int, seed: int = 
   return partition
 
 
-def bytes_under(folder: str) -> int:
-  return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(folder) for f in fs)
-
-
 def measure(root: str, partition: str, out: str) -> tuple:
   """(seconds, peak RSS bytes) of tools/to_tfds.py in its own process."""
   t0 = time.perf_counter()
@@ -80,6 +78,6 @@ def run(args) -> None:
       root = os.path.join(tmp, "tree")
       partition = write_tree(root, n, args.frames, args.per_id)
       seconds, rss = measure(root, partition, os.path.join(tmp, "tfds"))
-      print(f"{n:>10} {n * args.frames:>8} {bytes_under(root) / 2**20:>9.1f} "
-            f"{bytes_under(os.path.join(tmp, 'tfds')) / 2**20:>9.1f} {seconds:>8.1f} "
+      print(f"{n:>10} {n * args.frames:>8} {disk_bytes(root) / 2**20:>9.1f} "
+            f"{disk_bytes(os.path.join(tmp, 'tfds')) / 2**20:>9.1f} {seconds:>8.1f} "
             f"{n / seconds:>7.0f} {rss / 2**20:>13.0f}")

@@ -12,9 +12,9 @@ Partition: Gait3D's own split (train / test ids and the probe sequences) is a li
 comes with the benchmark, not with the release tree: --split FILE (a JSON with TRAIN_SET,
 TEST_SET and PROBE_SET, e.g. OpenGait's Gait3D.json) writes it, kept to what was prepared.
 """
-import json
 import os
 
+from gait_jax.data.dataset import read_partition
 from gait_jax.data.prepare import layout
 
 RELEASE = layout.Release(
@@ -35,26 +35,13 @@ def _pair(pngs, npz_dir):
   return tuple(paths[i] if i < len(paths) else "" for i in range(len(pngs)))
 
 
-def read_split(path: str) -> dict:
-  try:
-    with open(path) as f:
-      data = json.load(f)
-  except (OSError, ValueError) as e:
-    raise ValueError(f"--split {path}: cannot read a JSON partition ({e})") from None
-  if not isinstance(data, dict) or not all(
-      isinstance(data.get(k), list) for k in ("TRAIN_SET", "TEST_SET")):
-    raise ValueError(f"--split {path}: expected a JSON object with TRAIN_SET and TEST_SET lists "
-                     "(and PROBE_SET), as Gait3D.json")
-  return data
-
-
 def plan(raw: str, img_size: int, smpl: bool = False, split: str = "", **_) -> layout.Plan:
   sils = os.path.join(raw, SILS)
   if not os.path.isdir(sils):
     raise RELEASE.refuse(raw, f"has no {SILS}/ folder")
   if smpl and not os.path.isdir(os.path.join(raw, SMPLS)):
     raise RELEASE.refuse(raw, f"--smpl given but there is no {SMPLS}/ folder")
-  given = read_split(split) if split else None
+  given = read_partition(split) if split else None  # named in its errors as the partition
   jobs = []
   for pid in RELEASE.folders(sils, r"\d{4}", "subject id"):
     for typ in RELEASE.folders(os.path.join(sils, pid), r"camid\d+_videoid\d+", "camera/video"):
@@ -70,8 +57,8 @@ def plan(raw: str, img_size: int, smpl: bool = False, split: str = "", **_) -> l
     if given is None:
       return None
     have = set(ids)
-    out = {k: [str(i) for i in given[k] if str(i) in have] for k in ("TRAIN_SET", "TEST_SET")}
-    if isinstance(given.get("PROBE_SET"), list):
+    out = {k: [i for i in given[k] if i in have] for k in ("TRAIN_SET", "TEST_SET")}
+    if "PROBE_SET" in given:
       out["PROBE_SET"] = [p for p in given["PROBE_SET"] if p in sequences]
     return out
   return layout.Plan(jobs, partition)
