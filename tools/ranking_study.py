@@ -84,12 +84,14 @@ def done(path: str):
 
 
 def run_mode(c, workdir: str) -> None:
+  # The mode functions themselves: gait_jax.main would define its absl flags a second time
+  # in a process (a test runner) that has them already.
   from gait_jax import config_check  # pylint: disable=g-import-not-at-top
-  from gait_jax import main as main_lib  # pylint: disable=g-import-not-at-top
+  from gait_jax.modes import inference, search as search_mode, train  # pylint: disable=g-import-not-at-top
   config_check.check(c)
   print(f"== {c.mode} {workdir}" + (f" path {c.model.path}" if c.model.path else ""),
         flush=True)
-  main_lib.resolve_mode(c.mode)(c, workdir)
+  {"train": train.run, "search": search_mode.run, "test": inference.run_test}[c.mode](c, workdir)
 
 
 def make_data(out: str, s: dict, profile: str) -> dict:
