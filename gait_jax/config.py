@@ -183,6 +183,9 @@ def _search() -> ml_collections.ConfigDict:
   s.val_ids = ""
   s.bn_batches = 8  # BN recalibration batches per candidate (0 = off)
   s.protocol = ""  # "" = evaluate.protocol
+  # What a candidate's held-out embeddings score: "rank1" (the reference: the protocol's
+  # headline), "map" or "margin" (less quantised; gait_jax/search/fitness_metrics.py).
+  s.fitness_metric = "rank1"
   s.seed = 0
   return s
 

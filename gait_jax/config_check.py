@@ -14,6 +14,7 @@ from gait_jax.data import splits
 from gait_jax.evaluation import distance
 from gait_jax.evaluation import protocols
 from gait_jax.models import space
+from gait_jax.search import fitness_metrics
 from gait_jax.training import optim
 from gait_jax.training import setup
 from gait_jax.training import step
@@ -43,6 +44,7 @@ CHOICES = {
     "search.protocol": ("",) + protocols.NAMES, "optim.clip.type": optim.CLIP_TYPES,
     "embed.split": ("train", "test"), "data.format": splits.FORMATS,
     "train.path_sampler": tuple(space.PATH_SAMPLERS),
+    "search.fitness_metric": fitness_metrics.FITNESS_METRICS,
 }
 POSITIVE_INTS = ("model.channels", "model.bins")
 

@@ -22,12 +22,12 @@ kth_data() {
   fi
 }
 
-# kth_walkers OUT IDS SEQS_PER_ID: KTH-like walkers (side view, seed 0) at OUT, all in
-# TRAIN_SET, made once.
+# kth_walkers OUT IDS SEQS_PER_ID [PROFILE]: KTH-like walkers (side view, seed 0, profile kth
+# unless given) at OUT, all in TRAIN_SET, made once.
 kth_walkers() {
   if [ ! -f "$1.json" ]; then
     stage walkers python tools/make_walkers.py --out "$1" --ids "$2" --seqs-per-id "$3" \
-      --views 090 --frames 40 --profile kth --train-ids "$2" --seed 0 --workers 2
+      --views 090 --frames 40 --profile "${4:-kth}" --train-ids "$2" --seed 0 --workers 2
   else
     echo "   (exists)"
   fi

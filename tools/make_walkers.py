@@ -2,7 +2,7 @@
 """Generates walking-person silhouettes in the OpenGait layout (the embedded default data).
 
   python tools/make_walkers.py --out DIR --ids N --seqs-per-id K [--views 000,045,090]
-      [--frames 40] [--seed S] [--workers W] [--train-ids M] [--profile clean|kth]
+      [--frames 40] [--seed S] [--workers W] [--train-ids M] [--profile clean|kth|footage]
       [--preview FILE.png]
 
 Writes DIR/<id>/<type>/<view>/<view>.pkl (uint8 [T, 64, 64], 0/255) and the partition file
@@ -38,9 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--train-ids", type=int, default=None,
                  help="ids in TRAIN_SET (default: half, rounded up)")
   p.add_argument("--profile", default="clean", choices=walkers.degrade.PROFILES,
-                 help="segmentation artefacts: clean (sharp 128-pixel bodies) or kth (low "
+                 help="segmentation artefacts: clean (sharp 128-pixel bodies), kth (low "
                       "resolution and zoom, persistent missing bands, long shadows, clipping, "
-                      "either walking direction: like KTH's footage)")
+                      "either walking direction: like KTH's footage) or footage (kth's, and "
+                      "merged limbs, thin broken bodies, a part lost for the whole walk, "
+                      "attached background patches: like real segmentation)")
   p.add_argument("--preview", default="", help="also write a contact sheet PNG here")
   p.add_argument("--real", default=REAL_KTH,
                  help="real silhouettes shown under the preview (skipped when absent)")

@@ -3,21 +3,27 @@
 accuracy, measured.
 
   python tools/ranking_study.py --out DIR [--smoke] [--levers uniform,fair]
+      [--fitness-variants map,margin,bn0,bn32,held20,held10]
 
 1. data: generated walkers (`--profile`: clean, or kth with the degradations of real
-   low-resolution footage), three views (probes are scored across views), 10 walks per id (CASIA-B's NM, BG and CL conditions: the
-   casia_b protocol scores both the fitness and the test); training ids, of which
-   `--held-out` are held out for the fitness, and `--test-ids` test ids;
-2. per lever (`train.path_sampler`: uniform = the reference, fair = FairNAS strict fairness),
-   one supernet on the training ids; the evolutionary search on the first lever's supernet;
+   low-resolution footage), three views (probes are scored across views), 10 walks per id
+   (CASIA-B's NM, BG and CL conditions: the casia_b protocol scores both the fitness and the
+   test); training ids, of which `--held-out` are held out for the fitness, and `--test-ids`
+   test ids;
+2. per lever (`train.path_sampler`: uniform = the reference, fair = FairNAS strict fairness;
+   `SAMPLER@STEPS`: another supernet length), one supernet on the training ids; the
+   evolutionary search on the first lever's supernet;
 3. `--paths` paths spread over the space: the search's best, `--random` uniformly random ones,
    and the rest picked across the MAC range; each scored by every supernet (BN recalibrated,
-   the search's fitness on the held-out ids) and retrained stand-alone from scratch with the
-   same budget, the first `--second-seed` of them with a second seed (the noise floor);
-4. DIR/ranking.json: per lever Kendall's tau (and p), Spearman's rho, top-k overlap; the
-   seed-to-seed tau of the stand-alone results (the ceiling any fitness can reach); every path
-   with its MACs, fitness per lever and stand-alone Rank-1 per seed; the searched path against
-   the random ones. DIR/ranking.png: fitness against stand-alone Rank-1, one point per path.
+   the search's fitness on the held-out ids) and, on the first lever's supernet, by each
+   fitness variant (another search.fitness_metric, BN batches or fewer held-out ids), and
+   retrained stand-alone from scratch with the same budget, the first `--second-seed` of them
+   with a second seed (the noise floor);
+4. DIR/ranking.json: per row (lever or "lever/variant") Kendall's tau (and p), Spearman's
+   rho, top-k overlap; the seed-to-seed tau of the stand-alone results (the ceiling any
+   fitness can reach); every path with its MACs, fitness per row and stand-alone Rank-1 per
+   seed; the searched path against the random ones. DIR/ranking.png: fitness against
+   stand-alone Rank-1, one point per path, a panel per row.
 
 Runs in-process, one stage after another; every stage is kept in DIR and skipped on a rerun,
 so a killed study resumes. Defaults: the documented study (tiny widths 8/16/32 on the CPU);
@@ -44,6 +50,10 @@ TOP_K = 5
 # Three near-lateral views, as the quickstart's walkers: frontal (000) against lateral (090)
 # probes left the supernet at chance (5-9 % fitness on 40 ids after 400 steps).
 VIEWS = ("072", "090", "108")
+# Fitness variants scored on the first lever's supernet (the default is rank1, 8 BN batches, all
+# held-out ids): the fitness metric, BN recalibration batches, fewer held-out ids.
+VARIANTS = ("map", "margin", "bn0", "bn32", "held20", "held10")
+SMOKE_VARIANTS = ("margin", "bn0", "held2")
 FULL = dict(ids=240, held_out=40, test_ids=100, frames=30, supernet_steps=400,
             retrain_steps=200, paths=16, random=5, second_seed=6, channels=(8, 16, 32))
 SMOKE = dict(ids=12, held_out=3, test_ids=3, frames=8, supernet_steps=2, retrain_steps=1,
@@ -106,10 +116,21 @@ def make_data(out: str, s: dict, profile: str) -> dict:
   return summary
 
 
-def supernet(out: str, c, lever: str, steps: int) -> str:
-  workdir = os.path.join(out, f"supernet_{lever}")
+def parse_lever(text: str, default_steps: int) -> tuple:
+  """`SAMPLER` or `SAMPLER@STEPS` (train.path_sampler; supernet steps, default --supernet-steps;
+  the learning-rate milestones scale with them) -> (sampler, steps)."""
+  from gait_jax.models import space  # pylint: disable=g-import-not-at-top
+  sampler, _, steps = text.partition("@")
+  if sampler not in space.PATH_SAMPLERS or (steps and not (steps.isdigit() and int(steps))):
+    raise SystemExit(f"ranking_study: --levers: {text!r}: expected SAMPLER or SAMPLER@STEPS, "
+                     f"SAMPLER one of {', '.join(space.PATH_SAMPLERS)}")
+  return sampler, int(steps) if steps else default_steps
+
+
+def supernet(out: str, c, lever: str, default_steps: int) -> str:
+  workdir = os.path.join(out, f"supernet_{lever.replace('@', '_')}")
   c = c.copy_and_resolve_references()
-  c.train.path_sampler = lever
+  c.train.path_sampler, steps = parse_lever(lever, default_steps)
   schedule(c, steps)
   run_mode(c, workdir)  # a finished run is a no-op; a killed one resumes
   return workdir
@@ -149,19 +170,37 @@ def choose_paths(c, best, s: dict) -> list:
           for p, k in zip(chosen, kinds)]
 
 
-def fitness(out: str, c, lever: str, source: str, paths: list) -> dict:
-  """{path: fitness} on the supernet `source`, recorded in DIR/fitness_<lever>.json."""
+def parse_variant(text: str) -> dict:
+  """A fitness variant: a `search.fitness_metric` (rank1, map, margin), `bn<N>` BN
+  recalibration batches (search.bn_batches) or `held<N>` held-out ids scored."""
+  from gait_jax.search import fitness_metrics  # pylint: disable=g-import-not-at-top
+  if text in fitness_metrics.FITNESS_METRICS:
+    return {"fitness_metric": text}
+  for prefix, key in (("bn", "bn_batches"), ("held", "held_out")):
+    if text.startswith(prefix) and text[len(prefix):].isdigit():
+      return {key: int(text[len(prefix):])}
+  raise SystemExit(f"ranking_study: --fitness-variants: {text!r}: expected one of "
+                   f"{', '.join(fitness_metrics.FITNESS_METRICS)}, bn<N> or held<N>")
+
+
+def fitness(out: str, c, name: str, source: str, paths: list, variant: dict) -> dict:
+  """{path: fitness} on the supernet `source` scored as `variant` says, recorded in
+  DIR/fitness_<name>.json."""
   from gait_jax import config as config_lib  # pylint: disable=g-import-not-at-top
   from gait_jax.search.fitness import CandidateScorer  # pylint: disable=g-import-not-at-top
-  record = os.path.join(out, f"fitness_{lever}.json")
+  record = os.path.join(out, f"fitness_{name.replace('/', '_')}.json")
   scores = done(record) or {}
   todo = [p["path"] for p in paths if p["path"] not in scores]
   if todo:
-    scorer = CandidateScorer(c, source)
+    c = c.copy_and_resolve_references()
+    for key in ("fitness_metric", "bn_batches"):
+      if key in variant:
+        c.search[key] = variant[key]
+    scorer = CandidateScorer(c, source, held_out=variant.get("held_out", 0))
     for path in todo:
       scores[path] = float(scorer.score(config_lib.parse_path(path)))
       io.write_json(record, scores)
-      print(f"   fitness {lever} {path}: {scores[path]:.2f}", flush=True)
+      print(f"   fitness {name} {path}: {scores[path]:.2f}", flush=True)
   return scores
 
 
@@ -222,8 +261,12 @@ def plot(paths: list, levers: list, where: str) -> None:
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, axes = plt.subplots(1, len(levers), figsize=(5 * len(levers), 4), squeeze=False)
-  for ax, lever in zip(axes[0], levers):
+  cols = min(len(levers), 4)
+  rows = -(-len(levers) // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4 * rows), squeeze=False)
+  for ax in axes.flat[len(levers):]:
+    ax.axis("off")
+  for ax, lever in zip(axes.flat, levers):
     for kind, marker in (("searched", "*"), ("random", "o"), ("spread", "s")):
       mine = [p for p in paths if p["kind"] == kind]
       if mine:
@@ -231,7 +274,7 @@ def plot(paths: list, levers: list, where: str) -> None:
                     [np.mean(p["standalone"]) for p in mine],
                     yerr=[np.ptp(p["standalone"]) / 2 for p in mine], fmt=marker, label=kind,
                     capsize=3, markersize=9 if kind == "searched" else 5)
-    ax.set_xlabel(f"supernet fitness ({lever} sampling)")
+    ax.set_xlabel(f"supernet fitness ({lever})")
     ax.set_ylabel("stand-alone test Rank-1 (mean over seeds)")
     ax.legend()
   fig.tight_layout()
@@ -247,7 +290,13 @@ def main(argv=None):
   parser.add_argument("--profile", default="clean", choices=("clean", "kth"),
                       help="the walkers (kth: degraded as real low-resolution footage)")
   parser.add_argument("--levers", default="uniform,fair",
-                      help="train.path_sampler values, one supernet each (first: searched)")
+                      help="one supernet each (the first: searched): train.path_sampler, "
+                      "optionally @STEPS (e.g. uniform@1600: four times as long)")
+  parser.add_argument("--fitness-variants", default=None,
+                      help=f"(default {','.join(VARIANTS)}; smoke {','.join(SMOKE_VARIANTS)}) "
+                      "other ways to score the first lever's supernet, one row each: "
+                      "search.fitness_metric (map, margin), bn<N> (search.bn_batches) or "
+                      "held<N> (only N of the held-out ids)")
   meaning = {"ids": "walkers in all", "held_out": "training ids held out for the fitness",
              "test_ids": "test ids", "frames": "mean frames per walk",
              "supernet_steps": "steps per supernet", "retrain_steps": "steps per retrain",
@@ -261,11 +310,15 @@ def main(argv=None):
   s = dict(SMOKE if args.smoke else FULL)
   s.update({k: v for k, v in vars(args).items() if k in s and v is not None})
   levers = [v for v in args.levers.split(",") if v]
-  from gait_jax.models import space  # pylint: disable=g-import-not-at-top
-  unknown = sorted(set(levers) - set(space.PATH_SAMPLERS))
-  if unknown or not levers:
-    raise SystemExit(f"ranking_study: --levers {args.levers!r}: expected some of "
-                     f"{', '.join(space.PATH_SAMPLERS)}")
+  for lever in levers:
+    parse_lever(lever, s["supernet_steps"])
+  if not levers:
+    raise SystemExit("ranking_study: --levers is empty")
+  variants = [v for v in (args.fitness_variants if args.fitness_variants is not None else
+                           ",".join(SMOKE_VARIANTS if args.smoke else VARIANTS)).split(",") if v]
+  for text in variants:
+    if parse_variant(text).get("held_out", 0) > s["held_out"]:
+      raise SystemExit(f"ranking_study: --fitness-variants {text}: more than --held-out ids")
   if s["held_out"] >= s["ids"] - s["test_ids"] or s["random"] + 1 > s["paths"]:
     raise SystemExit("ranking_study: need held-out < training ids and random + 1 <= paths")
   os.makedirs(args.out, exist_ok=True)
@@ -277,20 +330,25 @@ def main(argv=None):
   sources = {lever: supernet(args.out, c, lever, s["supernet_steps"]) for lever in levers}
   best = search(args.out, c, sources[levers[0]])
   paths = choose_paths(c, best, s)
-  scores = {lever: fitness(args.out, c, lever, sources[lever], paths) for lever in levers}
+  scores = {lever: fitness(args.out, c, lever, sources[lever], paths, {}) for lever in levers}
+  for text in variants:
+    name = f"{levers[0]}/{text}"
+    scores[name] = fitness(args.out, c, name, sources[levers[0]], paths, parse_variant(text))
   for i, p in enumerate(paths):
-    p["fitness"] = {lever: scores[lever][p["path"]] for lever in levers}
+    p["fitness"] = {row: values[p["path"]] for row, values in scores.items()}
     seeds = (0, 1) if i < s["second_seed"] else (0,)
     p["standalone"] = [standalone(args.out, c, p["path"], seed, s["retrain_steps"])
                        for seed in seeds]
-  result = {**summarise(paths, levers), "paths": paths,
-            "settings": {**s, "profile": args.profile, "levers": levers},
+  rows = list(scores)
+  result = {**summarise(paths, rows), "paths": paths,
+            "settings": {**s, "profile": args.profile, "levers": levers,
+                         "fitness_variants": variants},
             "machine": _machine.describe(), "seconds_this_run": round(time.monotonic() - t0)}
   result.update(result["levers"][levers[0]])  # the first lever's figures at the top level
   io.write_json(os.path.join(args.out, "ranking.json"), result)
-  plot(paths, levers, os.path.join(args.out, "ranking.png"))
+  plot(paths, rows, os.path.join(args.out, "ranking.png"))
   for lever, r in result["levers"].items():
-    print(f"{lever:8s} Kendall tau {r['kendall_tau']:+.3f} (p {r['kendall_p']:.3f}), "
+    print(f"{lever:16s} Kendall tau {r['kendall_tau']:+.3f} (p {r['kendall_p']:.3f}), "
           f"Spearman {r['spearman']:+.3f}, top-{TOP_K} overlap {r[f'top{TOP_K}_overlap']}")
   svr = result["searched_vs_random"]
   print(f"seed-to-seed tau {result['seed_tau']}, mean |seed difference| "

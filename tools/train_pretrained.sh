@@ -4,13 +4,14 @@
 #   people) -> its final step copied to pretrained/walkers (config.json + one checkpoint step)
 #   -> zero-shot KTH-walk on the test people -> pretrained/walkers/PROVENANCE.md.
 # Environment: PRETRAIN_DIR (runs/pretrained), PRETRAINED_OUT (pretrained/walkers),
-# WALKER_IDS (2000), STEPS (2400), KTH_ROOT / KTH_PARTITION (../shared/data/kth_walking[.json]).
+# WALKER_IDS (2000), WALKER_PROFILE (kth; or footage), STEPS (2400), KTH_ROOT / KTH_PARTITION (../shared/data/kth_walking[.json]).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh"
 export JAX_PLATFORMS="${JAX_PLATFORMS:-cpu}"
 RUN="${PRETRAIN_DIR:-runs/pretrained}"
 OUT="${PRETRAINED_OUT:-pretrained/walkers}"
 WALKER_IDS="${WALKER_IDS:-2000}"
+WALKER_PROFILE="${WALKER_PROFILE:-kth}"
 STEPS="${STEPS:-2400}"
 KTH_ROOT="${KTH_ROOT:-../shared/data/kth_walking}"
 KTH_PARTITION="${KTH_PARTITION:-../shared/data/kth_walking.json}"
@@ -18,12 +19,16 @@ TOOL=train_pretrained
 TIMES="$RUN/stage_seconds.txt"
 source "$(dirname "${BASH_SOURCE[0]}")/_stages.sh"
 whole_numbers WALKER_IDS STEPS
+case "$WALKER_PROFILE" in
+  kth|footage) ;;
+  *) echo "$TOOL: WALKER_PROFILE=$WALKER_PROFILE: expected kth or footage" >&2; exit 2 ;;
+esac
 kth_data "$KTH_ROOT" "$KTH_PARTITION"
 mkdir -p "$RUN"
 KTH=(--config.embed.root="$KTH_ROOT" --config.embed.partition="$KTH_PARTITION")
 
-echo "== 1/4 KTH-like walkers ($WALKER_IDS ids x 6 sequences, side view) -> $RUN/walkers"
-kth_walkers "$RUN/walkers" "$WALKER_IDS" 6
+echo "== 1/4 KTH-like walkers ($WALKER_IDS ids x 6 sequences, side view, $WALKER_PROFILE) -> $RUN/walkers"
+kth_walkers "$RUN/walkers" "$WALKER_IDS" 6 "$WALKER_PROFILE"
 
 echo "== 2/4 training ($STEPS steps; validation on KTH TRAIN_SET every 500) -> $RUN/train"
 stage train python -m gait_jax.main --config configs/pretrained_walkers.py --workdir "$RUN/train" \

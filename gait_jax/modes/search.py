@@ -60,7 +60,8 @@ def _search(config, workdir: str) -> None:
   scorer = fitness_lib.CandidateScorer(config, source)
   logging.info("search: %d held-out ids, %d sequences, fitness protocol %s",
                len(scorer.val_ids), len(scorer.val_set), scorer.protocol.name)
-  print(f"[search] supernet {source} (step {scorer.step}); fitness = {scorer.protocol.name} on "
+  print(f"[search] supernet {source} (step {scorer.step}); fitness = "
+        f"{config.search.fitness_metric} of {scorer.protocol.name} on "
         f"{len(scorer.val_ids)} held-out training ids ({len(scorer.val_set)} sequences)",
         flush=True)
 

@@ -28,6 +28,7 @@ from gait_jax.evaluation import protocols
 from gait_jax.evaluation.protocol import Sequences
 from gait_jax.models import build_model, cost, space
 from gait_jax.models.layers import BN_MOMENTUM
+from gait_jax.search import fitness_metrics
 
 
 def make_recalibrate(model, mesh):
@@ -88,7 +89,9 @@ class CandidateScorer:
   recalibration batches; `score(path)` compiles nothing new after the first call.
   """
 
-  def __init__(self, config, source: str):
+  def __init__(self, config, source: str, held_out: int = 0):
+    """held_out > 0: score on only the first `held_out` (sorted) of the ids the supernet held
+    out (how the fitness's noise depends on their number, with the same supernet)."""
     self.config = config
     self.source = source
     variables, self.step = checkpoint.restore_variables(source)
@@ -98,6 +101,11 @@ class CandidateScorer:
     all_train = splits.open_split(config.data, "train", num_train=config.data.num_train)
     self.train_ids, self.val_ids = holdout.search_split(
         config, all_train.label_set, checkpoint.source_workdir(source))
+    if held_out:
+      if held_out > len(self.val_ids):
+        raise ValueError(f"held_out={held_out}: the supernet {source} held out only "
+                         f"{len(self.val_ids)} ids")
+      self.val_ids = sorted(self.val_ids)[:held_out]
     self.val_set = splits.open_split(config.data, "train", num_train=config.data.num_train,
                                      cache=True, ids=self.val_ids)
     self.protocol = protocols.for_holdout(config, Sequences.of(
@@ -125,13 +133,14 @@ class CandidateScorer:
     embedding_checks.check_finite(
         emb["embeddings"], emb["labels"], emb["types"], emb["views"],
         f"search: path {config_lib.format_path(path)} on the supernet {self.source}")
-    metrics, _ = protocols.evaluate(self.protocol, emb["embeddings"], emb["labels"],
-                                    emb["types"], emb["views"])
-    value = self.protocol.fitness(metrics)
+    metric = self.config.search.fitness_metric
+    value = fitness_metrics.fitness(
+        self.protocol, emb["embeddings"],
+        Sequences.of(emb["labels"], emb["types"], emb["views"]), metric)
     if not np.isfinite(value):  # a NaN would win or lose every comparison silently
       raise ValueError(f"search: path {config_lib.format_path(path)} scores {value} on the "
-                       f"held-out ids with protocol {self.protocol.name} ({self.protocol.headline}"
-                       " is not a number: a probe group or gallery without sequences there)")
+                       f"held-out ids with protocol {self.protocol.name} (its {metric} is not a "
+                       "number: a probe group or gallery without sequences there)")
     return value
 
   def fingerprint(self) -> dict:
@@ -144,6 +153,7 @@ class CandidateScorer:
         "held_out_ids": len(held),
         "held_out_ids_sha256": hashlib.sha256("\n".join(held).encode()).hexdigest(),
         "protocol": self.protocol.name, "search.protocol": c.search.protocol,
+        "search.fitness_metric": c.search.fitness_metric,
         "evaluate.protocol": c.evaluate.protocol,
         "evaluate.metric": c.evaluate.metric, "evaluate.rerank": c.evaluate.rerank,
         "evaluate.k1": c.evaluate.k1, "evaluate.k2": c.evaluate.k2,

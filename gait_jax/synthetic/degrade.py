@@ -13,6 +13,21 @@ person 40–100 pixels tall) differs in ways a model trained on clean walkers ne
 
 `sample(rng)` draws one sequence's settings; `apply` works on the raw bool [H, W, T] masks
 before the pretreatment's alignment, as real segmentation output would be.
+
+The footage profile adds, on top of kth, what the real KTH silhouettes show beside the
+generated ones (docs/data.md's contact sheet) — per sequence, each with some probability:
+
+- **merged limbs**: a coarse segmentation closes the gaps between legs and arms and swells the
+  outline (a morphological closing and dilation some percent of the body height wide): the
+  blob a long coat or a poor background model gives;
+- **thin, broken bodies**: the opposite (an erosion): thin limbs break up;
+- **a part lost for the whole walk**: a large band (a quarter to half the body) missing in
+  every frame, e.g. a torso the colour of the wall behind it;
+- **an attached background patch**: a rectangle of background beside the body (a door, a
+  parked bicycle) kept by the segmentation for part of the walk.
+
+`sample_footage(rng)` draws these (after kth's draws: the kth bytes stay as they were);
+`apply_footage` works on the raw masks before `apply`.
 """
 from __future__ import annotations
 
@@ -21,7 +36,9 @@ from typing import Dict
 import cv2
 import numpy as np
 
-PROFILES = ("clean", "kth")
+from gait_jax.synthetic import render
+
+PROFILES = ("clean", "kth", "footage")
 
 
 def check_profile(profile: str) -> str:
@@ -94,3 +111,67 @@ def _lower_resolution(mask: np.ndarray, heights: np.ndarray) -> np.ndarray:
     out[..., t] = cv2.resize(low.view(np.uint8) * np.uint8(255), (W, H),
                              interpolation=cv2.INTER_LINEAR) > 127
   return out
+
+
+def sample_footage(rng: np.random.Generator) -> Dict:
+  """One sequence's footage settings (fractions of the body height)."""
+  return {
+      "merge": float(rng.uniform(0.04, 0.12)) if rng.random() < 0.35 else 0.0,
+      "thin": float(rng.uniform(0.01, 0.03)) if rng.random() < 0.2 else 0.0,
+      "lost": bool(rng.random() < 0.25),
+      "lost_top": float(rng.uniform(0.1, 0.5)),
+      "lost_size": float(rng.uniform(0.25, 0.5)),
+      "patch": bool(rng.random() < 0.3),
+      "patch_w": float(rng.uniform(0.15, 0.45)),
+      "patch_h": float(rng.uniform(0.15, 0.5)),
+      "patch_top": float(rng.uniform(0.0, 0.6)),
+      "patch_left": bool(rng.random() < 0.5),
+      "patch_run": float(rng.uniform(0.1, 0.5)),
+  }
+
+
+def apply_footage(mask: np.ndarray, settings: Dict, rng: np.random.Generator) -> np.ndarray:
+  """bool [H, W, T] raw masks -> the same size with the footage artefacts `settings` asks."""
+  H, W, T = mask.shape
+  rows_any = mask.any(1)  # [H, T]
+  present = rows_any.any(0)
+  if not present.any():
+    return mask.copy()
+  top = np.argmax(rows_any, 0)
+  bottom = H - 1 - np.argmax(rows_any[::-1], 0)
+  body = float(np.median((bottom - top + 1)[present]))
+  out = mask.view(np.uint8) * np.uint8(255)
+  if settings["merge"]:
+    out = _morph(out, cv2.MORPH_CLOSE, settings["merge"] * body)
+    out = _morph(out, cv2.MORPH_DILATE, settings["merge"] * body / 3)
+  if settings["thin"]:
+    out = _morph(out, cv2.MORPH_ERODE, settings["thin"] * body)
+  out = out > 127
+  frames = np.flatnonzero(present)
+  if settings["lost"]:
+    for t in frames:
+      height = bottom[t] - top[t] + 1
+      y0 = top[t] + int(settings["lost_top"] * height)
+      out[y0:y0 + max(1, int(settings["lost_size"] * height)), :, t] = False
+  if settings["patch"]:
+    run = max(1, int(round(settings["patch_run"] * len(frames))))
+    start = int(rng.integers(0, len(frames) - run + 1))
+    cols_any = mask.any(0)  # [W, T]
+    for t in frames[start:start + run]:
+      cols = np.flatnonzero(cols_any[:, t])
+      w, h = max(1, int(settings["patch_w"] * body)), max(1, int(settings["patch_h"] * body))
+      x0 = cols[0] - w if settings["patch_left"] else cols[-1] + 1
+      y0 = top[t] + int(settings["patch_top"] * (bottom[t] - top[t] + 1))
+      out[y0:y0 + h, max(x0, 0):max(x0 + w, 0), t] = True
+  return out
+
+
+def _morph(stack: np.ndarray, op: int, size: float) -> np.ndarray:
+  """A morphological `op` with an elliptical kernel about `size` pixels wide on uint8
+  [H, W, T] (cv2 filters at most 512 channels at a time)."""
+  k = 2 * int(round(size / 2)) + 1  # odd: centred, so the outline moves the same both ways
+  kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+  parts = [render.as_3d(cv2.morphologyEx(stack[..., i:i + 512], op, kernel))
+           for i in range(0, stack.shape[-1], 512)]
+  return parts[0] if len(parts) == 1 else np.concatenate(parts, -1)
+

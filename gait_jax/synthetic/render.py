@@ -60,7 +60,7 @@ def _smooth_noise(rng, height: int, width: int, frames: int, cell: int) -> np.nd
 
 def _resize_frames(stack: np.ndarray, width: int, height: int) -> np.ndarray:
   # cv2 takes at most 512 channels; pictures are [H, W, T].
-  parts = [_as3d(cv2.resize(stack[..., i:i + 512], (width, height),
+  parts = [as_3d(cv2.resize(stack[..., i:i + 512], (width, height),
                             interpolation=cv2.INTER_LINEAR))
            for i in range(0, stack.shape[-1], 512)]
   return parts[0] if len(parts) == 1 else np.concatenate(parts, -1)
@@ -76,11 +76,11 @@ def corrupt(mask: np.ndarray, rng: np.random.Generator, noise: Dict, ground_row:
   # Ragged edges: threshold a blurred mask at a noisy level.
   # Everything in uint8 (0..255): a quarter of float32's memory traffic.
   m = mask.view(np.uint8) * np.uint8(255)
-  blur = [_as3d(cv2.blur(m[..., i:i + 512], (5, 5))) for i in range(0, T, 512)]
+  blur = [as_3d(cv2.blur(m[..., i:i + 512], (5, 5))) for i in range(0, T, 512)]
   blur = blur[0] if len(blur) == 1 else np.concatenate(blur, -1)
   # Threshold 0.5 ± edge, looked up per noise value.
   lut = np.clip(np.round(127.5 + (np.arange(256) - 127.5) * 2 * noise["edge"]), 0, 255)
-  level = _as3d(cv2.LUT(_smooth_noise(rng, H, W, T, 4), lut.astype(np.uint8)))
+  level = as_3d(cv2.LUT(_smooth_noise(rng, H, W, T, 4), lut.astype(np.uint8)))
   out = blur > level
   # Holes where clothing happens to match the background.
   if noise["holes"] > 0.01:
@@ -133,6 +133,6 @@ def corrupt(mask: np.ndarray, rng: np.random.Generator, noise: Dict, ground_row:
   return out
 
 
-def _as3d(a: np.ndarray) -> np.ndarray:
+def as_3d(a: np.ndarray) -> np.ndarray:
   # cv2 drops a single channel axis.
   return a if a.ndim == 3 else a[..., None]

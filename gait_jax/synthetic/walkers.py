@@ -111,7 +111,8 @@ def render_views(seed: int, sid: str, seq_type: str, views: Sequence[str], frame
                  identity: Optional[Dict] = None, profile: str = "clean"
                  ) -> Dict[str, np.ndarray]:
   """All camera views of one walk: {view: uint8 [T, 64, 64]}; T varies (frames ± 25 %).
-  `profile` "kth" adds the degradations of real low-resolution footage (`degrade`)."""
+  `profile` "kth" adds the degradations of real low-resolution footage, "footage" those and
+  the coarser segmentation faults of real silhouettes (`degrade`)."""
   degrade.check_profile(profile)
   if frames < 1:
     raise ValueError(f"frames={frames}: expected a positive frame count")
@@ -126,9 +127,11 @@ def render_views(seed: int, sid: str, seq_type: str, views: Sequence[str], frame
     n = max(1, int(round(frames * rng.uniform(0.75, 1.25))))
     start = int(rng.integers(0, t_max - n + 1))
     noise = sample_view_noise(rng)
-    if profile == "kth":  # drawn after the clean settings: the clean bytes stay as they were
+    footage = None
+    if profile != "clean":  # drawn after the clean settings: the clean bytes stay as they were
       noise = degrade.strengthen_noise(noise, rng)
       kth = degrade.sample(rng)
+      footage = degrade.sample_footage(rng) if profile == "footage" else None
     sel = slice(start, start + n)
     caps2d = []
     cam = dict(view_deg=float(view), pitch_deg=session["pitch"], distance=session["distance"])
@@ -147,7 +150,9 @@ def render_views(seed: int, sid: str, seq_type: str, views: Sequence[str], frame
     ground_v = ground_level([(a, b, ra, rb) for a, b, ra, rb in caps2d])
     ground_row = (hi[1] - ground_v) * scale
     noisy = corrupt(mask, rng, noise, ground_row, scale)
-    if profile == "kth":
+    if footage is not None:
+      noisy = degrade.apply_footage(noisy, footage, rng)
+    if profile != "clean":
       noisy = degrade.apply(noisy, kth, rng)
     out[view] = align_frames(np.ascontiguousarray(np.moveaxis(noisy, -1, 0)))
   return out
@@ -182,7 +187,8 @@ def generate(out: str, ids: int, seqs_per_id: int, views=DEFAULT_VIEWS, frames: 
              progress=None, profile: str = "clean") -> Dict:
   """Writes `ids` walkers × `seqs_per_id` types × views to `out` and the partition file
   `<out>.json` (TRAIN_SET = the first `train_ids` ids, default half rounded up).
-  `profile`: "clean" or "kth" (the degradations of real low-resolution footage, `degrade`).
+  `profile`: "clean", "kth" (the degradations of real low-resolution footage) or "footage"
+  (kth's and real segmentation's coarser faults), see `degrade`.
 
   Returns a summary {"root", "partition", "ids", "sequences", "frames"}.
   """

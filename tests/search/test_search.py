@@ -145,6 +145,8 @@ def test_changed_fitness_settings_refuse_the_recorded_state(setup, tmp_path):
     search.run(_small(config, **{"evaluate.metric": "cos"}), workdir)
   with pytest.raises(SystemExit, match="evaluate.rerank: saved False, now True"):
     search.run(_small(config, **{"evaluate.rerank": True}), workdir)
+  with pytest.raises(SystemExit, match="search.fitness_metric: saved 'rank1', now 'margin'"):
+    search.run(_small(config, **{"search.fitness_metric": "margin"}), workdir)
   other_root = str(tmp_path / "same_data_elsewhere")
   os.symlink(config.data.root, other_root)
   with pytest.raises(SystemExit, match="data.root: saved"):
@@ -229,6 +231,20 @@ def test_scorer_refuses_non_finite_embeddings(setup):
   scorer.variables = bad
   with pytest.raises(ValueError, match=r"path 0,2,0,0 .*embeddings are not finite"):
     scorer.score((0, 2, 0, 0))
+
+
+def test_scorer_fitness_metrics_score_the_same_embeddings(setup, monkeypatch):
+  config, _ = setup
+  seen = []
+  real = fitness.fitness_metrics.fitness
+  monkeypatch.setattr(fitness.fitness_metrics, "fitness",
+                      lambda p, emb, seqs, metric: seen.append(emb) or real(p, emb, seqs, metric))
+  values = {m: fitness.CandidateScorer(_small(config, **{"search.fitness_metric": m}),
+                                       config.train.init_from).score((0, 2, 0, 0))
+            for m in ("rank1", "map", "margin")}
+  np.testing.assert_array_equal(seen[0], seen[2])
+  assert 0 <= values["rank1"] <= 100 and 0 <= values["map"] <= 100
+  assert -100 <= values["margin"] <= 100
 
 
 def test_supernet_config_required(setup, tmp_path):

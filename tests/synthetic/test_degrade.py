@@ -93,3 +93,86 @@ def test_make_walkers_cli_profile(tmp_path):
   assert proc.returncode == 0, proc.stderr
   sums = {str(p.relative_to(out)): hashlib.sha1(p.read_bytes()).hexdigest() for p in out.rglob("*.pkl")}
   assert len(sums) == 2
+
+
+def _footage(**kw):
+  s = dict(merge=0.0, thin=0.0, lost=False, lost_top=0.25, lost_size=0.5, patch=False,
+           patch_w=0.25, patch_h=0.25, patch_top=0.5, patch_left=False, patch_run=0.5)
+  s.update(kw)
+  return s
+
+
+def _legs(T=6, H=120, W=80):
+  """Two 8-pixel legs 4 pixels apart under a 20-pixel trunk: a 100-row body."""
+  mask = np.zeros((H, W, T), bool)
+  mask[10:60, 30:50] = True
+  mask[60:110, 30:38] = True
+  mask[60:110, 42:50] = True
+  return mask
+
+
+def test_footage_without_effects_leaves_the_mask_as_it_is():
+  mask = _legs()
+  out = degrade.apply_footage(mask, _footage(), np.random.default_rng(0))
+  np.testing.assert_array_equal(out, mask)
+
+
+def test_merged_limbs_close_the_gap_between_legs_and_swell_the_outline():
+  mask = _legs()
+  out = degrade.apply_footage(mask, _footage(merge=0.1), np.random.default_rng(0))
+  assert not mask[80, 38:42].any() and out[80, 38:42].all()  # the gap between the legs
+  assert out[80, 29].all() and out[80, 50].all() and out[9, 35].all()  # swollen outward
+  assert (out & mask).sum() == mask.sum()  # nothing of the body lost
+
+
+def test_thin_bodies_lose_their_outline():
+  mask = _legs()
+  mask[60:110, 60] = True  # a one-pixel limb
+  out = degrade.apply_footage(mask, _footage(thin=0.03), np.random.default_rng(0))
+  assert not out[60:110, 60].any() and out[30, 35:45].all()
+  assert not (out & ~mask).any() and out.sum() < mask.sum()
+
+
+def test_a_lost_part_is_missing_in_every_frame_at_the_same_body_height():
+  mask = _legs()
+  out = degrade.apply_footage(mask, _footage(lost=True), np.random.default_rng(0))
+  lost_rows = np.flatnonzero((mask & ~out).any((1, 2)))
+  # top 10 + 0.25 * 100 = 35, 0.5 * 100 = 50 rows, in every frame
+  assert lost_rows[0] == 35 and len(lost_rows) == 50
+  assert (mask & ~out).any((0, 1)).all() and not (out & ~mask).any()
+
+
+def test_a_background_patch_sticks_to_the_body_for_a_run_of_frames():
+  mask = _legs(T=10)
+  out = degrade.apply_footage(mask, _footage(patch=True), np.random.default_rng(0))
+  added = out & ~mask
+  frames = np.flatnonzero(added.any((0, 1)))
+  assert len(frames) == 5 and np.all(np.diff(frames) == 1)
+  cols = np.flatnonzero(added.any((0, 2)))
+  rows = np.flatnonzero(added.any((1, 2)))
+  # right of the body (its last column 49), 25 x 25 pixels from row 10 + 0.5 * 100 = 60
+  assert cols[0] == 50 and len(cols) == 25 and rows[0] == 60 and len(rows) == 25
+  left = degrade.apply_footage(mask, _footage(patch=True, patch_left=True),
+                               np.random.default_rng(0))
+  assert np.flatnonzero((left & ~mask).any((0, 2)))[-1] == 29  # left of column 30
+
+
+def test_footage_settings_are_drawn_at_their_rates():
+  draws = [degrade.sample_footage(np.random.default_rng(i)) for i in range(400)]
+  for key, low, high in (("merge", 0.25, 0.45), ("thin", 0.12, 0.28), ("lost", 0.17, 0.33),
+                         ("patch", 0.22, 0.38)):
+    assert low < np.mean([bool(d[key]) for d in draws]) < high, key
+
+
+def test_footage_profile_is_deterministic_and_leaves_the_kth_draws_alone():
+  kth = walkers.render_views(3, "00002", "nm-01", ["090"], 24, profile="kth")["090"]
+  changed = 0
+  for sid in ("00001", "00002", "00003", "00004"):
+    a = walkers.render_views(3, sid, "nm-01", ["090"], 24, profile="footage")["090"]
+    b = walkers.render_views(3, sid, "nm-01", ["090"], 24, profile="footage")["090"]
+    np.testing.assert_array_equal(a, b)
+    k = walkers.render_views(3, sid, "nm-01", ["090"], 24, profile="kth")["090"]
+    changed += a.shape != k.shape or not np.array_equal(a, k)
+  assert changed >= 1
+  np.testing.assert_array_equal(
+      kth, walkers.render_views(3, "00002", "nm-01", ["090"], 24, profile="kth")["090"])

@@ -13,11 +13,17 @@ study = load_tool("ranking_study")
 
 def test_smoke_study_records_the_ranking_and_resumes(tmp_path):
   out = str(tmp_path / "study")
-  assert study.main(["--out", out, "--smoke"]) == 0
+  args = ["--out", out, "--smoke", "--levers", "uniform,fair,uniform@3"]
+  assert study.main(args) == 0
   with open(os.path.join(out, "ranking.json")) as f:
     r = json.load(f)
   assert os.path.getsize(os.path.join(out, "ranking.png")) > 1000
-  assert set(r["levers"]) == {"uniform", "fair"}
+  assert set(r["levers"]) == {"uniform", "fair", "uniform@3", "uniform/margin", "uniform/bn0",
+                              "uniform/held2"}
+  steps = {lever: sorted(os.listdir(os.path.join(out, f"supernet_{name}", "checkpoints")))
+           for lever, name in (("uniform", "uniform"), ("uniform@3", "uniform_3"))}
+  assert steps == {"uniform": ["2"], "uniform@3": ["3"]}
+  assert r["settings"]["fitness_variants"] == ["margin", "bn0", "held2"]
   for key in ("kendall_tau", "kendall_p", "spearman", "top5_overlap", "seed_tau",
               "searched_vs_random", "paths", "settings", "machine"):
     assert key in r, key
@@ -36,8 +42,24 @@ def test_smoke_study_records_the_ranking_and_resumes(tmp_path):
   kept = os.path.join(out, "retrain", r["paths"][0]["path"].replace(",", "") + "_seed1",
                       "metrics.json")
   before = os.path.getmtime(kept)
-  assert study.main(["--out", out, "--smoke"]) == 0
+  assert study.main(args) == 0
   assert os.path.getmtime(kept) == before
   with open(os.path.join(out, "ranking.json")) as f:
     again = json.load(f)
   assert again["paths"] == r["paths"]
+
+
+def test_fitness_variants_are_checked_before_anything_runs(tmp_path):
+  out = str(tmp_path / "study")
+  for flag, bad, message in (
+      ("--fitness-variants", "top1", "expected one of rank1, map, margin, bn<N> or held<N>"),
+      ("--fitness-variants", "held9", "more than --held-out ids"),
+      ("--levers", "uniform@0", "expected SAMPLER or SAMPLER@STEPS"),
+      ("--levers", "greedy", "expected SAMPLER or SAMPLER@STEPS")):
+    try:
+      study.main(["--out", out, "--smoke", flag, bad])
+    except SystemExit as e:
+      assert message in str(e), e
+    else:
+      raise AssertionError(f"{bad} accepted")
+  assert not os.path.exists(os.path.join(out, "data"))
