@@ -5,8 +5,8 @@ accuracy, measured.
   python tools/ranking_study.py --out DIR [--smoke] [--levers uniform,fair]
       [--fitness-variants map,margin,bn0,bn32,held20,held10]
 
-1. data: generated walkers (`--profile`: clean, or kth with the degradations of real
-   low-resolution footage), three views (probes are scored across views), 10 walks per id
+1. data: generated walkers (`--profile`: clean, or kth / footage with the degradations of
+   real footage), three views (probes are scored across views), 10 walks per id
    (CASIA-B's NM, BG and CL conditions: the casia_b protocol scores both the fitness and the
    test); training ids, of which `--held-out` are held out for the fitness, and `--test-ids`
    test ids;
@@ -19,10 +19,10 @@ accuracy, measured.
    fitness variant (another search.fitness_metric, BN batches or fewer held-out ids), and
    retrained stand-alone from scratch with the same budget, the first `--second-seed` of them
    with a second seed (the noise floor);
-4. DIR/ranking.json: per row (lever or "lever/variant") Kendall's tau (and p), Spearman's
-   rho, top-k overlap; the seed-to-seed tau of the stand-alone results (the ceiling any
-   fitness can reach); every path with its MACs, fitness per row and stand-alone Rank-1 per
-   seed; the searched path against the random ones. DIR/ranking.png: fitness against
+4. DIR/ranking.json: per row (lever or "lever/variant") Kendall's tau (its p and a 90 %
+   bootstrap interval over the paths), Spearman's rho, top-k overlap; the seed-to-seed tau of
+   the stand-alone results (the ceiling any fitness can reach); every path with its MACs,
+   fitness per row and stand-alone Rank-1 per seed; the searched path against the random ones. DIR/ranking.png: fitness against
    stand-alone Rank-1, one point per path, a panel per row.
 
 Runs in-process, one stage after another; every stage is kept in DIR and skipped on a rerun,
@@ -42,6 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gait_jax.benchmarks import _machine  # noqa: E402
 from gait_jax.common import io  # noqa: E402
+from gait_jax.synthetic import degrade  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RANDOM_SEED = 1000  # random paths: space.sample_path(choice_max_num, RANDOM_SEED, i)
@@ -226,6 +227,22 @@ def kendall(x, y) -> tuple:
   return float(tau), float(p)
 
 
+def kendall_interval(x, y, draws: int = 1000) -> list:
+  """A 90 % bootstrap interval of Kendall's tau over the paths (resampled with replacement,
+  seeded), or None with fewer than 5 paths: how far two rows' taus can differ by the choice of
+  paths alone."""
+  x, y = np.asarray(x, float), np.asarray(y, float)
+  if len(x) < 5:
+    return None
+  rng = np.random.default_rng(0)
+  taus = []
+  for _ in range(draws):
+    i = rng.integers(0, len(x), len(x))
+    if np.ptp(x[i]) > 0 and np.ptp(y[i]) > 0:
+      taus.append(kendall(x[i], y[i])[0])
+  return [float(np.percentile(taus, 5)), float(np.percentile(taus, 95))]
+
+
 def spearman(x, y) -> float:
   from scipy import stats  # pylint: disable=g-import-not-at-top
   return float(stats.spearmanr(x, y)[0])
@@ -239,7 +256,8 @@ def summarise(paths: list, levers: list) -> dict:
     fit = np.array([p["fitness"][lever] for p in paths])
     tau, p_value = kendall(fit, mean)
     out["levers"][lever] = {
-        "kendall_tau": tau, "kendall_p": p_value, "spearman": spearman(fit, mean),
+        "kendall_tau": tau, "kendall_p": p_value,
+        "kendall_tau_90": kendall_interval(fit, mean), "spearman": spearman(fit, mean),
         f"top{TOP_K}_overlap": len(top & set(np.argsort(-fit)[:TOP_K].tolist()))}
   twice = [p for p in paths if len(p["standalone"]) > 1]
   out["seed_tau"] = (kendall([p["standalone"][0] for p in twice],
@@ -282,13 +300,14 @@ def plot(paths: list, levers: list, where: str) -> None:
   plt.close(fig)
 
 
-def main(argv=None):
+def parse_args(argv) -> tuple:
+  """(args, settings, levers, fitness variants), every value checked before anything runs."""
   parser = argparse.ArgumentParser(description=__doc__, allow_abbrev=False,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--out", required=True, help="the study folder (rerun to resume)")
   parser.add_argument("--smoke", action="store_true", help="a tiny run of every stage")
-  parser.add_argument("--profile", default="clean", choices=("clean", "kth"),
-                      help="the walkers (kth: degraded as real low-resolution footage)")
+  parser.add_argument("--profile", default="clean", choices=degrade.PROFILES,
+                      help="the walkers (kth / footage: degraded as real footage)")
   parser.add_argument("--levers", default="uniform,fair",
                       help="one supernet each (the first: searched): train.path_sampler, "
                       "optionally @STEPS (e.g. uniform@1600: four times as long)")
@@ -321,6 +340,25 @@ def main(argv=None):
       raise SystemExit(f"ranking_study: --fitness-variants {text}: more than --held-out ids")
   if s["held_out"] >= s["ids"] - s["test_ids"] or s["random"] + 1 > s["paths"]:
     raise SystemExit("ranking_study: need held-out < training ids and random + 1 <= paths")
+  return args, s, levers, variants
+
+
+def report(result: dict) -> None:
+  for lever, r in result["levers"].items():
+    ci = r["kendall_tau_90"]
+    ci = f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else ""
+    print(f"{lever:16s} Kendall tau {r['kendall_tau']:+.3f}{ci} (p {r['kendall_p']:.3f}), "
+          f"Spearman {r['spearman']:+.3f}, top-{TOP_K} overlap {r[f'top{TOP_K}_overlap']}")
+  svr = result["searched_vs_random"]
+  print(f"seed-to-seed tau {result['seed_tau']}, mean |seed difference| "
+        f"{result['seed_spread']}; searched {svr['searched']:.2f} vs random "
+        f"{svr['random_mean']:.2f} ± {svr['random_std']:.2f} (beats: {svr['beats_random']})")
+  print(f"{len(result['paths'])} paths; {result['seconds_this_run']} s this run on "
+        f"{result['machine']}")
+
+
+def main(argv=None):
+  args, s, levers, variants = parse_args(argv)
   os.makedirs(args.out, exist_ok=True)
   from absl import logging  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.INFO)  # the runs' progress lines, as the command line prints
@@ -347,16 +385,8 @@ def main(argv=None):
   result.update(result["levers"][levers[0]])  # the first lever's figures at the top level
   io.write_json(os.path.join(args.out, "ranking.json"), result)
   plot(paths, rows, os.path.join(args.out, "ranking.png"))
-  for lever, r in result["levers"].items():
-    print(f"{lever:16s} Kendall tau {r['kendall_tau']:+.3f} (p {r['kendall_p']:.3f}), "
-          f"Spearman {r['spearman']:+.3f}, top-{TOP_K} overlap {r[f'top{TOP_K}_overlap']}")
-  svr = result["searched_vs_random"]
-  print(f"seed-to-seed tau {result['seed_tau']}, mean |seed difference| "
-        f"{result['seed_spread']}; searched {svr['searched']:.2f} vs random "
-        f"{svr['random_mean']:.2f} ± {svr['random_std']:.2f} (beats: {svr['beats_random']})")
-  print(f"{len(paths)} paths; {result['seconds_this_run']} s this run on {result['machine']}")
+  report(result)
   return 0
-
 
 if __name__ == "__main__":
   sys.exit(main())

@@ -28,6 +28,7 @@ def test_smoke_study_records_the_ranking_and_resumes(tmp_path):
               "searched_vs_random", "paths", "settings", "machine"):
     assert key in r, key
   assert r["kendall_tau"] == r["levers"]["uniform"]["kendall_tau"]
+  assert r["levers"]["uniform"]["kendall_tau_90"] is None  # 3 paths: no interval
   kinds = [p["kind"] for p in r["paths"]]
   assert kinds[0] == "searched" and kinds.count("random") == 1 and len(kinds) == 3
   assert len({p["path"] for p in r["paths"]}) == 3  # no path twice
@@ -63,3 +64,15 @@ def test_fitness_variants_are_checked_before_anything_runs(tmp_path):
     else:
       raise AssertionError(f"{bad} accepted")
   assert not os.path.exists(os.path.join(out, "data"))
+
+
+def test_kendall_interval_brackets_tau_and_narrows_with_more_paths():
+  rng = np.random.default_rng(1)
+  widths = []
+  for n in (12, 200):
+    x = np.arange(n, dtype=float)
+    y = x + rng.normal(scale=n / 3, size=n)
+    lo, hi = study.kendall_interval(x, y)
+    assert lo <= study.kendall(x, y)[0] <= hi
+    widths.append(hi - lo)
+  assert widths[1] < widths[0] / 2
