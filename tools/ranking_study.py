@@ -15,8 +15,9 @@ accuracy, measured.
    evolutionary search on the first lever's supernet;
 3. `--paths` paths spread over the space: the search's best, `--random` uniformly random ones,
    and the rest picked across the MAC range; each scored by every supernet (BN recalibrated,
-   the search's fitness on the held-out ids) and, on the first lever's supernet, by each
-   fitness variant (another search.fitness_metric, BN batches or fewer held-out ids), and
+   the search's fitness on the held-out ids) and, on the first lever's supernet (or the one
+   `LEVER/VARIANT` names), by each fitness variant (another search.fitness_metric, BN batches
+   or fewer held-out ids), and
    retrained stand-alone from scratch with the same budget, the first `--second-seed` of them
    with a second seed (the noise floor);
 4. DIR/ranking.json: per row (lever or "lever/variant") Kendall's tau (its p and a 90 %
@@ -184,6 +185,15 @@ def parse_variant(text: str) -> dict:
                    f"{', '.join(fitness_metrics.FITNESS_METRICS)}, bn<N> or held<N>")
 
 
+def variant_lever(text: str, levers: list) -> tuple:
+  """`VARIANT` (on the first lever's supernet) or `LEVER/VARIANT` -> (lever, variant)."""
+  lever, _, variant = text.rpartition("/")
+  if lever and lever not in levers:
+    raise SystemExit(f"ranking_study: --fitness-variants {text}: {lever!r} is not one of "
+                     f"--levers {','.join(levers)}")
+  return lever or levers[0], variant
+
+
 def fitness(out: str, c, name: str, source: str, paths: list, variant: dict) -> dict:
   """{path: fitness} on the supernet `source` scored as `variant` says, recorded in
   DIR/fitness_<name>.json."""
@@ -313,9 +323,9 @@ def parse_args(argv) -> tuple:
                       "optionally @STEPS (e.g. uniform@1600: four times as long)")
   parser.add_argument("--fitness-variants", default=None,
                       help=f"(default {','.join(VARIANTS)}; smoke {','.join(SMOKE_VARIANTS)}) "
-                      "other ways to score the first lever's supernet, one row each: "
-                      "search.fitness_metric (map, margin), bn<N> (search.bn_batches) or "
-                      "held<N> (only N of the held-out ids)")
+                      "other ways to score the first lever's supernet (LEVER/VARIANT: that "
+                      "lever's), one row each: search.fitness_metric (map, margin), bn<N> "
+                      "(search.bn_batches) or held<N> (only N of the held-out ids)")
   meaning = {"ids": "walkers in all", "held_out": "training ids held out for the fitness",
              "test_ids": "test ids", "frames": "mean frames per walk",
              "supernet_steps": "steps per supernet", "retrain_steps": "steps per retrain",
@@ -336,7 +346,7 @@ def parse_args(argv) -> tuple:
   variants = [v for v in (args.fitness_variants if args.fitness_variants is not None else
                            ",".join(SMOKE_VARIANTS if args.smoke else VARIANTS)).split(",") if v]
   for text in variants:
-    if parse_variant(text).get("held_out", 0) > s["held_out"]:
+    if parse_variant(variant_lever(text, levers)[1]).get("held_out", 0) > s["held_out"]:
       raise SystemExit(f"ranking_study: --fitness-variants {text}: more than --held-out ids")
   if s["held_out"] >= s["ids"] - s["test_ids"] or s["random"] + 1 > s["paths"]:
     raise SystemExit("ranking_study: need held-out < training ids and random + 1 <= paths")
@@ -347,7 +357,7 @@ def report(result: dict) -> None:
   for lever, r in result["levers"].items():
     ci = r["kendall_tau_90"]
     ci = f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else ""
-    print(f"{lever:16s} Kendall tau {r['kendall_tau']:+.3f}{ci} (p {r['kendall_p']:.3f}), "
+    print(f"{lever:20s} Kendall tau {r['kendall_tau']:+.3f}{ci} (p {r['kendall_p']:.3f}), "
           f"Spearman {r['spearman']:+.3f}, top-{TOP_K} overlap {r[f'top{TOP_K}_overlap']}")
   svr = result["searched_vs_random"]
   print(f"seed-to-seed tau {result['seed_tau']}, mean |seed difference| "
@@ -370,8 +380,9 @@ def main(argv=None):
   paths = choose_paths(c, best, s)
   scores = {lever: fitness(args.out, c, lever, sources[lever], paths, {}) for lever in levers}
   for text in variants:
-    name = f"{levers[0]}/{text}"
-    scores[name] = fitness(args.out, c, name, sources[levers[0]], paths, parse_variant(text))
+    lever, variant = variant_lever(text, levers)
+    name = f"{lever}/{variant}"
+    scores[name] = fitness(args.out, c, name, sources[lever], paths, parse_variant(variant))
   for i, p in enumerate(paths):
     p["fitness"] = {row: values[p["path"]] for row, values in scores.items()}
     seeds = (0, 1) if i < s["second_seed"] else (0,)

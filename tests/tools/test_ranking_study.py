@@ -13,17 +13,20 @@ study = load_tool("ranking_study")
 
 def test_smoke_study_records_the_ranking_and_resumes(tmp_path):
   out = str(tmp_path / "study")
-  args = ["--out", out, "--smoke", "--levers", "uniform,fair,uniform@3"]
+  args = ["--out", out, "--smoke", "--levers", "uniform,fair,uniform@3",
+          "--fitness-variants", "margin,bn0,held2,uniform@3/margin"]
   assert study.main(args) == 0
   with open(os.path.join(out, "ranking.json")) as f:
     r = json.load(f)
   assert os.path.getsize(os.path.join(out, "ranking.png")) > 1000
   assert set(r["levers"]) == {"uniform", "fair", "uniform@3", "uniform/margin", "uniform/bn0",
-                              "uniform/held2"}
+                              "uniform/held2", "uniform@3/margin"}
   steps = {lever: sorted(os.listdir(os.path.join(out, f"supernet_{name}", "checkpoints")))
            for lever, name in (("uniform", "uniform"), ("uniform@3", "uniform_3"))}
   assert steps == {"uniform": ["2"], "uniform@3": ["3"]}
-  assert r["settings"]["fitness_variants"] == ["margin", "bn0", "held2"]
+  assert r["settings"]["fitness_variants"] == ["margin", "bn0", "held2", "uniform@3/margin"]
+  assert (r["paths"][0]["fitness"]["uniform@3/margin"]
+          != r["paths"][0]["fitness"]["uniform/margin"])  # another supernet scored
   for key in ("kendall_tau", "kendall_p", "spearman", "top5_overlap", "seed_tau",
               "searched_vs_random", "paths", "settings", "machine"):
     assert key in r, key
@@ -56,7 +59,8 @@ def test_fitness_variants_are_checked_before_anything_runs(tmp_path):
       ("--fitness-variants", "top1", "expected one of rank1, map, margin, bn<N> or held<N>"),
       ("--fitness-variants", "held9", "more than --held-out ids"),
       ("--levers", "uniform@0", "expected SAMPLER or SAMPLER@STEPS"),
-      ("--levers", "greedy", "expected SAMPLER or SAMPLER@STEPS")):
+      ("--levers", "greedy", "expected SAMPLER or SAMPLER@STEPS"),
+      ("--fitness-variants", "fair@9/map", "'fair@9' is not one of --levers uniform,fair")):
     try:
       study.main(["--out", out, "--smoke", flag, bad])
     except SystemExit as e:
