@@ -2,8 +2,8 @@
 """How far can the supernet's ranking of paths be trusted? Its fitness against stand-alone
 accuracy, measured.
 
-  python tools/ranking_study.py --out DIR [--smoke] [--levers uniform,fair]
-      [--fitness-variants map,margin,bn0,bn32,held20,held10]
+  python tools/ranking_study.py --out DIR [--smoke] [--levers uniform,fair[,uniform@1600]]
+      [--fitness-variants map,margin,bn0,bn32,held20,held10[,uniform@1600/map]]
 
 1. data: generated walkers (`--profile`: clean, or kth / footage with the degradations of
    real footage), three views (probes are scored across views), 10 walks per id
@@ -17,14 +17,14 @@ accuracy, measured.
    and the rest picked across the MAC range; each scored by every supernet (BN recalibrated,
    the search's fitness on the held-out ids) and, on the first lever's supernet (or the one
    `LEVER/VARIANT` names), by each fitness variant (another search.fitness_metric, BN batches
-   or fewer held-out ids), and
-   retrained stand-alone from scratch with the same budget, the first `--second-seed` of them
-   with a second seed (the noise floor);
+   or fewer held-out ids), and retrained stand-alone from scratch with the same budget, the
+   first `--second-seed` of them with a second seed (the noise floor);
 4. DIR/ranking.json: per row (lever or "lever/variant") Kendall's tau (its p and a 90 %
    bootstrap interval over the paths), Spearman's rho, top-k overlap; the seed-to-seed tau of
    the stand-alone results (the ceiling any fitness can reach); every path with its MACs,
-   fitness per row and stand-alone Rank-1 per seed; the searched path against the random ones. DIR/ranking.png: fitness against
-   stand-alone Rank-1, one point per path, a panel per row.
+   fitness per row and stand-alone Rank-1 per seed; the searched path against the random
+   ones. DIR/ranking.png: fitness against stand-alone Rank-1, one point per path, a panel per
+   row.
 
 Runs in-process, one stage after another; every stage is kept in DIR and skipped on a rerun,
 so a killed study resumes. Defaults: the documented study (tiny widths 8/16/32 on the CPU);
