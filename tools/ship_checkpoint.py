@@ -130,9 +130,8 @@ def main(argv=None):
   parser.add_argument("--workdir", required=True, help="the training workdir")
   parser.add_argument("--out", required=True, help="the model folder to (re)write")
   parser.add_argument("--provenance", default="", help="the run folder: also write PROVENANCE.md")
-  parser.add_argument("--walker-profile", default=os.environ.get("WALKER_PROFILE", "kth"),
-                      help="the walkers' --profile, for PROVENANCE.md (default: $WALKER_PROFILE "
-                      "as tools/train_pretrained.sh sets it, else kth)")
+  parser.add_argument("--walker-profile", default="kth",
+                      help="the walkers' --profile, for PROVENANCE.md")
   args = parser.parse_args(argv)
   step = ship(args.workdir, args.out)
   print(f"{args.out}: step {step} of {args.workdir} ({_size(args.out) / 2**20:.1f} MB)")

@@ -4,7 +4,8 @@
 #   people) -> its final step copied to pretrained/walkers (config.json + one checkpoint step)
 #   -> zero-shot KTH-walk on the test people -> pretrained/walkers/PROVENANCE.md.
 # Environment: PRETRAIN_DIR (runs/pretrained), PRETRAINED_OUT (pretrained/walkers),
-# WALKER_IDS (2000), WALKER_PROFILE (kth; or footage), STEPS (2400), KTH_ROOT / KTH_PARTITION (../shared/data/kth_walking[.json]).
+# WALKER_IDS (2000), WALKER_PROFILE (kth; or footage), STEPS (2400),
+# KTH_ROOT / KTH_PARTITION (../shared/data/kth_walking[.json]).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh"
 export JAX_PLATFORMS="${JAX_PLATFORMS:-cpu}"
@@ -52,4 +53,5 @@ stage validation python -m gait_jax.main --config configs/kth_walking.py --workd
 stage zero_shot python -m gait_jax.main --config configs/kth_walking.py --workdir "$RUN/zero_shot" \
   --config.data.root="$KTH_ROOT" --config.data.partition="$KTH_PARTITION" \
   --config.mode=test --config.train.init_from="$OUT"
-python tools/ship_checkpoint.py --workdir "$RUN/train" --out "$OUT" --provenance "$RUN"
+python tools/ship_checkpoint.py --workdir "$RUN/train" --out "$OUT" --provenance "$RUN" \
+  --walker-profile "$WALKER_PROFILE"
