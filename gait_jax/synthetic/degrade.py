@@ -132,13 +132,9 @@ def sample_footage(rng: np.random.Generator) -> Dict:
 
 def apply_footage(mask: np.ndarray, settings: Dict, rng: np.random.Generator) -> np.ndarray:
   """bool [H, W, T] raw masks -> the same size with the footage artefacts `settings` asks."""
-  H, W, T = mask.shape
-  rows_any = mask.any(1)  # [H, T]
-  present = rows_any.any(0)
+  present, top, bottom, left, right = render.body_boxes(mask)
   if not present.any():
     return mask.copy()
-  top = np.argmax(rows_any, 0)
-  bottom = H - 1 - np.argmax(rows_any[::-1], 0)
   body = float(np.median((bottom - top + 1)[present]))
   out = mask.view(np.uint8) * np.uint8(255)
   if settings["merge"]:
@@ -156,11 +152,9 @@ def apply_footage(mask: np.ndarray, settings: Dict, rng: np.random.Generator) ->
   if settings["patch"]:
     run = max(1, int(round(settings["patch_run"] * len(frames))))
     start = int(rng.integers(0, len(frames) - run + 1))
-    cols_any = mask.any(0)  # [W, T]
+    w, h = max(1, int(settings["patch_w"] * body)), max(1, int(settings["patch_h"] * body))
     for t in frames[start:start + run]:
-      cols = np.flatnonzero(cols_any[:, t])
-      w, h = max(1, int(settings["patch_w"] * body)), max(1, int(settings["patch_h"] * body))
-      x0 = cols[0] - w if settings["patch_left"] else cols[-1] + 1
+      x0 = left[t] - w if settings["patch_left"] else right[t] + 1
       y0 = top[t] + int(settings["patch_top"] * (bottom[t] - top[t] + 1))
       out[y0:y0 + h, max(x0, 0):max(x0 + w, 0), t] = True
   return out
@@ -168,10 +162,8 @@ def apply_footage(mask: np.ndarray, settings: Dict, rng: np.random.Generator) ->
 
 def _morph(stack: np.ndarray, op: int, size: float) -> np.ndarray:
   """A morphological `op` with an elliptical kernel about `size` pixels wide on uint8
-  [H, W, T] (cv2 filters at most 512 channels at a time)."""
+  [H, W, T]."""
   k = 2 * int(round(size / 2)) + 1  # odd: centred, so the outline moves the same both ways
   kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-  parts = [render.as_3d(cv2.morphologyEx(stack[..., i:i + 512], op, kernel))
-           for i in range(0, stack.shape[-1], 512)]
-  return parts[0] if len(parts) == 1 else np.concatenate(parts, -1)
+  return render.cv2_frames(lambda a: cv2.morphologyEx(a, op, kernel), stack)
 

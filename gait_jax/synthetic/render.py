@@ -59,11 +59,27 @@ def _smooth_noise(rng, height: int, width: int, frames: int, cell: int) -> np.nd
 
 
 def _resize_frames(stack: np.ndarray, width: int, height: int) -> np.ndarray:
-  # cv2 takes at most 512 channels; pictures are [H, W, T].
-  parts = [as_3d(cv2.resize(stack[..., i:i + 512], (width, height),
-                            interpolation=cv2.INTER_LINEAR))
-           for i in range(0, stack.shape[-1], 512)]
+  return cv2_frames(lambda a: cv2.resize(a, (width, height), interpolation=cv2.INTER_LINEAR),
+                    stack)
+
+
+def cv2_frames(fn, stack: np.ndarray) -> np.ndarray:
+  """`fn` (a cv2 filter of one multi-channel picture) over the frames of [H, W, T] pictures:
+  cv2 takes at most 512 channels at a time and drops a single channel axis."""
+  parts = [_as3d(fn(stack[..., i:i + 512])) for i in range(0, stack.shape[-1], 512)]
   return parts[0] if len(parts) == 1 else np.concatenate(parts, -1)
+
+
+def body_boxes(mask: np.ndarray):
+  """(present, top, bottom, left, right), each [T], of bool [H, W, T] masks: which frames hold
+  a body and its box, vectorised over frames (empty frames get a dummy box)."""
+  H, W, _ = mask.shape
+  rows_any, cols_any = mask.any(1), mask.any(0)  # [H, T], [W, T]
+  top = np.argmax(rows_any, 0)
+  bottom = H - 1 - np.argmax(rows_any[::-1], 0)
+  left = np.argmax(cols_any, 0)
+  right = W - 1 - np.argmax(cols_any[::-1], 0)
+  return rows_any.any(0), top, bottom, left, right
 
 
 def corrupt(mask: np.ndarray, rng: np.random.Generator, noise: Dict, ground_row: np.ndarray,
@@ -76,22 +92,15 @@ def corrupt(mask: np.ndarray, rng: np.random.Generator, noise: Dict, ground_row:
   # Ragged edges: threshold a blurred mask at a noisy level.
   # Everything in uint8 (0..255): a quarter of float32's memory traffic.
   m = mask.view(np.uint8) * np.uint8(255)
-  blur = [as_3d(cv2.blur(m[..., i:i + 512], (5, 5))) for i in range(0, T, 512)]
-  blur = blur[0] if len(blur) == 1 else np.concatenate(blur, -1)
+  blur = cv2_frames(lambda a: cv2.blur(a, (5, 5)), m)
   # Threshold 0.5 ± edge, looked up per noise value.
   lut = np.clip(np.round(127.5 + (np.arange(256) - 127.5) * 2 * noise["edge"]), 0, 255)
-  level = as_3d(cv2.LUT(_smooth_noise(rng, H, W, T, 4), lut.astype(np.uint8)))
+  level = _as3d(cv2.LUT(_smooth_noise(rng, H, W, T, 4), lut.astype(np.uint8)))
   out = blur > level
   # Holes where clothing happens to match the background.
   if noise["holes"] > 0.01:
     out &= _smooth_noise(rng, H, W, T, 10) > min(int(noise["holes"] * 1.5 * 255), 255)
-  # Per-frame body boxes, vectorised over frames (empty frames get a dummy box).
-  rows_any, cols_any = mask.any(1), mask.any(0)  # [H, T], [W, T]
-  present = rows_any.any(0)
-  top = np.argmax(rows_any, 0)
-  bottom = H - 1 - np.argmax(rows_any[::-1], 0)
-  left = np.argmax(cols_any, 0)
-  right = W - 1 - np.argmax(cols_any[::-1], 0)
+  present, top, bottom, left, right = body_boxes(mask)
   cols = np.arange(W, dtype=np.float32)
   if noise["shadow"]:
     # A flat band on the ground beside the feet that background subtraction keeps.
@@ -133,6 +142,6 @@ def corrupt(mask: np.ndarray, rng: np.random.Generator, noise: Dict, ground_row:
   return out
 
 
-def as_3d(a: np.ndarray) -> np.ndarray:
+def _as3d(a: np.ndarray) -> np.ndarray:
   # cv2 drops a single channel axis.
   return a if a.ndim == 3 else a[..., None]

@@ -131,7 +131,8 @@ def render_views(seed: int, sid: str, seq_type: str, views: Sequence[str], frame
     if profile != "clean":  # drawn after the clean settings: the clean bytes stay as they were
       noise = degrade.strengthen_noise(noise, rng)
       kth = degrade.sample(rng)
-      footage = degrade.sample_footage(rng) if profile == "footage" else None
+      if profile == "footage":
+        footage = degrade.sample_footage(rng)
     sel = slice(start, start + n)
     caps2d = []
     cam = dict(view_deg=float(view), pitch_deg=session["pitch"], distance=session["distance"])

@@ -176,3 +176,15 @@ def test_footage_profile_is_deterministic_and_leaves_the_kth_draws_alone():
   assert changed >= 1
   np.testing.assert_array_equal(
       kth, walkers.render_views(3, "00002", "nm-01", ["090"], 24, profile="kth")["090"])
+
+
+def test_cv2_filters_over_more_frames_than_cv2_takes_channels_equal_frame_by_frame():
+  import cv2
+  from gait_jax.synthetic import render
+  rng = np.random.default_rng(0)
+  stack = (rng.random((40, 30, 1100)) > 0.5).astype(np.uint8) * 255  # 3 chunks of <= 512
+  np.testing.assert_array_equal(
+      render.cv2_frames(lambda a: cv2.blur(a, (5, 5)), stack),
+      np.stack([cv2.blur(stack[..., t], (5, 5)) for t in range(1100)], -1))
+  one = render.cv2_frames(lambda a: cv2.blur(a, (5, 5)), stack[..., :1])  # cv2 drops the axis
+  assert one.shape == (40, 30, 1)
