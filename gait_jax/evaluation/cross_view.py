@@ -35,6 +35,18 @@ class CrossView(Protocol):
     acc, view_list = self.accuracy(emb, seqs)
     return report(acc, view_list, [name for name, _ in self.PROBES])
 
+  def fitness_cells(self, seqs: Sequences):
+    """Each probe view against each other gallery view (identical views excluded, as the
+    headline)."""
+    sel = self.select(seqs)
+    views = sorted(set(seqs.views.tolist()))
+    cells = []
+    for _, group in sel.groups:
+      pairs = [(group & (seqs.views == pv), sel.gallery & (seqs.views == gv))
+               for pv in views for gv in views if pv != gv]
+      cells.append([(p, g) for p, g in pairs if p.any() and g.any()])
+    return cells
+
   def accuracy(self, emb, seqs: Sequences):
     """acc `[groups, views, views, K]` and the view list."""
     sel = self.select(seqs)

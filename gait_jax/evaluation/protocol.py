@@ -88,6 +88,14 @@ class Protocol:
   def fitness(self, metrics: Metrics) -> float:
     return float(metrics[self.headline])
 
+  def fitness_cells(self, seqs: Sequences):
+    """Per probe group, its (probe mask, gallery mask) cells that hold both: what
+    `search.fitness_metric` map / margin average, cell by cell, as the headline does. Here
+    each group against the whole gallery."""
+    sel = self.select(seqs)
+    return [[(group, sel.gallery)] if group.any() and sel.gallery.any() else []
+            for _, group in sel.groups]
+
 
 def grouped_table(title: str, emb, seqs: Sequences, sel: Selection, eval_cfg
                   ) -> Tuple[Metrics, str]:

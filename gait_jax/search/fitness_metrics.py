@@ -10,20 +10,18 @@
   from being ranked right or wrong, free of the embedding's scale (distances are >= 0 for
   both `evaluate.metric`s).
 
-The cells are the protocol's own: cross-view protocols (CASIA-B, OU-MVLP) score each probe
-view against each other gallery view (identical views excluded, as their headline), the
-others each probe group against the whole gallery; groups weigh equally, as in the headline.
+The cells are the protocol's own (`Protocol.fitness_cells`): cross-view protocols (CASIA-B,
+OU-MVLP) score each probe view against each other gallery view (identical views excluded, as
+their headline), the others each probe group against the whole gallery; groups weigh equally,
+as in the headline.
 """
 from __future__ import annotations
-
-from typing import Iterator
 
 import numpy as np
 
 from gait_jax.evaluation import distance as dist_lib
 from gait_jax.evaluation import protocols
 from gait_jax.evaluation import ranking
-from gait_jax.evaluation.cross_view import CrossView
 from gait_jax.evaluation.protocol import Protocol, Sequences
 
 FITNESS_METRICS = ("rank1", "map", "margin")
@@ -39,7 +37,7 @@ def fitness(protocol: Protocol, emb: np.ndarray, seqs: Sequences, metric: str) -
                      f"{', '.join(FITNESS_METRICS)}")
   emb = dist_lib.check_embeddings(emb)
   per_group = []
-  for cells in _cells(protocol, seqs):
+  for cells in protocol.fitness_cells(seqs):
     values = []
     for probe, gallery in cells:
       dist = ranking.probe_gallery_dist(emb[probe], emb[gallery], protocol.cfg)
@@ -65,17 +63,4 @@ def mean_margin(dist: np.ndarray, probe_ids, gallery_ids) -> float:
   with np.errstate(invalid="ignore", divide="ignore"):
     margin = np.where(total > 0, (other - own) / total, 0.0)
   return float(np.mean(margin) * 100)
-
-
-def _cells(protocol: Protocol, seqs: Sequences) -> Iterator[list]:
-  """Per probe group, its (probe mask, gallery mask) cells that hold both."""
-  sel = protocol.select(seqs)
-  views = sorted(set(seqs.views.tolist()))
-  for _, group in sel.groups:
-    if isinstance(protocol, CrossView):
-      pairs = [(group & (seqs.views == pv), sel.gallery & (seqs.views == gv))
-               for pv in views for gv in views if pv != gv]
-    else:
-      pairs = [(group, sel.gallery)]
-    yield [(p, g) for p, g in pairs if p.any() and g.any()]
 

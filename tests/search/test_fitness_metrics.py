@@ -112,3 +112,17 @@ def test_unknown_metric_is_refused_by_name():
     config.search.fitness_metric = "top1"
   with pytest.raises(config_check.ConfigError, match="search.fitness_metric"):
     config_check.check(config)
+
+
+def test_each_protocol_names_its_own_cells():
+  emb, seqs = _casia(ids=3, views=("000", "090", "180"))
+  cross = protocols.build("casia_b", _eval_cfg()).fitness_cells(seqs)
+  assert len(cross) == 3 and all(len(cells) == 6 for cells in cross)  # 3 x 2 other views
+  for cells in cross:
+    for probe, gallery in cells:
+      assert len(set(seqs.views[probe])) == 1 and len(set(seqs.views[gallery])) == 1
+      assert set(seqs.views[probe]) != set(seqs.views[gallery])
+  grouped = protocols.build("holdout", _eval_cfg()).fitness_cells(seqs)
+  sel = protocols.build("holdout", _eval_cfg()).select(seqs)
+  assert len(grouped) == 1 and len(grouped[0]) == 1
+  np.testing.assert_array_equal(grouped[0][0][1], sel.gallery)
