@@ -41,5 +41,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   fi
   echo "$want" > "$stamp"
 fi
+# oneDNN's convolutions for the CPU (rebuilt only when they change; never fails the set-up).
+bash "$ROOT/tools/build_onednn.sh"
 export PATH="$ROOT/.venv/bin:$PATH"
 if [ "$HAVE_FLOCK" = 1 ]; then flock -u 9; exec 9>&-; fi

@@ -3,7 +3,8 @@
 `tools/benchmark.py conv --models small --path 0,5,0,1 --batch 8 --frames 30`: every
 stride-1 convolution the path runs (its candidates' convs and the downsample 1×1×1 convs) at
 the shapes a train step gives them, timed after compiling for each formulation of
-`gait_jax/models/conv.py` (`xla`, `canonical`, `gemm`, `fold`), with GFLOP/s (2 × MACs / time)
+`gait_jax/models/conv.py` (`xla`, `canonical`, `gemm`, `fold`, and `onednn` where it is built;
+`--formulations` picks some), with GFLOP/s (2 × MACs / time)
 and % of the machine's fp32 peak; the last column names the fastest formulation of each row and
 the one `auto` uses here.
 """
@@ -27,6 +28,8 @@ def add_args(parser) -> None:
   parser.add_argument("--batch", type=int, default=8, help="sequences")
   parser.add_argument("--frames", type=int, default=30)
   parser.add_argument("--channels", default="", help="override model.channels, e.g. 8,16,32")
+  parser.add_argument("--formulations", default="",
+                      help="comma-separated (default: every one this machine has)")
   parser.add_argument("--repeats", type=int, default=3, help="timed calls (the best is kept)")
   parser.add_argument("--peak-gflops", type=float, default=0.0,
                       help="the machine's fp32 peak (default: worked out from the CPU)")
@@ -67,7 +70,13 @@ def _time(fn, args, repeats: int) -> float:
   return best
 
 
-def bench_layer(shape, kernel, cout, repeats: int):
+def available_formulations():
+  from gait_jax.models import conv as conv_lib  # pylint: disable=g-import-not-at-top
+  from gait_jax.models import onednn_conv  # pylint: disable=g-import-not-at-top
+  return tuple(f for f in conv_lib.FORMULATIONS if f != "onednn" or onednn_conv.available())
+
+
+def bench_layer(shape, kernel, cout, repeats: int, formulations):
   """{formulation: {direction: seconds}} for one convolution."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
@@ -78,7 +87,7 @@ def bench_layer(shape, kernel, cout, repeats: int):
   pads = [(k // 2, k // 2) for k in kernel]
   g = jnp.asarray(rng.normal(size=shape[:4] + (cout,)).astype(np.float32))
   out = {}
-  for form in conv_lib.FORMULATIONS:
+  for form in formulations:
     os.environ[conv_lib.ENV_VAR] = form  # read while tracing, below
     conv = lambda a, b: conv_lib.conv_general_dilated(  # noqa: E731
         a, b, (1, 1, 1), pads, dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
@@ -102,27 +111,31 @@ def run(args) -> None:
   config_lib.check_path(path, c.model.choice_max_num, key="--path", model_name=c.model.name)
   peak = args.peak_gflops or _machine.cpu_peak_gflops()["gflops"]
   auto = conv_lib.formulation()
+  forms = tuple(args.formulations.split(",")) if args.formulations else available_formulations()
+  for form in forms:
+    if form not in conv_lib.FORMULATIONS:
+      raise ValueError(f"--formulations: {form!r} is not one of {conv_lib.FORMULATIONS}")
   rows = []
   print(f"{'layer':28} {'input':22} {'kernel':9} {'cout':>4} {'direction':11} "
-        + " ".join(f"{f:>17}" for f in conv_lib.FORMULATIONS) + "  fastest (auto here: "
+        + " ".join(f"{f:>17}" for f in forms) + "  fastest (auto here: "
         f"{auto})")
   for name, shape, kernel, cout in layer_shapes(c.model, path, args.batch, args.frames):
-    times = bench_layer(shape, kernel, cout, args.repeats)
+    times = bench_layer(shape, kernel, cout, args.repeats, forms)
     macs = int(np.prod(shape)) * int(np.prod(kernel)) * cout
     for d in DIRECTIONS:
       cells, row = [], {"layer": name, "input": list(shape), "kernel": list(kernel),
                         "cout": cout, "direction": d, "macs": macs}
-      for form in conv_lib.FORMULATIONS:
+      for form in forms:
         s = times[form][d]
         gf = 2 * macs / s / 1e9
         row[form] = {"ms": round(1e3 * s, 2), "gflops": round(gf, 1),
                      "peak_percent": round(100 * gf / peak, 1) if peak else None}
         cells.append(f"{1e3 * s:7.1f} ms {gf:5.1f} GF")
-      row["fastest"] = min(conv_lib.FORMULATIONS, key=lambda f: times[f][d])
+      row["fastest"] = min(forms, key=lambda f: times[f][d])
       rows.append(row)
       print(f"{name:28} {str(tuple(shape)):22} {str(tuple(kernel)):9} {cout:4} {d:11} "
             + " ".join(cells) + f"  {row['fastest']}", flush=True)
-  total = {f: sum(times_row[f]["ms"] for times_row in rows) for f in conv_lib.FORMULATIONS}
+  total = {f: sum(times_row[f]["ms"] for times_row in rows) for f in forms}
   print("total (all rows): " + ", ".join(f"{f} {ms:.0f} ms" for f, ms in total.items())
         + (f"; peak {peak:.0f} GFLOP/s" if peak else ""))
   if args.json:

@@ -16,12 +16,16 @@ channels-last 3-D convolution is computed (`formulation()`; others are always XL
              tap-wise form `y = Σ_taps shift(x) @ w[tap]` (one `[N·T·H·W, cin] × [cin, cout]`
              product per tap, no im2col copy) and their kernel gradient as the canonical
              convolution.
-  fold       (CPU default) gemm's small layers; the wider layers' forward and input gradient
-             as 2-D convolutions, which XLA:CPU runs through Eigen's spatial convolution two to
-             three times faster than its 3-D one: a kernel axis of one tap is folded into the
-             batch ((1,3,3), (3,1,3), (3,3,1); (3,1,1) folds h·w into one axis), and (3,3,3) is
-             one 2-D convolution per temporal tap, summed (see `_fold_2d`); kernel gradient
-             canonical (its 2-D folds and GEMM forms ran slower).
+  onednn     (CPU default on one CPU device where tools/build_onednn.sh built it) oneDNN's own
+             convolutions through XLA custom calls (`onednn_conv.py`): wider layers in all three
+             directions, every kernel gradient; gemm's small-input forward (the stem's fused
+             tap sum) and the 1×1×1's GEMMs, which XLA runs faster. float32; other dtypes: fold.
+  fold       (CPU default otherwise) gemm's small layers; the wider layers' forward and input
+             gradient as 2-D convolutions, which XLA:CPU runs through Eigen's spatial
+             convolution two to three times faster than its 3-D one: a kernel axis of one
+             tap is folded into the batch ((1,3,3), (3,1,3), (3,3,1); (3,1,1) folds h·w into
+             one axis), and (3,3,3) is one 2-D convolution per temporal tap, summed (see
+             `_fold_2d`); kernel gradient canonical (its 2-D folds and GEMM forms ran slower).
 
 Why: XLA:CPU runs a convolution fast (Eigen) only with the canonical `b012f × 012io → b012f`
 layout and enough input channels, and a 2-D one (`b01f × 01io`) faster than a 3-D one. Its
@@ -43,9 +47,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-# "auto" (fold on CPU, xla elsewhere) or one of FORMULATIONS: override for benchmarks, tests.
+from gait_jax.models import onednn_conv
+
+# "auto" (onednn or fold on CPU, xla elsewhere) or one of FORMULATIONS: benchmarks, tests.
 ENV_VAR = "GAIT_JAX_CONV"
-FORMULATIONS = ("xla", "canonical", "gemm", "fold")
+FORMULATIONS = ("xla", "canonical", "gemm", "fold", "onednn")
 # Up to this many input values per output (cin·kt·kh·kw) a whole im2col GEMM beats XLA:CPU's
 # convolution in both directions (measured: 27 for the stem, ~16x faster); beyond it the copy
 # costs more than it saves and the tap-wise gradients win.
@@ -57,9 +63,16 @@ def formulation() -> str:
   """The formulation convolutions traced now use (read from ENV_VAR at trace time)."""
   mode = os.environ.get(ENV_VAR, "auto").strip().lower()
   if mode == "auto":
-    return "fold" if jax.default_backend() == "cpu" else "xla"
+    if jax.default_backend() != "cpu":
+      return "xla"
+    # Several CPU devices: XLA's partitioner would gather a custom call's operands onto every
+    # device; its own convolutions shard with the batch.
+    return "onednn" if jax.device_count() == 1 and onednn_conv.available() else "fold"
   if mode not in FORMULATIONS:
     raise ValueError(f"{ENV_VAR}={mode!r}: expected auto or one of {', '.join(FORMULATIONS)}")
+  if mode == "onednn" and not onednn_conv.available():
+    raise ValueError(f"{ENV_VAR}=onednn: the oneDNN library is not built "
+                     f"({onednn_conv.library_path()}; `bash tools/build_onednn.sh` builds it)")
   return mode
 
 
@@ -85,6 +98,14 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
   pads = tuple((int(lo), int(hi)) for lo, hi in padding)
   if form == "canonical" or any(lo < 0 or hi < 0 for lo, hi in pads):
     return _canonical(lhs, rhs, pads, precision)
+  if form == "onednn":
+    if lhs.dtype == rhs.dtype == jnp.float32:
+      if rhs.shape[3] * int(np.prod(rhs.shape[:3])) <= SMALL_K:
+        return _im2col_onednn(lhs, rhs, pads, precision)
+      if tuple(rhs.shape[:3]) == (1, 1, 1):
+        return _gemm_onednn(lhs, rhs, pads, precision)
+      return _onednn(lhs, rhs, pads, precision)
+    form = "fold"
   if rhs.shape[3] * int(np.prod(rhs.shape[:3])) <= SMALL_K:
     return _im2col(lhs, rhs, pads, precision)
   if form == "fold" and tuple(rhs.shape[:3]) != (1, 1, 1):  # a 1×1×1 is one GEMM as it is
@@ -181,8 +202,12 @@ def _custom_backward(forward, backward):
 
 
 def _im2col_grads(pads, precision, x, w, g):
+  return (_im2col_input_grad(precision, x, w, g, pads),
+          _im2col_kernel_grad(precision, x, w, g, pads))
+
+
+def _im2col_kernel_grad(precision, x, w, g, pads):
   k, cout = int(np.prod(w.shape[:4])), w.shape[4]
-  g2 = g.reshape(-1, cout)
   # The kernel gradient sums N·T·H·W products (675 K for the stem of 8 × 30 frames). One
   # float32 dot lost ~4e-2 of a result that is a small remainder of large terms (a BN follows);
   # summed per image row (W terms), then over rows (H), then over frames (N·T), the error is
@@ -191,12 +216,16 @@ def _im2col_grads(pads, precision, x, w, g):
   n, t, h, wd = g.shape[:4]
   per_row = jnp.einsum("krp,rpo->rko", _columns_t(x, w, pads).reshape(k, n * t * h, wd),
                        g.reshape(n * t * h, wd, cout), precision=precision)
-  gw = jnp.sum(jnp.sum(per_row.reshape(n * t, h, k, cout), axis=1), axis=0).reshape(w.shape)
+  return jnp.sum(jnp.sum(per_row.reshape(n * t, h, k, cout), axis=1), axis=0).reshape(w.shape)
+
+
+def _im2col_input_grad(precision, x, w, g, pads):
   # The columns are linear in x: their VJP scatters each tap's share of g @ w^T back.
-  gcols = jnp.dot(g2, w.reshape(k, cout).T, precision=precision)
+  k, cout = int(np.prod(w.shape[:4])), w.shape[4]
+  gcols = jnp.dot(g.reshape(-1, cout), w.reshape(k, cout).T, precision=precision)
   _, vjp = jax.vjp(lambda a: _columns(a, w, pads), x)
   gx, = vjp(gcols.reshape(g.shape[:4] + (k,)))
-  return gx, gw
+  return gx
 
 
 def _tapwise_grads(pads, precision, x, w, g):
@@ -287,4 +316,23 @@ _im2col = _custom_backward(_im2col_plain, _im2col_grads)  # one GEMM over all ta
 _gemm_backward = _custom_backward(_plain, _tapwise_grads)
 _canonical = _custom_backward(_plain, _canonical_grads)
 _folded = _custom_backward(_fold_2d, _fold_grads)  # 2-D convolutions, canonical kernel grad
+_onednn = _custom_backward(onednn_conv.forward, onednn_conv.grads)  # oneDNN custom calls
+
+
+def _gemm_onednn_grads(pads, precision, x, w, g):
+  """1×1×1: the input gradient is one GEMM, g @ wᵀ (XLA's ran 1.5–2× oneDNN's); the kernel
+  gradient oneDNN's (2× XLA's canonical convolution)."""
+  gx = jnp.einsum("nthwo,io->nthwi", g, w[0, 0, 0], precision=precision)
+  return gx, onednn_conv.kernel_grad(x, g, w.shape, pads)
+
+
+def _im2col_onednn_grads(pads, precision, x, w, g):
+  """Few input values per output (the stem): the input gradient as im2col's (the network's
+  input needs none: XLA drops it), the kernel gradient oneDNN's (2× im2col's)."""
+  return (_im2col_input_grad(precision, x, w, g, pads),
+          onednn_conv.kernel_grad(x, g, w.shape, pads))
+
+
+_gemm_onednn = _custom_backward(_plain, _gemm_onednn_grads)
+_im2col_onednn = _custom_backward(_im2col_plain, _im2col_onednn_grads)
 

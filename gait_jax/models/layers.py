@@ -154,15 +154,17 @@ class BatchNorm(nn.Module):
     return y.astype(x.dtype)
 
 
-def _position_sum(a: jax.Array) -> jax.Array:
-  """The sum over every axis but the last, per image row, then per frame, then over frames:
+def _position_sum(*arrays: jax.Array):
+  """The sums over every axis but the last, per image row, then per frame, then over frames:
   BN's statistics and gradients sum up to 10^6 float32 terms, and one long accumulation (what
   XLA:CPU emits once it fuses a reduction with its neighbours) lost up to 2 % of a BN bias's
   gradient, a small remainder of large terms. Short sums of short sums keep the error at
-  float64-like levels; the partial sums are materialised, so XLA cannot merge them back."""
-  while a.ndim > 2:
-    a = jax.lax.optimization_barrier(jnp.sum(a, axis=a.ndim - 2))
-  return jnp.sum(a, axis=0)
+  float64-like levels; the partial sums are materialised, so XLA cannot merge them back.
+  Several arrays of one shape are summed side by side (one pass over what they share)."""
+  while arrays[0].ndim > 2:
+    arrays = jax.lax.optimization_barrier(tuple(jnp.sum(a, axis=a.ndim - 2) for a in arrays))
+  sums = tuple(jnp.sum(a, axis=0) for a in arrays)
+  return sums if len(sums) > 1 else sums[0]
 
 
 @jax.custom_vjp
@@ -188,9 +190,8 @@ def _normalise_train_bwd(residuals, cotangents):
   xf, w, mean, inv, scale, count = residuals
   gy = cotangents[0]
   xhat = (xf - mean) * inv
-  c = gy.shape[-1]
-  sums = _position_sum(jnp.concatenate([gy, gy * xhat], axis=-1))  # one pass over gy and x
-  dbias, dscale = sums[:c], sums[c:]
+  # Side by side, not concatenated: a concatenation is a copy of both at full resolution.
+  dbias, dscale = _position_sum(gy, gy * xhat)
   dx = (scale * inv) * (gy - w * (dbias + xhat * dscale) / count)
   return dx, jnp.zeros_like(w), dscale, dbias, None
 

@@ -1,6 +1,9 @@
 """The conv formulations (gait_jax/models/conv.py): the same values and gradients as XLA's own
 convolution, and no non-canonical convolution left in a traced-path supernet step on CPU."""
+import os
 import re
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -8,6 +11,7 @@ import pytest
 from jax import lax
 
 from gait_jax.models import conv as conv_lib
+from gait_jax.models import onednn_conv
 from gait_jax.models.candidates import CANDIDATE_KERNELS, ChoiceLayer
 from helpers import assert_close
 
@@ -26,8 +30,14 @@ _KERNELS = sorted({k for ks in CANDIDATE_KERNELS for k in ks} | {(1, 1, 1)})
 
 # gemm and fold: cin 1 → im2col for every kernel, 12 → tap-wise (gemm) or 2-D folds (fold)
 # but 1×1×1; canonical at the model's own padding.
+# onednn: every kernel and padding, 1 and 12 channels (skipped where the set-up could not build
+# the library: tools/build_onednn.sh says why).
+_NO_ONEDNN = pytest.mark.skipif(not onednn_conv.available(),
+                                reason="oneDNN convolutions not built here (tools/build_onednn.sh)")
 _CASES = ([(form, p, cin) for form in ("gemm", "fold") for p in ("same", "VALID", "asym")
-           for cin in (1, 12)] + [("canonical", "same", 3)])
+           for cin in (1, 12)] + [("canonical", "same", 3)]
+          + [pytest.param("onednn", p, cin, marks=_NO_ONEDNN) for p in ("same", "VALID", "asym")
+             for cin in (1, 12)])
 
 
 @pytest.mark.parametrize("kernel", _KERNELS)
@@ -89,6 +99,53 @@ def test_strided_conv_falls_back_to_xla(monkeypatch, form):
   want = _grads(lax.conv_general_dilated, x, w, "VALID", strides=(3, 1, 1))
   for g, r in zip(got, want):
     assert_close(g, r, rtol=1e-6)
+
+
+@_NO_ONEDNN
+def test_onednn_takes_float32_and_leaves_other_dtypes_to_fold(monkeypatch):
+  monkeypatch.setenv(conv_lib.ENV_VAR, "onednn")
+  def ops(dtype):
+    x, w = jnp.ones((1, 4, 4, 4, 8), dtype), jnp.ones((3, 3, 3, 8, 2), dtype)
+    grad = jax.grad(lambda x, w: jnp.sum(conv_lib.conv_general_dilated(
+        x, w, (1, 1, 1), [(1, 1)] * 3, dimension_numbers=_DN)), argnums=(0, 1))
+    return str(jax.make_jaxpr(grad)(x, w))
+  f32 = ops(jnp.float32)
+  assert "conv_general_dilated" not in f32
+  for target in ("forward", "input_grad", "kernel_grad"):
+    assert f"gait_onednn_conv3d_{target}" in f32
+  bf16 = ops(jnp.bfloat16)
+  assert "gait_onednn" not in bf16 and "conv_general_dilated" in bf16
+
+
+def test_onednn_missing_library_falls_back_with_one_line(monkeypatch, tmp_path, caplog):
+  monkeypatch.setenv(onednn_conv.LIB_ENV_VAR, str(tmp_path / "missing.so"))
+  onednn_conv.version.cache_clear()
+  try:
+    with caplog.at_level("INFO"):
+      assert not onednn_conv.available()
+    lines = [r.getMessage() for r in caplog.records if "oneDNN" in r.getMessage()]
+    assert len(lines) == 1 and "missing.so" in lines[0] and "build_onednn.sh" in lines[0]
+    monkeypatch.setenv(conv_lib.ENV_VAR, "auto")
+    assert conv_lib.formulation() == "fold"
+    monkeypatch.setenv(conv_lib.ENV_VAR, "onednn")  # asked for by name: an error, not a fallback
+    with pytest.raises(ValueError, match="GAIT_JAX_CONV=onednn.*build_onednn.sh"):
+      conv_lib.formulation()
+  finally:
+    monkeypatch.delenv(onednn_conv.LIB_ENV_VAR)
+    onednn_conv.version.cache_clear()
+
+
+@_NO_ONEDNN
+@pytest.mark.parametrize("devices,want", [(1, "onednn"), (8, "fold")])
+def test_auto_is_onednn_on_one_cpu_device(devices, want):
+  """One CPU device: oneDNN; several (a CPU mesh): fold, whose XLA convolutions shard with the
+  batch (a custom call's operands would be gathered onto every device)."""
+  env = {k: v for k, v in os.environ.items() if k not in (conv_lib.ENV_VAR, "XLA_FLAGS")}
+  env.update(JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+  out = subprocess.run([sys.executable, "-c", "from gait_jax.models import conv; "
+                        "print(conv.formulation())"], env=env, capture_output=True, text=True,
+                       check=True).stdout
+  assert out.strip() == want
 
 
 def test_bad_env_value_is_named(monkeypatch):

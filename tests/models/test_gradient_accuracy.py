@@ -14,6 +14,7 @@ import pytest
 
 from conftest import REPO
 from gait_jax.benchmarks import gradients
+from gait_jax.models import onednn_conv
 
 sys.path.insert(0, os.path.join(REPO, "tools"))
 import benchmark  # noqa: E402
@@ -33,3 +34,13 @@ def test_float32_gradients_match_float64(path, tmp_path, capsys):
   # PyTorch float32 against float64 on this network: <= 1.1e-2 at the worst parameter.
   assert worst["error"] <= gradients.TOLERANCE, worst
   assert report["leaves"] and all(np.isfinite(r["error"]) for r in report["leaves"])
+
+
+@pytest.mark.skipif(not onednn_conv.available(),
+                    reason="oneDNN convolutions not built here (tools/build_onednn.sh)")
+def test_onednn_float32_gradients_match_float64():
+  """oneDNN's convolutions (the CPU default on one device) reduce in their own order."""
+  report = gradients.accuracy((8, 16, 32), path=(2, 4, 1, 3), batch=8, frames=30, seed=1,
+                              formulation="onednn")
+  worst = max(report["leaves"], key=lambda r: r["error"])
+  assert report["formulation"] == "onednn" and worst["error"] <= gradients.TOLERANCE, worst

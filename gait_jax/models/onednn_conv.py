@@ -1,0 +1,87 @@
+"""oneDNN's 3-D convolutions inside XLA:CPU, as custom calls (`onednn_conv3d.cc`).
+
+`tools/build_onednn.sh` (run by the set-up) compiles the library next to this file from the
+onednn-cpu-gomp wheels; `available()` loads it once and registers its three handlers with XLA.
+Where it was not built (another OS or CPU architecture, no compiler, a failed build) or does not
+load, `available()` is False and says why in one log line; conv.py then uses its XLA
+formulations. Float32 only: the kernels run with strict float math (no implicit bfloat16).
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import logging
+import os
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# Another build of the library (tests, benchmarks); default: the one the set-up builds here.
+LIB_ENV_VAR = "GAIT_JAX_ONEDNN_LIB"
+LIB_PATH = Path(__file__).with_name("_onednn_conv3d.so")
+_TARGETS = {  # XLA custom-call name -> the library's FFI handler symbol
+    "gait_onednn_conv3d_forward": "GaitOnednnConv3dForward",
+    "gait_onednn_conv3d_input_grad": "GaitOnednnConv3dInputGrad",
+    "gait_onednn_conv3d_kernel_grad": "GaitOnednnConv3dKernelGrad",
+}
+
+
+def library_path() -> Path:
+  return Path(os.environ.get(LIB_ENV_VAR) or LIB_PATH)
+
+
+@functools.cache
+def version() -> str | None:
+  """The loaded oneDNN's version ("3.2.0"), or None where the library is unavailable (logged
+  once, with the reason)."""
+  path = library_path()
+  if not path.is_file():
+    logging.info("oneDNN convolutions not built (%s missing; `bash tools/build_onednn.sh` "
+                  "builds them): XLA's convolutions are used", path)
+    return None
+  try:
+    lib = ctypes.CDLL(str(path))
+    for target, symbol in _TARGETS.items():
+      jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
+    code = int(lib.GaitOnednnVersion())
+  except (OSError, AttributeError) as e:
+    logging.warning("oneDNN convolutions unavailable (%s: %s): XLA's convolutions are used",
+                    path, e)
+    return None
+  return f"{code // 10000}.{code // 100 % 100}.{code % 100}"
+
+
+def available() -> bool:
+  return version() is not None
+
+
+def _call(target: str, shape, a, b, pads):
+  flat = np.asarray(pads, np.int64).reshape(-1)
+  return jax.ffi.ffi_call(target, jax.ShapeDtypeStruct(shape, jnp.float32),
+                          vmap_method="sequential")(a, b, pads=flat)
+
+
+def forward(x, w, pads, precision=None):
+  """y = conv(x, w): x [N, T, H, W, Cin], w [kt, kh, kw, Cin, Cout], stride 1, `pads` per
+  spatial axis (lo, hi) ≥ 0. float32 (`precision` is moot: oneDNN's float32 is exact float32)."""
+  del precision
+  out = tuple(s + lo + hi - k + 1 for s, k, (lo, hi) in zip(x.shape[1:4], w.shape[:3], pads))
+  return _call("gait_onednn_conv3d_forward", (x.shape[0],) + out + (w.shape[4],), x, w, pads)
+
+
+def input_grad(g, w, x_shape, pads):
+  """The input gradient of `forward` for the output gradient g."""
+  return _call("gait_onednn_conv3d_input_grad", x_shape, g, w, pads)
+
+
+def kernel_grad(x, g, w_shape, pads):
+  """The kernel gradient of `forward` for the output gradient g."""
+  return _call("gait_onednn_conv3d_kernel_grad", w_shape, x, g, pads)
+
+
+def grads(pads, precision, x, w, g):
+  """(input gradient, kernel gradient) of `forward` for the output gradient g."""
+  del precision
+  return input_grad(g, w, x.shape, pads), kernel_grad(x, g, w.shape, pads)
