@@ -3,7 +3,7 @@
 `tools/benchmark.py conv --models small --path 0,5,0,1 --batch 8 --frames 30`: every
 stride-1 convolution the path runs (its candidates' convs and the downsample 1×1×1 convs) at
 the shapes a train step gives them, timed after compiling for each formulation of
-`gait_jax/models/conv.py` (`xla`, `canonical`, `gemm`, `fold`, and `onednn` where it is built;
+`gait_jax/models/conv.py` (`xla`, `canonical`, `gemm`, `fold`, and `onednn`, `onednn_bf16` where built;
 `--formulations` picks some), with GFLOP/s (2 × MACs / time)
 and % of the machine's fp32 peak; the last column names the fastest formulation of each row and
 the one `auto` uses here.
@@ -73,7 +73,8 @@ def _time(fn, args, repeats: int) -> float:
 def available_formulations():
   from gait_jax.models import conv as conv_lib  # pylint: disable=g-import-not-at-top
   from gait_jax.models import onednn_conv  # pylint: disable=g-import-not-at-top
-  return tuple(f for f in conv_lib.FORMULATIONS if f != "onednn" or onednn_conv.available())
+  return tuple(f for f in conv_lib.FORMULATIONS
+               if not f.startswith("onednn") or onednn_conv.available())
 
 
 def bench_layer(shape, kernel, cout, repeats: int, formulations):

@@ -20,6 +20,8 @@ channels-last 3-D convolution is computed (`formulation()`; others are always XL
              convolutions through XLA custom calls (`onednn_conv.py`): wider layers in all three
              directions, every kernel gradient; gemm's small-input forward (the stem's fused
              tap sum) and the 1×1×1's GEMMs, which XLA runs faster. float32; other dtypes: fold.
+  onednn_bf16  onednn, with oneDNN's products in bfloat16 (float32 tensors and accumulation;
+             AMX or AVX-512-BF16 where the CPU has them, float32 kernels elsewhere).
   fold       (CPU default otherwise) gemm's small layers; the wider layers' forward and input
              gradient as 2-D convolutions, which XLA:CPU runs through Eigen's spatial
              convolution two to three times faster than its 3-D one: a kernel axis of one
@@ -51,7 +53,7 @@ from gait_jax.models import onednn_conv
 
 # "auto" (onednn or fold on CPU, xla elsewhere) or one of FORMULATIONS: benchmarks, tests.
 ENV_VAR = "GAIT_JAX_CONV"
-FORMULATIONS = ("xla", "canonical", "gemm", "fold", "onednn")
+FORMULATIONS = ("xla", "canonical", "gemm", "fold", "onednn", "onednn_bf16")
 # Up to this many input values per output (cin·kt·kh·kw) a whole im2col GEMM beats XLA:CPU's
 # convolution in both directions (measured: 27 for the stem, ~16x faster); beyond it the copy
 # costs more than it saves and the tap-wise gradients win.
@@ -70,8 +72,8 @@ def formulation() -> str:
     return "onednn" if jax.device_count() == 1 and onednn_conv.available() else "fold"
   if mode not in FORMULATIONS:
     raise ValueError(f"{ENV_VAR}={mode!r}: expected auto or one of {', '.join(FORMULATIONS)}")
-  if mode == "onednn" and not onednn_conv.available():
-    raise ValueError(f"{ENV_VAR}=onednn: the oneDNN library is not built "
+  if mode.startswith("onednn") and not onednn_conv.available():
+    raise ValueError(f"{ENV_VAR}={mode}: the oneDNN library is not built "
                      f"({onednn_conv.library_path()}; `bash tools/build_onednn.sh` builds it)")
   return mode
 
@@ -98,13 +100,9 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
   pads = tuple((int(lo), int(hi)) for lo, hi in padding)
   if form == "canonical" or any(lo < 0 or hi < 0 for lo, hi in pads):
     return _canonical(lhs, rhs, pads, precision)
-  if form == "onednn":
+  if form in _ONEDNN:
     if lhs.dtype == rhs.dtype == jnp.float32:
-      if rhs.shape[3] * int(np.prod(rhs.shape[:3])) <= SMALL_K:
-        return _im2col_onednn(lhs, rhs, pads, precision)
-      if tuple(rhs.shape[:3]) == (1, 1, 1):
-        return _gemm_onednn(lhs, rhs, pads, precision)
-      return _onednn(lhs, rhs, pads, precision)
+      return _route_onednn(form, lhs, rhs, pads, precision)
     form = "fold"
   if rhs.shape[3] * int(np.prod(rhs.shape[:3])) <= SMALL_K:
     return _im2col(lhs, rhs, pads, precision)
@@ -316,23 +314,36 @@ _im2col = _custom_backward(_im2col_plain, _im2col_grads)  # one GEMM over all ta
 _gemm_backward = _custom_backward(_plain, _tapwise_grads)
 _canonical = _custom_backward(_plain, _canonical_grads)
 _folded = _custom_backward(_fold_2d, _fold_grads)  # 2-D convolutions, canonical kernel grad
-_onednn = _custom_backward(onednn_conv.forward, onednn_conv.grads)  # oneDNN custom calls
 
 
-def _gemm_onednn_grads(pads, precision, x, w, g):
-  """1×1×1: the input gradient is one GEMM, g @ wᵀ (XLA's ran 1.5–2× oneDNN's); the kernel
-  gradient oneDNN's (2× XLA's canonical convolution)."""
-  gx = jnp.einsum("nthwo,io->nthwi", g, w[0, 0, 0], precision=precision)
-  return gx, onednn_conv.kernel_grad(x, g, w.shape, pads)
+def _onednn_convs(bf16: bool):
+  """The onednn formulation's three routes (`_route_onednn`), oneDNN's float math strict or
+  with bfloat16 products."""
+  def gemm_grads(pads, precision, x, w, g):
+    # 1×1×1: the input gradient is one GEMM, g @ wᵀ (XLA's ran 1.5–2× oneDNN's); the kernel
+    # gradient oneDNN's (2× XLA's canonical convolution).
+    gx = jnp.einsum("nthwo,io->nthwi", g, w[0, 0, 0], precision=precision)
+    return gx, onednn_conv.kernel_grad(x, g, w.shape, pads, bf16=bf16)
+
+  def im2col_grads(pads, precision, x, w, g):
+    # Few input values per output (the stem): the input gradient as im2col's (the network's
+    # input needs none: XLA drops it), the kernel gradient oneDNN's (2× im2col's).
+    return (_im2col_input_grad(precision, x, w, g, pads),
+            onednn_conv.kernel_grad(x, g, w.shape, pads, bf16=bf16))
+
+  return {"wide": _custom_backward(functools.partial(onednn_conv.forward, bf16=bf16),
+                                   functools.partial(onednn_conv.grads, bf16=bf16)),
+          "1x1x1": _custom_backward(_plain, gemm_grads),
+          "small": _custom_backward(_im2col_plain, im2col_grads)}
 
 
-def _im2col_onednn_grads(pads, precision, x, w, g):
-  """Few input values per output (the stem): the input gradient as im2col's (the network's
-  input needs none: XLA drops it), the kernel gradient oneDNN's (2× im2col's)."""
-  return (_im2col_input_grad(precision, x, w, g, pads),
-          onednn_conv.kernel_grad(x, g, w.shape, pads))
+_ONEDNN = {"onednn": _onednn_convs(False), "onednn_bf16": _onednn_convs(True)}
 
 
-_gemm_onednn = _custom_backward(_plain, _gemm_onednn_grads)
-_im2col_onednn = _custom_backward(_im2col_plain, _im2col_onednn_grads)
-
+def _route_onednn(form, x, w, pads, precision):
+  convs = _ONEDNN[form]
+  if w.shape[3] * int(np.prod(w.shape[:3])) <= SMALL_K:
+    return convs["small"](x, w, pads, precision)
+  if tuple(w.shape[:3]) == (1, 1, 1):
+    return convs["1x1x1"](x, w, pads, precision)
+  return convs["wide"](x, w, pads, precision)

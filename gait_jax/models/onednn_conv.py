@@ -57,31 +57,38 @@ def available() -> bool:
   return version() is not None
 
 
-def _call(target: str, shape, a, b, pads):
+def _call(target: str, shape, a, b, pads, bf16: bool):
+  if not available():  # also registers the handlers on first use
+    raise RuntimeError(f"oneDNN convolutions unavailable ({library_path()}; "
+                       "`bash tools/build_onednn.sh` builds them)")
   flat = np.asarray(pads, np.int64).reshape(-1)
   return jax.ffi.ffi_call(target, jax.ShapeDtypeStruct(shape, jnp.float32),
-                          vmap_method="sequential")(a, b, pads=flat)
+                          vmap_method="sequential")(a, b, pads=flat, bf16=np.int32(bf16))
 
 
-def forward(x, w, pads, precision=None):
+def forward(x, w, pads, precision=None, *, bf16: bool = False):
   """y = conv(x, w): x [N, T, H, W, Cin], w [kt, kh, kw, Cin, Cout], stride 1, `pads` per
-  spatial axis (lo, hi) ≥ 0. float32 (`precision` is moot: oneDNN's float32 is exact float32)."""
+  spatial axis (lo, hi) ≥ 0, float32 (`precision` is moot: oneDNN's float32 is exact float32).
+  `bf16`: oneDNN may multiply in bfloat16 (inputs rounded to 8 significant bits, float32
+  accumulation and output), on AMX or AVX-512-BF16 where the CPU has them."""
   del precision
   out = tuple(s + lo + hi - k + 1 for s, k, (lo, hi) in zip(x.shape[1:4], w.shape[:3], pads))
-  return _call("gait_onednn_conv3d_forward", (x.shape[0],) + out + (w.shape[4],), x, w, pads)
+  return _call("gait_onednn_conv3d_forward", (x.shape[0],) + out + (w.shape[4],), x, w, pads,
+               bf16)
 
 
-def input_grad(g, w, x_shape, pads):
+def input_grad(g, w, x_shape, pads, *, bf16: bool = False):
   """The input gradient of `forward` for the output gradient g."""
-  return _call("gait_onednn_conv3d_input_grad", x_shape, g, w, pads)
+  return _call("gait_onednn_conv3d_input_grad", x_shape, g, w, pads, bf16)
 
 
-def kernel_grad(x, g, w_shape, pads):
+def kernel_grad(x, g, w_shape, pads, *, bf16: bool = False):
   """The kernel gradient of `forward` for the output gradient g."""
-  return _call("gait_onednn_conv3d_kernel_grad", w_shape, x, g, pads)
+  return _call("gait_onednn_conv3d_kernel_grad", w_shape, x, g, pads, bf16)
 
 
-def grads(pads, precision, x, w, g):
+def grads(pads, precision, x, w, g, *, bf16: bool = False):
   """(input gradient, kernel gradient) of `forward` for the output gradient g."""
   del precision
-  return input_grad(g, w, x.shape, pads), kernel_grad(x, g, w.shape, pads)
+  return (input_grad(g, w, x.shape, pads, bf16=bf16),
+          kernel_grad(x, g, w.shape, pads, bf16=bf16))

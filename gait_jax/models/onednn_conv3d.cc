@@ -6,7 +6,9 @@
 // folds in conv.py are the best it offers), while oneDNN -- what PyTorch calls for the same
 // layers -- has JIT kernels for AVX2, AVX-512 and AMX. Activations stay channels-last
 // (oneDNN's `ndhwc`, no reorder of the large tensors); only the small kernels are reordered to
-// the blocked layout oneDNN picks. Float math is strict (no implicit bfloat16 on AMX).
+// the blocked layout oneDNN picks. Float math is strict unless the call's `bf16` attribute
+// allows bfloat16 products (float32 in, out and accumulation; AMX or AVX-512-BF16 where the
+// CPU has them, float32 kernels where it has not).
 //
 // Built by tools/build_onednn.sh from the onednn-cpu-gomp wheels; loaded by onednn_conv.py.
 #include <cstdint>
@@ -30,13 +32,16 @@ dnnl::engine& Engine() {
   return engine;
 }
 
-// One convolution's shapes in oneDNN's order: (N, C, D, H, W) and (O, I, D, H, W).
+// One convolution's shapes in oneDNN's order, (N, C, D, H, W) and (O, I, D, H, W), and its
+// float math.
 struct Geometry {
   Dims src, wei, dst, strides{1, 1, 1}, pad_l, pad_r;
+  bool bf16 = false;
 };
 
 ffi::Error MakeGeometry(ffi::Span<const int64_t> x, ffi::Span<const int64_t> w,
-                        ffi::Span<const int64_t> pads, Geometry* g) {
+                        ffi::Span<const int64_t> pads, int32_t bf16, Geometry* g) {
+  g->bf16 = bf16 != 0;
   if (x.size() != 5 || w.size() != 5 || pads.size() != 6 || x[4] != w[3]) {
     return ffi::Error::InvalidArgument(
         "onednn conv3d: expected x [N,T,H,W,Cin], w [kt,kh,kw,Cin,Cout] and 6 pads");
@@ -65,9 +70,10 @@ memory::desc Any(const Dims& dims) {
 constexpr auto kActs = memory::format_tag::ndhwc;  // [N, T, H, W, C]
 constexpr auto kKernel = memory::format_tag::dhwio;  // [kt, kh, kw, Cin, Cout]
 
-dnnl::primitive_attr StrictAttr() {
+// Strict float32, or bfloat16 products allowed (oneDNN's fpmath mode).
+dnnl::primitive_attr MathAttr(const Geometry& g) {
   dnnl::primitive_attr attr;
-  attr.set_fpmath_mode(dnnl::fpmath_mode::strict);
+  attr.set_fpmath_mode(g.bf16 ? dnnl::fpmath_mode::bf16 : dnnl::fpmath_mode::strict);
   return attr;
 }
 
@@ -75,7 +81,7 @@ dnnl::convolution_forward::primitive_desc ForwardDesc(const Geometry& g) {
   return dnnl::convolution_forward::primitive_desc(
       Engine(), dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
       Plain(g.src, kActs), Any(g.wei), Plain(g.dst, kActs), g.strides, g.pad_l, g.pad_r,
-      StrictAttr());
+      MathAttr(g));
 }
 
 // A primitive and the kernel layout it wants, built once per shape (creating one costs far
@@ -92,7 +98,7 @@ std::map<std::vector<int64_t>, std::shared_ptr<Entry>>& Cache() {
 }
 
 std::vector<int64_t> Key(int kind, const Geometry& g) {
-  std::vector<int64_t> key{kind};
+  std::vector<int64_t> key{kind, g.bf16};
   for (const Dims* d : {&g.src, &g.wei, &g.pad_l, &g.pad_r}) {
     key.insert(key.end(), d->begin(), d->end());
   }
@@ -110,13 +116,13 @@ std::shared_ptr<Entry> Build(Kind kind, const Geometry& g) {
   } else if (kind == kInputGrad) {
     dnnl::convolution_backward_data::primitive_desc pd(
         Engine(), dnnl::algorithm::convolution_direct, Plain(g.src, kActs), Any(g.wei),
-        Plain(g.dst, kActs), g.strides, g.pad_l, g.pad_r, fwd, StrictAttr());
+        Plain(g.dst, kActs), g.strides, g.pad_l, g.pad_r, fwd, MathAttr(g));
     entry->prim = dnnl::convolution_backward_data(pd);
     entry->kernel = pd.weights_desc();
   } else {
     dnnl::convolution_backward_weights::primitive_desc pd(
         Engine(), dnnl::algorithm::convolution_direct, Plain(g.src, kActs), Any(g.wei),
-        Plain(g.dst, kActs), g.strides, g.pad_l, g.pad_r, fwd, StrictAttr());
+        Plain(g.dst, kActs), g.strides, g.pad_l, g.pad_r, fwd, MathAttr(g));
     entry->prim = dnnl::convolution_backward_weights(pd);
     entry->kernel = pd.diff_weights_desc();
   }
@@ -172,25 +178,28 @@ ffi::Error Run(Kind kind, const Geometry& g, float* a, float* b, float* kernel) 
 }
 
 ffi::Error ForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w,
-                       ffi::Span<const int64_t> pads, ffi::ResultBuffer<ffi::F32> y) {
+                       ffi::Span<const int64_t> pads, int32_t bf16,
+                       ffi::ResultBuffer<ffi::F32> y) {
   Geometry g;
-  auto err = MakeGeometry(x.dimensions(), w.dimensions(), pads, &g);
+  auto err = MakeGeometry(x.dimensions(), w.dimensions(), pads, bf16, &g);
   if (!err.success()) return err;
   return Run(kForward, g, x.typed_data(), y->typed_data(), w.typed_data());
 }
 
 ffi::Error InputGradImpl(ffi::Buffer<ffi::F32> gy, ffi::Buffer<ffi::F32> w,
-                         ffi::Span<const int64_t> pads, ffi::ResultBuffer<ffi::F32> gx) {
+                         ffi::Span<const int64_t> pads, int32_t bf16,
+                         ffi::ResultBuffer<ffi::F32> gx) {
   Geometry g;
-  auto err = MakeGeometry(gx->dimensions(), w.dimensions(), pads, &g);
+  auto err = MakeGeometry(gx->dimensions(), w.dimensions(), pads, bf16, &g);
   if (!err.success()) return err;
   return Run(kInputGrad, g, gy.typed_data(), gx->typed_data(), w.typed_data());
 }
 
 ffi::Error KernelGradImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> gy,
-                          ffi::Span<const int64_t> pads, ffi::ResultBuffer<ffi::F32> gw) {
+                          ffi::Span<const int64_t> pads, int32_t bf16,
+                          ffi::ResultBuffer<ffi::F32> gw) {
   Geometry g;
-  auto err = MakeGeometry(x.dimensions(), gw->dimensions(), pads, &g);
+  auto err = MakeGeometry(x.dimensions(), gw->dimensions(), pads, bf16, &g);
   if (!err.success()) return err;
   return Run(kKernelGrad, g, x.typed_data(), gy.typed_data(), gw->typed_data());
 }
@@ -202,18 +211,21 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(GaitOnednnConv3dForward, ForwardImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Attr<ffi::Span<const int64_t>>("pads")
+                                  .Attr<int32_t>("bf16")
                                   .Ret<ffi::Buffer<ffi::F32>>());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(GaitOnednnConv3dInputGrad, InputGradImpl,
                               ffi::Ffi::Bind()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Attr<ffi::Span<const int64_t>>("pads")
+                                  .Attr<int32_t>("bf16")
                                   .Ret<ffi::Buffer<ffi::F32>>());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(GaitOnednnConv3dKernelGrad, KernelGradImpl,
                               ffi::Ffi::Bind()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Attr<ffi::Span<const int64_t>>("pads")
+                                  .Attr<int32_t>("bf16")
                                   .Ret<ffi::Buffer<ffi::F32>>());
 
 // The oneDNN version this was built against, for the log line that says which path runs.

@@ -117,6 +117,28 @@ def test_onednn_takes_float32_and_leaves_other_dtypes_to_fold(monkeypatch):
   assert "gait_onednn" not in bf16 and "conv_general_dilated" in bf16
 
 
+@_NO_ONEDNN
+def test_onednn_bf16_is_the_same_convolution_to_bfloat16_rounding(monkeypatch):
+  """bfloat16 products (8 significant bits), float32 sums: within a few 1e-3 of float32 at
+  this scale (27·16 products per output) where the CPU multiplies in bfloat16, exact float32
+  where it has no bfloat16 units; never another convolution."""
+  monkeypatch.setenv(conv_lib.ENV_VAR, "onednn_bf16")
+  kx, kw = jax.random.split(jax.random.PRNGKey(3))
+  x = jax.random.normal(kx, (2, 5, 6, 4, 16))
+  w = jax.random.normal(kw, (3, 3, 3, 16, 8))
+  pads = [(1, 1)] * 3
+  got = conv_lib.conv_general_dilated(x, w, (1, 1, 1), pads, dimension_numbers=_DN)
+  want = lax.conv_general_dilated(x, w, (1, 1, 1), pads, dimension_numbers=_DN,
+                                  precision="highest")
+  assert_close(got, want, rtol=2e-2)
+  # A fixed cotangent: _grads' sin(y) would turn y's rounding into cotangent noise.
+  cot = jax.random.normal(jax.random.PRNGKey(4), want.shape)
+  def vjp(fn):
+    return jax.vjp(lambda a, b: fn(a, b, (1, 1, 1), pads, dimension_numbers=_DN), x, w)[1](cot)
+  for g, r in zip(vjp(conv_lib.conv_general_dilated), vjp(lax.conv_general_dilated)):
+    assert_close(g, r, rtol=2e-2)
+
+
 def test_onednn_missing_library_falls_back_with_one_line(monkeypatch, tmp_path, caplog):
   monkeypatch.setenv(onednn_conv.LIB_ENV_VAR, str(tmp_path / "missing.so"))
   onednn_conv.version.cache_clear()
@@ -130,6 +152,8 @@ def test_onednn_missing_library_falls_back_with_one_line(monkeypatch, tmp_path, 
     monkeypatch.setenv(conv_lib.ENV_VAR, "onednn")  # asked for by name: an error, not a fallback
     with pytest.raises(ValueError, match="GAIT_JAX_CONV=onednn.*build_onednn.sh"):
       conv_lib.formulation()
+    with pytest.raises(RuntimeError, match="build_onednn.sh"):  # called directly
+      onednn_conv.forward(jnp.ones((1, 2, 2, 2, 1)), jnp.ones((1, 1, 1, 1, 1)), [(0, 0)] * 3)
   finally:
     monkeypatch.delenv(onednn_conv.LIB_ENV_VAR)
     onednn_conv.version.cache_clear()
