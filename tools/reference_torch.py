@@ -107,7 +107,9 @@ def triplet_loss(embed, labels, margin=0.2):
   """The reference's batch-all triplet loss: per part, the mean of the active hinge terms."""
   x = embed.permute(2, 0, 1)  # [p, n, c]
   x2 = (x ** 2).sum(-1)
-  dist = (x2.unsqueeze(2) + x2.unsqueeze(1) - 2 * x.matmul(x.transpose(1, 2))).clamp(min=0).sqrt()
+  # F.relu as OpenGait: its backward is 0 at an exact 0 (the anchor as its own positive), where
+  # clamp(min=0) passes sqrt's infinite slope through and every gradient becomes NaN.
+  dist = F.relu(x2.unsqueeze(2) + x2.unsqueeze(1) - 2 * x.matmul(x.transpose(1, 2))).sqrt()
   same = labels.unsqueeze(0) == labels.unsqueeze(1)
   p, n = dist.shape[:2]
   ap = dist.masked_select(same.unsqueeze(0)).view(p, n, -1, 1)  # each anchor's positives

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -85,7 +86,12 @@ def reference(python: str, spec: dict) -> dict:
   proc = subprocess.run([python, SCRIPT, json.dumps(spec)], capture_output=True, text=True)
   if proc.returncode:
     raise SystemExit(f"reference: PyTorch run failed:\n{proc.stderr[-2000:]}")
-  return json.loads(proc.stdout.strip().splitlines()[-1])
+  result = json.loads(proc.stdout.strip().splitlines()[-1])
+  if not math.isfinite(result.get("loss", math.nan)):
+    # Timing NaN arithmetic is not timing the reference's training.
+    raise SystemExit(f"reference: PyTorch's training loss is {result.get('loss')} after "
+                     f"{spec['steps'] + 1} steps at widths {spec['channels']}, not finite")
+  return result
 
 
 def gait_jax(widths, s: dict, args, data, embed_tree) -> dict:
@@ -97,6 +103,10 @@ def gait_jax(widths, s: dict, args, data, embed_tree) -> dict:
   static = train_speed.bench_one("small", argparse.Namespace(static=True, **common), data)
   embed = embed_speed.bench_one("small", argparse.Namespace(
       path=args.path, batch=8, repeats=2, channels=common["channels"]), *embed_tree)
+  for run in (traced, static):
+    if run["skipped_steps"]:
+      raise SystemExit(f"gait_jax: {run['skipped_steps']} of the timed train steps ({run['path']}) "
+                       "had a non-finite loss or gradient")
   return {"traced_step_s": traced["step_s"], "static_step_s": static["step_s"],
           "embed_seq_per_s": embed["seq_per_s"]}
 

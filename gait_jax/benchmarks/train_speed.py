@@ -88,6 +88,7 @@ def _time_steps(step, state, loader, mesh, path_of, static_path, steps: int) -> 
   it = iter(loader)
   wait = 0.0
   times, used = [], []
+  skipped = 0
   try:
     s, batch = next(it)
     args0 = (state, parallel.global_batch(batch, mesh, step_lib.DEVICE_KEYS),
@@ -106,10 +107,11 @@ def _time_steps(step, state, loader, mesh, path_of, static_path, steps: int) -> 
       state, info = compiled(state, parallel.global_batch(batch, mesh, step_lib.DEVICE_KEYS), path)
       jax.block_until_ready(info["ok"])
       times.append(time.perf_counter() - t_wait)
+      skipped += not bool(info["ok"])  # a non-finite loss or gradient: the update was skipped
   finally:
     loader.close()
   return {"compile_s": compile_s, "memory": compiled.memory_analysis(), "times": times,
-          "used": used, "wait": wait}
+          "used": used, "wait": wait, "skipped": skipped}
 
 
 def bench_one(size: str, args, data) -> dict:
@@ -171,6 +173,7 @@ def bench_one(size: str, args, data) -> dict:
       "gflops": round(gflops, 2), "peak_gflops": peak,
       "pct_of_peak": round(100 * gflops / peak, 2) if peak else None,
       "data_wait_fraction": round(wait / float(np.sum(times)), 4),
+      "skipped_steps": timing["skipped"],
       # Per device, from the compiled executable: activations/workspace, and inputs.
       "temp_gib": round(memory.temp_size_in_bytes / 2**30, 3) if memory else None,
       "argument_gib": round(memory.argument_size_in_bytes / 2**30, 3) if memory else None,
@@ -201,7 +204,9 @@ def run(args) -> None:
                else ", ") +
             f"data wait {100 * r['data_wait_fraction']:.1f}%, "
             f"XLA temp memory {r['temp_gib']} GiB/device"
-            + (" (remat)" if r["remat"] else ""), flush=True)
+            + (" (remat)" if r["remat"] else "")
+            + (f"; {r['skipped_steps']} steps NON-FINITE (skipped)" if r["skipped_steps"] else ""),
+            flush=True)
   if args.json:
     with open(args.json, "w") as f:
       json.dump(results, f, indent=2)

@@ -70,9 +70,13 @@ memory::desc Any(const Dims& dims) {
 constexpr auto kActs = memory::format_tag::ndhwc;  // [N, T, H, W, C]
 constexpr auto kKernel = memory::format_tag::dhwio;  // [kt, kh, kw, Cin, Cout]
 
-// Strict float32, or bfloat16 products allowed (oneDNN's fpmath mode).
+// Strict float32, or bfloat16 products allowed (oneDNN's fpmath mode); a scratchpad per call
+// (`user` mode): XLA runs independent custom calls on several threads at once, and the
+// wheels' oneDNN shares one library scratchpad between primitives (built without
+// DNNL_ENABLE_CONCURRENT_EXEC), which two concurrent calls corrupt.
 dnnl::primitive_attr MathAttr(const Geometry& g) {
   dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   attr.set_fpmath_mode(g.bf16 ? dnnl::fpmath_mode::bf16 : dnnl::fpmath_mode::strict);
   return attr;
 }
@@ -89,6 +93,7 @@ dnnl::convolution_forward::primitive_desc ForwardDesc(const Geometry& g) {
 struct Entry {
   dnnl::primitive prim;
   memory::desc kernel;  // the primitive's weights (or weight-gradient) layout
+  memory::desc scratchpad;
 };
 
 std::mutex cache_mutex;
@@ -113,18 +118,21 @@ std::shared_ptr<Entry> Build(Kind kind, const Geometry& g) {
   if (kind == kForward) {
     entry->prim = dnnl::convolution_forward(fwd);
     entry->kernel = fwd.weights_desc();
+    entry->scratchpad = fwd.scratchpad_desc();
   } else if (kind == kInputGrad) {
     dnnl::convolution_backward_data::primitive_desc pd(
         Engine(), dnnl::algorithm::convolution_direct, Plain(g.src, kActs), Any(g.wei),
         Plain(g.dst, kActs), g.strides, g.pad_l, g.pad_r, fwd, MathAttr(g));
     entry->prim = dnnl::convolution_backward_data(pd);
     entry->kernel = pd.weights_desc();
+    entry->scratchpad = pd.scratchpad_desc();
   } else {
     dnnl::convolution_backward_weights::primitive_desc pd(
         Engine(), dnnl::algorithm::convolution_direct, Plain(g.src, kActs), Any(g.wei),
         Plain(g.dst, kActs), g.strides, g.pad_l, g.pad_r, fwd, MathAttr(g));
     entry->prim = dnnl::convolution_backward_weights(pd);
     entry->kernel = pd.diff_weights_desc();
+    entry->scratchpad = pd.scratchpad_desc();
   }
   return entry;
 }
@@ -141,6 +149,16 @@ std::shared_ptr<Entry> Get(Kind kind, const Geometry& g) {
   return Cache().emplace(key, entry).first->second;
 }
 
+// A reorder between two layouts, with its scratchpad per call (see MathAttr).
+void Reorder(dnnl::stream& stream, memory& from, memory& to) {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  dnnl::reorder::primitive_desc pd(from, to, attr);
+  memory scratchpad(pd.scratchpad_desc(), Engine());
+  dnnl::reorder(pd).execute(stream, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to},
+                                     {DNNL_ARG_SCRATCHPAD, scratchpad}});
+}
+
 // Runs `kind` on the caller's buffers: `acts_in`/`acts_out` are activations (channels-last),
 // `kernel` the [kt, kh, kw, Cin, Cout] kernel (read for the forward and the input gradient,
 // written for the kernel gradient).
@@ -152,23 +170,27 @@ ffi::Error Run(Kind kind, const Geometry& g, float* a, float* b, float* kernel) 
     memory kernel_mem = user_kernel;
     bool reorder = entry->kernel != user_kernel.get_desc();
     if (reorder) kernel_mem = memory(entry->kernel, Engine());
+    memory scratchpad(entry->scratchpad, Engine());
     if (reorder && kind != kKernelGrad) {
-      dnnl::reorder(user_kernel, kernel_mem).execute(stream, user_kernel, kernel_mem);
+      Reorder(stream, user_kernel, kernel_mem);
     }
     if (kind == kForward) {  // a = x, b = y
       memory src(Plain(g.src, kActs), Engine(), a), dst(Plain(g.dst, kActs), Engine(), b);
       entry->prim.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, kernel_mem},
-                                   {DNNL_ARG_DST, dst}});
+                                   {DNNL_ARG_DST, dst},
+                                   {DNNL_ARG_SCRATCHPAD, scratchpad}});
     } else if (kind == kInputGrad) {  // a = g (output gradient), b = gx
       memory diff_dst(Plain(g.dst, kActs), Engine(), a);
       memory diff_src(Plain(g.src, kActs), Engine(), b);
       entry->prim.execute(stream, {{DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_WEIGHTS, kernel_mem},
-                                   {DNNL_ARG_DIFF_SRC, diff_src}});
+                                   {DNNL_ARG_DIFF_SRC, diff_src},
+                                   {DNNL_ARG_SCRATCHPAD, scratchpad}});
     } else {  // a = x, b = g
       memory src(Plain(g.src, kActs), Engine(), a), diff_dst(Plain(g.dst, kActs), Engine(), b);
       entry->prim.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst},
-                                   {DNNL_ARG_DIFF_WEIGHTS, kernel_mem}});
-      if (reorder) dnnl::reorder(kernel_mem, user_kernel).execute(stream, kernel_mem, user_kernel);
+                                   {DNNL_ARG_DIFF_WEIGHTS, kernel_mem},
+                                   {DNNL_ARG_SCRATCHPAD, scratchpad}});
+      if (reorder) Reorder(stream, kernel_mem, user_kernel);
     }
     stream.wait();
   } catch (const dnnl::error& e) {

@@ -52,3 +52,17 @@ def test_settings():
   s = reference_speed.settings(args)
   assert s["widths"] == [(64, 128, 256), (8, 16, 32)] and s["lengths"] == (40, 90)
   assert reference_speed.settings(argparse.Namespace(quick=True))["widths"] == [(4, 8, 8)]
+
+
+@pytest.mark.parametrize("loss", ["NaN", "Infinity"])
+def test_a_non_finite_reference_loss_is_refused(monkeypatch, loss):
+  """Its timing would be of NaN arithmetic (tools/reference_torch.py once computed the triplet
+  distances' square root with clamp, whose backward made every gradient NaN at step 1)."""
+  out = '{"torch": "2.13.0+cpu", "threads": 2, "train_step_s": 1.0, "embed_seq_per_s": 5.0, ' \
+        f'"loss": {loss}}}\n'
+  monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, out, ""))
+  with pytest.raises(SystemExit, match="loss is .* not finite"):
+    reference_speed.reference("python", {"steps": 5, "channels": [8, 16, 32]})
+  finite = out.replace(loss, "0.19")
+  monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, finite, ""))
+  assert reference_speed.reference("python", {"steps": 5, "channels": [8, 16, 32]})["loss"] == 0.19

@@ -13,6 +13,7 @@ from jax import lax
 from gait_jax.models import conv as conv_lib
 from gait_jax.models import onednn_conv
 from gait_jax.models.candidates import CANDIDATE_KERNELS, ChoiceLayer
+from conftest import REPO
 from helpers import assert_close
 
 _DN = ("NDHWC", "DHWIO", "NDHWC")
@@ -170,6 +171,19 @@ def test_auto_is_onednn_on_one_cpu_device(devices, want):
                         "print(conv.formulation())"], env=env, capture_output=True, text=True,
                        check=True).stdout
   assert out.strip() == want
+
+
+@_NO_ONEDNN
+def test_onednn_train_steps_run_with_concurrent_custom_calls():
+  """A whole train step (tiny widths, 6 frames), where XLA runs independent custom calls on
+  several threads at once: with oneDNN's shared library scratchpad this crashed (SIGSEGV)."""
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  env.update(JAX_PLATFORMS="cpu", **{conv_lib.ENV_VAR: "onednn"})
+  proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "benchmark.py"), "train",
+                         "--quick", "--models", "small", "--channels", "4,8,8", "--path",
+                         "0,5,0,1", "--steps", "3"], env=env, capture_output=True, text=True)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "ms/step" in proc.stdout and "NON-FINITE" not in proc.stdout
 
 
 def test_bad_env_value_is_named(monkeypatch):
