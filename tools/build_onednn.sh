@@ -10,7 +10,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PY=.venv/bin/python
 SRC=gait_jax/models/onednn_conv3d.cc
-LIB=gait_jax/models/_onednn_conv3d.so
+# The library, where onednn_conv.py loads it (GAIT_JAX_ONEDNN_LIB: another build, e.g. tests).
+LIB="${GAIT_JAX_ONEDNN_LIB:-gait_jax/models/_onednn_conv3d.so}"
 CXX="${CXX:-g++}"
 skip() {
   echo "[setup] oneDNN convolutions not built ($1): gait_jax uses XLA's convolutions"
@@ -19,10 +20,10 @@ skip() {
 
 [ "$(uname -s)-$(uname -m)" = "Linux-x86_64" ] || skip "the wheels are for Linux x86-64"
 [ -x "$PY" ] || skip "no .venv"
-command -v "$CXX" >/dev/null 2>&1 || skip "no C++ compiler ($CXX)"
 jaxlib="$("$PY" -c 'import jaxlib; print(jaxlib.__version__)' 2>/dev/null)" || skip "no jaxlib"
 want="$(cat "$SRC" requirements-onednn.txt | sha256sum | cut -d' ' -f1)-jaxlib-$jaxlib"
 [ -f "$LIB" ] && [ "$(cat "$LIB.sha" 2>/dev/null)" = "$want" ] && exit 0
+command -v "$CXX" >/dev/null 2>&1 || skip "no C++ compiler ($CXX)"
 
 echo "[setup] building the oneDNN convolutions ($LIB)"
 "$PY" -m pip install -q -r requirements-onednn.txt 2>/dev/null \

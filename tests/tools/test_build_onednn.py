@@ -1,0 +1,44 @@
+"""tools/build_onednn.sh never fails the set-up: where it cannot build it says why in one line
+and writes nothing; where it builds, the library loads and its stamp (source, wheels, jaxlib)
+makes an unchanged rerun do nothing."""
+import ctypes
+import os
+import subprocess
+
+import jaxlib
+
+from conftest import REPO
+
+SCRIPT = os.path.join(REPO, "tools", "build_onednn.sh")
+
+
+def _run(lib, **env):
+  return subprocess.run(["bash", SCRIPT], env={**os.environ, "GAIT_JAX_ONEDNN_LIB": str(lib),
+                                               **env}, capture_output=True, text=True,
+                        timeout=600)
+
+
+def test_without_a_compiler_it_says_so_in_one_line_and_succeeds(tmp_path):
+  lib = tmp_path / "conv.so"
+  r = _run(lib, CXX="/nonexistent/g++")
+  assert r.returncode == 0, r.stderr
+  lines = r.stdout.strip().splitlines()
+  assert len(lines) == 1 and "oneDNN convolutions not built (no C++ compiler" in lines[0]
+  assert "XLA's convolutions" in lines[0]
+  assert list(tmp_path.iterdir()) == []
+
+
+def test_it_builds_a_library_that_loads_and_an_unchanged_rerun_does_nothing(tmp_path):
+  lib = tmp_path / "conv.so"
+  r = _run(lib)
+  assert r.returncode == 0, r.stderr
+  if not lib.exists():  # not Linux x86-64, or no compiler: the one line says which
+    assert "oneDNN convolutions not built" in r.stdout
+    return
+  assert ctypes.CDLL(str(lib)).GaitOnednnVersion() >= 30000  # oneDNN 3.x
+  stamp = tmp_path / "conv.so.sha"
+  assert stamp.read_text().strip().endswith("-jaxlib-" + jaxlib.__version__)
+  before = lib.stat().st_mtime_ns
+  again = _run(lib)
+  assert again.returncode == 0 and again.stdout == "", again.stdout + again.stderr
+  assert lib.stat().st_mtime_ns == before
