@@ -199,56 +199,33 @@ ffi::Error Run(Kind kind, const Geometry& g, float* a, float* b, float* kernel) 
   return ffi::Error::Success();
 }
 
-ffi::Error ForwardImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w,
-                       ffi::Span<const int64_t> pads, int32_t bf16,
-                       ffi::ResultBuffer<ffi::F32> y) {
+// One handler per kind: forward (a = x, b = w, out = y), input gradient (a = output gradient,
+// b = w, out = gx), kernel gradient (a = x, b = output gradient, out = gw).
+template <Kind kind>
+ffi::Error Handle(ffi::Buffer<ffi::F32> a, ffi::Buffer<ffi::F32> b,
+                  ffi::Span<const int64_t> pads, int32_t bf16, ffi::ResultBuffer<ffi::F32> out) {
   Geometry g;
-  auto err = MakeGeometry(x.dimensions(), w.dimensions(), pads, bf16, &g);
+  auto err = MakeGeometry(kind == kInputGrad ? out->dimensions() : a.dimensions(),
+                          kind == kKernelGrad ? out->dimensions() : b.dimensions(), pads, bf16, &g);
   if (!err.success()) return err;
-  return Run(kForward, g, x.typed_data(), y->typed_data(), w.typed_data());
+  if (kind == kKernelGrad) return Run(kind, g, a.typed_data(), b.typed_data(), out->typed_data());
+  return Run(kind, g, a.typed_data(), out->typed_data(), b.typed_data());
 }
 
-ffi::Error InputGradImpl(ffi::Buffer<ffi::F32> gy, ffi::Buffer<ffi::F32> w,
-                         ffi::Span<const int64_t> pads, int32_t bf16,
-                         ffi::ResultBuffer<ffi::F32> gx) {
-  Geometry g;
-  auto err = MakeGeometry(gx->dimensions(), w.dimensions(), pads, bf16, &g);
-  if (!err.success()) return err;
-  return Run(kInputGrad, g, gy.typed_data(), gx->typed_data(), w.typed_data());
-}
-
-ffi::Error KernelGradImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> gy,
-                          ffi::Span<const int64_t> pads, int32_t bf16,
-                          ffi::ResultBuffer<ffi::F32> gw) {
-  Geometry g;
-  auto err = MakeGeometry(x.dimensions(), gw->dimensions(), pads, bf16, &g);
-  if (!err.success()) return err;
-  return Run(kKernelGrad, g, x.typed_data(), gy.typed_data(), gw->typed_data());
+auto Binding() {
+  return ffi::Ffi::Bind()
+      .Arg<ffi::Buffer<ffi::F32>>()
+      .Arg<ffi::Buffer<ffi::F32>>()
+      .Attr<ffi::Span<const int64_t>>("pads")
+      .Attr<int32_t>("bf16")
+      .Ret<ffi::Buffer<ffi::F32>>();
 }
 
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(GaitOnednnConv3dForward, ForwardImpl,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Attr<ffi::Span<const int64_t>>("pads")
-                                  .Attr<int32_t>("bf16")
-                                  .Ret<ffi::Buffer<ffi::F32>>());
-XLA_FFI_DEFINE_HANDLER_SYMBOL(GaitOnednnConv3dInputGrad, InputGradImpl,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Attr<ffi::Span<const int64_t>>("pads")
-                                  .Attr<int32_t>("bf16")
-                                  .Ret<ffi::Buffer<ffi::F32>>());
-XLA_FFI_DEFINE_HANDLER_SYMBOL(GaitOnednnConv3dKernelGrad, KernelGradImpl,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Attr<ffi::Span<const int64_t>>("pads")
-                                  .Attr<int32_t>("bf16")
-                                  .Ret<ffi::Buffer<ffi::F32>>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(GaitOnednnConv3dForward, Handle<kForward>, Binding());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(GaitOnednnConv3dInputGrad, Handle<kInputGrad>, Binding());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(GaitOnednnConv3dKernelGrad, Handle<kKernelGrad>, Binding());
 
 // The oneDNN version this was built against, for the log line that says which path runs.
 extern "C" int GaitOnednnVersion() {
