@@ -3,9 +3,9 @@
 `tools/benchmark.py conv --models small --path 0,5,0,1 --batch 8 --frames 30`: every
 stride-1 convolution the path runs (its candidates' convs and the downsample 1×1×1 convs) at
 the shapes a train step gives them, timed after compiling for each formulation of
-`gait_jax/models/conv.py` (`xla`, `canonical`, `gemm`, `fold`, and `onednn`, `onednn_bf16` where built;
-`--formulations` picks some), with GFLOP/s (2 × MACs / time)
-and % of the machine's fp32 peak; the last column names the fastest formulation of each row and
+`gait_jax/models/conv.py` (`xla`, `canonical`, `gemm`, `fold`, and `onednn`, `onednn_bf16`
+where built; `--formulations` picks some), with GFLOP/s (2 × MACs / time) and % of the
+machine's fp32 peak; the last column names the fastest formulation of each row and
 the one `auto` uses here.
 """
 from __future__ import annotations

@@ -159,11 +159,14 @@ def run(args) -> None:
       ours = gait_jax(widths, s, args, data, embed_tree)
       rows.append({"widths": list(widths), "reference": ref, "gait_jax": ours,
                    "ratios": ratios(ref, ours)})
+  from gait_jax.models import conv as conv_lib  # pylint: disable=g-import-not-at-top
+  convs = conv_lib.formulation()
   print(f"PyTorch {rows[0]['reference']['torch']} ({rows[0]['reference']['threads']} threads) vs "
-        f"gait_jax; SPOSGait_small path {args.path}, train {args.batch_p * args.batch_k} seq x "
+        f"gait_jax ({convs} convolutions); SPOSGait_small path {args.path}, train {args.batch_p * args.batch_k} seq x "
         f"{s['frames']} frames, embed {s['sequences']} sequences of {s['lengths'][0]}-"
         f"{s['lengths'][1]} frames; machine: {_machine.describe()}")
   print(table(rows))
   if args.json:
     with open(args.json, "w") as f:
-      json.dump({"machine": _machine.describe(), "rows": rows}, f, indent=2)
+      json.dump({"machine": _machine.describe(), "gait_jax_convolutions": convs, "rows": rows},
+                f, indent=2)
