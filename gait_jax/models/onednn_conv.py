@@ -4,7 +4,8 @@
 onednn-cpu-gomp wheels; `available()` loads it once and registers its three handlers with XLA.
 Where it was not built (another OS or CPU architecture, no compiler, a failed build) or does not
 load, `available()` is False and says why in one log line; conv.py then uses its XLA
-formulations. Float32 only: the kernels run with strict float math (no implicit bfloat16).
+formulations. Float32 tensors only; the arithmetic is strict float32 unless a call passes
+`bf16=True` (conv.py's `onednn_bf16`).
 """
 from __future__ import annotations
 
