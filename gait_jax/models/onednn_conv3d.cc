@@ -112,27 +112,34 @@ std::vector<int64_t> Key(int kind, const Geometry& g) {
 
 enum Kind { kForward = 0, kInputGrad = 1, kKernelGrad = 2 };
 
+// A primitive with the kernel layout (its `kernel_arg`) and the scratchpad it needs.
+template <class Primitive>
+void Fill(Entry* entry, const typename Primitive::primitive_desc& pd, int kernel_arg) {
+  entry->prim = Primitive(pd);
+  entry->kernel = pd.query_md(dnnl::query::exec_arg_md, kernel_arg);
+  entry->scratchpad = pd.scratchpad_desc();
+}
+
+// The two gradients share one constructor shape: the activations, the kernel (layout `any`),
+// the output (gradient), the geometry and the forward as oneDNN's hint.
+template <class Primitive>
+void FillGradient(Entry* entry, const Geometry& g,
+                  const dnnl::convolution_forward::primitive_desc& fwd, int kernel_arg) {
+  typename Primitive::primitive_desc pd(
+      Engine(), dnnl::algorithm::convolution_direct, Plain(g.src, kActs), Any(g.wei),
+      Plain(g.dst, kActs), g.strides, g.pad_l, g.pad_r, fwd, MathAttr(g));
+  Fill<Primitive>(entry, pd, kernel_arg);
+}
+
 std::shared_ptr<Entry> Build(Kind kind, const Geometry& g) {
   auto entry = std::make_shared<Entry>();
   auto fwd = ForwardDesc(g);
   if (kind == kForward) {
-    entry->prim = dnnl::convolution_forward(fwd);
-    entry->kernel = fwd.weights_desc();
-    entry->scratchpad = fwd.scratchpad_desc();
+    Fill<dnnl::convolution_forward>(entry.get(), fwd, DNNL_ARG_WEIGHTS);
   } else if (kind == kInputGrad) {
-    dnnl::convolution_backward_data::primitive_desc pd(
-        Engine(), dnnl::algorithm::convolution_direct, Plain(g.src, kActs), Any(g.wei),
-        Plain(g.dst, kActs), g.strides, g.pad_l, g.pad_r, fwd, MathAttr(g));
-    entry->prim = dnnl::convolution_backward_data(pd);
-    entry->kernel = pd.weights_desc();
-    entry->scratchpad = pd.scratchpad_desc();
+    FillGradient<dnnl::convolution_backward_data>(entry.get(), g, fwd, DNNL_ARG_WEIGHTS);
   } else {
-    dnnl::convolution_backward_weights::primitive_desc pd(
-        Engine(), dnnl::algorithm::convolution_direct, Plain(g.src, kActs), Any(g.wei),
-        Plain(g.dst, kActs), g.strides, g.pad_l, g.pad_r, fwd, MathAttr(g));
-    entry->prim = dnnl::convolution_backward_weights(pd);
-    entry->kernel = pd.diff_weights_desc();
-    entry->scratchpad = pd.scratchpad_desc();
+    FillGradient<dnnl::convolution_backward_weights>(entry.get(), g, fwd, DNNL_ARG_DIFF_WEIGHTS);
   }
   return entry;
 }
