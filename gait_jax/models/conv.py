@@ -104,11 +104,21 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
     if lhs.dtype == rhs.dtype == jnp.float32:
       return _route_onednn(form, lhs, rhs, pads, precision)
     form = "fold"
-  if rhs.shape[3] * int(np.prod(rhs.shape[:3])) <= SMALL_K:
+  if _few_inputs(rhs):
     return _im2col(lhs, rhs, pads, precision)
-  if form == "fold" and tuple(rhs.shape[:3]) != (1, 1, 1):  # a 1×1×1 is one GEMM as it is
+  if form == "fold" and not _one_tap(rhs):  # a 1×1×1 is one GEMM as it is
     return _folded(lhs, rhs, pads, precision)
   return _gemm_backward(lhs, rhs, pads, precision)
+
+
+def _few_inputs(w) -> bool:
+  """Few input values per output (cin·kt·kh·kw <= SMALL_K): the im2col GEMM's layers."""
+  return w.shape[3] * int(np.prod(w.shape[:3])) <= SMALL_K
+
+
+def _one_tap(w) -> bool:
+  """A 1×1×1 kernel: the convolution is one GEMM as it is."""
+  return tuple(w.shape[:3]) == (1, 1, 1)
 
 
 def _is_channels_last(lhs_shape, rhs_shape, dimension_numbers) -> bool:
@@ -342,8 +352,8 @@ _ONEDNN = {"onednn": _onednn_convs(False), "onednn_bf16": _onednn_convs(True)}
 
 def _route_onednn(form, x, w, pads, precision):
   convs = _ONEDNN[form]
-  if w.shape[3] * int(np.prod(w.shape[:3])) <= SMALL_K:
+  if _few_inputs(w):
     return convs["small"](x, w, pads, precision)
-  if tuple(w.shape[:3]) == (1, 1, 1):
+  if _one_tap(w):
     return convs["1x1x1"](x, w, pads, precision)
   return convs["wide"](x, w, pads, precision)
