@@ -141,7 +141,7 @@ def _embed() -> ml_collections.ConfigDict:
   s.root = ""  # "" = data.root
   s.partition = ""  # "" = data.partition
   s.split = "test"
-  s.batch = 8  # sequences per device per step
+  s.batch = 8  # a device's row per step: this many buckets of the longest sequence's frames
   s.frames_all_limit = 0  # 0 = data.test_frames_all_limit
   # Embed each sequence and its horizontal mirror and average: invariant to the walking
   # direction (side views of opposite directions are mirror images). Off in the reference.

@@ -3,8 +3,9 @@
 `tools/benchmark.py embed --models small --path 0,5,0,1 --lengths 40-90 --sequences 24`: a
 fixed-path model at the reference GREW widths (`--channels` overrides them), reference-initialised
 weights, random 0/255 silhouettes with lengths drawn uniformly from `--lengths`, written as an
-OpenGait tree and embedded as the embed mode does (length buckets, sharded over the devices). The
-first pass compiles every bucket; the reported figure is the mean of the timed passes after it.
+OpenGait tree and embedded as the embed mode does (sequences packed into one row per device,
+sharded over the devices). The first pass compiles every row length; the reported figure is
+the mean of the timed passes after it.
 """
 from __future__ import annotations
 

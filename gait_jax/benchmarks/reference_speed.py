@@ -8,7 +8,7 @@ reference's configs: SPOSGait_small at each `--widths` (default the GREW widths 
 the tiny 8/16/32 of the quickstart and recipes), path `--path`, a train step on P×K sequences of
 `--frames` frames (forward, batch-all triplet loss, backward, SGD with momentum and weight
 decay), and the embedding of `--sequences` whole sequences of `--lengths` frames (the
-reference: one sequence per call, as its test loader; gait_jax: its length buckets). Both use
+reference: one sequence per call, as its test loader; gait_jax: its packed rows). Both use
 `--threads` threads (PyTorch) / every core (XLA). Ratios are gait_jax's speed over the
 reference's: above 1 means gait_jax is faster.
 """

@@ -1,74 +1,38 @@
 """`embed_dataset`: whole-sequence embeddings of a split, many sequences per step.
 
 The reference embeds one whole sequence per GPU per step (one compile per length under
-XLA). Here many sequences share a step: each sequence is padded to a length bucket
-(8, 12, 16, 24, 32, 48, ... — powers of two and 1.5× steps in between), rows carry their true
-`lengths` (the model masks padded frames, so a padded sequence embeds exactly as unpadded),
-and a bucket's batch is sharded over every device on the mesh's "data" axis. The batch shape
-per bucket is fixed (`batch_per_device × devices` rows), so the number of compilations is the
-number of buckets met. A bucket runs when it holds a full batch; what is left of every bucket
-at the end is packed longest first into batches of the bucket of their longest sequence, and
-only the last of those has blank (1-frame) rows. The path is a traced int32
-argument: one compiled function serves every path of a supernet (search reuses it).
+XLA). Here each device's step is one row of frames packed with as many whole sequences as fit
+(`packing`: a row of `batch_per_device` × the length bucket of the longest waiting sequence;
+each sequence apart from its neighbours, so it embeds exactly as alone), and the rows are
+sharded over every device on the mesh's "data" axis. The row length is the only shape that
+varies, so the number of compilations is the number of buckets met, and the frames computed
+are the sequences' own plus 1–3 blank frames each and what the last rows leave over. The path
+is a traced int32 argument: one compiled function serves every path of a supernet (search
+reuses it).
 
 Output (dataset order, deterministic): `embeddings` float32 [N, c, p], `labels` (id strings),
 `types`, `views` (the embed mode adds `step` and `path` before writing `embeddings.npz`).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Protocol, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Protocol, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from gait_jax.common import parallel
-
-MIN_BUCKET = 8
-
-
-def bucket_length(length: int, min_bucket: int = MIN_BUCKET) -> int:
-  """Smallest bucket ≥ length among min_bucket·{1, 1.5, 2, 3, 4, 6, 8, ...}."""
-  if length <= 0:
-    raise ValueError(f"sequence length {length}: expected at least one frame")
-  b = min_bucket
-  while True:
-    if length <= b:
-      return b
-    if length <= b * 3 // 2:
-      return b * 3 // 2
-    b *= 2
-
-
-def length_batches(sequences: Iterable[Tuple[int, np.ndarray]], rows: int,
-                   min_bucket: int = MIN_BUCKET) -> Iterator[Tuple[int, list]]:
-  """Groups `(index, [T, ...] frames)` into batches of at most `rows`: yields
-  `(bucket length, [(index, frames)])`.
-
-  A bucket is yielded when it holds `rows` sequences. Each bucket's leftovers (fewer than
-  `rows`) are then packed longest first, so the shorter buckets' fill the longer ones' empty
-  rows instead of blank rows, which cost as much as real ones. A batch takes the bucket of its
-  longest sequence: never a new shape (no new compilation), never more batches, and padding is
-  masked, so no embedding changes."""
-  pending: Dict[int, list] = {}  # bucket length -> [(index, frames)]
-  for i, seq in sequences:
-    t = bucket_length(seq.shape[0], min_bucket)
-    pending.setdefault(t, []).append((i, seq))
-    if len(pending[t]) == rows:
-      yield t, pending.pop(t)
-  left = sorted((item for items in pending.values() for item in items),
-                key=lambda item: (-item[1].shape[0], item[0]))
-  for start in range(0, len(left), rows):
-    group = left[start:start + rows]
-    yield bucket_length(group[0][1].shape[0], min_bucket), group
+from gait_jax.evaluation import packing
+from gait_jax.evaluation.packing import MIN_BUCKET
 
 
 _EMBED_FNS: Dict[tuple, Callable] = {}
 
 
 def make_embed_fn(model, mesh) -> Callable:
-  """Jitted `(variables, sils [B, T, 64, 44], lengths [B], path int32 [L]) -> [B, c, p]`,
-  sils/lengths sharded over "data", variables and path replicated, output replicated.
+  """Jitted `(variables, sils [R, T, 64, 44], segments int32 [R, T], path int32 [L]) ->
+  [R, packing.max_segments(T), c, p]` (packed rows, `packing.layout`), sils/segments sharded
+  over "data", variables and path replicated, output replicated.
 
   Cached per (model, mesh) (flax modules compare by value), so repeated `embed_dataset`
   calls — one per candidate path in a search — reuse the compiled programs."""
@@ -82,21 +46,23 @@ def _make_embed_fn(model, mesh) -> Callable:
   data = parallel.data_sharding(mesh)
   rep = parallel.replicated(mesh)
 
-  def apply(variables, sils, lengths, path):
-    out = model.apply(variables, sils, path, lengths=lengths, train=False)
+  def apply(variables, sils, segments, path):
+    out = model.apply(variables, sils, path, train=False, segments=segments,
+                      num_segments=packing.max_segments(sils.shape[1]))
     return out["embeddings"]
 
   return jax.jit(apply, in_shardings=(rep, data, data, rep), out_shardings=rep)
 
 
-def _embed_batch(embed_fn, variables, sils, lengths, sharding, path_arr, flip: bool):
-  """Embeddings of one host batch; with `flip`, the mean with the mirrored batch's."""
+def _embed_batch(embed_fn, variables, sils, segments, sharding, path_arr, flip: bool):
+  """Embeddings of one host batch of packed rows; with `flip`, the mean with the mirrored
+  batch's."""
   # Every process holds the whole host batch (the same deterministic iteration).
-  lengths_arr = parallel.global_array(lengths, sharding, lengths.shape)
+  segments_arr = parallel.global_array(segments, sharding, segments.shape)
 
   def run(x):
     return np.asarray(embed_fn(variables, parallel.global_array(x, sharding, x.shape),
-                               lengths_arr, path_arr))
+                               segments_arr, path_arr))
 
   emb = run(sils)
   if flip:
@@ -127,9 +93,10 @@ def embed_dataset(model, variables, dataset: EmbedSource, path, *, batch_per_dev
   Args:
     model: a SPOSGait module; variables: {"params", "batch_stats"} matching it.
     path: the architecture, a tuple of ints or an int32 array; always passed traced, so
-      `embed_fn` (from `make_embed_fn`) compiles once per bucket whatever the path.
-    batch_per_device: sequences per device per step (config `embed.batch`; `batch` is an
-      alias of it).
+      `embed_fn` (from `make_embed_fn`) compiles once per row length whatever the path.
+    batch_per_device: a device's row per step holds `batch_per_device` × the length
+      bucket of the longest waiting sequence's frames: that many sequences of the longest
+      length, more of shorter ones (config `embed.batch`; `batch` is an alias of it).
     embed_fn: from `make_embed_fn` (default: the cached one for (model, mesh)).
     indices: sequences to embed (default all), in this order.
     flip: each embedding is the mean of the sequence's and its horizontal mirror's (config
@@ -144,8 +111,7 @@ def embed_dataset(model, variables, dataset: EmbedSource, path, *, batch_per_dev
   n_dev = mesh.devices.size
   if batch is not None:
     batch_per_device = batch
-  rows = int(batch_per_device) * n_dev
-  if rows <= 0:
+  if int(batch_per_device) * n_dev <= 0:
     raise ValueError(f"embed.batch={batch_per_device}: expected at least 1 sequence per device")
   indices = list(range(len(dataset))) if indices is None else [int(i) for i in indices]
   rep = parallel.replicated(mesh)
@@ -162,21 +128,19 @@ def embed_dataset(model, variables, dataset: EmbedSource, path, *, batch_per_dev
     bar = tqdm(total=len(indices), desc="embed", unit="seq", smoothing=0.1,
                disable=jax.process_index() > 0)
 
-  def flush(t: int, items):
-    sils = np.zeros((rows, t) + items[0][1].shape[1:], np.float32)
-    lengths = np.ones((rows,), np.int32)  # blank padding rows: one (black) frame
-    for r, (_, seq) in enumerate(items):
-      sils[r, :seq.shape[0]] = seq
-      lengths[r] = seq.shape[0]
-    emb = _embed_batch(embed_fn, variables, sils, lengths, data, path_arr, flip)
-    for r, (i, _) in enumerate(items):
-      results[i] = emb[r]
+  def flush(frames: int, placed):
+    sils, segments = packing.layout(placed, frames)
+    emb = _embed_batch(embed_fn, variables, sils, segments, data, path_arr, flip)
+    for r, row in enumerate(placed):
+      for k, (i, _, _) in enumerate(row):
+        results[i] = emb[r, k]
     if bar is not None:
-      bar.update(len(items))
+      bar.update(sum(len(row) for row in placed))
 
   sequences = loader_lib.iter_sequences(dataset, indices, frames_all_limit, workers=workers)
-  for t, items in length_batches(sequences, rows, min_bucket):
-    flush(t, items)
+  for frames, placed in packing.packed_batches(sequences, n_dev, int(batch_per_device),
+                                               min_bucket):
+    flush(frames, placed)
   if bar is not None:
     bar.close()
 

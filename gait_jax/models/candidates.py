@@ -17,7 +17,8 @@ from typing import Any, Tuple
 import flax.linen as nn
 import jax.numpy as jnp
 
-from gait_jax.models.layers import BatchNorm, apply_mask, conv3d
+from gait_jax.models.frames import apply_mask
+from gait_jax.models.layers import BatchNorm, conv3d
 from gait_jax.models.space import NUM_CANDIDATES
 
 # (kt, kh, kw) of the first and, for ops 3-5, the second convolution.

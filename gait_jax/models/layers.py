@@ -2,7 +2,7 @@
 
 Layout is NDHWC: video features are `[n, t, h, w, c]`. Temporal validity travels as a
 float mask `[n, t]` (1 = real frame, 0 = padding) or `None` when every frame is real; the
-masking helpers keep padded frames at exactly zero so a padded batch computes, per
+masking helpers (`frames`) keep padded frames at exactly zero so a padded batch computes, per
 sequence, what that sequence alone would (temporal convs see zeros where PyTorch pads).
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gait_jax.models import conv as conv_lib
+from gait_jax.models.frames import apply_mask, frame_mask, segment_mask
 
 Dtype = Any
 
@@ -55,53 +56,11 @@ def bn_scale_init(key, shape, dtype=jnp.float32):
   return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)
 
 
-# ----------------------------------------------------------------------------- masking
-
-
 def at_least_float32(x: jax.Array) -> jax.Array:
   """`x` in float32 (from half precision), or as it is when wider: the statistics, GeM and
   heads compute in float32, and a float64 reference run (the gradient-accuracy check) stays
   float64 throughout."""
   return x.astype(jnp.promote_types(x.dtype, jnp.float32))
-
-
-def frame_mask(lengths: jax.Array, t: int) -> jax.Array:
-  """`[n, t]` float32 mask: 1 for frames < lengths[i]."""
-  return (jnp.arange(t)[None, :] < lengths[:, None]).astype(jnp.float32)
-
-
-def apply_mask(x: jax.Array, mask: Optional[jax.Array]) -> jax.Array:
-  """Zeroes padded frames of `x [n, t, ...]`; identity when `mask` is None."""
-  if mask is None:
-    return x
-  return x * mask.reshape(mask.shape + (1,) * (x.ndim - 2)).astype(x.dtype)
-
-
-def tile_short_sequences(x: jax.Array, lengths: jax.Array) -> Tuple[jax.Array, jax.Array]:
-  """The reference's short-clip tiling, per sequence: L=1 → a,a,a (3); L=2 → a,b,a,b (4).
-
-  The reference tiles the whole (single-sequence) clip when it has fewer than 3 frames.
-  Here each row gathers frame `t mod L`, so sequences of every length can share a padded
-  batch. `x` is `[n, T, ...]` with T >= 4 (the caller pads); frames past
-  the new length are garbage and must be masked by the caller.
-  """
-  t = x.shape[1]
-  if t < 4:
-    raise ValueError(f"tile_short_sequences: need at least 4 time slots, got {t}")
-  safe = jnp.maximum(lengths, 1)
-  idx = jnp.arange(t)[None, :] % safe[:, None]  # [n, T]
-  idx = idx.reshape(idx.shape + (1,) * (x.ndim - 2))
-  tiled = jnp.take_along_axis(x, idx, axis=1)
-  new_lengths = jnp.where(lengths == 1, 3, jnp.where(lengths == 2, 4, lengths))
-  return tiled, new_lengths.astype(jnp.int32)
-
-
-def masked_temporal_max(x: jax.Array, mask: Optional[jax.Array]) -> jax.Array:
-  """Max over time of `[n, t, h, w, c]` ignoring padded frames (reference TP)."""
-  if mask is None:
-    return jnp.max(x, axis=1)
-  valid = mask.reshape(mask.shape + (1,) * (x.ndim - 2)) > 0
-  return jnp.max(jnp.where(valid, x, jnp.asarray(-jnp.inf, x.dtype)), axis=1)
 
 
 # ----------------------------------------------------------------------------- modules
@@ -222,10 +181,18 @@ class LTA(nn.Module):
   dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x, lengths=None):
+  def __call__(self, x, lengths=None, segments=None):
+    """Returns (x, lengths, mask), or with packed `segments` (x, segments, mask)."""
     x = conv3d(self.features, (3, 1, 1), strides=(3, 1, 1), same=False, name="conv0",
                dtype=self.dtype)(x)
     x = nn.leaky_relu(x, negative_slope=0.01)
+    if segments is not None:
+      # Packed sequences start at multiples of 3, so an output frame is valid exactly when
+      # its first and last input frames belong to the same sequence.
+      first, last = segments[:, 0::3][:, :x.shape[1]], segments[:, 2::3][:, :x.shape[1]]
+      segments = jnp.where(first == last, first, -1)
+      mask = segment_mask(segments)
+      return apply_mask(x, mask), segments, mask
     if lengths is None:
       return x, None, None
     lengths = lengths // 3

@@ -17,10 +17,10 @@ import numpy as np
 from gait_jax.models import space as space_lib
 from gait_jax.models.space import NUM_CHANNELS, STAGES
 from gait_jax.models.candidates import ChoiceLayer, NUM_CANDIDATES
+from gait_jax.models.frames import (apply_mask, frame_mask, masked_temporal_max, segment_mask,
+                                    segment_temporal_max, tile_short_sequences)
 from gait_jax.models.layers import (LTA, ConvBN, GeMHPP, SeparateBNNecks, SeparateFCs,
-                                    apply_mask, at_least_float32, frame_mask,
-                                    masked_temporal_max, max_pool_hw,
-                                    separate_fc_bound, tile_short_sequences)
+                                    at_least_float32, max_pool_hw, separate_fc_bound)
 
 INPUT_HW = (64, 44)  # every network input: silhouettes aligned to 64x64, cut to 44 wide
 
@@ -42,31 +42,32 @@ class SPOSGait(nn.Module):
   remat: bool = False
 
   @nn.compact
-  def __call__(self, sils, path=None, lengths=None, *, train: bool = False):
+  def __call__(self, sils, path=None, lengths=None, *, train: bool = False, segments=None,
+               num_segments: int = 0):
     """`sils` float `[n, T, h, w]`; `path` tuple of ints (static) or int32 `[L]` (traced);
-    `lengths` int32 `[n]` valid frames per row, or None (all T valid)."""
+    `lengths` int32 `[n]` valid frames per row, or None (all T valid).
+
+    Packed rows (inference): `segments` int32 `[n, T]` numbers the sequences of each row
+    0.. (-1 in the gaps), each starting at a multiple of 3 frames and followed by a gap that
+    keeps it apart through the LTA (`evaluation.packing` lays them out, short clips already
+    tiled); the embeddings are then `[n, num_segments, c, p]`, one per segment id."""
     names = space_lib.LAYER_NAMES[self.model_name]
     path = self._resolve_path(path, len(names))
     if sils.ndim != 4:
       raise ValueError(f"sils: expected [n, T, h, w], got shape {sils.shape}")
     x = sils.astype(self.dtype)[..., None]
 
-    mask = None
-    t = x.shape[1]
-    if lengths is not None or t < 3:
-      if lengths is None:
-        lengths = jnp.full((x.shape[0],), t, jnp.int32)
-      if not isinstance(lengths, jax.core.Tracer):  # concrete: check now, with a clear error
-        concrete = np.asarray(lengths)
-        if concrete.shape != (x.shape[0],) or concrete.min() < 1 or concrete.max() > t:
-          raise ValueError(f"lengths {concrete.tolist()}: expected {x.shape[0]} values in "
-                           f"1..{t} (the padded frame count of sils)")
-      lengths = jnp.asarray(lengths, jnp.int32)
-      if t < 4:  # room for the L=2 → 4 frames tiling
-        x = jnp.pad(x, ((0, 0), (0, 4 - t), (0, 0), (0, 0), (0, 0)))
-      x, lengths = tile_short_sequences(x, lengths)
-      mask = frame_mask(lengths, x.shape[1])
+    if segments is not None:
+      if lengths is not None or train or num_segments < 1:
+        raise ValueError("segments: packed rows are for inference, without lengths, with "
+                         f"num_segments >= 1 (got {num_segments})")
+      if segments.shape != sils.shape[:2]:
+        raise ValueError(f"segments: expected shape {sils.shape[:2]}, got {segments.shape}")
+      segments = jnp.asarray(segments, jnp.int32)
+      mask = segment_mask(segments)
       x = apply_mask(x, mask)
+    else:
+      x, lengths, mask = _padded_rows(x, lengths)
 
     pos = 0
     for stage in STAGES[self.model_name]:
@@ -85,10 +86,16 @@ class SPOSGait(nn.Module):
         x = nn.relu(x)
       if stage.pool:
         x = max_pool_hw(x)
-      if stage.lta_after:
+      if stage.lta_after and segments is not None:
+        x, segments, mask = LTA(out_c, self.dtype, name="LTA")(x, segments=segments)
+      elif stage.lta_after:
         x, lengths, mask = LTA(out_c, self.dtype, name="LTA")(x, lengths)
 
-    x = masked_temporal_max(x, mask)  # [n, h, w, c]
+    if segments is not None:
+      x = segment_temporal_max(x, segments, num_segments)  # [n, S, h, w, c]
+      x = x.reshape((-1,) + x.shape[2:])
+    else:
+      x = masked_temporal_max(x, mask)  # [n, h, w, c]
     feat = GeMHPP(tuple(self.bins), name="HPP")(x)  # f32 [n, c, p]
     parts = int(sum(self.bins))
     embed = SeparateFCs(parts, self.out_channels, self.dtype, name="Head0")(feat)
@@ -98,6 +105,8 @@ class SPOSGait(nn.Module):
       _, logits = SeparateBNNecks(parts, self.class_num, self.dtype, name="BNNecks")(
           embed, train=train)
       out["logits"] = logits
+    if segments is not None:
+      out = {k: v.reshape((sils.shape[0], num_segments) + v.shape[1:]) for k, v in out.items()}
     return out
 
   def check_runs(self, path) -> None:
@@ -124,6 +133,28 @@ class SPOSGait(nn.Module):
     if path.shape != (length,):
       raise ValueError(f"traced path: expected shape ({length},), got {path.shape}")
     return path.astype(jnp.int32)
+
+
+def _padded_rows(x, lengths):
+  """(x, lengths, mask) of padded rows `[n, T, h, w, 1]` with `lengths` valid frames each
+  (None: all T valid, and no mask unless clips shorter than 3 frames need the reference's
+  tiling); padded frames zeroed."""
+  t = x.shape[1]
+  if lengths is None and t >= 3:
+    return x, None, None
+  if lengths is None:
+    lengths = jnp.full((x.shape[0],), t, jnp.int32)
+  if not isinstance(lengths, jax.core.Tracer):  # concrete: check now, with a clear error
+    concrete = np.asarray(lengths)
+    if concrete.shape != (x.shape[0],) or concrete.min() < 1 or concrete.max() > t:
+      raise ValueError(f"lengths {concrete.tolist()}: expected {x.shape[0]} values in "
+                       f"1..{t} (the padded frame count of sils)")
+  lengths = jnp.asarray(lengths, jnp.int32)
+  if t < 4:  # room for the L=2 → 4 frames tiling
+    x = jnp.pad(x, ((0, 0), (0, 4 - t), (0, 0), (0, 0), (0, 0)))
+  x, lengths = tile_short_sequences(x, lengths)
+  mask = frame_mask(lengths, x.shape[1])
+  return apply_mask(x, mask), lengths, mask
 
 
 def abstract_variables(model: SPOSGait, frames: int = 3, height: int = INPUT_HW[0],

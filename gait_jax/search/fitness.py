@@ -1,7 +1,7 @@
 """The fitness of a supernet path: how well the path, with the supernet's weights, recognises
 training identities the supernet never saw.
 
-Scoring a candidate = (optional) BN recalibration + one bucketed embedding pass over the
+Scoring a candidate = (optional) BN recalibration + one packed embedding pass over the
 held-out sequences + ranking. The recalibration and embedding functions take the path as a
 traced int32 array, so they compile once for every candidate.
 """

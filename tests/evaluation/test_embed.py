@@ -1,4 +1,4 @@
-"""embed / test modes: bucketed, sharded whole-sequence embedding of a tiny generated set."""
+"""embed / test modes: packed, sharded whole-sequence embedding of a tiny generated set."""
 import json
 import os
 import pickle
@@ -20,7 +20,7 @@ from helpers.variables import random_variables
 from helpers import assert_close
 
 PATH = (0, 5, 5, 4)
-# Lengths spread over three buckets: 8 (3, 5, 8), 12 (10, 12), 24 (20).
+# Lengths 3-20 frames: rows of 8, 12 and 24 frames below.
 LENGTHS = {("001", "nm-01"): 5, ("001", "nm-02"): 8, ("002", "nm-01"): 10,
            ("002", "nm-02"): 12, ("003", "nm-01"): 20, ("003", "nm-02"): 3}
 
@@ -51,33 +51,11 @@ def tiny():
   return config, model, variables
 
 
-@pytest.mark.parametrize("length,bucket", [(1, 8), (8, 8), (9, 12), (12, 12), (13, 16),
-                                           (17, 24), (25, 32), (33, 48), (97, 128), (720, 768)])
-def test_bucket_length(length, bucket):
-  assert embed.bucket_length(length) == bucket
-
-
-def test_length_batches_fill_buckets_then_pack_leftovers_longest_first():
-  lengths = [5, 40, 9, 7, 30, 6, 45, 3, 11]  # buckets 8, 48, 12, 8, 32, 8, 48, 8, 12
-  seqs = [(i, np.zeros((t, 2, 2))) for i, t in enumerate(lengths)]
-  batches = [(t, [i for i, _ in items]) for t, items in embed.length_batches(iter(seqs), 3)]
-  # Bucket 8 fills with 0, 3, 5; the leftovers (45, 40 | 30 | 11, 9 | 3) go longest first.
-  assert batches == [(8, [0, 3, 5]), (48, [6, 1, 4]), (12, [8, 2, 7])]
-  # Per-bucket tails would have run four batches (48, 32, 12, 8) with five blank rows.
-  many = [(i, np.zeros((int(t), 1, 1))) for i, t in
-          enumerate(np.random.default_rng(0).integers(1, 200, 500))]
-  out = list(embed.length_batches(iter(many), 8))
-  assert sorted(i for _, items in out for i, _ in items) == list(range(500))
-  assert all(len(items) <= 8 and t == embed.bucket_length(max(s.shape[0] for _, s in items))
-             for t, items in out)
-  assert sum(len(items) < 8 for _, items in out) <= 1  # only the very last batch has blanks
-
-
 def _counting(fn, shapes):
   """`fn` that also records the [rows, frames] of every batch it is given."""
-  def call(variables, sils, lengths, path):
+  def call(variables, sils, segments, path):
     shapes.append(tuple(sils.shape[:2]))
-    return fn(variables, sils, lengths, path)
+    return fn(variables, sils, segments, path)
   return call
 
 
@@ -94,21 +72,23 @@ def test_embed_dataset_matches_one_by_one_and_is_deterministic(tree, tiny):
   assert out["embeddings"].dtype == np.float32
   assert out["labels"].tolist() == [s.id for s in ds.sequences]
   assert out["types"].tolist() == ["nm-01", "nm-02"] * 3 and set(out["views"]) == {"090"}
-  # In dataset order (lengths 5, 8 | 10, 12 | 20, 3) buckets 8 and 12 fill a batch each; the
-  # leftovers of buckets 24 (20) and 8 (3) share one batch of the longer bucket, not two
-  # half-blank ones. Compilations: one per bucket met (8, 12, 24).
-  assert shapes == [(2, 8), (2, 12), (2, 24)]
+  # One row per device. In dataset order (lengths 5, 8, 10, 12, 20, 3; slots with their gaps
+  # 6, 9, 12, 15, 21, 6) the first three fill two rows of 12 frames (10 | 8; the 5 waits),
+  # then 20 | 12 + the waiting 5 fill rows of 24 (the 5 at frame 15, after the 12), and the
+  # last (3) goes alone in a row of 8. Compilations: one per row length (12, 24, 8).
+  assert shapes == [(2, 12), (2, 24), (2, 8)]
   assert fn._cache_size() == 3
   again = embed.embed_dataset(model, variables, ds, PATH, **kw)
   np.testing.assert_array_equal(again["embeddings"], out["embeddings"])
   assert fn._cache_size() == 3
-  # Each sequence alone, unpadded, no lengths mask, no sharding.
+  # Each sequence alone, unpadded, no lengths mask, no sharding: packed neighbours and the
+  # gaps between them change nothing.
   for i in range(len(ds)):
     seq = load_sequence(ds, i)
     assert seq.shape[0] == LENGTHS[(ds.sequences[i].id, ds.sequences[i].type)]
     assert_close(out["embeddings"][i], apply_alone(model, variables, seq), rtol=1e-4)
-  # All devices (8 rows): the six sequences are all leftovers, packed into one batch of the
-  # longest one's bucket, sharded one row per device.
+  # All devices (8 rows): the six sequences never fill 8 rows, so they are packed at the end
+  # into rows of the longest one's bucket (24; one of them holds 10, 5 and 3), one per device.
   shapes.clear()
   full = embed.embed_dataset(model, variables, ds, PATH, batch_per_device=1,
                              embed_fn=_counting(embed._make_embed_fn(model, mesh_lib.make_mesh()),
@@ -129,7 +109,7 @@ def test_frame_limit_and_traced_path_reuse(tree, tiny):
   a = embed.embed_dataset(supernet, variables, ds, PATH, **kw)
   b = embed.embed_dataset(supernet, variables, ds, jnp.asarray((0, 1, 2, 3), jnp.int32), **kw)
   fn = embed.make_embed_fn(build_model(config.model, bnneck=False), mesh)  # equal model: cached
-  assert fn._cache_size() == 1  # limit 8: every sequence in the 8 bucket, both paths
+  assert fn._cache_size() == 1  # limit 8: slots of at most 9 frames, rows of 12, both paths
   assert not np.allclose(a["embeddings"], b["embeddings"])
   # The truncated 20-frame sequence equals its first 8 frames embedded alone.
   i = [k for k, s in enumerate(ds.sequences) if (s.id, s.type) == ("003", "nm-01")][0]

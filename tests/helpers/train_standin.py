@@ -49,11 +49,18 @@ class StandIn(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, sils, path=None, lengths=None, *, train=False):
+  def __call__(self, sils, path=None, lengths=None, *, train=False, segments=None,
+               num_segments=0):
     del lengths
     path = self.fixed_path if path is None else path
     if isinstance(path, (tuple, list)):
       path = tuple(int(v) for v in path)
+    if segments is not None:  # packed rows: each segment's frames on a row of its own
+      one_hot = (segments[:, :, None] == jnp.arange(num_segments)).astype(self.dtype)
+      x = jnp.einsum("nthw,nts->nshw", sils.astype(self.dtype), one_hot)
+      x = x / jnp.maximum(one_hot.sum(axis=1), 1)[:, :, None, None]
+      out = self(x.reshape((-1, 1) + x.shape[2:]), path, train=train)
+      return {k: v.reshape((sils.shape[0], num_segments) + v.shape[1:]) for k, v in out.items()}
     n = sils.shape[0]
     x = sils.astype(self.dtype).mean(axis=1)  # [n, 64, 44]
     x = x.reshape(n, 8, x.shape[1] // 8, 4, x.shape[2] // 4).mean(axis=(2, 4)).reshape(n, 32)

@@ -1,4 +1,5 @@
-"""Hand-worked checks of the model building blocks (gait_jax/models/layers.py, candidates.py)."""
+"""Hand-worked checks of the model building blocks (gait_jax/models/layers.py, frames.py,
+candidates.py)."""
 import math
 
 import jax
@@ -7,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gait_jax.models import layers
+from gait_jax.models import frames, layers
 from gait_jax.models.candidates import Candidate
 from helpers import assert_close
 
@@ -119,7 +120,7 @@ def test_separate_bnnecks_flat_index_and_cosine_logits():
 
 def test_tile_short_sequences_per_row():
   x = jnp.array([[10, 11, 12, 13, 14], [20, 21, 22, 23, 24], [30, 31, 32, 33, 34]])
-  tiled, new_len = layers.tile_short_sequences(x, jnp.array([1, 2, 5]))
+  tiled, new_len = frames.tile_short_sequences(x, jnp.array([1, 2, 5]))
   np.testing.assert_array_equal(new_len, [3, 4, 5])
   np.testing.assert_array_equal(tiled[0, :3], [10, 10, 10])
   np.testing.assert_array_equal(tiled[1, :4], [20, 21, 20, 21])
@@ -128,7 +129,7 @@ def test_tile_short_sequences_per_row():
 
 def test_masked_temporal_max_ignores_padding():
   x = jnp.array([[-3.0, -1.0, 9.0], [-2.0, 5.0, 7.0]]).reshape(2, 3, 1, 1, 1)
-  out = layers.masked_temporal_max(x, jnp.array([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]]))
+  out = frames.masked_temporal_max(x, jnp.array([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]]))
   np.testing.assert_allclose(out.reshape(-1), [-1.0, 7.0])
 
 
@@ -136,13 +137,41 @@ def test_lta_floor_third_lengths_and_mask():
   lta = layers.LTA(1)
   kernel = jnp.ones((3, 1, 1, 1, 1))
   x = jnp.arange(1.0, 8.0).reshape(1, 7, 1, 1, 1)  # 7 frames, first 5 valid
-  x = layers.apply_mask(x, layers.frame_mask(jnp.array([5]), 7))
+  x = frames.apply_mask(x, frames.frame_mask(jnp.array([5]), 7))
   y, lengths, mask = lta.apply({"params": {"conv0": {"kernel": kernel}}}, x, jnp.array([5]))
   assert y.shape == (1, 2, 1, 1, 1)  # floor(7/3)
   np.testing.assert_array_equal(lengths, [1])  # floor(5/3)
   np.testing.assert_allclose(y.reshape(-1), [1 + 2 + 3, 0.0])
   y2, _, _ = lta.apply({"params": {"conv0": {"kernel": -kernel}}}, x[:, :3])
   np.testing.assert_allclose(y2.reshape(-1), [-0.06])  # LeakyReLU slope 0.01
+
+
+def test_segment_temporal_max_per_packed_sequence():
+  x = jnp.array([[4.0, -1.0, 0.0, -5.0, -2.0, 0.0, 3.0]]).reshape(1, 7, 1, 1, 1)
+  segments = jnp.array([[0, 0, -1, 1, 1, -1, 2]])
+  out = frames.segment_temporal_max(x, segments, 4)
+  assert out.shape == (1, 4, 1, 1, 1)
+  # The gaps (-1, here 0.0) never win; a segment id no frame carries gives -inf.
+  np.testing.assert_array_equal(out.reshape(-1), [4.0, -2.0, 3.0, -np.inf])
+
+
+def test_lta_keeps_packed_sequences_apart():
+  lta = layers.LTA(1)
+  kernel = jnp.ones((3, 1, 1, 1, 1))
+  # Two sequences of 4 and 3 frames at offsets 0 and 6 (slots of 6), then blank frames.
+  segments = jnp.array([[0, 0, 0, 0, -1, -1, 1, 1, 1, -1, -1, -1]])
+  x = jnp.arange(1.0, 13.0).reshape(1, 12, 1, 1, 1) * frames.segment_mask(
+      segments).reshape(1, 12, 1, 1, 1)
+  y, seg, mask = lta.apply({"params": {"conv0": {"kernel": kernel}}}, x, segments=segments)
+  np.testing.assert_array_equal(seg, [[0, -1, 1, -1]])  # floor(4/3) = 1 and floor(3/3) = 1
+  np.testing.assert_array_equal(mask, [[1.0, 0.0, 1.0, 0.0]])
+  np.testing.assert_allclose(y.reshape(-1), [1 + 2 + 3, 0.0, 7 + 8 + 9, 0.0])
+
+
+def test_tiled_length_is_the_tiling_rule():
+  np.testing.assert_array_equal(frames.tiled_length(np.array([1, 2, 3, 9])), [3, 4, 3, 9])
+  _, new_len = frames.tile_short_sequences(jnp.zeros((4, 9)), jnp.array([1, 2, 3, 9]))
+  np.testing.assert_array_equal(new_len, frames.tiled_length(np.array([1, 2, 3, 9])))
 
 
 def test_max_pool_floor_mode():

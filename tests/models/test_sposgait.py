@@ -139,6 +139,39 @@ def test_padded_batch_equals_unpadded_runs_eval(small):
     assert_close(batch["logits"][i], alone["logits"][0], rtol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["sposgait_small", "sposgait_medium", "sposgait_large"])
+def test_packed_rows_equal_each_sequence_alone(name):
+  """Several whole sequences per row (evaluation.packing's layout), including tiled short
+  clips and every remainder modulo the LTA's stride 3: each embeds as it does alone, whether
+  the LTA comes after stage 0 (small) or 1 (medium, large)."""
+  from gait_jax.evaluation import packing
+  model = build_model(tiny_cfg(name), bnneck=True)
+  variables = randomise_stats(init_variables(model, 1, height=H, width=W), 3)
+  path = sample_path((6,) * len(layer_names(name)), 1, 3)
+  lengths = [3, 6, 1, 9, 2, 4, 5, 7, 11]
+  seqs = [np.asarray(sils(1, t, seed=10 + i)[0]) for i, t in enumerate(lengths)]
+  placed = [[], []]
+  for i, seq in enumerate(seqs):  # rows 3, 6, 1, 9 | 2, 4, 5, 7, 11, back to back
+    row = placed[int(i >= 4)]
+    offset = row[-1][2] + packing.slot_length(row[-1][1].shape[0]) if row else 0
+    row.append((i, packing.short_clip(seq), offset))
+  x, segments = packing.layout(placed, 42)
+  num = packing.max_segments(42)
+  out = model.apply(variables, jnp.asarray(x), path, segments=jnp.asarray(segments),
+                    num_segments=num)
+  assert out["embeddings"].shape == (2, num, 8, 7) and out["logits"].shape == (2, num, 5, 7)
+  for r, row in enumerate(placed):
+    for k, (i, _, _) in enumerate(row):
+      alone = model.apply(variables, jnp.asarray(seqs[i])[None], path)
+      assert_close(out["embeddings"][r, k], alone["embeddings"][0], rtol=1e-5)
+      assert_close(out["logits"][r, k], alone["logits"][0], rtol=1e-5)
+  with pytest.raises(ValueError, match="segments: packed rows are for inference"):
+    model.apply(variables, jnp.asarray(x), path, segments=jnp.asarray(segments))
+  with pytest.raises(ValueError, match=r"segments: expected shape \(2, 42\)"):
+    model.apply(variables, jnp.asarray(x), path, segments=jnp.asarray(segments[:, :9]),
+                num_segments=num)
+
+
 @pytest.mark.parametrize("frames,tiled", [(1, [0, 0, 0]), (2, [0, 1, 0, 1])])
 def test_short_sequence_tiling_matches_reference_repeat(small, frames, tiled):
   """L=1 and L=2 (train mode, batch statistics included) equal the explicitly tiled clip."""

@@ -80,11 +80,11 @@ def test_search_end_to_end_compiles_once_and_resumes(setup, monkeypatch):
   assert expected["params_path"] > 0
   assert f"--config.model.path={','.join(map(str, result['best_path']))}" in result[
       "retrain_command"]
-  # One compiled recalibration and one embedding program per length bucket, for 15 paths.
+  # One compiled recalibration and one embedding program per row length, for 15 paths.
   assert len(jitted) == 1 and jitted[0]._cache_size() == 1
   from gait_jax.evaluation import embed
   fn = embed.make_embed_fn(build_model(config.model, bnneck=True), mesh_lib.make_mesh())
-  assert fn._cache_size() <= 2  # lengths 6..10 fall in at most two buckets
+  assert fn._cache_size() <= 2  # lengths 6..10: at most two row lengths
 
   # Rerunning resumes: nothing is evaluated again, the result is the same.
   calls.clear()

@@ -1,0 +1,67 @@
+"""Which frames of a batch are real: padding masks, the reference's short-clip tiling, and the
+segments of packed rows (several whole sequences in one row, `evaluation.packing`)."""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+
+
+def frame_mask(lengths: jax.Array, t: int) -> jax.Array:
+  """`[n, t]` float32 mask: 1 for frames < lengths[i]."""
+  return (jnp.arange(t)[None, :] < lengths[:, None]).astype(jnp.float32)
+
+
+def apply_mask(x: jax.Array, mask: Optional[jax.Array]) -> jax.Array:
+  """Zeroes padded frames of `x [n, t, ...]`; identity when `mask` is None."""
+  if mask is None:
+    return x
+  return x * mask.reshape(mask.shape + (1,) * (x.ndim - 2)).astype(x.dtype)
+
+
+def tile_short_sequences(x: jax.Array, lengths: jax.Array) -> Tuple[jax.Array, jax.Array]:
+  """The reference's short-clip tiling, per sequence: L=1 → a,a,a (3); L=2 → a,b,a,b (4).
+
+  The reference tiles the whole (single-sequence) clip when it has fewer than 3 frames.
+  Here each row gathers frame `t mod L`, so sequences of every length can share a padded
+  batch. `x` is `[n, T, ...]` with T >= 4 (the caller pads); frames past
+  the new length are garbage and must be masked by the caller.
+  """
+  t = x.shape[1]
+  if t < 4:
+    raise ValueError(f"tile_short_sequences: need at least 4 time slots, got {t}")
+  safe = jnp.maximum(lengths, 1)
+  idx = jnp.arange(t)[None, :] % safe[:, None]  # [n, T]
+  idx = idx.reshape(idx.shape + (1,) * (x.ndim - 2))
+  tiled = jnp.take_along_axis(x, idx, axis=1)
+  return tiled, tiled_length(lengths).astype(jnp.int32)
+
+
+def tiled_length(lengths):
+  """The frame count after the reference's short-clip tiling: 1 → 3, 2 → 4, others kept
+  (ints or arrays; packed embedding tiles on the host by the same rule)."""
+  return jnp.where(lengths == 1, 3, jnp.where(lengths == 2, 4, lengths))
+
+
+def segment_mask(segments: jax.Array) -> jax.Array:
+  """`[n, t]` float32 mask of packed rows: 1 for frames of a sequence (segment id ≥ 0), 0 for
+  the gaps between sequences (-1)."""
+  return (segments >= 0).astype(jnp.float32)
+
+
+def segment_temporal_max(x: jax.Array, segments: jax.Array, num_segments: int) -> jax.Array:
+  """Max over time per packed sequence: `[n, t, h, w, c]` with segment ids `[n, t]` (-1 in the
+  gaps) → `[n, num_segments, h, w, c]`; a segment id no frame carries gives -inf."""
+  def one_row(xr, sr):
+    ids = jnp.where(sr >= 0, sr, num_segments)  # out of range: segment_max drops the gaps
+    return jax.ops.segment_max(xr, ids, num_segments=num_segments, indices_are_sorted=False)
+  return jax.vmap(one_row)(x, segments)
+
+
+def masked_temporal_max(x: jax.Array, mask: Optional[jax.Array]) -> jax.Array:
+  """Max over time of `[n, t, h, w, c]` ignoring padded frames (reference TP)."""
+  if mask is None:
+    return jnp.max(x, axis=1)
+  valid = mask.reshape(mask.shape + (1,) * (x.ndim - 2)) > 0
+  return jnp.max(jnp.where(valid, x, jnp.asarray(-jnp.inf, x.dtype)), axis=1)
