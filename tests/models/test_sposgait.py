@@ -139,20 +139,22 @@ def test_padded_batch_equals_unpadded_runs_eval(small):
     assert_close(batch["logits"][i], alone["logits"][0], rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["sposgait_small", "sposgait_medium", "sposgait_large"])
-def test_packed_rows_equal_each_sequence_alone(name):
-  """Several whole sequences per row (evaluation.packing's layout), including tiled short
-  clips and every remainder modulo the LTA's stride 3: each embeds as it does alone, whether
-  the LTA comes after stage 0 (small) or 1 (medium, large)."""
+@pytest.mark.parametrize("name,lengths,split", [
+    ("sposgait_small", (3, 6, 1, 9, 2, 4, 5, 7, 11), 4),
+    ("sposgait_medium", (3, 6, 1, 9), 2), ("sposgait_large", (3, 6, 1, 9), 2)])
+def test_packed_rows_equal_each_sequence_alone(name, lengths, split):
+  """Several whole sequences per row (evaluation.packing's layout), including a tiled short
+  clip and lengths that are multiples of the LTA's stride 3 (whose gap is the slot's only
+  blank frames; small: every remainder): each embeds as it does alone, whether the LTA
+  comes after stage 0 (small) or 1 (medium, large)."""
   from gait_jax.evaluation import packing
   model = build_model(tiny_cfg(name), bnneck=True)
   variables = randomise_stats(init_variables(model, 1, height=H, width=W), 3)
   path = sample_path((6,) * len(layer_names(name)), 1, 3)
-  lengths = [3, 6, 1, 9, 2, 4, 5, 7, 11]
   seqs = [np.asarray(sils(1, t, seed=10 + i)[0]) for i, t in enumerate(lengths)]
   placed = [[], []]
-  for i, seq in enumerate(seqs):  # rows 3, 6, 1, 9 | 2, 4, 5, 7, 11, back to back
-    row = placed[int(i >= 4)]
+  for i, seq in enumerate(seqs):  # two rows (split at `split`), slots back to back
+    row = placed[int(i >= split)]
     offset = row[-1][2] + packing.slot_length(row[-1][1].shape[0]) if row else 0
     row.append((i, packing.short_clip(seq), offset))
   x, segments = packing.layout(placed, 42)
