@@ -22,9 +22,9 @@ from typing import Iterable, Iterator, List, Sequence, Tuple
 import numpy as np
 
 from gait_jax.models.frames import tiled_length
+from gait_jax.models.layers import LTA_STRIDE
 
 MIN_BUCKET = 8
-LTA_STRIDE = 3
 Item = Tuple[int, np.ndarray]  # (dataset index, frames [T, ...])
 
 

@@ -171,6 +171,9 @@ class ConvBN(nn.Module):
     return apply_mask(x, mask)
 
 
+LTA_STRIDE = 3  # the LTA's temporal kernel and stride (packed rows align sequences to it)
+
+
 class LTA(nn.Module):
   """Local temporal aggregation: conv (3,1,1) stride (3,1,1), no padding, LeakyReLU 0.01.
 
@@ -183,19 +186,21 @@ class LTA(nn.Module):
   @nn.compact
   def __call__(self, x, lengths=None, segments=None):
     """Returns (x, lengths, mask), or with packed `segments` (x, segments, mask)."""
-    x = conv3d(self.features, (3, 1, 1), strides=(3, 1, 1), same=False, name="conv0",
+    s = LTA_STRIDE
+    x = conv3d(self.features, (s, 1, 1), strides=(s, 1, 1), same=False, name="conv0",
                dtype=self.dtype)(x)
     x = nn.leaky_relu(x, negative_slope=0.01)
     if segments is not None:
-      # Packed sequences start at multiples of 3, so an output frame is valid exactly when
-      # its first and last input frames belong to the same sequence.
-      first, last = segments[:, 0::3][:, :x.shape[1]], segments[:, 2::3][:, :x.shape[1]]
+      # Packed sequences start at multiples of the stride, so an output frame is valid
+      # exactly when its first and last input frames belong to the same sequence.
+      t = x.shape[1]
+      first, last = segments[:, 0::s][:, :t], segments[:, s - 1::s][:, :t]
       segments = jnp.where(first == last, first, -1)
       mask = segment_mask(segments)
       return apply_mask(x, mask), segments, mask
     if lengths is None:
       return x, None, None
-    lengths = lengths // 3
+    lengths = lengths // s
     mask = frame_mask(lengths, x.shape[1])
     return apply_mask(x, mask), lengths, mask
 
