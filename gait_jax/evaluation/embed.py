@@ -3,10 +3,11 @@
 The reference embeds one whole sequence per GPU per step (one compile per length under
 XLA). Here each device's step is one row of frames packed with as many whole sequences as fit
 (`packing`: a row of `batch_per_device` × the length bucket of the longest waiting sequence;
-each sequence apart from its neighbours, so it embeds exactly as alone), and the rows are
-sharded over every device on the mesh's "data" axis. The row length is the only shape that
-varies, so the number of compilations is the number of buckets met, and the frames computed
-are the sequences' own plus 1–3 blank frames each and what the last rows leave over. The path
+each sequence apart from its neighbours, so it embeds as alone, to float rounding), and the
+rows are sharded over every device on the mesh's "data" axis. The row length is the only
+shape that varies, so the number of compilations is the number of row lengths met (full rows,
+and the shorter rows of the last sequences), and the frames computed are the sequences' own
+plus 1–3 blank frames each and what the last rows leave over. The path
 is a traced int32 argument: one compiled function serves every path of a supernet (search
 reuses it).
 
