@@ -146,6 +146,10 @@ def _embed() -> ml_collections.ConfigDict:
   # Embed each sequence and its horizontal mirror and average: invariant to the walking
   # direction (side views of opposite directions are mirror images). Off in the reference.
   s.flip = False
+  # Convolutions multiply in bfloat16 (float32 sums) where the CPU has bfloat16 units (AMX or
+  # AVX-512-BF16) and oneDNN runs them: faster at wide layers, embeddings to ~1e-2 of
+  # float32's (docs/benchmarks.md); elsewhere float32, with one log line.
+  s.bf16 = False
   return s
 
 

@@ -13,20 +13,9 @@ import platform
 import re
 from typing import Dict, Optional
 
+from gait_jax.common.cpu import cpuinfo as _cpuinfo
+
 FMA_UNITS = 2
-
-
-def _cpuinfo() -> Dict[str, str]:
-  info = {}
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if ":" in line:
-          key, value = (s.strip() for s in line.split(":", 1))
-          info.setdefault(key, value)
-  except OSError:
-    pass
-  return info
 
 
 def vector_isa(info: Optional[Dict[str, str]] = None) -> str:

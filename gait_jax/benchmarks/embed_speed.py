@@ -5,7 +5,8 @@ fixed-path model at the reference GREW widths (`--channels` overrides them), ref
 weights, random 0/255 silhouettes with lengths drawn uniformly from `--lengths`, written as an
 OpenGait tree and embedded as the embed mode does (sequences packed into one row per device,
 sharded over the devices). The first pass compiles every row length; the reported figure is
-the mean of the timed passes after it.
+the mean of the timed passes after it. `--bf16`: `embed.bf16` (bfloat16 products where the CPU
+has bfloat16 units).
 """
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ def add_args(parser) -> None:
   parser.add_argument("--batch", type=int, default=8, help="embed.batch: sequences per device")
   parser.add_argument("--channels", default="", help="override model.channels, e.g. 8,16,32")
   parser.add_argument("--repeats", type=int, default=2, help="timed passes after the compile")
+  parser.add_argument("--bf16", action="store_true",
+                      help="embed.bf16: bfloat16 products (CPUs with AMX or AVX-512-BF16)")
   parser.add_argument("--json", default="", help="also write the results to this file")
 
 
@@ -47,7 +50,8 @@ def _write_tree(root: str, lengths, seed: int = 0) -> str:
   return partition
 
 
-def bench_one(size: str, args, root: str, partition: str) -> dict:
+def bench_one(size: str, args, root: str, partition: str, with_embeddings: bool = False):
+  """The throughput record; with `with_embeddings`, (record, the embeddings [n, c, p])."""
   import jax  # pylint: disable=g-import-not-at-top
   from gait_jax import config as config_lib  # pylint: disable=g-import-not-at-top
   from gait_jax.common import parallel  # pylint: disable=g-import-not-at-top
@@ -61,7 +65,8 @@ def bench_one(size: str, args, root: str, partition: str) -> dict:
   model = build_model(c.model, bnneck=False, fixed_path=path)
   variables = init_variables(model, 0)
   dataset = GaitDataset(root, partition, split="test")
-  fn = embed_lib.make_embed_fn(model, parallel.make_mesh())
+  bf16 = bool(getattr(args, "bf16", False))
+  fn = embed_lib.make_embed_fn(model, parallel.make_mesh(), bf16)
   kw = dict(batch_per_device=args.batch, embed_fn=fn, progress=False)
   t0 = time.perf_counter()
   embed_lib.embed_dataset(model, variables, dataset, path, **kw)
@@ -69,15 +74,22 @@ def bench_one(size: str, args, root: str, partition: str) -> dict:
   times = []
   for _ in range(max(1, args.repeats)):
     t0 = time.perf_counter()
-    embed_lib.embed_dataset(model, variables, dataset, path, **kw)
+    out = embed_lib.embed_dataset(model, variables, dataset, path, **kw)
     times.append(time.perf_counter() - t0)
   seconds = float(np.mean(times))
-  return {"model": f"sposgait_{size}", "channels": list(c.model.channels),
+  record = {"model": f"sposgait_{size}", "channels": list(c.model.channels), "bf16": bf16,
           "path": config_lib.format_path(path), "sequences": len(dataset),
           "frames": int(dataset.lengths().sum()), "batch_per_device": args.batch,
           "devices": jax.device_count(), "first_pass_s": round(first_s, 2),
           "seconds": round(seconds, 3), "seq_per_s": round(len(dataset) / seconds, 2),
           "frames_per_s": round(float(dataset.lengths().sum()) / seconds, 1)}
+  return (record, out["embeddings"]) if with_embeddings else record
+
+
+def relative_deviation(a: np.ndarray, b: np.ndarray) -> float:
+  """The largest per-sequence ‖a − b‖ / ‖a‖ of two embeddings [n, c, p] of the same sequences."""
+  a, b = a.reshape(len(a), -1).astype(np.float64), b.reshape(len(b), -1).astype(np.float64)
+  return float(np.max(np.linalg.norm(a - b, axis=1) / np.linalg.norm(a, axis=1)))
 
 
 def run(args) -> None:
@@ -94,7 +106,8 @@ def run(args) -> None:
         raise SystemExit(f"--models: {size!r} is not one of {MODELS}")
       r = bench_one(size, args, root, partition)
       results.append(r)
-      print(f"{r['model']:16s} path {r['path']} widths {r['channels']}: {r['sequences']} "
+      print(f"{r['model']:16s} path {r['path']} widths {r['channels']}"
+            f"{' (bf16 products)' if r['bf16'] else ''}: {r['sequences']} "
             f"sequences of {lo}-{hi} frames on {r['devices']} device(s): first pass (compile) "
             f"{r['first_pass_s']:.1f} s, then {r['seconds']:.2f} s = {r['seq_per_s']:.1f} seq/s "
             f"({r['frames_per_s']:.0f} frames/s)", flush=True)

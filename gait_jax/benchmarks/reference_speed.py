@@ -10,7 +10,9 @@ the tiny 8/16/32 of the quickstart and recipes), path `--path`, a train step on 
 decay), and the embedding of `--sequences` whole sequences of `--lengths` frames (the
 reference: one sequence per call, as its test loader; gait_jax: its packed rows). Both use
 `--threads` threads (PyTorch) / every core (XLA). Ratios are gait_jax's speed over the
-reference's: above 1 means gait_jax is faster.
+reference's: above 1 means gait_jax is faster. Where the CPU has bfloat16 units, one more row:
+gait_jax's embedding with `embed.bf16` (bfloat16 products), with how far its embeddings are
+from float32's (the largest per-sequence relative L2 deviation).
 """
 from __future__ import annotations
 
@@ -96,26 +98,37 @@ def reference(python: str, spec: dict) -> dict:
 
 def gait_jax(widths, s: dict, args, data, embed_tree) -> dict:
   from gait_jax.benchmarks import embed_speed, train_speed  # pylint: disable=g-import-not-at-top
+  from gait_jax.models import conv as conv_lib  # pylint: disable=g-import-not-at-top
   common = dict(quick=False, models="small", batch_p=args.batch_p, batch_k=args.batch_k,
                 frames=s["frames"], steps=s["steps"], dtype="float32", workers=2, remat="off",
                 path=args.path, peak_gflops=0.0, channels=",".join(map(str, widths)))
   traced = train_speed.bench_one("small", argparse.Namespace(static=False, **common), data)
   static = train_speed.bench_one("small", argparse.Namespace(static=True, **common), data)
-  embed = embed_speed.bench_one("small", argparse.Namespace(
-      path=args.path, batch=8, repeats=2, channels=common["channels"]), *embed_tree)
+  embed_args = dict(path=args.path, batch=8, repeats=2, channels=common["channels"])
+  embed, emb32 = embed_speed.bench_one("small", argparse.Namespace(bf16=False, **embed_args),
+                                       *embed_tree, with_embeddings=True)
   for run in (traced, static):
     if run["skipped_steps"]:
       raise SystemExit(f"gait_jax: {run['skipped_steps']} of the timed train steps ({run['path']}) "
                        "had a non-finite loss or gradient")
-  return {"traced_step_s": traced["step_s"], "static_step_s": static["step_s"],
+  ours = {"traced_step_s": traced["step_s"], "static_step_s": static["step_s"],
           "embed_seq_per_s": embed["seq_per_s"]}
+  if not conv_lib.bf16_available():
+    bf16, emb16 = embed_speed.bench_one("small", argparse.Namespace(bf16=True, **embed_args),
+                                        *embed_tree, with_embeddings=True)
+    ours.update(embed_bf16_seq_per_s=bf16["seq_per_s"],
+                embed_bf16_deviation=embed_speed.relative_deviation(emb32, emb16))
+  return ours
 
 
 def ratios(ref: dict, ours: dict) -> dict:
   """gait_jax's speed over the reference's (> 1: gait_jax is faster)."""
-  return {"train_traced": ref["train_step_s"] / ours["traced_step_s"],
-          "train_static": ref["train_step_s"] / ours["static_step_s"],
-          "embed": ours["embed_seq_per_s"] / ref["embed_seq_per_s"]}
+  q = {"train_traced": ref["train_step_s"] / ours["traced_step_s"],
+       "train_static": ref["train_step_s"] / ours["static_step_s"],
+       "embed": ours["embed_seq_per_s"] / ref["embed_seq_per_s"]}
+  if "embed_bf16_seq_per_s" in ours:
+    q["embed_bf16"] = ours["embed_bf16_seq_per_s"] / ref["embed_seq_per_s"]
+  return q
 
 
 def table(rows) -> str:
@@ -130,6 +143,10 @@ def table(rows) -> str:
         f"{ours['static_step_s']:>12.3f} s {q['train_static']:>6.2f}x",
         f"{'':>12} {'embed, seq/s':>22} {ref['embed_seq_per_s']:>14.2f} "
         f"{ours['embed_seq_per_s']:>14.2f} {q['embed']:>6.2f}x"]
+    if "embed_bf16" in q:
+      lines.append(f"{'':>12} {'embed, bf16 products':>22} {'same':>14} "
+                   f"{ours['embed_bf16_seq_per_s']:>14.2f} {q['embed_bf16']:>6.2f}x"
+                   f"   (embeddings within {ours['embed_bf16_deviation']:.1e} of float32's)")
   return "\n".join(lines)
 
 
@@ -166,6 +183,9 @@ def run(args) -> None:
         f"{s['frames']} frames, embed {s['sequences']} sequences of {s['lengths'][0]}-"
         f"{s['lengths'][1]} frames; machine: {_machine.describe()}")
   print(table(rows))
+  why = conv_lib.bf16_available()
+  if why:
+    print(f"(no embed.bf16 row: {why})")
   if args.json:
     with open(args.json, "w") as f:
       json.dump({"machine": _machine.describe(), "gait_jax_convolutions": convs, "rows": rows},

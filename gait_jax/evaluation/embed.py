@@ -16,6 +16,7 @@ Output (dataset order, deterministic): `embeddings` float32 [N, c, p], `labels` 
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable, Dict, Optional, Protocol, Sequence
 
 import jax
@@ -25,31 +26,37 @@ import numpy as np
 from gait_jax.common import parallel
 from gait_jax.evaluation import packing
 from gait_jax.evaluation.packing import MIN_BUCKET
+from gait_jax.models import conv
 
 
 _EMBED_FNS: Dict[tuple, Callable] = {}
 
 
-def make_embed_fn(model, mesh) -> Callable:
+def make_embed_fn(model, mesh, bf16: bool = False) -> Callable:
   """Jitted `(variables, sils [R, T, 64, 44], segments int32 [R, T], path int32 [L]) ->
   [R, packing.max_segments(T), c, p]` (packed rows, `packing.layout`), sils/segments sharded
-  over "data", variables and path replicated, output replicated.
+  over "data", variables and path replicated, output replicated. `bf16`: the convolutions
+  multiply in bfloat16 where the CPU has bfloat16 units (`conv.bf16_products`).
 
-  Cached per (model, mesh) (flax modules compare by value), so repeated `embed_dataset`
+  Cached per (model, mesh, bf16) (flax modules compare by value), so repeated `embed_dataset`
   calls — one per candidate path in a search — reuse the compiled programs."""
-  key = (model, mesh)
+  key = (model, mesh, bool(bf16))
   if key not in _EMBED_FNS:
-    _EMBED_FNS[key] = _make_embed_fn(model, mesh)
+    reason = conv.bf16_available() if bf16 else ""
+    if reason:
+      logging.warning("embed.bf16: bfloat16 products not used (%s); float32 instead", reason)
+    _EMBED_FNS[key] = _make_embed_fn(model, mesh, bool(bf16) and not reason)
   return _EMBED_FNS[key]
 
 
-def _make_embed_fn(model, mesh) -> Callable:
+def _make_embed_fn(model, mesh, bf16: bool) -> Callable:
   data = parallel.data_sharding(mesh)
   rep = parallel.replicated(mesh)
 
   def apply(variables, sils, segments, path):
-    out = model.apply(variables, sils, path, train=False, segments=segments,
-                      num_segments=packing.max_segments(sils.shape[1]))
+    with conv.bf16_products(bf16):  # traced here, so the convolutions see it
+      out = model.apply(variables, sils, path, train=False, segments=segments,
+                        num_segments=packing.max_segments(sils.shape[1]))
     return out["embeddings"]
 
   return jax.jit(apply, in_shardings=(rep, data, data, rep), out_shardings=rep)
@@ -88,7 +95,8 @@ def embed_dataset(model, variables, dataset: EmbedSource, path, *, batch_per_dev
                   frames_all_limit: int = 0, mesh=None, embed_fn: Optional[Callable] = None,
                   indices: Optional[Sequence[int]] = None, workers: int = 2,
                   progress: bool = True, min_bucket: int = MIN_BUCKET,
-                  batch: Optional[int] = None, flip: bool = False) -> Dict[str, np.ndarray]:
+                  batch: Optional[int] = None, flip: bool = False,
+                  bf16: bool = False) -> Dict[str, np.ndarray]:
   """Embeds whole sequences of `dataset` (all frames, first `frames_all_limit` when > 0).
 
   Args:
@@ -104,11 +112,13 @@ def embed_dataset(model, variables, dataset: EmbedSource, path, *, batch_per_dev
       `embed.flip`): a side-view walk in the other direction is a mirror image, so this makes
       the embedding independent of the walking direction. The same compiled function runs
       both halves.
+    bf16: the convolutions multiply in bfloat16 (config `embed.bf16`; `make_embed_fn`), when
+      `embed_fn` is not given.
   Returns {"embeddings": f32 [n, c, p], "labels", "types", "views": str [n]}.
   """
   from gait_jax.data import loader as loader_lib  # pylint: disable=g-import-not-at-top
   mesh = mesh or parallel.make_mesh()
-  embed_fn = embed_fn or make_embed_fn(model, mesh)
+  embed_fn = embed_fn or make_embed_fn(model, mesh, bf16)
   n_dev = mesh.devices.size
   if batch is not None:
     batch_per_device = batch

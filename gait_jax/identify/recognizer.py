@@ -77,7 +77,8 @@ class Recognizer:
       return np.zeros((0, 0, 0), np.float32)
     out = embed_lib.embed_dataset(self.model, self.variables, InMemorySequences(items), self.path,
                                   batch_per_device=self.config.embed.batch, workers=0,
-                                  progress=len(items) > 20, flip=self.config.embed.flip)
+                                  progress=len(items) > 20, flip=self.config.embed.flip,
+                                  bf16=self.config.embed.bf16)
     embedding_checks.check_finite(out["embeddings"], out["labels"], out["types"], out["views"],
                                   f"identify: {len(items)} sequences from {items[0][1]}")
     return out["embeddings"]

@@ -20,8 +20,10 @@ channels-last 3-D convolution is computed (`formulation()`; others are always XL
              convolutions through XLA custom calls (`onednn_conv.py`): wider layers in all three
              directions, every kernel gradient; gemm's small-input forward (the stem's fused
              tap sum) and the 1×1×1's GEMMs, which XLA runs faster. float32; other dtypes: fold.
-  onednn_bf16  onednn, with oneDNN's products in bfloat16 (float32 tensors and accumulation;
-             AMX or AVX-512-BF16 where the CPU has them, float32 kernels elsewhere).
+  onednn_bf16  onednn, with oneDNN's products in bfloat16 (float32 accumulation; the forward
+             reads its input and kernel rounded to bfloat16, the gradients float32 tensors;
+             AMX or AVX-512-BF16 where the CPU has them, float32 kernels elsewhere). Also what
+             `onednn` becomes inside `bf16_products()` (the embedding's `embed.bf16`).
   fold       (CPU default otherwise) gemm's small layers; the wider layers' forward and input
              gradient as 2-D convolutions, which XLA:CPU runs through Eigen's spatial
              convolution two to three times faster than its 3-D one: a kernel axis of one
@@ -41,6 +43,8 @@ same sums in other orders: values and gradients agree to float rounding
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import os
 
@@ -49,6 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from gait_jax.common import cpu
 from gait_jax.models import onednn_conv
 
 # "auto" (onednn or fold on CPU, xla elsewhere) or one of FORMULATIONS: benchmarks, tests.
@@ -60,9 +65,37 @@ FORMULATIONS = ("xla", "canonical", "gemm", "fold", "onednn", "onednn_bf16")
 SMALL_K = 64
 
 _CHANNELS_LAST = ("NDHWC", "DHWIO", "NDHWC")
+_BF16_PRODUCTS = contextvars.ContextVar("gait_jax_bf16_products", default=False)
+
+
+def bf16_available() -> str:
+  """Empty where `bf16_products()` makes oneDNN multiply in bfloat16 here, else why not."""
+  if not cpu.has_bf16_units():
+    return "the CPU lists neither amx_bf16 nor avx512_bf16 (emulated bfloat16 is slower)"
+  form = formulation()
+  if form not in _ONEDNN:
+    return f"the convolutions here are {form!r}, not oneDNN's"
+  return ""
+
+
+@contextlib.contextmanager
+def bf16_products(enabled: bool = True):
+  """Convolutions traced inside multiply in bfloat16 (`onednn` becomes `onednn_bf16`); check
+  `bf16_available()` first: elsewhere this changes nothing."""
+  token = _BF16_PRODUCTS.set(bool(enabled))
+  try:
+    yield
+  finally:
+    _BF16_PRODUCTS.reset(token)
+
 
 def formulation() -> str:
   """The formulation convolutions traced now use (read from ENV_VAR at trace time)."""
+  form = _formulation()
+  return "onednn_bf16" if form == "onednn" and _BF16_PRODUCTS.get() else form
+
+
+def _formulation() -> str:
   mode = os.environ.get(ENV_VAR, "auto").strip().lower()
   if mode == "auto":
     if jax.default_backend() != "cpu":

@@ -26,6 +26,7 @@ _TARGETS = {  # XLA custom-call name -> the library's FFI handler symbol
     "gait_onednn_conv3d_forward": "GaitOnednnConv3dForward",
     "gait_onednn_conv3d_input_grad": "GaitOnednnConv3dInputGrad",
     "gait_onednn_conv3d_kernel_grad": "GaitOnednnConv3dKernelGrad",
+    "gait_onednn_conv3d_forward_bf16": "GaitOnednnConv3dForwardBf16",
 }
 
 
@@ -74,8 +75,14 @@ def forward(x, w, pads, precision=None, *, bf16: bool = False):
   accumulation and output), on AMX or AVX-512-BF16 where the CPU has them."""
   del precision
   out = tuple(s + lo + hi - k + 1 for s, k, (lo, hi) in zip(x.shape[1:4], w.shape[:3], pads))
-  return _call("gait_onednn_conv3d_forward", (x.shape[0],) + out + (w.shape[4],), x, w, pads,
-               bf16)
+  shape = (x.shape[0],) + out + (w.shape[4],)
+  if bf16:
+    # Rounded to bfloat16 here, where XLA fuses the rounding into the op that makes x: oneDNN's
+    # AMX kernels then read half the bytes and convert nothing (converting float32 tiles on
+    # the fly made them slower than float32's). The products are the same either way.
+    return _call("gait_onednn_conv3d_forward_bf16", shape, x.astype(jnp.bfloat16),
+                 w.astype(jnp.bfloat16), pads, True)
+  return _call("gait_onednn_conv3d_forward", shape, x, w, pads, False)
 
 
 def input_grad(g, w, x_shape, pads, *, bf16: bool = False):

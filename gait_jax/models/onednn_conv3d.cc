@@ -8,7 +8,9 @@
 // (oneDNN's `ndhwc`, no reorder of the large tensors); only the small kernels are reordered to
 // the blocked layout oneDNN picks. Float math is strict unless the call's `bf16` attribute
 // allows bfloat16 products (float32 in, out and accumulation; AMX or AVX-512-BF16 where the
-// CPU has them, float32 kernels where it has not).
+// CPU has them, float32 kernels where it has not). A fourth handler takes a bfloat16 input and
+// kernel (float32 output and accumulation): with the input already bfloat16 in memory, oneDNN's
+// AMX kernels read it as it is instead of converting float32 tiles on the fly.
 //
 // Built by tools/build_onednn.sh from the onednn-cpu-gomp wheels; loaded by onednn_conv.py.
 #include <cstdint>
@@ -37,6 +39,8 @@ dnnl::engine& Engine() {
 struct Geometry {
   Dims src, wei, dst, strides{1, 1, 1}, pad_l, pad_r;
   bool bf16 = false;
+  // The input's and kernel's type in memory (bf16: the bfloat16 forward's).
+  memory::data_type in = memory::data_type::f32;
 };
 
 ffi::Error MakeGeometry(ffi::Span<const int64_t> x, ffi::Span<const int64_t> w,
@@ -61,11 +65,12 @@ ffi::Error MakeGeometry(ffi::Span<const int64_t> x, ffi::Span<const int64_t> w,
   return ffi::Error::Success();
 }
 
-memory::desc Plain(const Dims& dims, memory::format_tag tag) {
-  return memory::desc(dims, memory::data_type::f32, tag);
+memory::desc Plain(const Dims& dims, memory::format_tag tag,
+                   memory::data_type type = memory::data_type::f32) {
+  return memory::desc(dims, type, tag);
 }
-memory::desc Any(const Dims& dims) {
-  return memory::desc(dims, memory::data_type::f32, memory::format_tag::any);
+memory::desc Any(const Dims& dims, memory::data_type type = memory::data_type::f32) {
+  return memory::desc(dims, type, memory::format_tag::any);
 }
 constexpr auto kActs = memory::format_tag::ndhwc;  // [N, T, H, W, C]
 constexpr auto kKernel = memory::format_tag::dhwio;  // [kt, kh, kw, Cin, Cout]
@@ -84,8 +89,8 @@ dnnl::primitive_attr MathAttr(const Geometry& g) {
 dnnl::convolution_forward::primitive_desc ForwardDesc(const Geometry& g) {
   return dnnl::convolution_forward::primitive_desc(
       Engine(), dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-      Plain(g.src, kActs), Any(g.wei), Plain(g.dst, kActs), g.strides, g.pad_l, g.pad_r,
-      MathAttr(g));
+      Plain(g.src, kActs, g.in), Any(g.wei, g.in), Plain(g.dst, kActs), g.strides, g.pad_l,
+      g.pad_r, MathAttr(g));
 }
 
 // A primitive and the kernel layout it wants, built once per shape (creating one costs far
@@ -103,7 +108,7 @@ std::map<std::vector<int64_t>, std::shared_ptr<Entry>>& Cache() {
 }
 
 std::vector<int64_t> Key(int kind, const Geometry& g) {
-  std::vector<int64_t> key{kind, g.bf16};
+  std::vector<int64_t> key{kind, g.bf16, static_cast<int64_t>(g.in)};
   for (const Dims* d : {&g.src, &g.wei, &g.pad_l, &g.pad_r}) {
     key.insert(key.end(), d->begin(), d->end());
   }
@@ -169,11 +174,11 @@ void Reorder(dnnl::stream& stream, memory& from, memory& to) {
 // Runs `kind` on the caller's buffers: `acts_in`/`acts_out` are activations (channels-last),
 // `kernel` the [kt, kh, kw, Cin, Cout] kernel (read for the forward and the input gradient,
 // written for the kernel gradient).
-ffi::Error Run(Kind kind, const Geometry& g, float* a, float* b, float* kernel) {
+ffi::Error Run(Kind kind, const Geometry& g, void* a, void* b, void* kernel) {
   try {
     auto entry = Get(kind, g);
     dnnl::stream stream(Engine());
-    memory user_kernel(Plain(g.wei, kKernel), Engine(), kernel);
+    memory user_kernel(Plain(g.wei, kKernel, g.in), Engine(), kernel);
     memory kernel_mem = user_kernel;
     bool reorder = entry->kernel != user_kernel.get_desc();
     if (reorder) kernel_mem = memory(entry->kernel, Engine());
@@ -182,7 +187,7 @@ ffi::Error Run(Kind kind, const Geometry& g, float* a, float* b, float* kernel) 
       Reorder(stream, user_kernel, kernel_mem);
     }
     if (kind == kForward) {  // a = x, b = y
-      memory src(Plain(g.src, kActs), Engine(), a), dst(Plain(g.dst, kActs), Engine(), b);
+      memory src(Plain(g.src, kActs, g.in), Engine(), a), dst(Plain(g.dst, kActs), Engine(), b);
       entry->prim.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, kernel_mem},
                                    {DNNL_ARG_DST, dst},
                                    {DNNL_ARG_SCRATCHPAD, scratchpad}});
@@ -219,20 +224,36 @@ ffi::Error Handle(ffi::Buffer<ffi::F32> a, ffi::Buffer<ffi::F32> b,
   return Run(kind, g, a.typed_data(), out->typed_data(), b.typed_data());
 }
 
+// The forward of a bfloat16 input and kernel (a = x, b = w, out = y in float32).
+ffi::Error HandleBf16Forward(ffi::Buffer<ffi::BF16> a, ffi::Buffer<ffi::BF16> b,
+                             ffi::Span<const int64_t> pads, int32_t bf16,
+                             ffi::ResultBuffer<ffi::F32> out) {
+  Geometry g;
+  auto err = MakeGeometry(a.dimensions(), b.dimensions(), pads, bf16, &g);
+  if (!err.success()) return err;
+  g.in = memory::data_type::bf16;
+  return Run(kForward, g, a.untyped_data(), out->typed_data(), b.untyped_data());
+}
+
+template <ffi::DataType In>
 auto Binding() {
   return ffi::Ffi::Bind()
-      .Arg<ffi::Buffer<ffi::F32>>()
-      .Arg<ffi::Buffer<ffi::F32>>()
-      .Attr<ffi::Span<const int64_t>>("pads")
-      .Attr<int32_t>("bf16")
-      .Ret<ffi::Buffer<ffi::F32>>();
+      .template Arg<ffi::Buffer<In>>()
+      .template Arg<ffi::Buffer<In>>()
+      .template Attr<ffi::Span<const int64_t>>("pads")
+      .template Attr<int32_t>("bf16")
+      .template Ret<ffi::Buffer<ffi::F32>>();
 }
 
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(GaitOnednnConv3dForward, Handle<kForward>, Binding());
-XLA_FFI_DEFINE_HANDLER_SYMBOL(GaitOnednnConv3dInputGrad, Handle<kInputGrad>, Binding());
-XLA_FFI_DEFINE_HANDLER_SYMBOL(GaitOnednnConv3dKernelGrad, Handle<kKernelGrad>, Binding());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(GaitOnednnConv3dForward, Handle<kForward>, Binding<ffi::F32>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(GaitOnednnConv3dInputGrad, Handle<kInputGrad>,
+                              Binding<ffi::F32>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(GaitOnednnConv3dKernelGrad, Handle<kKernelGrad>,
+                              Binding<ffi::F32>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(GaitOnednnConv3dForwardBf16, HandleBf16Forward,
+                              Binding<ffi::BF16>());
 
 // The oneDNN version this was built against, for the log line that says which path runs.
 extern "C" int GaitOnednnVersion() {

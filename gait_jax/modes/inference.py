@@ -38,7 +38,7 @@ def embed_config(config, workdir: str, mode: str = "embed") -> Dict[str, np.ndar
   out = embed_lib.embed_dataset(model, variables, dataset, path,
                                 batch_per_device=config.embed.batch, frames_all_limit=limit,
                                 workers=max(1, config.data.workers),
-                                flip=config.embed.flip)
+                                flip=config.embed.flip, bf16=config.embed.bf16)
   dt = time.time() - t0
   logging.info("embedded %d sequences in %.1f s (%.1f seq/s)", len(dataset), dt,
                len(dataset) / max(dt, 1e-9))

@@ -129,7 +129,8 @@ class CandidateScorer:
     path_arr = jnp.asarray(path, jnp.int32)
     emb = embed_dataset(self.model, self.variables_for(path, recalibrate), self.val_set,
                         path_arr, batch=self.config.embed.batch, frames_all_limit=self.limit,
-                        mesh=self.mesh, progress=False, flip=self.config.embed.flip)
+                        mesh=self.mesh, progress=False, flip=self.config.embed.flip,
+                        bf16=self.config.embed.bf16)
     embedding_checks.check_finite(
         emb["embeddings"], emb["labels"], emb["types"], emb["views"],
         f"search: path {config_lib.format_path(path)} on the supernet {self.source}")
@@ -163,6 +164,8 @@ class CandidateScorer:
         "data.partition": os.path.abspath(c.data.partition) if c.data.partition else "",
         "data.num_train": c.data.num_train, "frames_all_limit": int(self.limit or 0),
         "embed.flip": c.embed.flip,
+        # Only when set: what searches recorded before the key existed stays the same.
+        **({"embed.bf16": True} if c.embed.bf16 else {}),
         # BN recalibration: which batches, drawn how.
         "bn_batches": c.search.bn_batches,
         "bn_data": {k: c.data[k] for k in ("batch_p", "batch_k", "batch_shuffle",

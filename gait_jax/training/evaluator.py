@@ -50,7 +50,7 @@ class Evaluator:
     else:
       self.dataset, self.limit = embed_lib.open_eval_split(c)
       self.protocol = protocols.from_config(c, self.workdir)
-    self.embed_fn = embed_lib.make_embed_fn(self.model, self.mesh)
+    self.embed_fn = embed_lib.make_embed_fn(self.model, self.mesh, c.embed.bf16)
 
   def __call__(self, state, path, step, writer) -> dict:
     c = self.config

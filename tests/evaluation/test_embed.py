@@ -14,7 +14,7 @@ from gait_jax.modes import inference
 from gait_jax.common import checkpoint
 from gait_jax.common import parallel as mesh_lib
 from gait_jax.data import GaitDataset, load_sequence
-from gait_jax.models import build_model
+from gait_jax.models import build_model, conv, onednn_conv
 from helpers.gait_tree import make_tree
 from helpers.variables import random_variables
 from helpers import assert_close
@@ -228,3 +228,32 @@ def test_flip_makes_the_embedding_independent_of_walking_direction(tree, tiny, t
   assert_close(other_way, flipped, rtol=1e-5)
   mirror_plain = embed.embed_dataset(model, variables, mirrored, PATH, **kw)["embeddings"]
   assert_close(flipped, (plain + mirror_plain) / 2, rtol=1e-5)
+
+
+@pytest.mark.parametrize("units", ["this CPU's", "none"])
+def test_bf16_products_where_the_cpu_has_them_float32_elsewhere(tree, tiny, monkeypatch, caplog,
+                                                                units):
+  """`embed.bf16`: on one device with oneDNN's convolutions, bfloat16 products where the CPU has
+  bfloat16 units (embeddings within 1e-2 of float32's, not equal to them); elsewhere float32
+  exactly, with one log line saying why ("none": a CPU without them, on any machine)."""
+  if units == "none":
+    monkeypatch.setattr(conv.cpu, "has_bf16_units", lambda: False)
+  _, model, variables = tiny
+  ds = GaitDataset(*tree, split="test")
+  if onednn_conv.available():
+    monkeypatch.setenv(conv.ENV_VAR, "onednn")  # the suite's 8 CPU devices default to fold
+  monkeypatch.setattr(embed, "_EMBED_FNS", {})
+  kw = dict(batch_per_device=1, mesh=mesh_lib.make_mesh(jax.devices()[:1]), progress=False)
+  plain = embed.embed_dataset(model, variables, ds, PATH, **kw)["embeddings"]
+  with caplog.at_level("WARNING"):
+    fast = embed.embed_dataset(model, variables, ds, PATH, bf16=True, **kw)["embeddings"]
+  why = conv.bf16_available()
+  lines = [r.getMessage() for r in caplog.records if "embed.bf16" in r.getMessage()]
+  if why:
+    assert len(lines) == 1 and why in lines[0]
+    np.testing.assert_array_equal(fast, plain)
+  else:
+    assert not lines
+    a, b = plain.reshape(len(plain), -1), fast.reshape(len(fast), -1)
+    deviation = np.linalg.norm(a - b, axis=1) / np.linalg.norm(a, axis=1)
+    assert 0 < deviation.max() < 1e-2, deviation

@@ -121,8 +121,9 @@ def test_onednn_takes_float32_and_leaves_other_dtypes_to_fold(monkeypatch):
 @_NO_ONEDNN
 def test_onednn_bf16_is_the_same_convolution_to_bfloat16_rounding(monkeypatch):
   """bfloat16 products (8 significant bits), float32 sums: within a few 1e-3 of float32 at
-  this scale (27·16 products per output) where the CPU multiplies in bfloat16, exact float32
-  where it has no bfloat16 units; never another convolution."""
+  this scale (27·16 products per output); never another convolution. The forward is exactly
+  the float32 convolution of x and w rounded to bfloat16 (a product of two bfloat16 values is
+  exact in float32), up to the order of its sums."""
   monkeypatch.setenv(conv_lib.ENV_VAR, "onednn_bf16")
   kx, kw = jax.random.split(jax.random.PRNGKey(3))
   x = jax.random.normal(kx, (2, 5, 6, 4, 16))
@@ -132,6 +133,9 @@ def test_onednn_bf16_is_the_same_convolution_to_bfloat16_rounding(monkeypatch):
   want = lax.conv_general_dilated(x, w, (1, 1, 1), pads, dimension_numbers=_DN,
                                   precision="highest")
   assert_close(got, want, rtol=2e-2)
+  rounded = [a.astype(jnp.bfloat16).astype(jnp.float32) for a in (x, w)]
+  assert_close(got, lax.conv_general_dilated(*rounded, (1, 1, 1), pads, dimension_numbers=_DN,
+                                             precision="highest"), rtol=1e-5)
   # A fixed cotangent: _grads' sin(y) would turn y's rounding into cotangent noise.
   cot = jax.random.normal(jax.random.PRNGKey(4), want.shape)
   def vjp(fn):

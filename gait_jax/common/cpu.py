@@ -1,0 +1,30 @@
+"""What this CPU offers: /proc/cpuinfo's fields and the instruction sets speed depends on."""
+from __future__ import annotations
+
+import functools
+from typing import Dict
+
+
+@functools.cache
+def cpuinfo() -> Dict[str, str]:
+  """The first processor's /proc/cpuinfo fields ({} where there is none)."""
+  info = {}
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if ":" in line:
+          key, value = (s.strip() for s in line.split(":", 1))
+          info.setdefault(key, value)
+  except OSError:
+    pass
+  return info
+
+
+def flags() -> frozenset:
+  return frozenset(cpuinfo().get("flags", "").split())
+
+
+def has_bf16_units() -> bool:
+  """bfloat16 products in hardware (AMX-BF16 or AVX-512-BF16): elsewhere oneDNN emulates them,
+  slower than float32."""
+  return bool({"amx_bf16", "avx512_bf16"} & flags())
