@@ -142,15 +142,22 @@ def bench(spec: dict) -> dict:
   model.eval()
   lengths = spec["lengths"]  # the same frame counts gait_jax embeds
   seqs = [(torch.rand(1, int(t), 64, 44, generator=gen) > 0.5).float() for t in lengths]
+  out = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+         "train_step_s": float(np.median(times)), "train_step_min_s": float(np.min(times)),
+         "embed_seq_per_s": len(seqs) / _embed_seconds(model, seqs, path), "loss": float(loss)}
+  if spec.get("bf16"):  # the same network and sequences in bfloat16, PyTorch's own way
+    out["embed_bf16_seq_per_s"] = len(seqs) / _embed_seconds(
+        model.to(torch.bfloat16), [s.to(torch.bfloat16) for s in seqs], path)
+  return out
+
+
+def _embed_seconds(model, seqs, path) -> float:
   with torch.no_grad():
     model(seqs[0], path)  # warm-up
     t0 = time.perf_counter()
     for s in seqs:
       model(s, path)
-    embed_s = time.perf_counter() - t0
-  return {"torch": torch.__version__, "threads": torch.get_num_threads(),
-          "train_step_s": float(np.median(times)), "train_step_min_s": float(np.min(times)),
-          "embed_seq_per_s": len(seqs) / embed_s, "loss": float(loss)}
+    return time.perf_counter() - t0
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ decay), and the embedding of `--sequences` whole sequences of `--lengths` frames
 reference: one sequence per call, as its test loader; gait_jax: its packed rows). Both use
 `--threads` threads (PyTorch) / every core (XLA). Ratios are gait_jax's speed over the
 reference's: above 1 means gait_jax is faster. Where the CPU has bfloat16 units, one more row:
-gait_jax's embedding with `embed.bf16` (bfloat16 products), with how far its embeddings are
-from float32's (the largest per-sequence relative L2 deviation).
+the embedding in bfloat16 — the reference's network cast to bfloat16 in PyTorch, gait_jax's
+`embed.bf16` (bfloat16 products) — with how far gait_jax's embeddings are from its float32
+ones (the largest per-sequence relative L2 deviation).
 """
 from __future__ import annotations
 
@@ -126,8 +127,8 @@ def ratios(ref: dict, ours: dict) -> dict:
   q = {"train_traced": ref["train_step_s"] / ours["traced_step_s"],
        "train_static": ref["train_step_s"] / ours["static_step_s"],
        "embed": ours["embed_seq_per_s"] / ref["embed_seq_per_s"]}
-  if "embed_bf16_seq_per_s" in ours:
-    q["embed_bf16"] = ours["embed_bf16_seq_per_s"] / ref["embed_seq_per_s"]
+  if "embed_bf16_seq_per_s" in ours and "embed_bf16_seq_per_s" in ref:
+    q["embed_bf16"] = ours["embed_bf16_seq_per_s"] / ref["embed_bf16_seq_per_s"]
   return q
 
 
@@ -144,7 +145,8 @@ def table(rows) -> str:
         f"{'':>12} {'embed, seq/s':>22} {ref['embed_seq_per_s']:>14.2f} "
         f"{ours['embed_seq_per_s']:>14.2f} {q['embed']:>6.2f}x"]
     if "embed_bf16" in q:
-      lines.append(f"{'':>12} {'embed, bf16 products':>22} {'same':>14} "
+      lines.append(f"{'':>12} {'embed, bfloat16, seq/s':>22} "
+                   f"{ref['embed_bf16_seq_per_s']:>14.2f} "
                    f"{ours['embed_bf16_seq_per_s']:>14.2f} {q['embed_bf16']:>6.2f}x"
                    f"   (embeddings within {ours['embed_bf16_deviation']:.1e} of float32's)")
   return "\n".join(lines)
@@ -160,6 +162,7 @@ def run(args) -> None:
   path = [int(v) for v in args.path.split(",")]
   lengths = [int(t) for t in np.random.default_rng(1).integers(
       s["lengths"][0], s["lengths"][1] + 1, s["sequences"])]
+  from gait_jax.models import conv as conv_lib  # pylint: disable=g-import-not-at-top
   rows = []
   with tempfile.TemporaryDirectory() as tmp:
     data = walkers.generate(os.path.join(tmp, "walk"), ids=2 * max(args.batch_p, 2),
@@ -171,12 +174,11 @@ def run(args) -> None:
       spec = dict(channels=list(widths), bins=list(model.bins), out=model.out_channels,
                   path=path, batch=args.batch_p * args.batch_k, batch_k=args.batch_k,
                   frames=s["frames"], steps=s["steps"], lengths=lengths,
-                  threads=args.threads)
+                  threads=args.threads, bf16=not conv_lib.bf16_available())
       ref = reference(python, spec)  # first, then gait_jax: back to back on the same machine
       ours = gait_jax(widths, s, args, data, embed_tree)
       rows.append({"widths": list(widths), "reference": ref, "gait_jax": ours,
                    "ratios": ratios(ref, ours)})
-  from gait_jax.models import conv as conv_lib  # pylint: disable=g-import-not-at-top
   convs = conv_lib.formulation()
   print(f"PyTorch {rows[0]['reference']['torch']} ({rows[0]['reference']['threads']} threads) vs "
         f"gait_jax ({convs} convolutions); SPOSGait_small path {args.path}, train {args.batch_p * args.batch_k} seq x "
