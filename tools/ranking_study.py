@@ -21,7 +21,9 @@ accuracy, measured.
    first `--second-seed` of them with a second seed (the noise floor);
 4. DIR/ranking.json: per row (lever or "lever/variant") Kendall's tau (its p and a 90 %
    bootstrap interval over the paths), Spearman's rho, top-k overlap; the seed-to-seed tau of
-   the stand-alone results (the ceiling any fitness can reach); every path with its MACs,
+   the stand-alone results and `noise` (gait_jax/search/ranking_noise.py: one run's training
+   noise, the paths' true spread, and the tau a perfect fitness would show against the mean
+   of k seeds per path: the ceiling any fitness can reach); every path with its MACs,
    fitness per row and stand-alone Rank-1 per seed; the searched path against the random
    ones. DIR/ranking.png: fitness against stand-alone Rank-1, one point per path, a panel per
    row.
@@ -43,6 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gait_jax.benchmarks import _machine  # noqa: E402
 from gait_jax.common import io  # noqa: E402
+from gait_jax.search import ranking_noise  # noqa: E402
 from gait_jax.synthetic import degrade  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -275,6 +278,7 @@ def summarise(paths: list, levers: list) -> dict:
                      else None)
   out["seed_spread"] = float(np.mean([abs(p["standalone"][0] - p["standalone"][1])
                                       for p in twice])) if twice else None
+  out["noise"] = ranking_noise.noise_model([p["standalone"] for p in paths])
   searched = [np.mean(p["standalone"]) for p in paths if p["kind"] == "searched"][0]
   rand = [np.mean(p["standalone"]) for p in paths if p["kind"] == "random"]
   out["searched_vs_random"] = {
@@ -363,6 +367,12 @@ def report(result: dict) -> None:
   print(f"seed-to-seed tau {result['seed_tau']}, mean |seed difference| "
         f"{result['seed_spread']}; searched {svr['searched']:.2f} vs random "
         f"{svr['random_mean']:.2f} ± {svr['random_std']:.2f} (beats: {svr['beats_random']})")
+  noise = result.get("noise")
+  if noise:
+    print(f"stand-alone noise: one run's sd {noise['single_run_sd']:.2f}, paths' true sd "
+          f"{noise['between_path_sd']:.2f}; a perfect fitness would show tau " + ", ".join(
+              f"{t:.2f} (k={k})" for k, t in noise["tau_ceiling"].items()) +
+          " against the mean of k seeds per path")
   print(f"{len(result['paths'])} paths; {result['seconds_this_run']} s this run on "
         f"{result['machine']}")
 

@@ -39,6 +39,7 @@ def test_smoke_study_records_the_ranking_and_resumes(tmp_path):
     assert all(math.isfinite(v) for v in p["fitness"].values()), p
     assert p["macs"] > 0 and all(0 <= v <= 100 for v in p["standalone"])
   assert [len(p["standalone"]) for p in r["paths"]] == [2, 1, 1]  # the first has a 2nd seed
+  assert r["noise"] is None  # one path retrained twice: no noise estimate
   svr = r["searched_vs_random"]
   assert svr["searched"] == np.mean(r["paths"][0]["standalone"])
   assert svr["beats_random"] == (svr["searched"] > svr["random_mean"] + svr["random_std"])

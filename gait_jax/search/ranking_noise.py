@@ -1,0 +1,43 @@
+"""How well any fitness could rank paths against stand-alone results that are themselves noisy.
+
+A path retrained from scratch lands a few points higher or lower with another seed. From the
+paths retrained twice this estimates that training noise (σ, one run's standard deviation,
+from the seed-to-seed differences) and the spread of the paths' true stand-alone quality
+(between-path sd, what is left of the spread of their means once the noise is taken out), then
+simulates, under normal noise, the Kendall τ that a perfect fitness — the true quality itself —
+would show against the mean of k seeds per path. That τ is the ceiling a supernet's fitness can
+reach on the study's benchmark; `tools/ranking_study.py` records it in ranking.json (`noise`).
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+SEEDS = (1, 2, 4, 8)
+
+
+def noise_model(standalone: Sequence[Sequence[float]], seeds: Sequence[int] = SEEDS,
+                draws: int = 2000) -> Optional[Dict]:
+  """{"single_run_sd", "between_path_sd", "tau_ceiling": {k: τ}} from each path's stand-alone
+  results (seed 0, seed 1, ...); None with fewer than 3 paths retrained twice. Seeded: the same
+  results give the same figures."""
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  twice = np.asarray([s[:2] for s in standalone if len(s) > 1], np.float64)
+  if len(twice) < 3:
+    return None
+  noise_var = float(np.mean((twice[:, 0] - twice[:, 1]) ** 2) / 2)
+  # The means of two seeds vary by the true spread plus half a run's noise variance.
+  true_var = max(float(np.var(twice.mean(axis=1), ddof=1)) - noise_var / 2, 0.0)
+  rng = np.random.default_rng(0)
+  n = len(standalone)
+  ceiling = {}
+  for k in seeds:
+    taus = []
+    for _ in range(draws):
+      true = rng.normal(0.0, np.sqrt(true_var), n)
+      measured = true + rng.normal(0.0, np.sqrt(noise_var / k), n)
+      taus.append(stats.kendalltau(true, measured)[0] if true_var > 0 else 0.0)
+    ceiling[str(k)] = float(np.mean(taus))
+  return {"single_run_sd": float(np.sqrt(noise_var)), "between_path_sd": float(np.sqrt(true_var)),
+          "tau_ceiling": ceiling}
