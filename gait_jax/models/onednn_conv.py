@@ -1,11 +1,11 @@
 """oneDNN's 3-D convolutions inside XLA:CPU, as custom calls (`onednn_conv3d.cc`).
 
 `tools/build_onednn.sh` (run by the set-up) compiles the library next to this file from the
-onednn-cpu-gomp wheels; `available()` loads it once and registers its three handlers with XLA.
+onednn-cpu-gomp wheels; `available()` loads it once and registers its four handlers with XLA.
 Where it was not built (another OS or CPU architecture, no compiler, a failed build) or does not
 load, `available()` is False and says why in one log line; conv.py then uses its XLA
-formulations. Float32 tensors only; the arithmetic is strict float32 unless a call passes
-`bf16=True` (conv.py's `onednn_bf16`).
+formulations. Float32 tensors in and out; the arithmetic is strict float32 unless a call passes
+`bf16=True` (conv.py's `onednn_bf16`), whose forward hands oneDNN bfloat16 copies of x and w.
 """
 from __future__ import annotations
 
@@ -71,8 +71,9 @@ def _call(target: str, shape, a, b, pads, bf16: bool):
 def forward(x, w, pads, precision=None, *, bf16: bool = False):
   """y = conv(x, w): x [N, T, H, W, Cin], w [kt, kh, kw, Cin, Cout], stride 1, `pads` per
   spatial axis (lo, hi) ≥ 0, float32 (`precision` is moot: oneDNN's float32 is exact float32).
-  `bf16`: oneDNN may multiply in bfloat16 (inputs rounded to 8 significant bits, float32
-  accumulation and output), on AMX or AVX-512-BF16 where the CPU has them."""
+  `bf16`: x and w rounded to bfloat16 (8 significant bits) and multiplied so, float32
+  accumulation and output: AMX or AVX-512-BF16 kernels where the CPU has them (elsewhere
+  oneDNN emulates them, slower than float32: `conv.bf16_available`)."""
   del precision
   out = tuple(s + lo + hi - k + 1 for s, k, (lo, hi) in zip(x.shape[1:4], w.shape[:3], pads))
   shape = (x.shape[0],) + out + (w.shape[4],)
