@@ -49,7 +49,7 @@ def make_embed_fn(model, mesh, bf16: bool = False) -> Callable:
   return _EMBED_FNS[key]
 
 
-def _make_embed_fn(model, mesh, bf16: bool) -> Callable:
+def _make_embed_fn(model, mesh, bf16: bool = False) -> Callable:
   data = parallel.data_sharding(mesh)
   rep = parallel.replicated(mesh)
 
