@@ -73,7 +73,7 @@ def _read(path: str, default=None):
     return default
 
 
-def provenance(run: str, out: str, step: int, profile: str = "kth") -> str:
+def provenance(run: str, out: str, step: int, profile: str = "kth", seqs: int = 6) -> str:
   commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                           text=True).stdout.strip() or "?"
   config = _read(os.path.join(run, "train", checkpoint.CONFIG_FILE), {})
@@ -95,7 +95,7 @@ def provenance(run: str, out: str, step: int, profile: str = "kth") -> str:
       f"- code: commit `{commit}` (HEAD when this page was written); machine: "
       f"{_machine.describe()}",
       f"- walkers: `python tools/make_walkers.py --out {run}/walkers --ids "
-      f"{len(walkers.get('TRAIN_SET', []))} --seqs-per-id 6 --views 090 --frames 40 --profile {profile} "
+      f"{len(walkers.get('TRAIN_SET', []))} --seqs-per-id {seqs} --views 090 --frames 40 --profile {profile} "
       f"--train-ids {len(walkers.get('TRAIN_SET', []))} --seed 0 --workers 2`",
       f"- network: `{config.get('model', {}).get('name')}` path "
       f"`{config.get('model', {}).get('path')}`, widths {config.get('model', {}).get('channels')}, "
@@ -132,11 +132,13 @@ def main(argv=None):
   parser.add_argument("--provenance", default="", help="the run folder: also write PROVENANCE.md")
   parser.add_argument("--walker-profile", default="kth",
                       help="the walkers' --profile, for PROVENANCE.md")
+  parser.add_argument("--walker-seqs", type=int, default=6,
+                      help="the walkers' --seqs-per-id, for PROVENANCE.md")
   args = parser.parse_args(argv)
   step = ship(args.workdir, args.out)
   print(f"{args.out}: step {step} of {args.workdir} ({_size(args.out) / 2**20:.1f} MB)")
   if args.provenance:
-    print(provenance(args.provenance, args.out, step, args.walker_profile))
+    print(provenance(args.provenance, args.out, step, args.walker_profile, args.walker_seqs))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@
 #   people) -> its final step copied to pretrained/walkers (config.json + one checkpoint step)
 #   -> zero-shot KTH-walk on the test people -> pretrained/walkers/PROVENANCE.md.
 # Environment: PRETRAIN_DIR (runs/pretrained), PRETRAINED_OUT (pretrained/walkers),
-# WALKER_IDS (2000), WALKER_PROFILE (kth; or footage), STEPS (2400),
+# WALKER_IDS (2000), WALKER_SEQS (6 sequences per id: CASIA-B's nm-01..06; 10 adds bg-01/02
+# and cl-01/02, the same walker carrying a bag or wearing a coat), WALKER_PROFILE (kth; or
+# footage), STEPS (2400),
 # KTH_ROOT / KTH_PARTITION (../shared/data/kth_walking[.json]).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh"
@@ -12,6 +14,7 @@ export JAX_PLATFORMS="${JAX_PLATFORMS:-cpu}"
 RUN="${PRETRAIN_DIR:-runs/pretrained}"
 OUT="${PRETRAINED_OUT:-pretrained/walkers}"
 WALKER_IDS="${WALKER_IDS:-2000}"
+WALKER_SEQS="${WALKER_SEQS:-6}"
 WALKER_PROFILE="${WALKER_PROFILE:-kth}"
 STEPS="${STEPS:-2400}"
 KTH_ROOT="${KTH_ROOT:-../shared/data/kth_walking}"
@@ -19,7 +22,7 @@ KTH_PARTITION="${KTH_PARTITION:-../shared/data/kth_walking.json}"
 TOOL=train_pretrained
 TIMES="$RUN/stage_seconds.txt"
 source "$(dirname "${BASH_SOURCE[0]}")/_stages.sh"
-whole_numbers WALKER_IDS STEPS
+whole_numbers WALKER_IDS WALKER_SEQS STEPS
 case "$WALKER_PROFILE" in
   kth|footage) ;;
   *) echo "$TOOL: WALKER_PROFILE=$WALKER_PROFILE: expected kth or footage" >&2; exit 2 ;;
@@ -28,8 +31,8 @@ kth_data "$KTH_ROOT" "$KTH_PARTITION"
 mkdir -p "$RUN"
 KTH=(--config.embed.root="$KTH_ROOT" --config.embed.partition="$KTH_PARTITION")
 
-echo "== 1/4 KTH-like walkers ($WALKER_IDS ids x 6 sequences, side view, $WALKER_PROFILE) -> $RUN/walkers"
-kth_walkers "$RUN/walkers" "$WALKER_IDS" 6 "$WALKER_PROFILE"
+echo "== 1/4 KTH-like walkers ($WALKER_IDS ids x $WALKER_SEQS sequences, side view, $WALKER_PROFILE) -> $RUN/walkers"
+kth_walkers "$RUN/walkers" "$WALKER_IDS" "$WALKER_SEQS" "$WALKER_PROFILE"
 
 echo "== 2/4 training ($STEPS steps; validation on KTH TRAIN_SET every 500) -> $RUN/train"
 stage train python -m gait_jax.main --config configs/pretrained_walkers.py --workdir "$RUN/train" \
@@ -54,4 +57,4 @@ stage zero_shot python -m gait_jax.main --config configs/kth_walking.py --workdi
   --config.data.root="$KTH_ROOT" --config.data.partition="$KTH_PARTITION" \
   --config.mode=test --config.train.init_from="$OUT"
 python tools/ship_checkpoint.py --workdir "$RUN/train" --out "$OUT" --provenance "$RUN" \
-  --walker-profile "$WALKER_PROFILE"
+  --walker-profile "$WALKER_PROFILE" --walker-seqs "$WALKER_SEQS"

@@ -81,5 +81,6 @@ def test_provenance_reports_the_runs_own_figures(tmp_path):
   assert " | ".join(f"{gei[f'{g}/rank1']:.2f}" for g in groups) in text
   assert "train 1230" in text and "| 500 | 12.50 |" in text and f"shipped step: {step}" in text
   assert f"| {step} (shipped, `embed.flip` as configs/kth_walking.py) | 33.30 | nan" in text
-  assert "--profile kth " in text
+  assert "--profile kth " in text and "--seqs-per-id 6 " in text
   assert "--profile footage " in ship_checkpoint.provenance(str(run), out, step, "footage")
+  assert "--seqs-per-id 10 " in ship_checkpoint.provenance(str(run), out, step, "kth", 10)
