@@ -78,11 +78,11 @@ def bench_one(size: str, args, root: str, partition: str, with_embeddings: bool 
     times.append(time.perf_counter() - t0)
   seconds = float(np.mean(times))
   record = {"model": f"sposgait_{size}", "channels": list(c.model.channels), "bf16": bf16,
-          "path": config_lib.format_path(path), "sequences": len(dataset),
-          "frames": int(dataset.lengths().sum()), "batch_per_device": args.batch,
-          "devices": jax.device_count(), "first_pass_s": round(first_s, 2),
-          "seconds": round(seconds, 3), "seq_per_s": round(len(dataset) / seconds, 2),
-          "frames_per_s": round(float(dataset.lengths().sum()) / seconds, 1)}
+            "path": config_lib.format_path(path), "sequences": len(dataset),
+            "frames": int(dataset.lengths().sum()), "batch_per_device": args.batch,
+            "devices": jax.device_count(), "first_pass_s": round(first_s, 2),
+            "seconds": round(seconds, 3), "seq_per_s": round(len(dataset) / seconds, 2),
+            "frames_per_s": round(float(dataset.lengths().sum()) / seconds, 1)}
   return (record, out["embeddings"]) if with_embeddings else record
 
 
