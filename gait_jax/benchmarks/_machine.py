@@ -14,6 +14,7 @@ import re
 from typing import Dict, Optional
 
 from gait_jax.common.cpu import cpuinfo as _cpuinfo
+from gait_jax.common.cpu import flags as _flags
 
 FMA_UNITS = 2
 
@@ -21,7 +22,7 @@ FMA_UNITS = 2
 def vector_isa(info: Optional[Dict[str, str]] = None) -> str:
   """The CPU's widest vector instructions, e.g. "AVX-512 + AMX-BF16" or "AVX2": kernels,
   summation orders and speed differ between them, so every figure names them."""
-  flags = set((_cpuinfo() if info is None else info).get("flags", "").split())
+  flags = _flags(info)
   isa = ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags
          else "SSE" if flags else "unknown ISA")
   if "amx_tile" in flags:
@@ -41,7 +42,7 @@ def cpu_peak_gflops(info: Optional[Dict[str, str]] = None, cores: Optional[int] 
   cannot be worked out, e.g. no /proc/cpuinfo)."""
   info = _cpuinfo() if info is None else info
   cores = cores or os.cpu_count() or 1
-  flags = set(info.get("flags", "").split())
+  flags = _flags(info)
   lanes = 16 if "avx512f" in flags else 8 if {"avx2", "fma"} <= flags else 4
   nominal = re.search(r"@\s*([\d.]+)\s*GHz", info.get("model name", ""))
   if nominal:

@@ -65,7 +65,7 @@ def bench_one(size: str, args, root: str, partition: str, with_embeddings: bool 
   model = build_model(c.model, bnneck=False, fixed_path=path)
   variables = init_variables(model, 0)
   dataset = GaitDataset(root, partition, split="test")
-  bf16 = bool(getattr(args, "bf16", False))
+  bf16 = bool(args.bf16)
   fn = embed_lib.make_embed_fn(model, parallel.make_mesh(), bf16)
   kw = dict(batch_per_device=args.batch, embed_fn=fn, progress=False)
   t0 = time.perf_counter()

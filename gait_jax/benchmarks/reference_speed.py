@@ -97,9 +97,9 @@ def reference(python: str, spec: dict) -> dict:
   return result
 
 
-def gait_jax(widths, s: dict, args, data, embed_tree) -> dict:
+def gait_jax(widths, s: dict, args, data, embed_tree, bf16: bool) -> dict:
+  """gait_jax's side; `bf16`: also the embedding with `embed.bf16`."""
   from gait_jax.benchmarks import embed_speed, train_speed  # pylint: disable=g-import-not-at-top
-  from gait_jax.models import conv as conv_lib  # pylint: disable=g-import-not-at-top
   common = dict(quick=False, models="small", batch_p=args.batch_p, batch_k=args.batch_k,
                 frames=s["frames"], steps=s["steps"], dtype="float32", workers=2, remat="off",
                 path=args.path, peak_gflops=0.0, channels=",".join(map(str, widths)))
@@ -114,10 +114,10 @@ def gait_jax(widths, s: dict, args, data, embed_tree) -> dict:
                        "had a non-finite loss or gradient")
   ours = {"traced_step_s": traced["step_s"], "static_step_s": static["step_s"],
           "embed_seq_per_s": embed["seq_per_s"]}
-  if not conv_lib.bf16_available():
-    bf16, emb16 = embed_speed.bench_one("small", argparse.Namespace(bf16=True, **embed_args),
+  if bf16:
+    half, emb16 = embed_speed.bench_one("small", argparse.Namespace(bf16=True, **embed_args),
                                         *embed_tree, with_embeddings=True)
-    ours.update(embed_bf16_seq_per_s=bf16["seq_per_s"],
+    ours.update(embed_bf16_seq_per_s=half["seq_per_s"],
                 embed_bf16_deviation=embed_speed.relative_deviation(emb32, emb16))
   return ours
 
@@ -163,6 +163,7 @@ def run(args) -> None:
   lengths = [int(t) for t in np.random.default_rng(1).integers(
       s["lengths"][0], s["lengths"][1] + 1, s["sequences"])]
   from gait_jax.models import conv as conv_lib  # pylint: disable=g-import-not-at-top
+  no_bf16 = conv_lib.bf16_available()  # why there is no bfloat16 row ("" where there is one)
   rows = []
   with tempfile.TemporaryDirectory() as tmp:
     data = walkers.generate(os.path.join(tmp, "walk"), ids=2 * max(args.batch_p, 2),
@@ -174,9 +175,9 @@ def run(args) -> None:
       spec = dict(channels=list(widths), bins=list(model.bins), out=model.out_channels,
                   path=path, batch=args.batch_p * args.batch_k, batch_k=args.batch_k,
                   frames=s["frames"], steps=s["steps"], lengths=lengths,
-                  threads=args.threads, bf16=not conv_lib.bf16_available())
+                  threads=args.threads, bf16=not no_bf16)
       ref = reference(python, spec)  # first, then gait_jax: back to back on the same machine
-      ours = gait_jax(widths, s, args, data, embed_tree)
+      ours = gait_jax(widths, s, args, data, embed_tree, bf16=not no_bf16)
       rows.append({"widths": list(widths), "reference": ref, "gait_jax": ours,
                    "ratios": ratios(ref, ours)})
   convs = conv_lib.formulation()
@@ -185,9 +186,8 @@ def run(args) -> None:
         f"{s['frames']} frames, embed {s['sequences']} sequences of {s['lengths'][0]}-"
         f"{s['lengths'][1]} frames; machine: {_machine.describe()}")
   print(table(rows))
-  why = conv_lib.bf16_available()
-  if why:
-    print(f"(no embed.bf16 row: {why})")
+  if no_bf16:
+    print(f"(no embed.bf16 row: {no_bf16})")
   if args.json:
     with open(args.json, "w") as f:
       json.dump({"machine": _machine.describe(), "gait_jax_convolutions": convs, "rows": rows},

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Dict
+from typing import Dict, Optional
 
 
 @functools.cache
@@ -20,8 +20,9 @@ def cpuinfo() -> Dict[str, str]:
   return info
 
 
-def flags() -> frozenset:
-  return frozenset(cpuinfo().get("flags", "").split())
+def flags(info: Optional[Dict[str, str]] = None) -> frozenset:
+  """The CPU's feature flags (of `info`, default this machine's /proc/cpuinfo)."""
+  return frozenset((cpuinfo() if info is None else info).get("flags", "").split())
 
 
 def has_bf16_units() -> bool:
