@@ -10,7 +10,11 @@ SPOSGait_small with the reference's layout, module names and ops, rebuilt from i
 prints one JSON line: the train step (forward, the reference's batch-all triplet loss,
 backward, SGD with momentum and weight decay) in seconds per step, and the embedding of whole
 sequences one per call (the reference's test: batch 1, all frames) in sequences per second.
+With `"bf16": true`, also both in bfloat16, PyTorch's own ways: the train step under CPU
+autocast (mixed precision: its convolutions in bfloat16, float32 weights), the embedding with
+the network cast to bfloat16.
 """
+import copy
 import json
 import sys
 import time
@@ -128,27 +132,41 @@ def bench(spec: dict) -> dict:
   labels = torch.arange(n) // spec["batch_k"]
   gen = torch.Generator().manual_seed(1)
   sils = (torch.rand(n, frames, 64, 44, generator=gen) > 0.5).float()
-  model.train()
-  times = []
-  for i in range(spec["steps"] + 1):  # the first step warms up (allocations, oneDNN plans)
-    t0 = time.perf_counter()
-    embed, _ = model(sils, path)
-    loss = triplet_loss(embed, labels)
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    if i:
-      times.append(time.perf_counter() - t0)
+  start = copy.deepcopy(model.state_dict())
+  times, loss = _train_seconds(model, opt, sils, labels, path, spec["steps"])
   model.eval()
   lengths = spec["lengths"]  # the same frame counts gait_jax embeds
   seqs = [(torch.rand(1, int(t), 64, 44, generator=gen) > 0.5).float() for t in lengths]
   out = {"torch": torch.__version__, "threads": torch.get_num_threads(),
          "train_step_s": float(np.median(times)), "train_step_min_s": float(np.min(times)),
          "embed_seq_per_s": len(seqs) / _embed_seconds(model, seqs, path), "loss": float(loss)}
-  if spec.get("bf16"):  # the same network and sequences in bfloat16, PyTorch's own way
+  if spec.get("bf16"):  # the same network, weights and batch in bfloat16, PyTorch's own ways
+    model.load_state_dict(start)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+      times, loss16 = _train_seconds(model, opt, sils, labels, path, spec["steps"])
+    out.update(train_bf16_step_s=float(np.median(times)), loss_bf16=float(loss16))
+    model.eval()
     out["embed_bf16_seq_per_s"] = len(seqs) / _embed_seconds(
         model.to(torch.bfloat16), [s.to(torch.bfloat16) for s in seqs], path)
   return out
+
+
+def _train_seconds(model, opt, sils, labels, path, steps):
+  """(the timed steps' seconds, the last loss); the first step warms up (allocations, oneDNN
+  plans) untimed."""
+  model.train()
+  times = []
+  for i in range(steps + 1):
+    t0 = time.perf_counter()
+    embed, _ = model(sils, path)
+    loss = triplet_loss(embed.float(), labels)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    if i:
+      times.append(time.perf_counter() - t0)
+  return times, loss
 
 
 def _embed_seconds(model, seqs, path) -> float:

@@ -10,10 +10,12 @@ the tiny 8/16/32 of the quickstart and recipes), path `--path`, a train step on 
 decay), and the embedding of `--sequences` whole sequences of `--lengths` frames (the
 reference: one sequence per call, as its test loader; gait_jax: its packed rows). Both use
 `--threads` threads (PyTorch) / every core (XLA). Ratios are gait_jax's speed over the
-reference's: above 1 means gait_jax is faster. Where the CPU has bfloat16 units, one more row:
-the embedding in bfloat16 — the reference's network cast to bfloat16 in PyTorch, gait_jax's
-`embed.bf16` (bfloat16 products) — with how far gait_jax's embeddings are from its float32
-ones (the largest per-sequence relative L2 deviation).
+reference's: above 1 means gait_jax is faster. Where the CPU has bfloat16 units, three more
+rows: the train step in bfloat16 — PyTorch's CPU autocast (mixed precision), gait_jax's
+`train.bf16` (bfloat16 products in the convolutions, forward and gradients), traced and static
+— and the embedding in bfloat16 — the reference's network cast to bfloat16 in PyTorch,
+gait_jax's `embed.bf16` — with how far gait_jax's embeddings are from its float32 ones (the
+largest per-sequence relative L2 deviation).
 """
 from __future__ import annotations
 
@@ -98,22 +100,24 @@ def reference(python: str, spec: dict) -> dict:
 
 
 def gait_jax(widths, s: dict, args, data, embed_tree, bf16: bool) -> dict:
-  """gait_jax's side; `bf16`: also the embedding with `embed.bf16`."""
+  """gait_jax's side; `bf16`: also the train steps with `train.bf16` and the embedding with
+  `embed.bf16`."""
   from gait_jax.benchmarks import embed_speed, train_speed  # pylint: disable=g-import-not-at-top
   common = dict(quick=False, models="small", batch_p=args.batch_p, batch_k=args.batch_k,
                 frames=s["frames"], steps=s["steps"], dtype="float32", workers=2, remat="off",
                 path=args.path, peak_gflops=0.0, channels=",".join(map(str, widths)))
-  traced = train_speed.bench_one("small", argparse.Namespace(static=False, **common), data)
-  static = train_speed.bench_one("small", argparse.Namespace(static=True, **common), data)
+  runs = {f"{kind}{'_bf16' if half else ''}_step_s": train_speed.bench_one(
+      "small", argparse.Namespace(**dict(common, static=kind == "static", bf16=half)), data)
+      for half in ((False, True) if bf16 else (False,)) for kind in ("traced", "static")}
   embed_args = dict(path=args.path, batch=8, repeats=2, channels=common["channels"])
   embed, emb32 = embed_speed.bench_one("small", argparse.Namespace(bf16=False, **embed_args),
                                        *embed_tree, with_embeddings=True)
-  for run in (traced, static):
+  for run in runs.values():
     if run["skipped_steps"]:
-      raise SystemExit(f"gait_jax: {run['skipped_steps']} of the timed train steps ({run['path']}) "
-                       "had a non-finite loss or gradient")
-  ours = {"traced_step_s": traced["step_s"], "static_step_s": static["step_s"],
-          "embed_seq_per_s": embed["seq_per_s"]}
+      raise SystemExit(f"gait_jax: {run['skipped_steps']} of the timed train steps ({run['path']}"
+                       f"{', bfloat16' if run['bf16'] else ''}) had a non-finite loss or gradient")
+  ours = {name: run["step_s"] for name, run in runs.items()}
+  ours["embed_seq_per_s"] = embed["seq_per_s"]
   if bf16:
     half, emb16 = embed_speed.bench_one("small", argparse.Namespace(bf16=True, **embed_args),
                                         *embed_tree, with_embeddings=True)
@@ -128,6 +132,8 @@ def ratios(ref: dict, ours: dict) -> dict:
        "train_static": ref["train_step_s"] / ours["static_step_s"],
        "embed": ours["embed_seq_per_s"] / ref["embed_seq_per_s"]}
   if "embed_bf16_seq_per_s" in ours and "embed_bf16_seq_per_s" in ref:
+    q["train_bf16_traced"] = ref["train_bf16_step_s"] / ours["traced_bf16_step_s"]
+    q["train_bf16_static"] = ref["train_bf16_step_s"] / ours["static_bf16_step_s"]
     q["embed_bf16"] = ours["embed_bf16_seq_per_s"] / ref["embed_bf16_seq_per_s"]
   return q
 
@@ -145,6 +151,11 @@ def table(rows) -> str:
         f"{'':>12} {'embed, seq/s':>22} {ref['embed_seq_per_s']:>14.2f} "
         f"{ours['embed_seq_per_s']:>14.2f} {q['embed']:>6.2f}x"]
     if "embed_bf16" in q:
+      lines += [
+          f"{'':>12} {'train, bfloat16, traced':>22} {ref['train_bf16_step_s']:>12.3f} s "
+          f"{ours['traced_bf16_step_s']:>12.3f} s {q['train_bf16_traced']:>6.2f}x",
+          f"{'':>12} {'train, bfloat16, static':>22} {'same':>14} "
+          f"{ours['static_bf16_step_s']:>12.3f} s {q['train_bf16_static']:>6.2f}x"]
       lines.append(f"{'':>12} {'embed, bfloat16, seq/s':>22} "
                    f"{ref['embed_bf16_seq_per_s']:>14.2f} "
                    f"{ours['embed_bf16_seq_per_s']:>14.2f} {q['embed_bf16']:>6.2f}x"
@@ -187,7 +198,7 @@ def run(args) -> None:
         f"{s['lengths'][1]} frames; machine: {_machine.describe()}")
   print(table(rows))
   if no_bf16:
-    print(f"(no embed.bf16 row: {no_bf16})")
+    print(f"(no bfloat16 rows: {no_bf16})")
   if args.json:
     with open(args.json, "w") as f:
       json.dump({"machine": _machine.describe(), "gait_jax_convolutions": convs, "rows": rows},

@@ -33,6 +33,9 @@ def add_args(parser) -> None:
   parser.add_argument("--frames", type=int, default=0, help="frames (default 30; quick 6)")
   parser.add_argument("--steps", type=int, default=0, help="timed steps (default 10; quick 3)")
   parser.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")
+  parser.add_argument("--bf16", action="store_true",
+                      help="train.bf16: the convolutions multiply in bfloat16 (where the CPU "
+                      "has bfloat16 units and oneDNN runs them)")
   parser.add_argument("--channels", default="", help="override model.channels, e.g. 8,16,32")
   parser.add_argument("--workers", type=int, default=2, help="loader threads")
   parser.add_argument("--static", action="store_true",
@@ -54,7 +57,7 @@ def add_args(parser) -> None:
 
 def reference_config(size: str, *, quick: bool = False, batch_p: int = 0, batch_k: int = 0,
                      frames: int = 0, workers: int = 2, dtype: str = "float32",
-                     remat: str = "config", channels: str = ""):
+                     remat: str = "config", channels: str = "", bf16: bool = False):
   """The reference GREW supernet config of `size` at benchmark shapes (0 = the default:
   P×K 8×4, 30 frames; `quick`: channels / 8, P×K 2×2, 6 frames)."""
   here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -73,6 +76,7 @@ def reference_config(size: str, *, quick: bool = False, batch_p: int = 0, batch_
   c.data.frames = frames or (6 if quick else 30)
   c.data.workers = workers
   c.train.dtype = dtype
+  c.train.bf16 = bf16
   if remat != "config":
     c.model.remat = remat == "on"
   return c
@@ -128,7 +132,7 @@ def bench_one(size: str, args, data) -> dict:
 
   c = reference_config(size, quick=args.quick, batch_p=args.batch_p, batch_k=args.batch_k,
                        frames=args.frames, workers=args.workers, dtype=args.dtype,
-                       remat=args.remat, channels=getattr(args, "channels", ""))
+                       remat=args.remat, channels=getattr(args, "channels", ""), bf16=args.bf16)
   c.data.root, c.data.partition = data["root"], data["partition"]
   cmn = c.model.choice_max_num
   fixed = config_lib.parse_path(args.path) if args.path else None
@@ -165,6 +169,7 @@ def bench_one(size: str, args, data) -> dict:
       "path": (("static " + ",".join(map(str, static_path))) if args.static else
                "traced" + (" " + args.path if fixed else " (random per step)")),
       "conv_formulation": conv_lib.formulation(), "remat": c.model.remat,
+      "bf16": bool(c.train.bf16) and not conv_lib.bf16_available(),
       "batch": global_batch, "frames": c.data.frames, "dtype": args.dtype,
       "devices": jax.device_count(), "init_s": round(init_s, 2),
       "compile_s": round(compile_s, 2), "step_s": round(step_s, 4),
@@ -196,7 +201,7 @@ def run(args) -> None:
       r = bench_one(size, args, data)
       results.append(r)
       print(f"{r['model']:16s} {r['path']} path, batch {r['batch']:3d} x {r['frames']:2d} frames "
-            f"{r['dtype']:8s} "
+            f"{r['dtype']:8s} " + ("(bfloat16 products) " if r["bf16"] else "") +
             f"on {r['devices']} device(s): compile {r['compile_s']:.1f} s, "
             f"{r['step_s'] * 1000:.0f} ms/step, {r['seq_per_s']:.1f} seq/s, "
             f"{r['gflops']:.1f} GFLOP/s"

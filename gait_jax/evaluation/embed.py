@@ -16,7 +16,6 @@ Output (dataset order, deterministic): `embeddings` float32 [N, c, p], `labels` 
 """
 from __future__ import annotations
 
-import logging
 from typing import Any, Callable, Dict, Optional, Protocol, Sequence
 
 import jax
@@ -42,10 +41,7 @@ def make_embed_fn(model, mesh, bf16: bool = False) -> Callable:
   calls — one per candidate path in a search — reuse the compiled programs."""
   key = (model, mesh, bool(bf16))
   if key not in _EMBED_FNS:
-    reason = conv.bf16_available() if bf16 else ""
-    if reason:
-      logging.warning("embed.bf16: bfloat16 products not used (%s); float32 instead", reason)
-    _EMBED_FNS[key] = _make_embed_fn(model, mesh, bool(bf16) and not reason)
+    _EMBED_FNS[key] = _make_embed_fn(model, mesh, conv.bf16_usable("embed.bf16", bf16))
   return _EMBED_FNS[key]
 
 

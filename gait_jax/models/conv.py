@@ -20,10 +20,9 @@ channels-last 3-D convolution is computed (`formulation()`; others are always XL
              convolutions through XLA custom calls (`onednn_conv.py`): wider layers in all three
              directions, every kernel gradient; gemm's small-input forward (the stem's fused
              tap sum) and the 1×1×1's GEMMs, which XLA runs faster. float32; other dtypes: fold.
-  onednn_bf16  onednn, with oneDNN's products in bfloat16 (float32 accumulation; the forward
-             reads its input and kernel rounded to bfloat16, the gradients float32 tensors;
-             AMX or AVX-512-BF16 where the CPU has them, float32 kernels elsewhere). Also what
-             `onednn` becomes inside `bf16_products()` (the embedding's `embed.bf16`).
+  onednn_bf16  onednn, with the wider layers' products in bfloat16 (float32 sums and results;
+             AMX or AVX-512-BF16 where the CPU has them, emulated elsewhere): what `onednn`
+             becomes inside `bf16_products()` (`embed.bf16`, `train.bf16`).
   fold       (CPU default otherwise) gemm's small layers; the wider layers' forward and input
              gradient as 2-D convolutions, which XLA:CPU runs through Eigen's spatial
              convolution two to three times faster than its 3-D one: a kernel axis of one
@@ -31,21 +30,21 @@ channels-last 3-D convolution is computed (`formulation()`; others are always XL
              one axis), and (3,3,3) is one 2-D convolution per temporal tap, summed (see
              `_fold_2d`); kernel gradient canonical (its 2-D folds and GEMM forms ran slower).
 
-Why: XLA:CPU runs a convolution fast (Eigen) only with the canonical `b012f × 012io → b012f`
-layout and enough input channels, and a 2-D one (`b01f × 01io`) faster than a 3-D one. Its
-1-channel stem ran at 2 GFLOP/s (forward + gradients of `1 → 64` at 64×44, 30 frames: 2.35 s;
-as a GEMM 0.17 s), and its backward convolutions — inside
-a `lax.switch`/`lax.cond` branch, where every searchable layer of a supernet with a traced path
-runs — fell back to a naive loop (8× slower input gradient, 20× slower kernel gradient) unless
-written canonically. Products of matrices have no such cliffs. All formulations compute the
-same sums in other orders: values and gradients agree to float rounding
-(tests/models/test_conv.py). `tools/benchmark.py conv` measures them per layer shape.
+Why: XLA:CPU runs a convolution fast (Eigen) only with the canonical `b012f × 012io → b012f` layout
+and enough input channels, and a 2-D one (`b01f × 01io`) faster than a 3-D one. Its 1-channel stem
+ran at 2 GFLOP/s (forward + gradients of `1 → 64` at 64×44, 30 frames: 2.35 s; as a GEMM 0.17 s),
+and its backward convolutions — inside a `lax.switch`/`lax.cond` branch, where every searchable
+layer of a supernet with a traced path runs — fell back to a naive loop (8× slower input gradient,
+20× slower kernel gradient) unless written canonically. Products of matrices have no such cliffs.
+All formulations compute the same sums in other orders: values and gradients agree to float
+rounding (tests/models/test_conv.py). `tools/benchmark.py conv` measures them per layer shape.
 """
 from __future__ import annotations
 
 import contextlib
 import contextvars
 import functools
+import logging
 import os
 
 import jax
@@ -78,10 +77,17 @@ def bf16_available() -> str:
   return ""
 
 
+def bf16_usable(key: str, wanted: bool) -> bool:
+  """Whether config `key` asking for bfloat16 products gets them here (else one log line)."""
+  reason = bf16_available() if wanted else ""
+  if reason:
+    logging.warning("%s: bfloat16 products not used (%s); float32 instead", key, reason)
+  return bool(wanted) and not reason
+
+
 @contextlib.contextmanager
 def bf16_products(enabled: bool = True):
-  """Convolutions traced inside multiply in bfloat16 (`onednn` becomes `onednn_bf16`); check
-  `bf16_available()` first: elsewhere this changes nothing."""
+  """Convolutions traced inside use `onednn_bf16` for `onednn` (see `bf16_usable`)."""
   token = _BF16_PRODUCTS.set(bool(enabled))
   try:
     yield
@@ -155,9 +161,8 @@ def _one_tap(w) -> bool:
 
 
 def _is_channels_last(lhs_shape, rhs_shape, dimension_numbers) -> bool:
-  want = lax.conv_dimension_numbers(lhs_shape, rhs_shape, _CHANNELS_LAST)
-  got = lax.conv_dimension_numbers(lhs_shape, rhs_shape, dimension_numbers)
-  return got == want
+  return (lax.conv_dimension_numbers(lhs_shape, rhs_shape, dimension_numbers)
+          == lax.conv_dimension_numbers(lhs_shape, rhs_shape, _CHANNELS_LAST))
 
 
 def _plain(x, w, pads, precision):
@@ -357,30 +362,33 @@ _im2col = _custom_backward(_im2col_plain, _im2col_grads)  # one GEMM over all ta
 _gemm_backward = _custom_backward(_plain, _tapwise_grads)
 _canonical = _custom_backward(_plain, _canonical_grads)
 _folded = _custom_backward(_fold_2d, _fold_grads)  # 2-D convolutions, canonical kernel grad
+_WIDE_ONEDNN = {bf16: _custom_backward(functools.partial(onednn_conv.forward, bf16=bf16),
+                                       functools.partial(onednn_conv.grads, bf16=bf16))
+                for bf16 in (False, True)}
 
 
-def _onednn_convs(bf16: bool):
-  """The onednn formulation's three routes (`_route_onednn`), oneDNN's float math strict or
-  with bfloat16 products."""
+def _onednn_convs():
+  """The onednn formulation's three routes (`_route_onednn`), strict float32; `onednn_bf16`'s
+  differ only in the wide layers: the stem's and the 1×1×1s' kernel gradients ran 1.1–5.5×
+  slower in bfloat16 (`tools/benchmark.py conv`), their few products saving nothing."""
   def gemm_grads(pads, precision, x, w, g):
     # 1×1×1: the input gradient is one GEMM, g @ wᵀ (XLA's ran 1.5–2× oneDNN's); the kernel
     # gradient oneDNN's (2× XLA's canonical convolution).
     gx = jnp.einsum("nthwo,io->nthwi", g, w[0, 0, 0], precision=precision)
-    return gx, onednn_conv.kernel_grad(x, g, w.shape, pads, bf16=bf16)
+    return gx, onednn_conv.kernel_grad(x, g, w.shape, pads)
 
   def im2col_grads(pads, precision, x, w, g):
     # Few input values per output (the stem): the input gradient as im2col's (the network's
     # input needs none: XLA drops it), the kernel gradient oneDNN's (2× im2col's).
     return (_im2col_input_grad(precision, x, w, g, pads),
-            onednn_conv.kernel_grad(x, g, w.shape, pads, bf16=bf16))
+            onednn_conv.kernel_grad(x, g, w.shape, pads))
 
-  return {"wide": _custom_backward(functools.partial(onednn_conv.forward, bf16=bf16),
-                                   functools.partial(onednn_conv.grads, bf16=bf16)),
-          "1x1x1": _custom_backward(_plain, gemm_grads),
+  return {"wide": _WIDE_ONEDNN[False], "1x1x1": _custom_backward(_plain, gemm_grads),
           "small": _custom_backward(_im2col_plain, im2col_grads)}
 
 
-_ONEDNN = {"onednn": _onednn_convs(False), "onednn_bf16": _onednn_convs(True)}
+_ONEDNN = {"onednn": _onednn_convs()}
+_ONEDNN["onednn_bf16"] = dict(_ONEDNN["onednn"], wide=_WIDE_ONEDNN[True])
 
 
 def _route_onednn(form, x, w, pads, precision):

@@ -1,11 +1,13 @@
 """oneDNN's 3-D convolutions inside XLA:CPU, as custom calls (`onednn_conv3d.cc`).
 
 `tools/build_onednn.sh` (run by the set-up) compiles the library next to this file from the
-onednn-cpu-gomp wheels; `available()` loads it once and registers its four handlers with XLA.
+onednn-cpu-gomp wheels; `available()` loads it once and registers its six handlers with XLA.
 Where it was not built (another OS or CPU architecture, no compiler, a failed build) or does not
 load, `available()` is False and says why in one log line; conv.py then uses its XLA
 formulations. Float32 tensors in and out; the arithmetic is strict float32 unless a call passes
-`bf16=True` (conv.py's `onednn_bf16`), whose forward hands oneDNN bfloat16 copies of x and w.
+`bf16=True` (conv.py's `onednn_bf16`), which hands oneDNN bfloat16 copies of the operands
+(the forward's x and w, the input gradient's output gradient and w, the kernel gradient's x and
+output gradient): bfloat16 products, float32 accumulation and results.
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ _TARGETS = {  # XLA custom-call name -> the library's FFI handler symbol
     "gait_onednn_conv3d_input_grad": "GaitOnednnConv3dInputGrad",
     "gait_onednn_conv3d_kernel_grad": "GaitOnednnConv3dKernelGrad",
     "gait_onednn_conv3d_forward_bf16": "GaitOnednnConv3dForwardBf16",
+    "gait_onednn_conv3d_input_grad_bf16": "GaitOnednnConv3dInputGradBf16",
+    "gait_onednn_conv3d_kernel_grad_bf16": "GaitOnednnConv3dKernelGradBf16",
 }
 
 
@@ -60,9 +64,14 @@ def available() -> bool:
 
 
 def _call(target: str, shape, a, b, pads, bf16: bool):
+  """Runs `target` (its bfloat16 handler when `bf16`, on bfloat16 copies of a and b)."""
   if not available():  # also registers the handlers on first use
     raise RuntimeError(f"oneDNN convolutions unavailable ({library_path()}; "
                        "`bash tools/build_onednn.sh` builds them)")
+  if bf16:
+    # Rounded to bfloat16 here, where XLA fuses the rounding into the op that makes the
+    # operand: oneDNN's AMX kernels then read half the bytes and convert nothing.
+    target, a, b = target + "_bf16", a.astype(jnp.bfloat16), b.astype(jnp.bfloat16)
   flat = np.asarray(pads, np.int64).reshape(-1)
   return jax.ffi.ffi_call(target, jax.ShapeDtypeStruct(shape, jnp.float32),
                           vmap_method="sequential")(a, b, pads=flat, bf16=np.int32(bf16))
@@ -77,22 +86,16 @@ def forward(x, w, pads, precision=None, *, bf16: bool = False):
   del precision
   out = tuple(s + lo + hi - k + 1 for s, k, (lo, hi) in zip(x.shape[1:4], w.shape[:3], pads))
   shape = (x.shape[0],) + out + (w.shape[4],)
-  if bf16:
-    # Rounded to bfloat16 here, where XLA fuses the rounding into the op that makes x: oneDNN's
-    # AMX kernels then read half the bytes and convert nothing (converting float32 tiles on
-    # the fly made them slower than float32's). The products are the same either way.
-    return _call("gait_onednn_conv3d_forward_bf16", shape, x.astype(jnp.bfloat16),
-                 w.astype(jnp.bfloat16), pads, True)
-  return _call("gait_onednn_conv3d_forward", shape, x, w, pads, False)
+  return _call("gait_onednn_conv3d_forward", shape, x, w, pads, bf16)
 
 
 def input_grad(g, w, x_shape, pads, *, bf16: bool = False):
-  """The input gradient of `forward` for the output gradient g."""
+  """The input gradient of `forward` for the output gradient g (`bf16`: g and w rounded)."""
   return _call("gait_onednn_conv3d_input_grad", x_shape, g, w, pads, bf16)
 
 
 def kernel_grad(x, g, w_shape, pads, *, bf16: bool = False):
-  """The kernel gradient of `forward` for the output gradient g."""
+  """The kernel gradient of `forward` for the output gradient g (`bf16`: x and g rounded)."""
   return _call("gait_onednn_conv3d_kernel_grad", w_shape, x, g, pads, bf16)
 
 

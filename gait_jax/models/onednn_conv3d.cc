@@ -1,16 +1,17 @@
 // oneDNN's 3-D convolution as XLA:CPU custom calls (the XLA FFI): the forward, the input
-// gradient and the kernel gradient of a stride-1, undilated, channels-last float32
-// convolution, x [N, T, H, W, Cin] * w [kt, kh, kw, Cin, Cout] -> y [N, T', H', W', Cout].
+// gradient and the kernel gradient of a stride-1, undilated, channels-last convolution,
+// x [N, T, H, W, Cin] * w [kt, kh, kw, Cin, Cout] -> y [N, T', H', W', Cout].
 //
 // Why: XLA:CPU's own 3-D convolutions run far below the CPU's peak (Eigen's loops; its 2-D
 // folds in conv.py are the best it offers), while oneDNN -- what PyTorch calls for the same
 // layers -- has JIT kernels for AVX2, AVX-512 and AMX. Activations stay channels-last
 // (oneDNN's `ndhwc`, no reorder of the large tensors); only the small kernels are reordered to
-// the blocked layout oneDNN picks. Float math is strict unless the call's `bf16` attribute
-// allows bfloat16 products (float32 in, out and accumulation; AMX or AVX-512-BF16 where the
-// CPU has them, float32 kernels where it has not). A fourth handler takes a bfloat16 input and
-// kernel (float32 output and accumulation): with the input already bfloat16 in memory, oneDNN's
-// AMX kernels read it as it is instead of converting float32 tiles on the fly.
+// the blocked layout oneDNN picks. Each direction has two handlers: float32 operands (strict
+// float math unless the call's `bf16` attribute allows bfloat16 products), and bfloat16
+// operands (the forward's x and w, the input gradient's output gradient and w, the kernel
+// gradient's x and output gradient). Outputs and accumulation are float32 in both. With the
+// operands already bfloat16 in memory, oneDNN's AMX kernels read them as they are instead of
+// converting float32 tiles on the fly (which made them slower than float32's).
 //
 // Built by tools/build_onednn.sh from the onednn-cpu-gomp wheels; loaded by onednn_conv.py.
 #include <cstdint>
@@ -39,7 +40,7 @@ dnnl::engine& Engine() {
 struct Geometry {
   Dims src, wei, dst, strides{1, 1, 1}, pad_l, pad_r;
   bool bf16 = false;
-  // The input's and kernel's type in memory (bf16: the bfloat16 forward's).
+  // The operands' type in memory (x, w and the output gradient; outputs are float32).
   memory::data_type in = memory::data_type::f32;
 };
 
@@ -126,13 +127,16 @@ void Fill(Entry* entry, const typename Primitive::primitive_desc& pd, int kernel
 }
 
 // The two gradients share one constructor shape: the activations, the kernel (layout `any`),
-// the output (gradient), the geometry and the forward as oneDNN's hint.
+// the output gradient (of type g.in), the geometry and the forward as oneDNN's hint. `acts`
+// and `kernel` are the types of the first two: the operand's g.in, the result's float32.
 template <class Primitive>
 void FillGradient(Entry* entry, const Geometry& g,
-                  const dnnl::convolution_forward::primitive_desc& fwd, int kernel_arg) {
+                  const dnnl::convolution_forward::primitive_desc& fwd, int kernel_arg,
+                  memory::data_type acts, memory::data_type kernel) {
   typename Primitive::primitive_desc pd(
-      Engine(), dnnl::algorithm::convolution_direct, Plain(g.src, kActs), Any(g.wei),
-      Plain(g.dst, kActs), g.strides, g.pad_l, g.pad_r, fwd, MathAttr(g));
+      Engine(), dnnl::algorithm::convolution_direct, Plain(g.src, kActs, acts),
+      Any(g.wei, kernel), Plain(g.dst, kActs, g.in), g.strides, g.pad_l, g.pad_r, fwd,
+      MathAttr(g));
   Fill<Primitive>(entry, pd, kernel_arg);
 }
 
@@ -142,9 +146,11 @@ std::shared_ptr<Entry> Build(Kind kind, const Geometry& g) {
   if (kind == kForward) {
     Fill<dnnl::convolution_forward>(entry.get(), fwd, DNNL_ARG_WEIGHTS);
   } else if (kind == kInputGrad) {
-    FillGradient<dnnl::convolution_backward_data>(entry.get(), g, fwd, DNNL_ARG_WEIGHTS);
+    FillGradient<dnnl::convolution_backward_data>(entry.get(), g, fwd, DNNL_ARG_WEIGHTS,
+                                                  memory::data_type::f32, g.in);
   } else {
-    FillGradient<dnnl::convolution_backward_weights>(entry.get(), g, fwd, DNNL_ARG_DIFF_WEIGHTS);
+    FillGradient<dnnl::convolution_backward_weights>(entry.get(), g, fwd, DNNL_ARG_DIFF_WEIGHTS,
+                                                     g.in, memory::data_type::f32);
   }
   return entry;
 }
@@ -178,7 +184,10 @@ ffi::Error Run(Kind kind, const Geometry& g, void* a, void* b, void* kernel) {
   try {
     auto entry = Get(kind, g);
     dnnl::stream stream(Engine());
-    memory user_kernel(Plain(g.wei, kKernel, g.in), Engine(), kernel);
+    // The kernel is an operand (g.in) of the forward and the input gradient, the kernel
+    // gradient's float32 result.
+    memory user_kernel(Plain(g.wei, kKernel, kind == kKernelGrad ? memory::data_type::f32 : g.in),
+                       Engine(), kernel);
     memory kernel_mem = user_kernel;
     bool reorder = entry->kernel != user_kernel.get_desc();
     if (reorder) kernel_mem = memory(entry->kernel, Engine());
@@ -192,13 +201,14 @@ ffi::Error Run(Kind kind, const Geometry& g, void* a, void* b, void* kernel) {
                                    {DNNL_ARG_DST, dst},
                                    {DNNL_ARG_SCRATCHPAD, scratchpad}});
     } else if (kind == kInputGrad) {  // a = g (output gradient), b = gx
-      memory diff_dst(Plain(g.dst, kActs), Engine(), a);
+      memory diff_dst(Plain(g.dst, kActs, g.in), Engine(), a);
       memory diff_src(Plain(g.src, kActs), Engine(), b);
       entry->prim.execute(stream, {{DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_WEIGHTS, kernel_mem},
                                    {DNNL_ARG_DIFF_SRC, diff_src},
                                    {DNNL_ARG_SCRATCHPAD, scratchpad}});
     } else {  // a = x, b = g
-      memory src(Plain(g.src, kActs), Engine(), a), diff_dst(Plain(g.dst, kActs), Engine(), b);
+      memory src(Plain(g.src, kActs, g.in), Engine(), a);
+      memory diff_dst(Plain(g.dst, kActs, g.in), Engine(), b);
       entry->prim.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst},
                                    {DNNL_ARG_DIFF_WEIGHTS, kernel_mem},
                                    {DNNL_ARG_SCRATCHPAD, scratchpad}});
@@ -211,28 +221,20 @@ ffi::Error Run(Kind kind, const Geometry& g, void* a, void* b, void* kernel) {
   return ffi::Error::Success();
 }
 
-// One handler per kind: forward (a = x, b = w, out = y), input gradient (a = output gradient,
-// b = w, out = gx), kernel gradient (a = x, b = output gradient, out = gw).
-template <Kind kind>
-ffi::Error Handle(ffi::Buffer<ffi::F32> a, ffi::Buffer<ffi::F32> b,
-                  ffi::Span<const int64_t> pads, int32_t bf16, ffi::ResultBuffer<ffi::F32> out) {
+// One handler per kind and operand type: forward (a = x, b = w, out = y), input gradient
+// (a = output gradient, b = w, out = gx), kernel gradient (a = x, b = output gradient, out = gw).
+template <Kind kind, ffi::DataType In>
+ffi::Error Handle(ffi::Buffer<In> a, ffi::Buffer<In> b, ffi::Span<const int64_t> pads,
+                  int32_t bf16, ffi::ResultBuffer<ffi::F32> out) {
   Geometry g;
   auto err = MakeGeometry(kind == kInputGrad ? out->dimensions() : a.dimensions(),
                           kind == kKernelGrad ? out->dimensions() : b.dimensions(), pads, bf16, &g);
   if (!err.success()) return err;
-  if (kind == kKernelGrad) return Run(kind, g, a.typed_data(), b.typed_data(), out->typed_data());
-  return Run(kind, g, a.typed_data(), out->typed_data(), b.typed_data());
-}
-
-// The forward of a bfloat16 input and kernel (a = x, b = w, out = y in float32).
-ffi::Error HandleBf16Forward(ffi::Buffer<ffi::BF16> a, ffi::Buffer<ffi::BF16> b,
-                             ffi::Span<const int64_t> pads, int32_t bf16,
-                             ffi::ResultBuffer<ffi::F32> out) {
-  Geometry g;
-  auto err = MakeGeometry(a.dimensions(), b.dimensions(), pads, bf16, &g);
-  if (!err.success()) return err;
-  g.in = memory::data_type::bf16;
-  return Run(kForward, g, a.untyped_data(), out->typed_data(), b.untyped_data());
+  if (In == ffi::DataType::BF16) g.in = memory::data_type::bf16;
+  if (kind == kKernelGrad) {
+    return Run(kind, g, a.untyped_data(), b.untyped_data(), out->typed_data());
+  }
+  return Run(kind, g, a.untyped_data(), out->typed_data(), b.untyped_data());
 }
 
 template <ffi::DataType In>
@@ -247,12 +249,17 @@ auto Binding() {
 
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(GaitOnednnConv3dForward, Handle<kForward>, Binding<ffi::F32>());
-XLA_FFI_DEFINE_HANDLER_SYMBOL(GaitOnednnConv3dInputGrad, Handle<kInputGrad>,
+XLA_FFI_DEFINE_HANDLER_SYMBOL(GaitOnednnConv3dForward, (Handle<kForward, ffi::F32>),
                               Binding<ffi::F32>());
-XLA_FFI_DEFINE_HANDLER_SYMBOL(GaitOnednnConv3dKernelGrad, Handle<kKernelGrad>,
+XLA_FFI_DEFINE_HANDLER_SYMBOL(GaitOnednnConv3dInputGrad, (Handle<kInputGrad, ffi::F32>),
                               Binding<ffi::F32>());
-XLA_FFI_DEFINE_HANDLER_SYMBOL(GaitOnednnConv3dForwardBf16, HandleBf16Forward,
+XLA_FFI_DEFINE_HANDLER_SYMBOL(GaitOnednnConv3dKernelGrad, (Handle<kKernelGrad, ffi::F32>),
+                              Binding<ffi::F32>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(GaitOnednnConv3dForwardBf16, (Handle<kForward, ffi::BF16>),
+                              Binding<ffi::BF16>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(GaitOnednnConv3dInputGradBf16, (Handle<kInputGrad, ffi::BF16>),
+                              Binding<ffi::BF16>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(GaitOnednnConv3dKernelGradBf16, (Handle<kKernelGrad, ffi::BF16>),
                               Binding<ffi::BF16>());
 
 // The oneDNN version this was built against, for the log line that says which path runs.

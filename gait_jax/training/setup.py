@@ -14,7 +14,7 @@ from gait_jax.data import holdout
 from gait_jax.data import samplers
 from gait_jax.data import splits
 from gait_jax.data.loader import TrainLoader
-from gait_jax.models import build_model, space
+from gait_jax.models import build_model, conv, space
 from gait_jax.training import step as step_lib
 from gait_jax.training.losses import compute_losses
 
@@ -60,12 +60,14 @@ _STEP_CACHE = {}  # repeated runs in one process (tests, notebooks) reuse the co
 def train_step(config, net: Network, optimizer, mesh, sharding):
   """The jitted `step(state, batch, path) -> (state, info)` of this run: the one way a train
   step is built (training and its benchmark)."""
+  bf16 = conv.bf16_usable("train.bf16", config.train.bf16)
   key = (repr(net.model), config.optim.to_json(), config.loss.to_json(), net.fixed,
-         net.use_lengths, net.float16, tuple(d.id for d in mesh.devices.flat), repr(sharding))
+         net.use_lengths, net.float16, bf16, tuple(d.id for d in mesh.devices.flat),
+         repr(sharding))
   if key not in _STEP_CACHE:
     fn = step_lib.make_train_step(net.model, optimizer, net.loss_fn, fixed_path=net.fixed,
                                   mask_fn=net.mask_fn, use_lengths=net.use_lengths,
-                                  float16=net.float16)
+                                  float16=net.float16, bf16=bf16)
     _STEP_CACHE.clear()  # one at a time: executables hold memory
     _STEP_CACHE[key] = step_lib.jit_train_step(fn, mesh, sharding)
   return _STEP_CACHE[key]

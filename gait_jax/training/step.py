@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from clu import metrics as clu_metrics
 
 from gait_jax.common import parallel
-from gait_jax.models import INPUT_HW
+from gait_jax.models import INPUT_HW, conv
 from gait_jax.training import optim
 from gait_jax.training import train_state as ts
 
@@ -72,7 +72,7 @@ def _info(new_state: ts.TrainState, finite, loss, terms, lr, grads) -> dict:
 def make_train_step(model, optimizer: optim.SGD, loss_fn: Callable, *,
                     fixed_path: Optional[Sequence[int]] = None,
                     mask_fn: Optional[Callable] = None, use_lengths: bool = False,
-                    float16: bool = False):
+                    float16: bool = False, bf16: bool = False):
   """A pure `step(state, batch, path) -> (state, info)`.
 
   model: a Flax module `apply(variables, sils, path, lengths=, train=, mutable=)`.
@@ -83,6 +83,8 @@ def make_train_step(model, optimizer: optim.SGD, loss_fn: Callable, *,
     supernet it limits updates (parameters, momentum, BN statistics) to the ops the path
     selected.
   float16: dynamic loss scaling as torch's GradScaler.
+  bf16: the convolutions multiply in bfloat16, forward and gradients (`conv.bf16_products`;
+    the caller checks `conv.bf16_usable`).
 
   A non-finite loss, gradient or updated state (parameters, optimizer state, BN statistics)
   leaves the state unchanged except the counters (`skipped`, `bad_run`, and the loss scale
@@ -102,9 +104,10 @@ def make_train_step(model, optimizer: optim.SGD, loss_fn: Callable, *,
     lengths = batch["lengths"] if use_lengths else None
 
     def objective(params):
-      out, updated = model.apply({"params": params, "batch_stats": state.batch_stats}, sils,
-                                 model_path, lengths=lengths, train=True,
-                                 mutable=["batch_stats"])
+      with conv.bf16_products(bf16):  # traced here: the convolutions pick their route
+        out, updated = model.apply({"params": params, "batch_stats": state.batch_stats}, sils,
+                                   model_path, lengths=lengths, train=True,
+                                   mutable=["batch_stats"])
       total, terms = loss_fn(out, batch["labels"])
       total = total.astype(jnp.float32)
       return total * state.loss_scale, (total, terms, updated.get("batch_stats", {}))

@@ -46,19 +46,25 @@ def test_ratios_are_our_speed_over_the_reference():
   assert "64/128/256" in text and "0.75x" in text and "1.50x" in text and "3.00x" in text
 
 
-def test_bf16_row_divides_bfloat16_by_bfloat16():
-  """The bfloat16 row compares gait_jax's embed.bf16 with the reference's network in bfloat16,
-  never with its float32; without a reference bfloat16 figure there is no ratio."""
-  ref = {"train_step_s": 1.8, "embed_seq_per_s": 7.0, "embed_bf16_seq_per_s": 10.0}
+def test_bf16_rows_divide_bfloat16_by_bfloat16():
+  """The bfloat16 rows compare gait_jax's train.bf16 / embed.bf16 with the reference in
+  bfloat16 (autocast train step, network cast for the embedding), never with its float32;
+  without reference bfloat16 figures there are no such ratios."""
+  ref = {"train_step_s": 1.8, "embed_seq_per_s": 7.0, "embed_bf16_seq_per_s": 10.0,
+         "train_bf16_step_s": 1.6}
   ours = {"traced_step_s": 2.4, "static_step_s": 1.2, "embed_seq_per_s": 21.0,
+          "traced_bf16_step_s": 2.0, "static_bf16_step_s": 0.64,
           "embed_bf16_seq_per_s": 40.0, "embed_bf16_deviation": 1.2e-3}
   q = reference_speed.ratios(ref, ours)
   assert q["embed_bf16"] == pytest.approx(4.0) and q["embed"] == pytest.approx(3.0)
+  assert q["train_bf16_traced"] == pytest.approx(0.8)
+  assert q["train_bf16_static"] == pytest.approx(2.5) and q["train_static"] == pytest.approx(1.5)
   text = reference_speed.table([{"widths": [64, 128, 256], "reference": ref, "gait_jax": ours,
                                  "ratios": q}])
-  assert "4.00x" in text and "1.2e-03" in text
-  del ref["embed_bf16_seq_per_s"]
-  assert "embed_bf16" not in reference_speed.ratios(ref, ours)
+  assert "4.00x" in text and "1.2e-03" in text and "0.80x" in text and "2.50x" in text
+  del ref["embed_bf16_seq_per_s"], ref["train_bf16_step_s"]
+  q = reference_speed.ratios(ref, ours)
+  assert not {"embed_bf16", "train_bf16_traced", "train_bf16_static"} & set(q)
 
 
 def test_settings():

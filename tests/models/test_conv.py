@@ -140,8 +140,20 @@ def test_onednn_bf16_is_the_same_convolution_to_bfloat16_rounding(monkeypatch):
   cot = jax.random.normal(jax.random.PRNGKey(4), want.shape)
   def vjp(fn):
     return jax.vjp(lambda a, b: fn(a, b, (1, 1, 1), pads, dimension_numbers=_DN), x, w)[1](cot)
-  for g, r in zip(vjp(conv_lib.conv_general_dilated), vjp(lax.conv_general_dilated)):
+  got_grads = vjp(conv_lib.conv_general_dilated)
+  for g, r in zip(got_grads, vjp(lax.conv_general_dilated)):
     assert_close(g, r, rtol=2e-2)
+  # Each gradient is exactly the float32 one of its bfloat16-rounded operands (the input
+  # gradient: cotangent and w; the kernel gradient: x and cotangent), up to summation order.
+  def rounded(a):
+    return a.astype(jnp.bfloat16).astype(jnp.float32)
+  def plain(a, b):
+    return lax.conv_general_dilated(a, b, (1, 1, 1), pads, dimension_numbers=_DN,
+                                    precision="highest")
+  gx = jax.vjp(lambda a: plain(a, rounded(w)), x)[1](rounded(cot))[0]
+  gw = jax.vjp(lambda b: plain(rounded(x), b), w)[1](rounded(cot))[0]
+  assert_close(got_grads[0], gx, rtol=1e-5)
+  assert_close(got_grads[1], gw, rtol=1e-5)
 
 
 def test_onednn_missing_library_falls_back_with_one_line(monkeypatch, tmp_path, caplog):

@@ -206,3 +206,51 @@ def test_real_sposgait_masked_update(mesh):
   assert bool(info["ok"]) and np.isfinite(float(info["loss"]))
   _assert_masked_update(before, _host(state), path)
   assert step._cache_size() == 1
+
+
+@pytest.mark.parametrize("units", ["this CPU's", "none"])
+def test_bf16_products_where_the_cpu_has_them_float32_elsewhere(monkeypatch, caplog, units):
+  """`train.bf16`: on one device with oneDNN's convolutions, a step whose convolutions multiply
+  in bfloat16 (forward and gradients) where the CPU has bfloat16 units — the loss and the
+  parameter update within 15 % of float32's, not equal to them; elsewhere float32
+  exactly, with one log line saying why ("none": a CPU without them, on any machine)."""
+  from gait_jax.models import conv, onednn_conv
+  from gait_jax.training import setup
+  if units == "none":
+    monkeypatch.setattr(conv.cpu, "has_bf16_units", lambda: False)
+  if onednn_conv.available():
+    monkeypatch.setenv(conv.ENV_VAR, "onednn")  # the suite's 8 CPU devices default to fold
+  config = load_config("test_tiny").unlock()
+  config.model.path = "0,3,1,4"
+  mesh = mesh_lib.make_mesh(jax.devices()[:1])
+  net = setup.build_network(config)
+  opt = optim.SGD(config.optim)
+  start, sharding = setup.init_state(config, net, opt, mesh)
+  start = _host(start)
+
+  def one_step(bf16):
+    config.train.bf16 = bf16
+    step = setup.train_step(config, net, opt, mesh, sharding)
+    state, info = _run(step, jax.device_put(start, sharding), _batch(1), (0, 0, 0, 0), mesh)
+    assert bool(info["ok"])
+    delta = [np.ravel(b - a) for a, b in zip(jax.tree.leaves(start.params),
+                                             jax.tree.leaves(_host(state.params)))]
+    return float(info["loss"]), np.concatenate(delta)
+
+  loss, update = one_step(False)
+  with caplog.at_level("WARNING"):
+    loss16, update16 = one_step(True)
+  why = conv.bf16_available()
+  lines = [r.getMessage() for r in caplog.records if "train.bf16" in r.getMessage()]
+  if why:
+    assert len(lines) == 1 and why in lines[0]
+    assert loss16 == loss
+    np.testing.assert_array_equal(update16, update)
+  else:
+    assert not lines
+    assert loss16 != loss and abs(loss16 - loss) <= 1e-2 * abs(loss)
+    # Measured 6 % here: bfloat16 rounds each operand by up to 2^-9, and BN's backward
+    # subtracts nearly equal sums, which magnifies it at 4-8 channels; a broken route (a
+    # wrong layout, a dropped gradient) is off by ~100 %.
+    deviation = np.linalg.norm(update16 - update) / np.linalg.norm(update)
+    assert 0 < deviation < 0.15, deviation
