@@ -130,10 +130,11 @@ def _train() -> ml_collections.ConfigDict:
   # sequence continue), e.g. to continue an imported reference run in a new workdir.
   s.resume_optimizer = False
   s.dtype = "float32"  # compute dtype: float32 | bfloat16 | float16
-  # With dtype float32: the convolutions multiply in bfloat16, forward and gradients (float32
-  # sums, activations, BN and weights), where the CPU has bfloat16 units (AMX or AVX-512-BF16)
-  # and oneDNN runs them: a faster step at wide layers, gradients to ~1e-2 of float32's
-  # (docs/benchmarks.md); elsewhere float32, with one log line. Off in the reference.
+  # With dtype float32: the wide convolutions multiply in bfloat16, forward and gradients
+  # (float32 sums, activations, BN and weights), where the CPU has bfloat16 units (AMX or
+  # AVX-512-BF16) and oneDNN runs them: a ~1.3x faster step at the GREW widths, the worst
+  # parameter's gradient within ~1e-1 of float64's (float32: ~3e-3; docs/benchmarks.md);
+  # elsewhere float32, with one log line. Off in the reference.
   s.bf16 = False
   s.keep_checkpoints = 3
   s.max_bad_steps = 20  # consecutive non-finite steps before training stops

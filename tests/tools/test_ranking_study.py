@@ -13,19 +13,23 @@ study = load_tool("ranking_study")
 
 def test_smoke_study_records_the_ranking_and_resumes(tmp_path):
   out = str(tmp_path / "study")
-  args = ["--out", out, "--smoke", "--levers", "uniform,fair,uniform@3",
-          "--fitness-variants", "margin,bn0,held2,uniform@3/margin"]
+  # Two supernets (each is most of the test's time): the reference's sampler, and FairNAS's
+  # with its own length — every lever form (SAMPLER, SAMPLER@STEPS) and both samplers.
+  args = ["--out", out, "--smoke", "--levers", "uniform,fair@3",
+          "--fitness-variants", "margin,bn0,held2,fair@3/margin"]
   assert study.main(args) == 0
   with open(os.path.join(out, "ranking.json")) as f:
     r = json.load(f)
   assert os.path.getsize(os.path.join(out, "ranking.png")) > 1000
-  assert set(r["levers"]) == {"uniform", "fair", "uniform@3", "uniform/margin", "uniform/bn0",
-                              "uniform/held2", "uniform@3/margin"}
+  assert set(r["levers"]) == {"uniform", "fair@3", "uniform/margin", "uniform/bn0",
+                              "uniform/held2", "fair@3/margin"}
   steps = {lever: sorted(os.listdir(os.path.join(out, f"supernet_{name}", "checkpoints")))
-           for lever, name in (("uniform", "uniform"), ("uniform@3", "uniform_3"))}
-  assert steps == {"uniform": ["2"], "uniform@3": ["3"]}
-  assert r["settings"]["fitness_variants"] == ["margin", "bn0", "held2", "uniform@3/margin"]
-  assert (r["paths"][0]["fitness"]["uniform@3/margin"]
+           for lever, name in (("uniform", "uniform"), ("fair@3", "fair_3"))}
+  assert steps == {"uniform": ["2"], "fair@3": ["3"]}
+  with open(os.path.join(out, "supernet_fair_3", "config.json")) as f:
+    assert json.load(f)["train"]["path_sampler"] == "fair"
+  assert r["settings"]["fitness_variants"] == ["margin", "bn0", "held2", "fair@3/margin"]
+  assert (r["paths"][0]["fitness"]["fair@3/margin"]
           != r["paths"][0]["fitness"]["uniform/margin"])  # another supernet scored
   for key in ("kendall_tau", "kendall_p", "spearman", "top5_overlap", "seed_tau",
               "searched_vs_random", "paths", "settings", "machine"):
