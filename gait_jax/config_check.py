@@ -78,6 +78,11 @@ def check(config) -> ml_collections.ConfigDict:
           f"at least data.frames_min={config.data.frames_min}", config)
   _expect("model.class_num", config.model.class_num > 0 or not config_lib.use_bnneck(config),
           "at least 1 with loss.ce_weight > 0 (the BN-neck classifies that many ids)", config)
+  # bfloat16 products are an option of float32 compute: under train.dtype=bfloat16|float16 the
+  # convolutions take no oneDNN route, so the key would do nothing without a word.
+  _expect("train.bf16", not config.train.bf16 or config.train.dtype == "float32",
+          f"False with train.dtype={config.train.dtype!r} (it applies to train.dtype='float32')",
+          config)
   _expect("model.parts", config.model.parts == sum(config.model.bins),
           f"sum(model.bins) = {sum(config.model.bins)}", config)
   try:

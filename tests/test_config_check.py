@@ -50,6 +50,16 @@ def test_bad_values_name_the_key(key, value, match):
     config_check.check(c)
 
 
+def test_bf16_products_are_an_option_of_float32_training():
+  c = load_config("test_tiny").unlock()
+  c.train.bf16 = True
+  config_check.check(c)
+  c.train.dtype = "bfloat16"
+  with pytest.raises(config_check.ConfigError,
+                     match="train.bf16=True: expected False with train.dtype='bfloat16'"):
+    config_check.check(c)
+
+
 def test_class_num_matters_only_with_a_bn_neck():
   c = load_config("test_tiny").unlock()
   c.loss.ce_weight, c.model.class_num = 0.0, 0
