@@ -44,9 +44,10 @@ def load_config(name: str):
 # The minutes-long tests (mostly subprocesses that compile real networks) start first, and
 # tools/test.sh hands tests to the xdist workers a few at a time (--maxschedchunk=1): the short
 # tests then fill in around the long ones, and no worker is left running one long test alone
-# at the end (that tail was minutes of the suite's wall time). The first two go to one worker,
-# the next two to the other.
+# at the end (that tail was minutes of the suite's wall time). Longest first, as `--durations`
+# measured them.
 LONG_FIRST = (
+    "tests/tools/test_ranking_study.py::test_smoke_study_records_the_ranking_and_resumes",
     "tests/tools/test_gpu_check.py::test_dry_run_produces_the_table",
     "tests/common/test_multihost.py::test_two_processes_match_one",
     "tests/tools/test_kth_recipe.py::test_recipe_smoke",
