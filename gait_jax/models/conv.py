@@ -369,8 +369,8 @@ _WIDE_ONEDNN = {bf16: _custom_backward(functools.partial(onednn_conv.forward, bf
 
 def _onednn_convs():
   """The onednn formulation's three routes (`_route_onednn`), strict float32; `onednn_bf16`'s
-  differ only in the wide layers: the stem's and the 1×1×1s' kernel gradients ran 1.1–5.5×
-  slower in bfloat16 (`tools/benchmark.py conv`), their few products saving nothing."""
+  differ only in the wide layers: the 1-channel stem's and 1×1×1's kernel gradients ran 1.8×
+  and 5.5× slower in bfloat16 (`tools/benchmark.py conv`), the wider 1×1×1s' no faster."""
   def gemm_grads(pads, precision, x, w, g):
     # 1×1×1: the input gradient is one GEMM, g @ wᵀ (XLA's ran 1.5–2× oneDNN's); the kernel
     # gradient oneDNN's (2× XLA's canonical convolution).
