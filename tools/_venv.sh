@@ -19,9 +19,18 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # Arguments: extra requirement files; one written "nodeps:FILE" is installed with --no-deps
 # (requirements-export.txt: its packages' own pins would downgrade ours).
+# The stamp lists what is installed, one line per file, each tied to requirements.txt and
+# pyproject.toml as they were: a script needing fewer extras than the last (the quickstart or
+# the GPU check after the tests) installs nothing, and none reinstalls into a .venv that a
+# running test suite is importing from.
 stamp=.venv/.requirements.sha
-want="$(cat requirements.txt pyproject.toml "${@#nodeps:}" 2>/dev/null | sha256sum | cut -d' ' -f1)"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+_venv_sha() { { sha256sum "$@" 2>/dev/null || echo missing; } | cut -d' ' -f1; }
+base="$(cat requirements.txt pyproject.toml 2>/dev/null | sha256sum | cut -d' ' -f1)"
+need=("base@$base")
+for extra in "$@"; do need+=("$extra:$(_venv_sha "${extra#nodeps:}")@$base"); done
+installed=1
+for line in "${need[@]}"; do grep -qxF -- "$line" "$stamp" 2>/dev/null || installed=0; done
+if [ "$installed" = 0 ]; then
   echo "[setup] installing requirements"
   reqs=(-r requirements.txt)
   nodeps=()
@@ -39,7 +48,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "$log" >&2
     exit 1
   fi
-  echo "$want" > "$stamp"
+  { grep -F -- "@$base" "$stamp" 2>/dev/null || true; printf '%s\n' "${need[@]}"; } \
+    | sort -u > "$stamp.tmp"
+  mv -f "$stamp.tmp" "$stamp"
 fi
 # oneDNN's convolutions for the CPU (rebuilt only when they change; never fails the set-up).
 bash "$ROOT/tools/build_onednn.sh"
