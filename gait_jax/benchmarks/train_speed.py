@@ -169,7 +169,7 @@ def bench_one(size: str, args, data) -> dict:
       "path": (("static " + ",".join(map(str, static_path))) if args.static else
                "traced" + (" " + args.path if fixed else " (random per step)")),
       "conv_formulation": conv_lib.formulation(), "remat": c.model.remat,
-      "bf16": bool(c.train.bf16) and not conv_lib.bf16_available(),
+      "bf16": net.bf16,
       "batch": global_batch, "frames": c.data.frames, "dtype": args.dtype,
       "devices": jax.device_count(), "init_s": round(init_s, 2),
       "compile_s": round(compile_s, 2), "step_s": round(step_s, 4),

@@ -27,6 +27,7 @@ class Network(NamedTuple):
   dtype: object  # compute dtype
   frames: int  # T of a training batch
   use_lengths: bool  # unfixed samplers: per-sequence lengths reach the model
+  bf16: bool  # train.bf16 where it applies here: the convolutions multiply in bfloat16
 
   @property
   def float16(self) -> bool:
@@ -51,7 +52,8 @@ def build_network(config, build=build_model) -> Network:
              if fixed is None else None)
   return Network(model, functools.partial(compute_losses, loss_cfg=config.loss), mask_fn, fixed,
                  dtype, samplers.batch_frames(config.data),
-                 not samplers.fixed_length(config.data.sample_type))
+                 not samplers.fixed_length(config.data.sample_type),
+                 conv.bf16_usable("train.bf16", config.train.bf16))
 
 
 _STEP_CACHE = {}  # repeated runs in one process (tests, notebooks) reuse the compiled step
@@ -60,14 +62,13 @@ _STEP_CACHE = {}  # repeated runs in one process (tests, notebooks) reuse the co
 def train_step(config, net: Network, optimizer, mesh, sharding):
   """The jitted `step(state, batch, path) -> (state, info)` of this run: the one way a train
   step is built (training and its benchmark)."""
-  bf16 = conv.bf16_usable("train.bf16", config.train.bf16)
   key = (repr(net.model), config.optim.to_json(), config.loss.to_json(), net.fixed,
-         net.use_lengths, net.float16, bf16, tuple(d.id for d in mesh.devices.flat),
+         net.use_lengths, net.float16, net.bf16, tuple(d.id for d in mesh.devices.flat),
          repr(sharding))
   if key not in _STEP_CACHE:
     fn = step_lib.make_train_step(net.model, optimizer, net.loss_fn, fixed_path=net.fixed,
                                   mask_fn=net.mask_fn, use_lengths=net.use_lengths,
-                                  float16=net.float16, bf16=bf16)
+                                  float16=net.float16, bf16=net.bf16)
     _STEP_CACHE.clear()  # one at a time: executables hold memory
     _STEP_CACHE[key] = step_lib.jit_train_step(fn, mesh, sharding)
   return _STEP_CACHE[key]

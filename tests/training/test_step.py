@@ -223,13 +223,14 @@ def test_bf16_products_where_the_cpu_has_them_float32_elsewhere(monkeypatch, cap
   config = load_config("test_tiny").unlock()
   config.model.path = "0,3,1,4"
   mesh = mesh_lib.make_mesh(jax.devices()[:1])
-  net = setup.build_network(config)
   opt = optim.SGD(config.optim)
-  start, sharding = setup.init_state(config, net, opt, mesh)
+  start, sharding = setup.init_state(config, setup.build_network(config), opt, mesh)
   start = _host(start)
 
   def one_step(bf16):
     config.train.bf16 = bf16
+    net = setup.build_network(config)
+    assert net.bf16 == (bf16 and not conv.bf16_available())
     step = setup.train_step(config, net, opt, mesh, sharding)
     state, info = _run(step, jax.device_put(start, sharding), _batch(1), (0, 0, 0, 0), mesh)
     assert bool(info["ok"])
