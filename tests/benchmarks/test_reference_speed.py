@@ -87,3 +87,8 @@ def test_a_non_finite_reference_loss_is_refused(monkeypatch, loss):
   finite = out.replace(loss, "0.19")
   monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, finite, ""))
   assert reference_speed.reference("python", {"steps": 5, "channels": [8, 16, 32]})["loss"] == 0.19
+  # The bfloat16 (autocast) training run is held to the same rule when it was asked for.
+  half = finite.replace("}", f', "loss_bf16": {loss}}}')
+  monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, half, ""))
+  with pytest.raises(SystemExit, match="loss in bf16 is .* not finite"):
+    reference_speed.reference("python", {"steps": 5, "channels": [8, 16, 32], "bf16": True})
