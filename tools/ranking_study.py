@@ -18,7 +18,7 @@ accuracy, measured.
    the search's fitness on the held-out ids) and, on the first lever's supernet (or the one
    `LEVER/VARIANT` names), by each fitness variant (another search.fitness_metric, BN batches
    or fewer held-out ids), and retrained stand-alone from scratch with the same budget, the
-   first `--second-seed` of them with a second seed (the noise floor);
+   first `--second-seed` of them with `--seeds` seeds in all (the noise floor);
 4. DIR/ranking.json: per row (lever or "lever/variant") Kendall's tau (its p and a 90 %
    bootstrap interval over the paths), Spearman's rho, top-k overlap; the seed-to-seed tau of
    the stand-alone results and `noise` (gait_jax/search/ranking_noise.py: one run's training
@@ -60,9 +60,10 @@ VIEWS = ("072", "090", "108")
 VARIANTS = ("map", "margin", "bn0", "bn32", "held20", "held10")
 SMOKE_VARIANTS = ("margin", "bn0", "held2")
 FULL = dict(ids=240, held_out=40, test_ids=100, frames=30, supernet_steps=400,
-            retrain_steps=200, paths=16, random=5, second_seed=6, channels=(8, 16, 32))
+            retrain_steps=200, paths=16, random=5, second_seed=6, seeds=2,
+            channels=(8, 16, 32))
 SMOKE = dict(ids=12, held_out=3, test_ids=3, frames=8, supernet_steps=2, retrain_steps=1,
-             paths=3, random=1, second_seed=1, channels=(4, 8, 8))
+             paths=3, random=1, second_seed=1, seeds=2, channels=(4, 8, 8))
 
 
 def base_config(s: dict, data: dict, smoke: bool):
@@ -334,7 +335,8 @@ def parse_args(argv) -> tuple:
              "test_ids": "test ids", "frames": "mean frames per walk",
              "supernet_steps": "steps per supernet", "retrain_steps": "steps per retrain",
              "paths": "paths compared", "random": "of them uniformly random",
-             "second_seed": "of them (the first ones) retrained with a second seed"}
+             "second_seed": "of them (the first ones) retrained with more seeds",
+             "seeds": "seeds for each of those (the noise floor and the mean that is ranked)"}
   for key, value in FULL.items():
     if key != "channels":
       parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=None,
@@ -354,6 +356,8 @@ def parse_args(argv) -> tuple:
       raise SystemExit(f"ranking_study: --fitness-variants {text}: more than --held-out ids")
   if s["held_out"] >= s["ids"] - s["test_ids"] or s["random"] + 1 > s["paths"]:
     raise SystemExit("ranking_study: need held-out < training ids and random + 1 <= paths")
+  if s["seeds"] < 2:
+    raise SystemExit("ranking_study: --seeds must be at least 2 (the noise floor needs two)")
   return args, s, levers, variants
 
 
@@ -395,7 +399,7 @@ def main(argv=None):
     scores[name] = fitness(args.out, c, name, sources[lever], paths, parse_variant(variant))
   for i, p in enumerate(paths):
     p["fitness"] = {row: values[p["path"]] for row, values in scores.items()}
-    seeds = (0, 1) if i < s["second_seed"] else (0,)
+    seeds = range(s["seeds"] if i < s["second_seed"] else 1)
     p["standalone"] = [standalone(args.out, c, p["path"], seed, s["retrain_steps"])
                        for seed in seeds]
   rows = list(scores)

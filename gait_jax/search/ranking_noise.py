@@ -1,8 +1,8 @@
 """How well any fitness could rank paths against stand-alone results that are themselves noisy.
 
 A path retrained from scratch lands a few points higher or lower with another seed. From the
-paths retrained twice this estimates that training noise (σ, one run's standard deviation,
-from the seed-to-seed differences) and the spread of the paths' true stand-alone quality
+paths retrained more than once this estimates that training noise (σ, one run's standard
+deviation, pooled over the paths' seeds) and the spread of the paths' true stand-alone quality
 (between-path sd, what is left of the spread of their means once the noise is taken out), then
 simulates, under normal noise, the Kendall τ that a perfect fitness — the true quality itself —
 would show against the mean of k seeds per path. That τ is the ceiling a supernet's fitness can
@@ -20,15 +20,19 @@ SEEDS = (1, 2, 4, 8)
 def noise_model(standalone: Sequence[Sequence[float]], seeds: Sequence[int] = SEEDS,
                 draws: int = 2000) -> Optional[Dict]:
   """{"single_run_sd", "between_path_sd", "tau_ceiling": {k: τ}} from each path's stand-alone
-  results (seed 0, seed 1, ...); None with fewer than 3 paths retrained twice. Seeded: the same
-  results give the same figures."""
+  results (seed 0, seed 1, ...: any number); None with fewer than 3 paths retrained more than
+  once. Seeded: the same results give the same figures."""
   from scipy import stats  # pylint: disable=g-import-not-at-top
-  twice = np.asarray([s[:2] for s in standalone if len(s) > 1], np.float64)
-  if len(twice) < 3:
+  repeated = [np.asarray(s, np.float64) for s in standalone if len(s) > 1]
+  if len(repeated) < 3:
     return None
-  noise_var = float(np.mean((twice[:, 0] - twice[:, 1]) ** 2) / 2)
-  # The means of two seeds vary by the true spread plus half a run's noise variance.
-  true_var = max(float(np.var(twice.mean(axis=1), ddof=1)) - noise_var / 2, 0.0)
+  # Pooled within-path variance: each path's seeds scatter around its own true quality.
+  noise_var = float(sum(np.sum((r - r.mean()) ** 2) for r in repeated) /
+                    sum(len(r) - 1 for r in repeated))
+  # A path's mean of k seeds varies by the true spread plus noise_var / k.
+  means = np.array([r.mean() for r in repeated])
+  true_var = max(float(np.var(means, ddof=1)) -
+                 noise_var * float(np.mean([1 / len(r) for r in repeated])), 0.0)
   rng = np.random.default_rng(0)
   n = len(standalone)
   ceiling = {}

@@ -30,3 +30,15 @@ def test_needs_three_paths_retrained_twice_and_is_deterministic():
   results = _results(true_sd=2.0, noise_sd=3.0)
   assert ranking_noise.noise_model(results, draws=100) == ranking_noise.noise_model(results,
                                                                                      draws=100)
+
+
+def test_any_number_of_seeds_pools_the_noise():
+  """Four seeds a path: the noise is pooled over all of them, and the true spread is what is
+  left of the means' spread once a quarter of the noise variance is taken out."""
+  rng = np.random.default_rng(1)
+  true = 50 + rng.normal(0, 2.0, 300)
+  results = [list(t + rng.normal(0, 1.5, 4)) for t in true]
+  m = ranking_noise.noise_model(results, draws=100)
+  assert abs(m["single_run_sd"] - 1.5) < 0.1 and abs(m["between_path_sd"] - 2.0) < 0.25
+  two = ranking_noise.noise_model([r[:2] for r in results], draws=100)
+  assert abs(two["single_run_sd"] - 1.5) < 0.2 and two != m

@@ -65,7 +65,8 @@ def test_fitness_variants_are_checked_before_anything_runs(tmp_path):
       ("--fitness-variants", "held9", "more than --held-out ids"),
       ("--levers", "uniform@0", "expected SAMPLER or SAMPLER@STEPS"),
       ("--levers", "greedy", "expected SAMPLER or SAMPLER@STEPS"),
-      ("--fitness-variants", "fair@9/map", "'fair@9' is not one of --levers uniform,fair")):
+      ("--fitness-variants", "fair@9/map", "'fair@9' is not one of --levers uniform,fair"),
+      ("--seeds", "1", "--seeds must be at least 2")):
     try:
       study.main(["--out", out, "--smoke", flag, bad])
     except SystemExit as e:
