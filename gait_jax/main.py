@@ -31,6 +31,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from gait_jax.common import console
+from gait_jax.common import huge_pages
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
@@ -159,6 +160,7 @@ _HELP_FLAGS = ("--help", "-h", "-?", "--helpshort", "--helpfull")
 
 
 def entry():
+  huge_pages.ensure()
   try:
     app.run(main, flags_parser=_parse_flags)
   except SystemExit as e:

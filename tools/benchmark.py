@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import gait_jax.benchmarks as benchmarks  # noqa: E402
 from gait_jax.benchmarks import _machine  # noqa: E402
+from gait_jax.common import huge_pages  # noqa: E402
 
 
 def available():
@@ -43,4 +44,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+  huge_pages.ensure()
   main()

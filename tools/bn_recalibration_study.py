@@ -19,6 +19,8 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from gait_jax.common import huge_pages  # noqa: E402
+
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Supernet config file.", lock_config=True)
 flags.DEFINE_string("supernet", None, "Workdir (or checkpoints dir) of the trained supernet.")
@@ -88,4 +90,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  huge_pages.ensure()
   app.run(main)

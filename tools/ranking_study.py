@@ -44,6 +44,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gait_jax.benchmarks import _machine  # noqa: E402
+from gait_jax.common import huge_pages  # noqa: E402
 from gait_jax.common import io  # noqa: E402
 from gait_jax.search import ranking_noise  # noqa: E402
 from gait_jax.synthetic import degrade  # noqa: E402
@@ -414,4 +415,5 @@ def main(argv=None):
   return 0
 
 if __name__ == "__main__":
+  huge_pages.ensure()
   sys.exit(main())

@@ -15,6 +15,7 @@ from typing import Dict, Optional
 
 from gait_jax.common.cpu import cpuinfo as _cpuinfo
 from gait_jax.common.cpu import flags as _flags
+from gait_jax.common import huge_pages
 
 FMA_UNITS = 2
 
@@ -34,7 +35,8 @@ def describe() -> str:
   info = _cpuinfo()
   cpu = info.get("model name") or platform.processor() or platform.machine()
   return (f"{cpu} ({vector_isa(info)}), {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}")
+          f"Python {platform.python_version()}"
+          + (", huge pages (glibc.malloc.hugetlb=1)" if huge_pages.active() else ""))
 
 
 def cpu_peak_gflops(info: Optional[Dict[str, str]] = None, cores: Optional[int] = None) -> dict:

@@ -15,7 +15,9 @@ rows: the train step in bfloat16 — PyTorch's CPU autocast (mixed precision), g
 `train.bf16` (bfloat16 products in the convolutions, forward and gradients), traced and static
 — and the embedding in bfloat16 — the reference's network cast to bfloat16 in PyTorch,
 gait_jax's `embed.bf16` — with how far gait_jax's embeddings are from its float32 ones (the
-largest per-sequence relative L2 deviation).
+largest per-sequence relative L2 deviation). gait_jax runs as its commands do, with transparent
+huge pages where they set them (gait_jax/common/huge_pages.py; the machine line says so); the
+reference with the environment this benchmark was launched with, as its users run it.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ import tempfile
 import numpy as np
 
 from gait_jax.benchmarks import _machine
+from gait_jax.common import huge_pages
 
 NAME = "reference"  # `python tools/benchmark.py reference`
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -88,7 +91,10 @@ def settings(args) -> dict:
 
 
 def reference(python: str, spec: dict) -> dict:
-  proc = subprocess.run([python, SCRIPT, json.dumps(spec)], capture_output=True, text=True)
+  # The reference runs as its users run it: with the environment this benchmark was launched
+  # with, not the huge-page tunable gait_jax's own commands add for themselves.
+  proc = subprocess.run([python, SCRIPT, json.dumps(spec)], capture_output=True, text=True,
+                        env=huge_pages.user_environment())
   if proc.returncode:
     raise SystemExit(f"reference: PyTorch run failed:\n{proc.stderr[-2000:]}")
   result = json.loads(proc.stdout.strip().splitlines()[-1])

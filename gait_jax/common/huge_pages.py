@@ -1,0 +1,85 @@
+"""Transparent huge pages for XLA's CPU buffers: one environment setting, made before JAX starts.
+
+XLA:CPU takes every buffer of an execution (its outputs and one temp block: 1.1 GiB a train
+step at the GREW widths) from malloc, and glibc serves blocks that large with a fresh mmap,
+returned at free. So every step faults its whole working set back in, 4 KiB at a time (300 k
+page faults a step, measured), where the kernel only hands out 2 MiB pages to memory that asked
+for them (`/sys/kernel/mm/transparent_hugepage/enabled` = madvise, the common default). glibc
+asks for them when its tunable `glibc.malloc.hugetlb=1` is set (glibc >= 2.35) — read once, at
+process start, hence the re-execution of the command with it set. The numbers computed do not
+change; only how the memory is mapped.
+
+`GAIT_JAX_HUGE_PAGES=0` turns it off. Where the kernel never gives huge pages, always gives
+them, or the C library is not a glibc that knows the tunable, nothing is done.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Mapping, Optional
+
+ENV_VAR = "GAIT_JAX_HUGE_PAGES"
+TUNABLE = "glibc.malloc.hugetlb=1"
+# Set by the re-execution: the tunable is ours, not the user's (the side-by-side benchmark runs
+# the reference with the user's environment, not ours).
+ADDED = "added"
+THP_SETTING = "/sys/kernel/mm/transparent_hugepage/enabled"
+
+
+def _glibc_version() -> Optional[tuple]:
+  try:
+    name, version = os.confstr("CS_GNU_LIBC_VERSION").split()
+  except (AttributeError, ValueError, OSError):
+    return None
+  return tuple(int(v) for v in version.split(".")[:2]) if name == "glibc" else None
+
+
+def _thp_mode() -> str:
+  """The kernel's transparent-huge-page mode: always, madvise, never ("" where unknown)."""
+  try:
+    with open(THP_SETTING) as f:
+      text = f.read()
+  except OSError:
+    return ""
+  return text[text.index("[") + 1:text.index("]")] if "[" in text else ""
+
+
+def wanted(env: Mapping[str, str], glibc: Optional[tuple], thp: str) -> bool:
+  """Whether to set the tunable: asked-for huge pages would be given (madvise mode), glibc knows
+  the tunable, the user has not turned it off, and no glibc.malloc.hugetlb is set already."""
+  return (env.get(ENV_VAR, "1") not in ("0", ADDED) and thp == "madvise"
+          and glibc is not None and glibc >= (2, 35)
+          and "glibc.malloc.hugetlb" not in env.get("GLIBC_TUNABLES", ""))
+
+
+def ensure() -> None:
+  """Re-executes this command with glibc's huge-page tunable where `wanted` says so; returns
+  otherwise. Call first thing in a command's `__main__`, before JAX is imported."""
+  if sys.platform != "linux" or not wanted(os.environ, _glibc_version(), _thp_mode()):
+    return
+  env = dict(os.environ)
+  env["GLIBC_TUNABLES"] = ":".join(filter(None, (env.get("GLIBC_TUNABLES"), TUNABLE)))
+  env[ENV_VAR] = ADDED
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os.execve(sys.executable, [sys.executable] + sys.orig_argv[1:], env)
+
+
+def active() -> bool:
+  """Whether this process asks for huge pages (the tunable is set, ours or the user's, and the
+  kernel gives them)."""
+  return ("glibc.malloc.hugetlb=1" in os.environ.get("GLIBC_TUNABLES", "")
+          and _thp_mode() in ("madvise", "always"))
+
+
+def user_environment() -> dict:
+  """This process's environment without what `ensure` added: how the user launched it."""
+  env = dict(os.environ)
+  if env.get(ENV_VAR) == ADDED:
+    del env[ENV_VAR]
+    kept = [t for t in env.get("GLIBC_TUNABLES", "").split(":") if t and t != TUNABLE]
+    if kept:
+      env["GLIBC_TUNABLES"] = ":".join(kept)
+    else:
+      env.pop("GLIBC_TUNABLES", None)
+  return env

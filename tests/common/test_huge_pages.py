@@ -1,0 +1,95 @@
+"""Huge pages for XLA's CPU buffers: when the tunable is set, that the command re-executes
+with its own arguments, and that it removes the page faults it is for."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from gait_jax.common import huge_pages
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+USABLE = huge_pages._thp_mode() == "madvise" and (huge_pages._glibc_version() or (0,)) >= (2, 35)  # pylint: disable=protected-access
+
+
+def test_wanted_only_where_asked_for_pages_would_be_given_and_nothing_is_set():
+  new_glibc, old_glibc = (2, 36), (2, 31)
+  assert huge_pages.wanted({}, new_glibc, "madvise")
+  assert huge_pages.wanted({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}, new_glibc, "madvise")
+  for env, glibc, thp in (({}, new_glibc, "always"), ({}, new_glibc, "never"),
+                          ({}, new_glibc, ""), ({}, old_glibc, "madvise"), ({}, None, "madvise"),
+                          ({"GAIT_JAX_HUGE_PAGES": "0"}, new_glibc, "madvise"),
+                          ({"GAIT_JAX_HUGE_PAGES": "added"}, new_glibc, "madvise"),
+                          ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}, new_glibc, "madvise")):
+    assert not huge_pages.wanted(env, glibc, thp), (env, glibc, thp)
+
+
+def test_user_environment_removes_only_what_was_added(monkeypatch):
+  monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1")
+  monkeypatch.setenv("GAIT_JAX_HUGE_PAGES", "added")
+  env = huge_pages.user_environment()
+  assert env["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2" and "GAIT_JAX_HUGE_PAGES" not in env
+  monkeypatch.setenv("GAIT_JAX_HUGE_PAGES", "1")  # the user's own setting: kept as it is
+  env = huge_pages.user_environment()
+  assert env["GLIBC_TUNABLES"].endswith("glibc.malloc.hugetlb=1")
+
+
+PROBE = """
+import json, os, sys
+sys.path.insert(0, {repo!r})
+from gait_jax.common import huge_pages
+huge_pages.ensure()
+print(json.dumps({{"argv": sys.argv[1:], "tunables": os.environ.get("GLIBC_TUNABLES", ""),
+                  "active": huge_pages.active()}}))
+"""
+
+
+def _probe(tmp_path, env_extra):
+  script = tmp_path / "probe.py"
+  script.write_text(PROBE.format(repo=REPO))
+  env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "GAIT_JAX_HUGE_PAGES")}
+  env.update(env_extra)
+  out = subprocess.run([sys.executable, str(script), "--flag", "a b"], env=env, check=True,
+                       capture_output=True, text=True).stdout
+  return json.loads(out.strip().splitlines()[-1])
+
+
+def test_ensure_reexecutes_once_with_the_same_arguments(tmp_path):
+  got = _probe(tmp_path, {})
+  assert got["argv"] == ["--flag", "a b"]
+  if USABLE:
+    assert got["tunables"] == "glibc.malloc.hugetlb=1" and got["active"]
+  else:
+    assert got["tunables"] == "" and not got["active"]
+  off = _probe(tmp_path, {"GAIT_JAX_HUGE_PAGES": "0"})
+  assert off["tunables"] == "" and not off["active"] and off["argv"] == ["--flag", "a b"]
+
+
+FAULTS = """
+import resource, jax, jax.numpy as jnp, numpy as np
+x = jnp.asarray(np.ones((1024, 16384), np.float32))  # 64 MiB: glibc maps it fresh per call
+f = jax.jit(lambda x: x * 2.0 + 1.0)
+for _ in range(2):
+  jax.block_until_ready(f(x))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):
+  jax.block_until_ready(f(x))
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
+"""
+
+
+@pytest.mark.skipif(not USABLE, reason="needs glibc >= 2.35 and transparent huge pages in "
+                    "madvise mode")
+def test_the_tunable_removes_the_page_faults_of_large_xla_buffers():
+  env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+  env["JAX_PLATFORMS"] = "cpu"
+  env.pop("XLA_FLAGS", None)
+  faults = {}
+  for tunables in ("", huge_pages.TUNABLE):
+    out = subprocess.run([sys.executable, "-c", FAULTS], env=dict(env, GLIBC_TUNABLES=tunables),
+                         check=True, capture_output=True, text=True).stdout
+    faults[tunables] = float(out.strip().splitlines()[-1])
+  pages = 64 * 2**20 / 4096
+  # Without: every call faults its 64 MiB output in, page by page; with: a few 2 MiB pages.
+  assert faults[""] > 0.9 * pages and faults[huge_pages.TUNABLE] < 0.1 * pages, faults
