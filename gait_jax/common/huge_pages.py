@@ -55,20 +55,24 @@ def wanted(env: Mapping[str, str], glibc: Optional[tuple], thp: str) -> bool:
 def ensure() -> None:
   """Re-executes this command with glibc's huge-page tunable where `wanted` says so; returns
   otherwise. Call first thing in a command's `__main__`, before JAX is imported."""
-  if sys.platform != "linux" or not wanted(os.environ, _glibc_version(), _thp_mode()):
+  if (sys.platform != "linux" or not sys.executable
+      or not wanted(os.environ, _glibc_version(), _thp_mode())):
     return
   env = dict(os.environ)
   env["GLIBC_TUNABLES"] = ":".join(filter(None, (env.get("GLIBC_TUNABLES"), TUNABLE)))
   env[ENV_VAR] = ADDED
   sys.stdout.flush()
   sys.stderr.flush()
-  os.execve(sys.executable, [sys.executable] + sys.orig_argv[1:], env)
+  try:
+    os.execve(sys.executable, [sys.executable] + sys.orig_argv[1:], env)
+  except OSError:
+    pass  # could not re-execute: run on as launched (only slower)
 
 
 def active() -> bool:
   """Whether this process asks for huge pages (the tunable is set, ours or the user's, and the
   kernel gives them)."""
-  return ("glibc.malloc.hugetlb=1" in os.environ.get("GLIBC_TUNABLES", "")
+  return (TUNABLE in os.environ.get("GLIBC_TUNABLES", "").split(":")
           and _thp_mode() in ("madvise", "always"))
 
 
