@@ -20,7 +20,8 @@ accuracy, measured.
    or fewer held-out ids), and retrained stand-alone from scratch with the same budget, the
    first `--second-seed` of them with `--seeds` seeds in all (the noise floor);
 4. DIR/ranking.json: per row (lever or "lever/variant") Kendall's tau (its p and a 90 %
-   bootstrap interval over the paths), Spearman's rho, top-k overlap; the seed-to-seed tau of
+   bootstrap interval over the paths; and against the mean of the first k seeds, for each k
+   every path has), Spearman's rho, top-k overlap; the seed-to-seed tau of
    the stand-alone results and `noise` (gait_jax/search/ranking_noise.py: one run's training
    noise, the paths' true spread, and the tau a perfect fitness would show against the mean
    of k seeds per path: the ceiling any fitness can reach); every path with its MACs,
@@ -267,13 +268,18 @@ def summarise(paths: list, levers: list) -> dict:
   mean = np.array([np.mean(p["standalone"]) for p in paths])
   out = {"levers": {}}
   top = set(np.argsort(-mean)[:TOP_K].tolist())
+  # τ against the mean of the first k seeds, for each k every path has: set beside the noise
+  # model's ceiling for k, it shows how much of the gap to 1 the stand-alone noise explains.
+  ks = [k for k in ranking_noise.SEEDS if all(len(p["standalone"]) >= k for p in paths)]
   for lever in levers:
     fit = np.array([p["fitness"][lever] for p in paths])
     tau, p_value = kendall(fit, mean)
     out["levers"][lever] = {
         "kendall_tau": tau, "kendall_p": p_value,
         "kendall_tau_90": kendall_interval(fit, mean), "spearman": spearman(fit, mean),
-        f"top{TOP_K}_overlap": len(top & set(np.argsort(-fit)[:TOP_K].tolist()))}
+        f"top{TOP_K}_overlap": len(top & set(np.argsort(-fit)[:TOP_K].tolist())),
+        "kendall_tau_by_seeds": {str(k): kendall(fit, [np.mean(p["standalone"][:k])
+                                                       for p in paths])[0] for k in ks}}
   twice = [p for p in paths if len(p["standalone"]) > 1]
   out["seed_tau"] = (kendall([p["standalone"][0] for p in twice],
                              [p["standalone"][1] for p in twice])[0] if len(twice) > 2
@@ -367,7 +373,9 @@ def report(result: dict) -> None:
     ci = r["kendall_tau_90"]
     ci = f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else ""
     print(f"{lever:20s} Kendall tau {r['kendall_tau']:+.3f}{ci} (p {r['kendall_p']:.3f}), "
-          f"Spearman {r['spearman']:+.3f}, top-{TOP_K} overlap {r[f'top{TOP_K}_overlap']}")
+          f"Spearman {r['spearman']:+.3f}, top-{TOP_K} overlap {r[f'top{TOP_K}_overlap']}"
+          + "".join(f", tau vs {k} seed(s) {t:+.2f}" for k, t in r["kendall_tau_by_seeds"].items()
+                    if len(r["kendall_tau_by_seeds"]) > 1))
   svr = result["searched_vs_random"]
   print(f"seed-to-seed tau {result['seed_tau']}, mean |seed difference| "
         f"{result['seed_spread']}; searched {svr['searched']:.2f} vs random "

@@ -44,6 +44,9 @@ def test_smoke_study_records_the_ranking_and_resumes(tmp_path):
     assert p["macs"] > 0 and all(0 <= v <= 100 for v in p["standalone"])
   assert [len(p["standalone"]) for p in r["paths"]] == [2, 1, 1]  # the first has a 2nd seed
   assert r["noise"] is None  # one path retrained twice: no noise estimate
+  fit = [p["fitness"]["uniform"] for p in r["paths"]]
+  assert r["levers"]["uniform"]["kendall_tau_by_seeds"] == {  # every path has one seed only
+      "1": study.kendall(fit, [p["standalone"][0] for p in r["paths"]])[0]}
   svr = r["searched_vs_random"]
   assert svr["searched"] == np.mean(r["paths"][0]["standalone"])
   assert svr["beats_random"] == (svr["searched"] > svr["random_mean"] + svr["random_std"])
