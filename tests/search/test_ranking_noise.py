@@ -42,3 +42,17 @@ def test_any_number_of_seeds_pools_the_noise():
   assert abs(m["single_run_sd"] - 1.5) < 0.1 and abs(m["between_path_sd"] - 2.0) < 0.25
   two = ranking_noise.noise_model([r[:2] for r in results], draws=100)
   assert abs(two["single_run_sd"] - 1.5) < 0.2 and two != m
+
+
+def test_a_seed_lucky_for_every_path_alike_is_not_noise():
+  """Seed j is the same seed for every path: an offset it gives all paths alike moves no path
+  against another, so it leaves the noise and the true spread as they were."""
+  rng = np.random.default_rng(2)
+  true = 50 + rng.normal(0, 2.0, 300)
+  results = np.array([t + rng.normal(0, 1.0, 4) for t in true])
+  shifted = results + np.array([0.0, 0.0, 0.0, -3.0])  # seed 3: 3 points lower for all
+  plain = ranking_noise.noise_model(results.tolist(), draws=50)
+  m = ranking_noise.noise_model(shifted.tolist(), draws=50)
+  assert abs(m["single_run_sd"] - plain["single_run_sd"]) < 1e-9
+  assert abs(m["between_path_sd"] - plain["between_path_sd"]) < 1e-9
+  assert abs(m["single_run_sd"] - 1.0) < 0.1
