@@ -10,7 +10,9 @@ import pytest
 from gait_jax.common import huge_pages
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-USABLE = huge_pages._thp_mode() == "madvise" and (huge_pages._glibc_version() or (0,)) >= (2, 35)  # pylint: disable=protected-access
+# Where the kernel and glibc allow it (else the re-execution is skipped, and so is the last test).
+USABLE = huge_pages.wanted({}, huge_pages._glibc_version(),  # pylint: disable=protected-access
+                           huge_pages._thp_mode())  # pylint: disable=protected-access
 
 
 def test_wanted_only_where_asked_for_pages_would_be_given_and_nothing_is_set():
