@@ -36,7 +36,7 @@ def describe() -> str:
   cpu = info.get("model name") or platform.processor() or platform.machine()
   return (f"{cpu} ({vector_isa(info)}), {os.cpu_count()} cores, "
           f"Python {platform.python_version()}"
-          + (", huge pages (glibc.malloc.hugetlb=1)" if huge_pages.active() else ""))
+          + (f", huge pages ({huge_pages.TUNABLE})" if huge_pages.active() else ""))
 
 
 def cpu_peak_gflops(info: Optional[Dict[str, str]] = None, cores: Optional[int] = None) -> dict:
