@@ -132,9 +132,10 @@ def test_padded_batch_equals_unpadded_runs_eval(small):
   lengths = [1, 2, 4, 5, 7]
   x = sils(len(lengths), 7, seed=2)
   path = (0, 3, 4, 5)
-  batch = model.apply(variables, x, path, jnp.array(lengths, jnp.int32))
+  apply = jax.jit(model.apply, static_argnums=2)  # op by op takes several times longer
+  batch = apply(variables, x, path, jnp.array(lengths, jnp.int32))
   for i, length in enumerate(lengths):
-    alone = model.apply(variables, x[i:i + 1, :length], path)
+    alone = apply(variables, x[i:i + 1, :length], path)
     assert_close(batch["embeddings"][i], alone["embeddings"][0], rtol=1e-5)
     assert_close(batch["logits"][i], alone["logits"][0], rtol=1e-5)
 
@@ -159,12 +160,13 @@ def test_packed_rows_equal_each_sequence_alone(name, lengths, split):
     row.append((i, packing.short_clip(seq), offset))
   x, segments = packing.layout(placed, 42)
   num = packing.max_segments(42)
-  out = model.apply(variables, jnp.asarray(x), path, segments=jnp.asarray(segments),
-                    num_segments=num)
+  apply = jax.jit(model.apply, static_argnums=2, static_argnames="num_segments")  # see above
+  out = apply(variables, jnp.asarray(x), path, segments=jnp.asarray(segments),
+              num_segments=num)
   assert out["embeddings"].shape == (2, num, 8, 7) and out["logits"].shape == (2, num, 5, 7)
   for r, row in enumerate(placed):
     for k, (i, _, _) in enumerate(row):
-      alone = model.apply(variables, jnp.asarray(seqs[i])[None], path)
+      alone = apply(variables, jnp.asarray(seqs[i])[None], path)
       assert_close(out["embeddings"][r, k], alone["embeddings"][0], rtol=1e-5)
       assert_close(out["logits"][r, k], alone["logits"][0], rtol=1e-5)
   with pytest.raises(ValueError, match="segments: packed rows are for inference"):
@@ -200,15 +202,16 @@ def test_train_padding_content_and_amount_do_not_matter(small):
   valid = np.arange(7)[None, :] < np.asarray(lengths)[:, None]
   zeros = jnp.where(valid[..., None, None], x, 0.0)
   garbage = jnp.where(valid[..., None, None], x, 50.0)
-  a = model.apply(variables, zeros, path, lengths, train=True, mutable=["batch_stats"])
-  b = model.apply(variables, garbage, path, lengths, train=True, mutable=["batch_stats"])
+  apply = jax.jit(model.apply, static_argnums=2, static_argnames=("train", "mutable"))
+  a = apply(variables, zeros, path, lengths, train=True, mutable=("batch_stats",))
+  b = apply(variables, garbage, path, lengths, train=True, mutable=("batch_stats",))
   assert_trees_close(a, b, rtol=1e-4)
   # Equal lengths: padding 5 → 9 frames changes nothing, statistics included.
   x5 = sils(2, 5, seed=5)
   padded = jnp.concatenate([x5, jnp.full((2, 4, H, W), 3.0)], axis=1)
-  c = model.apply(variables, padded, path, jnp.array([5, 5], jnp.int32), train=True,
-                  mutable=["batch_stats"])
-  d = model.apply(variables, x5, path, train=True, mutable=["batch_stats"])
+  c = apply(variables, padded, path, jnp.array([5, 5], jnp.int32), train=True,
+            mutable=("batch_stats",))
+  d = apply(variables, x5, path, train=True, mutable=("batch_stats",))
   assert_trees_close(c, d, rtol=1e-4)
 
 

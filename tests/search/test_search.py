@@ -275,15 +275,17 @@ def test_recalibrated_eval_matches_train_mode_statistics(setup):
                         old["conv3d_20"]["cand0"]["bn1"]["mean"])
   assert not np.allclose(stats["conv3d_20"]["cand3"]["bn1"]["mean"],
                          old["conv3d_20"]["cand3"]["bn1"]["mean"])
-  train_out, _ = model.apply(variables, x[0], path, jnp.asarray(lengths[0]), train=True,
-                             mutable=["batch_stats"])
-  eval_out = model.apply({**variables, "batch_stats": stats}, x[0], path, jnp.asarray(lengths[0]),
-                         train=False)
+  # Jitted: op by op, the three applies take ~4x longer than compiling them.
+  apply = jax.jit(model.apply, static_argnames=("train", "mutable"))
+  train_out, _ = apply(variables, x[0], path, jnp.asarray(lengths[0]), train=True,
+                       mutable=("batch_stats",))
+  eval_out = apply({**variables, "batch_stats": stats}, x[0], path, jnp.asarray(lengths[0]),
+                   train=False)
   a, b = np.asarray(train_out["embeddings"]), np.asarray(eval_out["embeddings"])
   assert np.allclose(a, b, rtol=0.05, atol=0.05 * np.abs(a).mean())
   # Without recalibration the random running statistics give something else entirely.
-  stale = np.asarray(model.apply(variables, x[0], path, jnp.asarray(lengths[0]),
-                                 train=False)["embeddings"])
+  stale = np.asarray(apply(variables, x[0], path, jnp.asarray(lengths[0]),
+                           train=False)["embeddings"])
   assert np.abs(stale - a).mean() > 5 * np.abs(b - a).mean()
 
 

@@ -13,23 +13,22 @@ study = load_tool("ranking_study")
 
 def test_smoke_study_records_the_ranking_and_resumes(tmp_path):
   out = str(tmp_path / "study")
-  # Two supernets (each is most of the test's time): the reference's sampler, and FairNAS's
-  # with its own length — every lever form (SAMPLER, SAMPLER@STEPS) and both samplers.
-  args = ["--out", out, "--smoke", "--levers", "uniform,fair@3",
-          "--fitness-variants", "margin,bn0,held2,fair@3/margin"]
+  # Two supernets, the reference's sampler and FairNAS's, of one length: the second reuses the
+  # first's compiled step (SAMPLER@STEPS: test_lever_sets_the_sampler_and_the_schedule).
+  args = ["--out", out, "--smoke", "--levers", "uniform,fair",
+          "--fitness-variants", "margin,bn0,held2,fair/margin"]
   assert study.main(args) == 0
   with open(os.path.join(out, "ranking.json")) as f:
     r = json.load(f)
   assert os.path.getsize(os.path.join(out, "ranking.png")) > 1000
-  assert set(r["levers"]) == {"uniform", "fair@3", "uniform/margin", "uniform/bn0",
-                              "uniform/held2", "fair@3/margin"}
-  steps = {lever: sorted(os.listdir(os.path.join(out, f"supernet_{name}", "checkpoints")))
-           for lever, name in (("uniform", "uniform"), ("fair@3", "fair_3"))}
-  assert steps == {"uniform": ["2"], "fair@3": ["3"]}
-  with open(os.path.join(out, "supernet_fair_3", "config.json")) as f:
-    assert json.load(f)["train"]["path_sampler"] == "fair"
-  assert r["settings"]["fitness_variants"] == ["margin", "bn0", "held2", "fair@3/margin"]
-  assert (r["paths"][0]["fitness"]["fair@3/margin"]
+  assert set(r["levers"]) == {"uniform", "fair", "uniform/margin", "uniform/bn0",
+                              "uniform/held2", "fair/margin"}
+  for lever in ("uniform", "fair"):
+    assert os.listdir(os.path.join(out, f"supernet_{lever}", "checkpoints")) == ["2"]
+    with open(os.path.join(out, f"supernet_{lever}", "config.json")) as f:
+      assert json.load(f)["train"]["path_sampler"] == lever
+  assert r["settings"]["fitness_variants"] == ["margin", "bn0", "held2", "fair/margin"]
+  assert (r["paths"][0]["fitness"]["fair/margin"]
           != r["paths"][0]["fitness"]["uniform/margin"])  # another supernet scored
   for key in ("kendall_tau", "kendall_p", "spearman", "top5_overlap", "seed_tau",
               "searched_vs_random", "paths", "settings", "machine"):
@@ -59,6 +58,20 @@ def test_smoke_study_records_the_ranking_and_resumes(tmp_path):
   with open(os.path.join(out, "ranking.json")) as f:
     again = json.load(f)
   assert again["paths"] == r["paths"]
+
+
+def test_lever_sets_the_sampler_and_the_schedule(tmp_path, monkeypatch):
+  ran = {}
+  monkeypatch.setattr(study, "run_mode", lambda c, workdir: ran.setdefault(workdir, c))
+  c = study.base_config(study.SMOKE, {"root": str(tmp_path), "partition": ""}, smoke=True)
+  for lever in ("uniform", "fair@30"):
+    study.supernet(str(tmp_path), c, lever, default_steps=2)
+  uniform = ran[str(tmp_path / "supernet_uniform")]
+  fair = ran[str(tmp_path / "supernet_fair_30")]
+  assert (uniform.train.path_sampler, uniform.train.total_steps) == ("uniform", 2)
+  assert (fair.train.path_sampler, fair.train.total_steps) == ("fair", 30)
+  assert fair.optim.milestones == (20, 26) and fair.train.save_every == 30
+  assert c.train.path_sampler == "uniform"  # the study's base config is not changed
 
 
 def test_fitness_variants_are_checked_before_anything_runs(tmp_path):
