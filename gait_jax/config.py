@@ -192,6 +192,14 @@ def _search() -> ml_collections.ConfigDict:
   # (one id: "id,"). A search scores on the ids its supernet held out (its holdout.json).
   s.val_ids = ""
   s.bn_batches = 8  # BN recalibration batches per candidate (0 = off)
+  # N > 0: each candidate's weights trained N steps on its own path (the same N training
+  # batches for every candidate, constant lr finetune_lr) before BN recalibration and scoring;
+  # 0 = the reference (the supernet's weights as they are). gait_jax/search/path_finetune.py
+  s.finetune_steps = 0
+  s.finetune_lr = 0.01
+  # More supernets to average the fitness over ("dir,dir": the same space, trained with other
+  # seeds; each scores on the ids it held out): gait_jax/search/ensemble.py. "" = one.
+  s.ensemble = ""
   s.protocol = ""  # "" = evaluate.protocol
   # What a candidate's held-out embeddings score: "rank1" (the reference: the protocol's
   # headline), "map" or "margin" (less quantised; gait_jax/search/fitness_metrics.py).

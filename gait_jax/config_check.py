@@ -30,11 +30,12 @@ AT_LEAST = {  # key: smallest value
     "embed.frames_all_limit": 0, "evaluate.k1": 1, "evaluate.k2": 1, "evaluate.chunk": 1,
     "evaluate.examples": 0, "search.epochs": 0, "search.population": 1, "search.select_num": 1,
     "search.mutation_num": 0, "search.crossover_num": 0, "search.max_macs": 0,
-    "search.max_params": 0, "search.bn_batches": 0, "search.seed": 0, "identify.top_k": 1,
+    "search.max_params": 0, "search.bn_batches": 0, "search.finetune_steps": 0,
+    "search.seed": 0, "identify.top_k": 1,
     "flops.frames": 1, "dist.num_processes": 1, "dist.process_id": 0,
 }
 POSITIVE = ("optim.lr", "optim.gamma", "loss.ce_scale", "optim.clip.value", "optim.clip.max_norm",
-            "optim.clip.norm_type")
+            "optim.clip.norm_type", "search.finetune_lr")
 BELOW_ONE = ("optim.momentum", "loss.label_smooth")  # in [0, 1)
 UP_TO_ONE = ("evaluate.lambda_value", "search.m_prob")  # in [0, 1]
 CHOICES = {

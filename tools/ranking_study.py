@@ -16,8 +16,9 @@ accuracy, measured.
 3. `--paths` paths spread over the space: the search's best, `--random` uniformly random ones,
    and the rest picked across the MAC range; each scored by every supernet (BN recalibrated,
    the search's fitness on the held-out ids) and, on the first lever's supernet (or the one
-   `LEVER/VARIANT` names), by each fitness variant (another search.fitness_metric, BN batches
-   or fewer held-out ids), and retrained stand-alone from scratch with the same budget, the
+   `LEVER/VARIANT` names), by each fitness variant (another search.fitness_metric, BN batches,
+   fewer held-out ids, a few fine-tuning steps per path, or the mean over K supernets of the
+   lever that differ only in seed, trained for it), and retrained stand-alone from scratch with the same budget, the
    first `--second-seed` of them with `--seeds` seeds in all (the noise floor);
 4. DIR/ranking.json: per row (lever or "lever/variant") Kendall's tau (its p and a 90 %
    bootstrap interval over the paths; and against the mean of the first k seeds, for each k
@@ -135,9 +136,15 @@ def parse_lever(text: str, default_steps: int) -> tuple:
   return sampler, int(steps) if steps else default_steps
 
 
-def supernet(out: str, c, lever: str, default_steps: int) -> str:
+def supernet(out: str, c, lever: str, default_steps: int, seed: int = 0) -> str:
+  """The lever's supernet; seed > 0: another one differing only in its seed, holding out the
+  same ids as the first (an ensemble member)."""
   workdir = os.path.join(out, f"supernet_{lever.replace('@', '_')}")
   c = c.copy_and_resolve_references()
+  if seed:
+    with open(os.path.join(workdir, "holdout.json")) as f:
+      c.search.val_ids = ",".join(json.load(f)["held_out_ids"])
+    c.seed, workdir = seed, f"{workdir}_seed{seed}"
   c.train.path_sampler, steps = parse_lever(lever, default_steps)
   schedule(c, steps)
   run_mode(c, workdir)  # a finished run is a no-op; a killed one resumes
@@ -180,15 +187,30 @@ def choose_paths(c, best, s: dict) -> list:
 
 def parse_variant(text: str) -> dict:
   """A fitness variant: a `search.fitness_metric` (rank1, map, margin), `bn<N>` BN
-  recalibration batches (search.bn_batches) or `held<N>` held-out ids scored."""
+  recalibration batches (search.bn_batches), `held<N>` held-out ids scored, `ft<N>` /
+  `ft<N>@<LR>` fine-tuning steps per candidate (search.finetune_steps, search.finetune_lr), or
+  `ens<K>` the mean over K supernets differing only in seed (search.ensemble)."""
   from gait_jax.search import fitness_metrics  # pylint: disable=g-import-not-at-top
   if text in fitness_metrics.FITNESS_METRICS:
     return {"fitness_metric": text}
   for prefix, key in (("bn", "bn_batches"), ("held", "held_out")):
     if text.startswith(prefix) and text[len(prefix):].isdigit():
       return {key: int(text[len(prefix):])}
+  if text.startswith("ens") and text[3:].isdigit() and int(text[3:]) >= 2:
+    return {"ensemble": int(text[3:])}
+  steps, _, lr = text[2:].partition("@")
+  if text.startswith("ft") and steps.isdigit() and int(steps) and (not lr or _positive(lr)):
+    return {"finetune_steps": int(steps), **({"finetune_lr": float(lr)} if lr else {})}
   raise SystemExit(f"ranking_study: --fitness-variants: {text!r}: expected one of "
-                   f"{', '.join(fitness_metrics.FITNESS_METRICS)}, bn<N> or held<N>")
+                   f"{', '.join(fitness_metrics.FITNESS_METRICS)}, bn<N>, held<N>, ft<N>, "
+                   "ft<N>@<LR> or ens<K> (K >= 2)")
+
+
+def _positive(text: str) -> bool:
+  try:
+    return float(text) > 0
+  except ValueError:
+    return False
 
 
 def variant_lever(text: str, levers: list) -> tuple:
@@ -204,16 +226,18 @@ def fitness(out: str, c, name: str, source: str, paths: list, variant: dict) -> 
   """{path: fitness} on the supernet `source` scored as `variant` says, recorded in
   DIR/fitness_<name>.json."""
   from gait_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  from gait_jax.search import ensemble  # pylint: disable=g-import-not-at-top
   from gait_jax.search.fitness import CandidateScorer  # pylint: disable=g-import-not-at-top
   record = os.path.join(out, f"fitness_{name.replace('/', '_')}.json")
   scores = done(record) or {}
   todo = [p["path"] for p in paths if p["path"] not in scores]
   if todo:
     c = c.copy_and_resolve_references()
-    for key in ("fitness_metric", "bn_batches"):
+    for key in ("fitness_metric", "bn_batches", "finetune_steps", "finetune_lr", "ensemble"):
       if key in variant:
         c.search[key] = variant[key]
-    scorer = CandidateScorer(c, source, held_out=variant.get("held_out", 0))
+    scorer = (ensemble.make_scorer(c, source) if c.search.ensemble else
+              CandidateScorer(c, source, held_out=variant.get("held_out", 0)))
     for path in todo:
       scores[path] = float(scorer.score(config_lib.parse_path(path)))
       io.write_json(record, scores)
@@ -337,7 +361,9 @@ def parse_args(argv) -> tuple:
                       help=f"(default {','.join(VARIANTS)}; smoke {','.join(SMOKE_VARIANTS)}) "
                       "other ways to score the first lever's supernet (LEVER/VARIANT: that "
                       "lever's), one row each: search.fitness_metric (map, margin), bn<N> "
-                      "(search.bn_batches) or held<N> (only N of the held-out ids)")
+                      "(search.bn_batches), held<N> (only N of the held-out ids), ft<N>, "
+                      "ft<N>@<LR> (search.finetune_steps, search.finetune_lr) or ens<K> (the "
+                      "mean over K supernets of the lever, seeds 0..K-1: search.ensemble)")
   meaning = {"ids": "walkers in all", "held_out": "training ids held out for the fitness",
              "test_ids": "test ids", "frames": "mean frames per walk",
              "supernet_steps": "steps per supernet", "retrain_steps": "steps per retrain",
@@ -404,8 +430,11 @@ def main(argv=None):
   scores = {lever: fitness(args.out, c, lever, sources[lever], paths, {}) for lever in levers}
   for text in variants:
     lever, variant = variant_lever(text, levers)
-    name = f"{lever}/{variant}"
-    scores[name] = fitness(args.out, c, name, sources[lever], paths, parse_variant(variant))
+    name, parsed = f"{lever}/{variant}", parse_variant(variant)
+    if "ensemble" in parsed:  # its other members: the lever's supernet with seeds 1..K-1
+      parsed["ensemble"] = ",".join(supernet(args.out, c, lever, s["supernet_steps"], seed)
+                                    for seed in range(1, parsed["ensemble"]))
+    scores[name] = fitness(args.out, c, name, sources[lever], paths, parsed)
   for i, p in enumerate(paths):
     p["fitness"] = {row: values[p["path"]] for row, values in scores.items()}
     seeds = range(s["seeds"] if i < s["second_seed"] else 1)

@@ -21,6 +21,7 @@ from gait_jax import config as config_lib
 from gait_jax.common import checkpoint
 from gait_jax.common import metric_writer
 from gait_jax.common import workdir_lock
+from gait_jax.search import ensemble
 from gait_jax.search import fitness as fitness_lib
 from gait_jax.search import report
 from gait_jax.search import search_state as state_lib
@@ -56,14 +57,17 @@ def _search(config, workdir: str) -> None:
   out_dir = os.path.join(workdir, "search")
   os.makedirs(out_dir, exist_ok=True)
   source = config.train.init_from or workdir
-  _check_trained_space(config, source)
-  scorer = fitness_lib.CandidateScorer(config, source)
+  supernets = ensemble.sources(config, source)
+  for supernet in supernets:
+    _check_trained_space(config, supernet)
+  scorer = ensemble.make_scorer(config, source)
   logging.info("search: %d held-out ids, %d sequences, fitness protocol %s",
                len(scorer.val_ids), len(scorer.val_set), scorer.protocol.name)
   print(f"[search] supernet {source} (step {scorer.step}); fitness = "
         f"{config.search.fitness_metric} of {scorer.protocol.name} on "
-        f"{len(scorer.val_ids)} held-out training ids ({len(scorer.val_set)} sequences)",
-        flush=True)
+        f"{len(scorer.val_ids)} held-out training ids ({len(scorer.val_set)} sequences)"
+        + (f", averaged with {len(supernets) - 1} more supernets (search.ensemble)"
+           if len(supernets) > 1 else ""), flush=True)
 
   def evaluate(path):
     t0 = time.time()

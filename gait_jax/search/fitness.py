@@ -8,6 +8,7 @@ traced int32 array, so they compile once for every candidate.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from typing import Dict, Tuple
 
@@ -29,6 +30,13 @@ from gait_jax.evaluation.protocol import Sequences
 from gait_jax.models import build_model, cost, space
 from gait_jax.models.layers import BN_MOMENTUM
 from gait_jax.search import fitness_metrics
+from gait_jax.search import path_finetune
+from gait_jax.training import step as step_lib
+
+# The data.* keys that decide which training batches a candidate's recalibration or fine-tune
+# draws.
+BATCH_DRAW = ("batch_p", "batch_k", "batch_shuffle", "sample_type", "frames", "frames_skip",
+              "frames_min", "frames_max", "transforms")
 
 
 def make_recalibrate(model, mesh):
@@ -59,27 +67,32 @@ def make_recalibrate(model, mesh):
   return jax.jit(recalibrate, out_shardings=replicated)
 
 
-def recalibration_batches(config, train_ids, mesh):
-  """The same `search.bn_batches` training batches for every candidate (a fair comparison)."""
+def drawn_batches(config, train_ids, count: int, seed: int) -> list:
+  """The first `count` training batches (this process's part, host arrays) of `train_ids`
+  drawn with `seed`: the same batches for every candidate, a fair comparison."""
   dataset = splits.open_split(config.data, "train", num_train=config.data.num_train,
                               cache=config.data.cache, ids=train_ids)
-  count = config.search.bn_batches
-  sils, lengths = [], []
-  loader = TrainLoader(dataset, config.data, seed=config.seed + 7919, start_step=0,
+  drawn = []
+  loader = TrainLoader(dataset, config.data, seed=seed, start_step=0,
                        process_index=jax.process_index(), process_count=jax.process_count())
   try:
     for _, batch in loader:
-      sils.append(batch["sils"])
-      lengths.append(batch["lengths"])
-      if len(sils) == count:
+      drawn.append(batch)
+      if len(drawn) == count:
         break
   finally:
     loader.close()
+  return drawn
+
+
+def recalibration_batches(config, train_ids, mesh):
+  """`search.bn_batches` training batches, (sils, lengths) each stacked [B, b, ...]."""
+  drawn = drawn_batches(config, train_ids, config.search.bn_batches, config.seed + 7919)
   sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, parallel.DATA_AXIS))
   stack = lambda xs: parallel.global_array(
       np.stack(xs), sharding,
       (len(xs), xs[0].shape[0] * jax.process_count()) + xs[0].shape[1:])
-  return stack(sils), stack(lengths)
+  return stack([b["sils"] for b in drawn]), stack([b["lengths"] for b in drawn])
 
 
 class CandidateScorer:
@@ -111,19 +124,34 @@ class CandidateScorer:
     self.protocol = protocols.for_holdout(config, Sequences.of(
         self.val_set.ids, self.val_set.types, self.val_set.views))
     self.variables = jax.device_put(variables, parallel.replicated(self.mesh))
-    self._recalibrate = None
+    self._recalibrate = self._finetune = None
     if config.search.bn_batches > 0:
       self._recalibrate = make_recalibrate(self.model, self.mesh)
       self._bn_batches = recalibration_batches(config, self.train_ids, self.mesh)
+    if config.search.finetune_steps > 0:
+      self._finetune = path_finetune.make_finetune(config, self.mesh)
+      self._finetune_batches = [
+          parallel.global_batch(b, self.mesh, step_lib.DEVICE_KEYS)
+          for b in drawn_batches(config, self.train_ids, config.search.finetune_steps,
+                                 config.seed + 104729)]
     self.limit = embed_lib.frames_limit(config)
 
   def variables_for(self, path, recalibrate: bool = True):
-    """The supernet variables, with the path's BN statistics recalibrated when enabled."""
+    """The supernet variables, fine-tuned on the path (search.finetune_steps) and with its BN
+    statistics recalibrated when enabled."""
     path_arr = jnp.asarray(path, jnp.int32)
+    variables = self.variables
+    if self._finetune is not None:
+      variables, skipped = self._finetune(variables, path_arr, self._finetune_batches)
+      if int(skipped):
+        raise ValueError(
+            f"search: path {config_lib.format_path(path)}: {int(skipped)} of the "
+            f"{self.config.search.finetune_steps} fine-tuning steps on the supernet "
+            f"{self.source} were not finite (lower search.finetune_lr)")
     if recalibrate and self._recalibrate is not None:
-      return {**self.variables,
-              "batch_stats": self._recalibrate(self.variables, path_arr, *self._bn_batches)}
-    return self.variables
+      return {**variables,
+              "batch_stats": self._recalibrate(variables, path_arr, *self._bn_batches)}
+    return variables
 
   def score(self, path, recalibrate: bool = True) -> float:
     path_arr = jnp.asarray(path, jnp.int32)
@@ -168,11 +196,16 @@ class CandidateScorer:
         **({"embed.bf16": True} if c.embed.bf16 else {}),
         # BN recalibration: which batches, drawn how.
         "bn_batches": c.search.bn_batches,
-        "bn_data": {k: c.data[k] for k in ("batch_p", "batch_k", "batch_shuffle",
-                                           "sample_type", "frames", "frames_skip",
-                                           "frames_min", "frames_max", "transforms")}
+        "bn_data": {k: c.data[k] for k in BATCH_DRAW}
         if c.search.bn_batches else None,
         "bn_data_seed": c.seed if c.search.bn_batches else None,
+        # Only when set, as embed.bf16; the fine-tune's batches are drawn as bn_data's.
+        **({"finetune_steps": c.search.finetune_steps, "finetune_lr": c.search.finetune_lr,
+            "finetune_data": {k: c.data[k] for k in BATCH_DRAW},
+            "finetune_seed": c.seed, "optim": json.loads(c.optim.to_json()),
+            "loss": json.loads(c.loss.to_json()),
+            "train.dtype": c.train.dtype, "train.bf16": c.train.bf16}
+           if c.search.finetune_steps else {}),
         "model": config_lib.architecture(c),
     }
 

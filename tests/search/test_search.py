@@ -247,6 +247,65 @@ def test_scorer_fitness_metrics_score_the_same_embeddings(setup, monkeypatch):
   assert -100 <= values["margin"] <= 100
 
 
+def test_finetune_moves_only_the_candidates_ops(setup):
+  """search.finetune_steps: the path's own ops trained from the supernet's weights (the run's
+  SGD at a constant search.finetune_lr); the other candidates and the supernet the scorer
+  holds stay as they were, and every call fine-tunes on the same batches."""
+  from gait_jax.models import space
+  from gait_jax.search import path_finetune
+  config, _ = setup
+  path = (0, 3, 1, 4)
+  cfg = _small(config, **{"search.finetune_steps": 2, "search.finetune_lr": 0.02})
+  tuned_cfg = path_finetune.finetune_config(cfg)
+  assert (tuned_cfg.optim.lr, tuned_cfg.optim.milestones) == (0.02, ())
+  assert tuned_cfg.optim.momentum == cfg.optim.momentum and cfg.optim.lr != 0.02
+  scorer = fitness.CandidateScorer(cfg, config.train.init_from)
+  before = jax.tree.map(np.array, scorer.variables)
+  tuned = jax.tree.map(np.array, scorer.variables_for(path, recalibrate=False))
+  jax.tree.map(np.testing.assert_array_equal, jax.tree.map(np.array, scorer.variables), before)
+  used = jax.tree.leaves(space.path_mask(before["params"], path, scorer.model.model_name))
+  moved = [bool((a != b).any()) for a, b in zip(jax.tree.leaves(tuned["params"]),
+                                               jax.tree.leaves(before["params"]))]
+  assert not any(m and not bool(u) for m, u in zip(moved, used))  # other candidates untouched
+  assert sum(moved) > 0.9 * sum(map(bool, used))
+  assert scorer.score(path) == scorer.score(path)
+  fp = scorer.fingerprint()
+  assert (fp["finetune_steps"], fp["finetune_lr"]) == (2, 0.02)
+  assert "finetune_steps" not in fitness.CandidateScorer(
+      _small(config), config.train.init_from).fingerprint()  # older records stay valid
+
+
+def _other_supernet(config, where: str) -> str:
+  """A supernet like the fixture's with other (seed 1) weights."""
+  model = build_model(config.model, bnneck=True)
+  variables = random_variables(model, jnp.zeros(4, jnp.int32), seed=1)
+  ckpt = checkpoint.Checkpointer(checkpoint.checkpoint_dir(where))
+  ckpt.save(5, {"params": variables["params"], "batch_stats": variables["batch_stats"]}, {})
+  ckpt.wait()
+  ckpt.close()
+  return where
+
+
+def test_ensemble_fitness_is_the_mean_over_its_supernets(setup, tmp_path, capsys):
+  from gait_jax.search import ensemble
+  config, _ = setup
+  other = _other_supernet(config, str(tmp_path / "other"))
+  alone = [fitness.CandidateScorer(_small(config), s) for s in (config.train.init_from, other)]
+  cfg = _small(config, **{"search.ensemble": f" {other} ,"})
+  assert ensemble.sources(cfg, "first") == ["first", other]
+  scorer = ensemble.make_scorer(cfg, config.train.init_from)
+  for path in ((0, 2, 0, 0), (0, 5, 3, 1)):
+    each = [s.score(path) for s in alone]
+    assert scorer.score(path) == pytest.approx(np.mean(each))
+  fp = scorer.fingerprint()
+  assert [f["supernet"] for f in fp["ensemble"]] == [os.path.abspath(other)]
+  assert "ensemble" not in alone[0].fingerprint()  # older records stay valid
+  search.run(cfg, str(tmp_path / "w"))
+  assert "averaged with 1 more supernets (search.ensemble)" in capsys.readouterr().out
+  with pytest.raises(SystemExit, match="recorded with other settings"):
+    search.run(_small(config), str(tmp_path / "w"))  # one supernet's fitness is another's
+
+
 def test_supernet_config_required(setup, tmp_path):
   config, _ = setup
   cfg = config.copy_and_resolve_references()

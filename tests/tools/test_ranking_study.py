@@ -65,6 +65,7 @@ def test_lever_sets_the_sampler_and_the_schedule(tmp_path, monkeypatch):
   monkeypatch.setattr(study, "run_mode", lambda c, workdir: ran.setdefault(workdir, c))
   c = study.base_config(study.SMOKE, {"root": str(tmp_path), "partition": ""}, smoke=True)
   for lever in ("uniform", "fair@30"):
+    os.makedirs(tmp_path / f"supernet_{lever.replace('@', '_')}")
     study.supernet(str(tmp_path), c, lever, default_steps=2)
   uniform = ran[str(tmp_path / "supernet_uniform")]
   fair = ran[str(tmp_path / "supernet_fair_30")]
@@ -72,12 +73,58 @@ def test_lever_sets_the_sampler_and_the_schedule(tmp_path, monkeypatch):
   assert (fair.train.path_sampler, fair.train.total_steps) == ("fair", 30)
   assert fair.optim.milestones == (20, 26) and fair.train.save_every == 30
   assert c.train.path_sampler == "uniform"  # the study's base config is not changed
+  # An ensemble member: the lever's supernet with another seed, the same held-out ids.
+  with open(tmp_path / "supernet_fair_30" / "holdout.json", "w") as f:
+    json.dump({"train_ids": ["a", "b"], "held_out_ids": ["c", "d"]}, f)
+  member = study.supernet(str(tmp_path), c, "fair@30", default_steps=2, seed=2)
+  assert member == str(tmp_path / "supernet_fair_30_seed2")
+  m = ran[member]
+  assert (m.seed, m.search.val_ids, m.train.path_sampler, m.train.total_steps) == (
+      2, "c,d", "fair", 30)
+
+
+def test_variants_set_the_search_keys_they_name(tmp_path, monkeypatch):
+  seen = {}
+
+  class Scorer:  # what fitness() hands the search's CandidateScorer
+    def __init__(self, c, source, held_out=0):
+      seen[source] = (c.search.to_dict(), held_out)
+      self.val_ids = self.val_set = self.protocol = self.step = self.bnneck = self.source = None
+
+    def score(self, path):
+      return float(sum(path))
+
+  from gait_jax.search import ensemble, fitness as fitness_lib
+  monkeypatch.setattr(fitness_lib, "CandidateScorer", Scorer)
+  monkeypatch.setattr(ensemble, "CandidateScorer", Scorer)
+  c = study.base_config(study.SMOKE, {"root": str(tmp_path), "partition": ""}, smoke=True)
+  paths = [{"path": "0,1,2,3"}]
+  for variant in ("ft20", "ft5@0.1", "map", "bn3", "held2"):
+    study.fitness(str(tmp_path), c, f"uniform/{variant}", variant, paths,
+                  study.parse_variant(variant))
+  assert study.parse_variant("ens3") == {"ensemble": 3}
+  study.fitness(str(tmp_path), c, "uniform/ens2", "first", paths, {"ensemble": "second"})
+  assert json.load(open(tmp_path / "fitness_uniform_ens2.json")) == {"0,1,2,3": 6.0}
+  assert seen["second"][0]["ensemble"] == "second" and seen["first"][0]["ensemble"] == "second"
+  default = c.search.to_dict()
+  changed = {source: ({k: v for k, v in keys.items() if default[k] != v}, held)
+             for source, (keys, held) in seen.items()}
+  assert changed == {"ft20": ({"finetune_steps": 20}, 0),
+                     "ft5@0.1": ({"finetune_steps": 5, "finetune_lr": 0.1}, 0),
+                     "map": ({"fitness_metric": "map"}, 0), "bn3": ({"bn_batches": 3}, 0),
+                     "held2": ({}, 2), "first": ({"ensemble": "second"}, 0),
+                     "second": ({"ensemble": "second"}, 0)}
+  with open(tmp_path / "fitness_uniform_ft20.json") as f:
+    assert json.load(f) == {"0,1,2,3": 6.0}
 
 
 def test_fitness_variants_are_checked_before_anything_runs(tmp_path):
   out = str(tmp_path / "study")
   for flag, bad, message in (
-      ("--fitness-variants", "top1", "expected one of rank1, map, margin, bn<N> or held<N>"),
+      ("--fitness-variants", "top1", "expected one of rank1, map, margin, bn<N>, held<N>, ft<N>"),
+      ("--fitness-variants", "ft0", "ft<N>@<LR> or ens<K>"),
+      ("--fitness-variants", "ft5@-1", "ft<N>@<LR> or ens<K>"),
+      ("--fitness-variants", "ens1", "ens<K> (K >= 2)"),
       ("--fitness-variants", "held9", "more than --held-out ids"),
       ("--levers", "uniform@0", "expected SAMPLER or SAMPLER@STEPS"),
       ("--levers", "greedy", "expected SAMPLER or SAMPLER@STEPS"),
