@@ -53,6 +53,7 @@ LONG_FIRST = (
     "tests/tools/test_kth_recipe.py::test_recipe_smoke",
     "tests/modes/test_train_mode.py::test_train_writes_checkpoints_and_resumes",
     "tests/models/test_sposgait.py::test_remat_same_variables_outputs_stats_and_gradients",
+    "tests/search/test_search.py::test_finetune_moves_only_the_candidates_ops",
     "tests/search/test_search.py::test_recalibrated_eval_matches_train_mode_statistics",
 )
 
