@@ -17,8 +17,8 @@ accuracy, measured.
    and the rest picked across the MAC range; each scored by every supernet (BN recalibrated,
    the search's fitness on the held-out ids) and, on the first lever's supernet (or the one
    `LEVER/VARIANT` names), by each fitness variant (another search.fitness_metric, BN batches,
-   fewer held-out ids, a few fine-tuning steps per path, or the mean over K supernets of the
-   lever that differ only in seed, trained for it), and retrained stand-alone from scratch with the same budget, the
+   fewer held-out ids, a few fine-tuning steps per path, the mean over K supernets of the
+   lever that differ only in seed, trained for it, or one of those alone), and retrained stand-alone from scratch with the same budget, the
    first `--second-seed` of them with `--seeds` seeds in all (the noise floor);
 4. DIR/ranking.json: per row (lever or "lever/variant") Kendall's tau (its p and a 90 %
    bootstrap interval over the paths; and against the mean of the first k seeds, for each k
@@ -188,8 +188,10 @@ def choose_paths(c, best, s: dict) -> list:
 def parse_variant(text: str) -> dict:
   """A fitness variant: a `search.fitness_metric` (rank1, map, margin), `bn<N>` BN
   recalibration batches (search.bn_batches), `held<N>` held-out ids scored, `ft<N>` /
-  `ft<N>@<LR>` fine-tuning steps per candidate (search.finetune_steps, search.finetune_lr), or
-  `ens<K>` the mean over K supernets differing only in seed (search.ensemble)."""
+  `ft<N>@<LR>` fine-tuning steps per candidate (search.finetune_steps, search.finetune_lr),
+  `ens<K>` the mean over K supernets differing only in seed (search.ensemble), or `seed<J>` the
+  lever's supernet trained with seed J alone (how much the ranking depends on the supernet's
+  own seed)."""
   from gait_jax.search import fitness_metrics  # pylint: disable=g-import-not-at-top
   if text in fitness_metrics.FITNESS_METRICS:
     return {"fitness_metric": text}
@@ -198,12 +200,14 @@ def parse_variant(text: str) -> dict:
       return {key: int(text[len(prefix):])}
   if text.startswith("ens") and text[3:].isdigit() and int(text[3:]) >= 2:
     return {"ensemble": int(text[3:])}
+  if text.startswith("seed") and text[4:].isdigit() and int(text[4:]) >= 1:
+    return {"supernet_seed": int(text[4:])}
   steps, _, lr = text[2:].partition("@")
   if text.startswith("ft") and steps.isdigit() and int(steps) and (not lr or _positive(lr)):
     return {"finetune_steps": int(steps), **({"finetune_lr": float(lr)} if lr else {})}
   raise SystemExit(f"ranking_study: --fitness-variants: {text!r}: expected one of "
                    f"{', '.join(fitness_metrics.FITNESS_METRICS)}, bn<N>, held<N>, ft<N>, "
-                   "ft<N>@<LR> or ens<K> (K >= 2)")
+                   "ft<N>@<LR>, ens<K> (K >= 2) or seed<J> (J >= 1)")
 
 
 def _positive(text: str) -> bool:
@@ -362,8 +366,9 @@ def parse_args(argv) -> tuple:
                       "other ways to score the first lever's supernet (LEVER/VARIANT: that "
                       "lever's), one row each: search.fitness_metric (map, margin), bn<N> "
                       "(search.bn_batches), held<N> (only N of the held-out ids), ft<N>, "
-                      "ft<N>@<LR> (search.finetune_steps, search.finetune_lr) or ens<K> (the "
-                      "mean over K supernets of the lever, seeds 0..K-1: search.ensemble)")
+                      "ft<N>@<LR> (search.finetune_steps, search.finetune_lr), ens<K> (the "
+                      "mean over K supernets of the lever, seeds 0..K-1: search.ensemble) or "
+                      "seed<J> (the lever's supernet with seed J alone)")
   meaning = {"ids": "walkers in all", "held_out": "training ids held out for the fitness",
              "test_ids": "test ids", "frames": "mean frames per walk",
              "supernet_steps": "steps per supernet", "retrain_steps": "steps per retrain",
@@ -431,10 +436,13 @@ def main(argv=None):
   for text in variants:
     lever, variant = variant_lever(text, levers)
     name, parsed = f"{lever}/{variant}", parse_variant(variant)
+    source = sources[lever]
     if "ensemble" in parsed:  # its other members: the lever's supernet with seeds 1..K-1
       parsed["ensemble"] = ",".join(supernet(args.out, c, lever, s["supernet_steps"], seed)
                                     for seed in range(1, parsed["ensemble"]))
-    scores[name] = fitness(args.out, c, name, sources[lever], paths, parsed)
+    if "supernet_seed" in parsed:
+      source = supernet(args.out, c, lever, s["supernet_steps"], parsed.pop("supernet_seed"))
+    scores[name] = fitness(args.out, c, name, source, paths, parsed)
   for i, p in enumerate(paths):
     p["fitness"] = {row: values[p["path"]] for row, values in scores.items()}
     seeds = range(s["seeds"] if i < s["second_seed"] else 1)

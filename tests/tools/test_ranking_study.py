@@ -103,6 +103,7 @@ def test_variants_set_the_search_keys_they_name(tmp_path, monkeypatch):
     study.fitness(str(tmp_path), c, f"uniform/{variant}", variant, paths,
                   study.parse_variant(variant))
   assert study.parse_variant("ens3") == {"ensemble": 3}
+  assert study.parse_variant("seed2") == {"supernet_seed": 2}
   study.fitness(str(tmp_path), c, "uniform/ens2", "first", paths, {"ensemble": "second"})
   assert json.load(open(tmp_path / "fitness_uniform_ens2.json")) == {"0,1,2,3": 6.0}
   assert seen["second"][0]["ensemble"] == "second" and seen["first"][0]["ensemble"] == "second"
@@ -122,9 +123,10 @@ def test_fitness_variants_are_checked_before_anything_runs(tmp_path):
   out = str(tmp_path / "study")
   for flag, bad, message in (
       ("--fitness-variants", "top1", "expected one of rank1, map, margin, bn<N>, held<N>, ft<N>"),
-      ("--fitness-variants", "ft0", "ft<N>@<LR> or ens<K>"),
-      ("--fitness-variants", "ft5@-1", "ft<N>@<LR> or ens<K>"),
+      ("--fitness-variants", "ft0", "ft<N>@<LR>, ens<K>"),
+      ("--fitness-variants", "ft5@-1", "ft<N>@<LR>, ens<K>"),
       ("--fitness-variants", "ens1", "ens<K> (K >= 2)"),
+      ("--fitness-variants", "seed0", "seed<J> (J >= 1)"),
       ("--fitness-variants", "held9", "more than --held-out ids"),
       ("--levers", "uniform@0", "expected SAMPLER or SAMPLER@STEPS"),
       ("--levers", "greedy", "expected SAMPLER or SAMPLER@STEPS"),
