@@ -40,11 +40,15 @@ def make_finetune(config, mesh):
   sgd = optim.SGD(c.optim)
   replicated = parallel.replicated(mesh)
 
-  def finetune(variables, path, batches):
+  @jax.jit  # one program, not one eager op per leaf
+  def fresh_state(variables):
     # The step donates its state: start from copies, the supernet's arrays stay intact.
     params = jax.tree.map(jnp.copy, variables["params"])
-    state = ts.create(params, jax.tree.map(jnp.copy, variables["batch_stats"]),
-                      sgd.init(params), float16=net.float16)
+    return ts.create(params, jax.tree.map(jnp.copy, variables["batch_stats"]), sgd.init(params),
+                     float16=net.float16)
+
+  def finetune(variables, path, batches):
+    state = fresh_state(variables)
     step = setup.train_step(c, net, sgd, mesh, jax.tree.map(lambda _: replicated, state))
     for batch in batches:
       state, _ = step(state, batch, path)
