@@ -41,6 +41,12 @@ def load_config(name: str):
   return load_module(path, "cfg_" + os.path.basename(name)).get_config()
 
 
+# XLA:CPU's fast-compile backend options (the ones training uses for its init program), for the
+# subprocesses of the command-line smoke tests: tiny networks run a step or two, so compiling is
+# most of their time; what they check does not depend on LLVM's optimisation level.
+FAST_COMPILE_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+
+
 # The minutes-long tests (mostly subprocesses that compile real networks) start first, and
 # tools/test.sh hands tests to the xdist workers a few at a time (--maxschedchunk=1): the short
 # tests then fill in around the long ones, and no worker is left running one long test alone

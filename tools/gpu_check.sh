@@ -32,7 +32,9 @@ else
   echo "gpu_check --dry-run: the GPU pipeline on the CPU with tiny shapes"
   source tools/_venv.sh requirements-test.txt
   export JAX_PLATFORMS=cpu
-  unset XLA_FLAGS  # one device, as the GPU machine has (the test suite fakes 8)
+  # One device, as the GPU machine has (the test suite fakes 8); LLVM's fast-compile settings:
+  # a step or two of tiny shapes, so compiling is most of the rehearsal's time.
+  export XLA_FLAGS="--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
   # The GPU's convolution formulation (XLA's own; the CPU default is the GEMM one), which also
   # compiles faster.
   export GAIT_JAX_CONV=xla

@@ -9,6 +9,7 @@ import sys
 import jax
 import numpy as np
 
+from conftest import FAST_COMPILE_FLAGS
 from gait_jax.common import checkpoint
 from gait_jax.synthetic import walkers
 
@@ -23,7 +24,7 @@ def _free_port() -> int:
 
 def _spawn(args, devices):
   env = dict(os.environ)
-  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices} {FAST_COMPILE_FLAGS}"
   env["JAX_PLATFORMS"] = "cpu"
   return subprocess.Popen([sys.executable, os.path.join(HELPERS, "multihost_worker.py"),
                            json.dumps(args)], env=env, stdout=subprocess.PIPE,
