@@ -18,8 +18,9 @@ accuracy, measured.
    the search's fitness on the held-out ids) and, on the first lever's supernet (or the one
    `LEVER/VARIANT` names), by each fitness variant (another search.fitness_metric, BN batches,
    fewer held-out ids, a few fine-tuning steps per path, the mean over K supernets of the
-   lever that differ only in seed, trained for it, or one of those alone), and retrained stand-alone from scratch with the same budget, the
-   first `--second-seed` of them with `--seeds` seeds in all (the noise floor);
+   lever that differ only in seed, trained for it, or one of those alone), and retrained
+   stand-alone from scratch with the same budget, the first `--second-seed` of them with
+   `--seeds` seeds in all (the noise floor);
 4. DIR/ranking.json: per row (lever or "lever/variant") Kendall's tau (its p and a 90 %
    bootstrap interval over the paths; and against the mean of the first k seeds, for each k
    every path has), Spearman's rho, top-k overlap; the seed-to-seed tau of

@@ -4,8 +4,9 @@
 Shared weights are a compromise among every path the supernet trained: a candidate scored with
 them as they are is partly scored on how well the other paths' training suited it. A few steps
 of its own path, from the supernet's weights and on the same training batches for every
-candidate, move each one toward what it becomes alone (measured: tools/ranking_study.py's
-`ft<N>` variants, docs/results.md). The steps are the run's own train step (its loss, update
+candidate, are meant to move each one toward what it becomes alone; measured
+(tools/ranking_study.py's `ft<N>` variants, docs/results.md) they lowered the ranking's τ, so
+this is off by default. The steps are the run's own train step (its loss, update
 mask and dtype) at a constant learning rate, compiled once for every candidate; nothing is
 written back to the supernet.
 """
