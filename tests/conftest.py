@@ -11,6 +11,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
 sys.path.insert(0, REPO)
 
+from gait_jax.training import step as step_lib  # noqa: E402  (after the device flags above)
+
 
 @pytest.fixture
 def shared_data():
@@ -44,7 +46,7 @@ def load_config(name: str):
 # XLA:CPU's fast-compile backend options (the ones training uses for its init program), for the
 # subprocesses of the command-line smoke tests: tiny networks run a step or two, so compiling is
 # most of their time; what they check does not depend on LLVM's optimisation level.
-FAST_COMPILE_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+FAST_COMPILE_FLAGS = step_lib.FAST_COMPILE_FLAGS
 
 
 # The minutes-long tests (mostly subprocesses that compile real networks) start first, and

@@ -34,7 +34,8 @@ else
   export JAX_PLATFORMS=cpu
   # One device, as the GPU machine has (the test suite fakes 8); LLVM's fast-compile settings:
   # a step or two of tiny shapes, so compiling is most of the rehearsal's time.
-  export XLA_FLAGS="--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+  XLA_FLAGS="$(python -c 'from gait_jax.training import step; print(step.FAST_COMPILE_FLAGS)')"
+  export XLA_FLAGS
   # The GPU's convolution formulation (XLA's own; the CPU default is the GEMM one), which also
   # compiles faster.
   export GAIT_JAX_CONV=xla

@@ -25,6 +25,9 @@ from gait_jax.training import train_state as ts
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 DEVICE_KEYS = ("sils", "labels", "lengths")
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+# The same options as XLA_FLAGS, for whole processes that only compile tiny programs (the CLI
+# smoke tests, the GPU check's CPU rehearsal).
+FAST_COMPILE_FLAGS = " ".join(f"--{k}={str(v).lower()}" for k, v in FAST_COMPILE.items())
 
 
 def compute_dtype(config):
