@@ -139,3 +139,54 @@ def test_rotation_map_equals_pil_on_float_frames():
     ref = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(f)).rotate(
         float(angle), resample=Image.NEAREST)) for f in x[..., ::-1]])
     np.testing.assert_array_equal(T.rotate_flip_frames(x, angle, rotate=True, flip=True), ref)
+
+
+def body(frames=3, h=64, w=64):
+  """A 0/255 block body: rows 8..55, columns 24..39 (16 wide), the same in every frame."""
+  x = np.zeros((frames, h, w), np.uint8)
+  x[:, 8:56, 24:40] = 255
+  return x
+
+
+def test_reshape_body_dilates_erodes_where_asked():
+  x = body()
+  wider = T.reshape_body(x, morph=1, kernel=(1, 3))  # one column more on each side
+  assert wider.dtype == np.uint8 and wider.shape == x.shape
+  np.testing.assert_array_equal(np.nonzero(wider[0, 30])[0], np.arange(23, 41))
+  np.testing.assert_array_equal(np.nonzero(wider[:, :, 30].any(axis=0))[0], np.arange(8, 56))
+  thinner = T.reshape_body(x, morph=-1, kernel=(3, 3))  # one pixel less on every side
+  np.testing.assert_array_equal(np.argwhere(thinner[1])[[0, -1]], [[9, 25], [54, 38]])
+  lower = T.reshape_body(x, morph=1, kernel=(1, 5), rows=slice(32, 64))  # a skirt or coat
+  np.testing.assert_array_equal(lower[:, :32], x[:, :32])
+  np.testing.assert_array_equal(np.nonzero(lower[2, 40])[0], np.arange(22, 42))
+  for out in (wider, thinner, lower):  # one change for the whole sequence
+    assert all(np.array_equal(out[0], f) for f in out)
+
+
+def test_reshape_body_stretches_about_the_centre():
+  x = body()
+  for scale in (0.75, 1.25):
+    out = T.reshape_body(x, width_scale=scale)
+    cols = np.nonzero(out[0, 30] > 127)[0]
+    assert len(cols) == pytest.approx(16 * scale, abs=1.5)
+    assert (cols[0] + cols[-1]) / 2 == pytest.approx(31.5, abs=0.6)  # centred as before
+    np.testing.assert_array_equal(out[:, :8], 0)  # rows unchanged: only the width moves
+  np.testing.assert_array_equal(T.reshape_body(x), x)
+
+
+def test_random_body_shape_draws():
+  seq = body(4)
+  assert T.random_body_shape(prob=0.0)(seq, np.random.default_rng(0)) is seq
+  fn = T.random_body_shape()
+  np.testing.assert_array_equal(fn(seq, np.random.default_rng(7)),
+                                fn(seq, np.random.default_rng(7)))  # seeded
+  rng = np.random.default_rng(0)
+  outs = [fn(seq, rng) for _ in range(400)]
+  area = np.array([o[0].astype(np.float64).sum() for o in outs]) / seq[0].astype(np.float64).sum()
+  untouched = sum(o is seq for o in outs)
+  assert 70 < untouched < 130  # neither change drawn: p = 0.25
+  assert area.min() < 0.9 and area.max() > 1.15  # thinner and broader bodies both occur
+  assert all(o.shape == seq.shape and o.dtype == np.uint8 for o in outs)
+  out = T.build_transform("random_horizontal_flip,random_body_shape,base_sil_cutting")(
+      seq, np.random.default_rng(3))
+  assert out.shape == (4, 64, 44) and out.dtype == np.float32 and out.max() <= 1.0
