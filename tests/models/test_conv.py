@@ -1,5 +1,6 @@
 """The conv formulations (gait_jax/models/conv.py): the same values and gradients as XLA's own
 convolution, and no non-canonical convolution left in a traced-path supernet step on CPU."""
+import functools
 import os
 import re
 import subprocess
@@ -13,7 +14,7 @@ from jax import lax
 from gait_jax.models import conv as conv_lib
 from gait_jax.models import onednn_conv
 from gait_jax.models.candidates import CANDIDATE_KERNELS, ChoiceLayer
-from conftest import REPO
+from conftest import FAST_COMPILE_FLAGS, REPO
 from helpers import assert_close
 
 _DN = ("NDHWC", "DHWIO", "NDHWC")
@@ -193,8 +194,9 @@ def test_auto_is_onednn_on_one_cpu_device(devices, want):
 def test_onednn_train_steps_run_with_concurrent_custom_calls():
   """A whole train step (tiny widths, 6 frames), where XLA runs independent custom calls on
   several threads at once: with oneDNN's shared library scratchpad this crashed (SIGSEGV)."""
-  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-  env.update(JAX_PLATFORMS="cpu", **{conv_lib.ENV_VAR: "onednn"})
+  # One device (oneDNN's default), compiled fast: the crash did not depend on LLVM's passes.
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=FAST_COMPILE_FLAGS,
+             **{conv_lib.ENV_VAR: "onednn"})
   proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "benchmark.py"), "train",
                          "--quick", "--models", "small", "--channels", "4,8,8", "--path",
                          "0,5,0,1", "--steps", "3"], env=env, capture_output=True, text=True)
@@ -208,12 +210,21 @@ def test_bad_env_value_is_named(monkeypatch):
     conv_lib.formulation()
 
 
+@functools.cache
+def _choice_variables(features: int):
+  """A ChoiceLayer's variables: the same whatever convolution formulation runs (initialising
+  all six candidates op by op took 6 s on the suite's 8 devices; once per width, jitted, here)."""
+  layer = ChoiceLayer(features=features, flg_relu=True)
+  init = jax.jit(lambda key, x: layer.init(key, x, 0, train=True))
+  return init(jax.random.PRNGKey(0), jnp.ones((2, 4, 6, 4, 3)))
+
+
 def _switch_step_hlo(monkeypatch, mode: str, features: int = 4) -> str:
   """Optimised CPU HLO of d(loss)/d(params) through a ChoiceLayer with a traced index."""
   monkeypatch.setenv(conv_lib.ENV_VAR, mode)
   layer = ChoiceLayer(features=features, flg_relu=True)
   x = jnp.ones((2, 4, 6, 4, 3))
-  variables = layer.init(jax.random.PRNGKey(0), x, 0, train=True)
+  variables = _choice_variables(features)
 
   def loss(params, choice):
     y, _ = layer.apply({"params": params, "batch_stats": variables["batch_stats"]}, x,
