@@ -40,9 +40,17 @@ _DROPPED_FLAGS = ("--config.mode", "--config.model.path", "--config.train.init_f
                   "--workdir")
 
 
+# `python -m gait_jax.main` puts this file's path in argv[0].
+_MAIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "main.py")
+
+
 def retrain_command(argv, workdir: str, best_path) -> str:
-  """This search's own command line turned into the retrain of `best_path` from scratch."""
+  """This search's own command line turned into the retrain of `best_path` from scratch. Where
+  another program ran the search (a study, a test), its flags are not gait_jax.main's: the
+  command then names the config as CONFIG, for the reader to fill in."""
   args, skip = [], False
+  if not argv or os.path.abspath(argv[0]) != _MAIN:
+    argv = ["", "--config", "CONFIG"]
   for a in argv[1:]:
     if skip:
       skip = False

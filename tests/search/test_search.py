@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import load_config
+from conftest import REPO, load_config
 from gait_jax.common import checkpoint
 from gait_jax.models import cost
 from gait_jax.common import parallel as mesh_lib
@@ -355,3 +355,20 @@ def test_kendall_tau_hand_worked():
   assert module.kendall_tau([1, 2, 3], [30, 20, 10]) == pytest.approx(-1.0)
   # pairs (1,2)+ (1,3)+ (2,3)-  ->  (2 - 1) / 3
   assert module.kendall_tau([1, 2, 3], [1, 3, 2]) == pytest.approx(1 / 3)
+
+
+def test_retrain_command_from_main_keeps_its_flags_and_from_elsewhere_names_the_config():
+  from gait_jax.search import report
+  main_py = os.path.join(REPO, "gait_jax", "main.py")
+  cmd = report.retrain_command(
+      [main_py, "--config", "configs/quickstart.py", "--workdir", "runs/q/supernet",
+       "--config.mode=search", "--config.search.population_num=10"], "runs/q/supernet", (0, 1, 2, 3))
+  assert cmd == ("python -m gait_jax.main --config configs/quickstart.py "
+                 "--config.search.population_num=10 --workdir "
+                 f"{os.path.abspath('runs/q/retrain')} --config.mode=train "
+                 "--config.model.path=0,1,2,3")
+  # A study (or pytest) that ran the search in its own process: none of its flags leak in.
+  cmd = report.retrain_command(["tools/ranking_study.py", "--smoke", "--out", "d"], "d/search",
+                               (0, 5, 0, 1))
+  assert cmd.startswith("python -m gait_jax.main --config CONFIG --workdir ")
+  assert "--smoke" not in cmd and cmd.endswith("--config.model.path=0,5,0,1")
