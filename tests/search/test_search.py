@@ -362,7 +362,8 @@ def test_retrain_command_from_main_keeps_its_flags_and_from_elsewhere_names_the_
   main_py = os.path.join(REPO, "gait_jax", "main.py")
   cmd = report.retrain_command(
       [main_py, "--config", "configs/quickstart.py", "--workdir", "runs/q/supernet",
-       "--config.mode=search", "--config.search.population_num=10"], "runs/q/supernet", (0, 1, 2, 3))
+       "--config.mode=search", "--config.search.population_num=10"], "runs/q/supernet",
+      (0, 1, 2, 3))
   assert cmd == ("python -m gait_jax.main --config configs/quickstart.py "
                  "--config.search.population_num=10 --workdir "
                  f"{os.path.abspath('runs/q/retrain')} --config.mode=train "
