@@ -43,10 +43,15 @@ def load_config(name: str):
   return load_module(path, "cfg_" + os.path.basename(name)).get_config()
 
 
-# XLA:CPU's fast-compile backend options (the ones training uses for its init program), for the
-# subprocesses of the command-line smoke tests: tiny networks run a step or two, so compiling is
-# most of their time; what they check does not depend on LLVM's optimisation level.
-FAST_COMPILE_FLAGS = step_lib.FAST_COMPILE_FLAGS
+def fast_cli_env(devices: int = 1, **extra) -> dict:
+  """The environment of a command-line smoke test's subprocess: the CPU with `devices` devices
+  and XLA:CPU's fast-compile backend options (the ones training uses for its init program) —
+  tiny networks run a step or two, so compiling is most of their time, and what they check does
+  not depend on LLVM's optimisation level. `extra` adds or replaces variables."""
+  flags = step_lib.FAST_COMPILE_FLAGS
+  if devices > 1:
+    flags = f"--xla_force_host_platform_device_count={devices} {flags}"
+  return dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=flags, **extra)
 
 
 # The minutes-long tests (mostly subprocesses that compile real networks) start first, and

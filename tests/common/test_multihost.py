@@ -9,7 +9,7 @@ import sys
 import jax
 import numpy as np
 
-from conftest import FAST_COMPILE_FLAGS
+from conftest import fast_cli_env
 from gait_jax.common import checkpoint
 from gait_jax.synthetic import walkers
 
@@ -23,9 +23,7 @@ def _free_port() -> int:
 
 
 def _spawn(args, devices):
-  env = dict(os.environ)
-  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices} {FAST_COMPILE_FLAGS}"
-  env["JAX_PLATFORMS"] = "cpu"
+  env = fast_cli_env(devices)
   return subprocess.Popen([sys.executable, os.path.join(HELPERS, "multihost_worker.py"),
                            json.dumps(args)], env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)

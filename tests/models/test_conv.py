@@ -14,7 +14,7 @@ from jax import lax
 from gait_jax.models import conv as conv_lib
 from gait_jax.models import onednn_conv
 from gait_jax.models.candidates import CANDIDATE_KERNELS, ChoiceLayer
-from conftest import FAST_COMPILE_FLAGS, REPO
+from conftest import REPO, fast_cli_env
 from helpers import assert_close
 
 _DN = ("NDHWC", "DHWIO", "NDHWC")
@@ -195,8 +195,7 @@ def test_onednn_train_steps_run_with_concurrent_custom_calls():
   """A whole train step (tiny widths, 6 frames), where XLA runs independent custom calls on
   several threads at once: with oneDNN's shared library scratchpad this crashed (SIGSEGV)."""
   # One device (oneDNN's default), compiled fast: the crash did not depend on LLVM's passes.
-  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=FAST_COMPILE_FLAGS,
-             **{conv_lib.ENV_VAR: "onednn"})
+  env = fast_cli_env(**{conv_lib.ENV_VAR: "onednn"})
   proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "benchmark.py"), "train",
                          "--quick", "--models", "small", "--channels", "4,8,8", "--path",
                          "0,5,0,1", "--steps", "3"], env=env, capture_output=True, text=True)

@@ -6,14 +6,13 @@ import os
 import subprocess
 import sys
 
-from conftest import FAST_COMPILE_FLAGS, REPO
+from conftest import REPO, fast_cli_env
 from gait_jax.common import checkpoint
 from gait_jax.synthetic import walkers
 
 
 def _main(workdir, data, *extra):
-  env = dict(os.environ, JAX_PLATFORMS="cpu",
-             XLA_FLAGS="--xla_force_host_platform_device_count=2 " + FAST_COMPILE_FLAGS)
+  env = fast_cli_env(2)
   cmd = [sys.executable, "-m", "gait_jax.main", "--config", "configs/test_tiny.py",
          "--workdir", workdir, f"--config.data.root={data['root']}",
          f"--config.data.partition={data['partition']}", "--config.train.log_every=1",

@@ -5,7 +5,7 @@ import json
 import os
 import subprocess
 
-from conftest import FAST_COMPILE_FLAGS, REPO
+from conftest import REPO, fast_cli_env
 from helpers import gait_tree
 
 TINY = ("--config.model.channels=(4,8,8) --config.model.bins=(4,2,1) --config.model.parts=7 "
@@ -15,14 +15,15 @@ TINY = ("--config.model.channels=(4,8,8) --config.model.bins=(4,2,1) --config.mo
 
 
 def _run(tmp_path, kth):
-  env = dict(os.environ, KTH_RECIPE_DIR=str(tmp_path / "run"), KTH_ROOT=kth[0],
-             KTH_PARTITION=kth[1], WALKER_IDS="4", PRETRAIN_STEPS="2", FINETUNE_STEPS="2",
-             KTH_ONLY_LR="0.001",  # the fine-tuning's: the compiled step is shared (cache)
-             RECIPE_ARGS=TINY, JAX_PLATFORMS="cpu", XLA_FLAGS=FAST_COMPILE_FLAGS,
-             # Pretraining, fine-tuning and the tests share compiled programs across processes.
-             JAX_COMPILATION_CACHE_DIR=os.environ.get("JAX_COMPILATION_CACHE_DIR",
-                                                      str(tmp_path / "jax_cache")),
-             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+  env = fast_cli_env(
+      KTH_RECIPE_DIR=str(tmp_path / "run"), KTH_ROOT=kth[0], KTH_PARTITION=kth[1],
+      WALKER_IDS="4", PRETRAIN_STEPS="2", FINETUNE_STEPS="2",
+      KTH_ONLY_LR="0.001",  # the fine-tuning's: the compiled step is shared (cache)
+      RECIPE_ARGS=TINY,
+      # Pretraining, fine-tuning and the tests share compiled programs across processes.
+      JAX_COMPILATION_CACHE_DIR=os.environ.get("JAX_COMPILATION_CACHE_DIR",
+                                               str(tmp_path / "jax_cache")),
+      JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
   proc = subprocess.run(["bash", "tools/kth_recipe.sh"], cwd=REPO, env=env, capture_output=True,
                         text=True, timeout=900)
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from conftest import FAST_COMPILE_FLAGS, REPO, load_tool
+from conftest import REPO, fast_cli_env, load_tool
 
 study = load_tool("ranking_study")
 
@@ -16,9 +16,9 @@ study = load_tool("ranking_study")
 def _run_study(args):
   """The study as its users run it: a command on one CPU device, compiled with the fast-compile
   settings (a minute less than on the suite's 8 fake devices; its checks depend on neither)."""
-  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=FAST_COMPILE_FLAGS)
   proc = subprocess.run([sys.executable, os.path.join("tools", "ranking_study.py"), *args],
-                        cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+                        cwd=REPO, env=fast_cli_env(), capture_output=True, text=True,
+                        timeout=900)
   assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
 
 
