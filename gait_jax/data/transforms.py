@@ -157,9 +157,11 @@ def reshape_body(seq: np.ndarray, *, morph: int = 0, kernel=(1, 1), rows=None,
     element = cv2.getStructuringElement(cv2.MORPH_RECT, (int(kernel[1]), int(kernel[0])))
     op = cv2.dilate if morph > 0 else cv2.erode
     changed = np.stack([op(frame, element) for frame in seq])
-    region = slice(None) if rows is None else rows
-    out = seq.copy()
-    out[:, region] = changed[:, region]
+    if rows is None:
+      out = changed
+    else:
+      out = seq.copy()
+      out[:, rows] = changed[:, rows]
   if width_scale != 1.0:
     h, w = out.shape[-2:]
     c = (w - 1) / 2.0
@@ -187,7 +189,6 @@ def random_body_shape(prob: float = 0.5, max_kernel: int = 3,
     morph, kernel, rows, scale = 0, (1, 1), None, 1.0
     if rng.random() < prob:
       morph = 1 if rng.random() < 0.5 else -1
-      kernel = (1, 1)
       while kernel == (1, 1):
         kernel = tuple(int(k) for k in rng.integers(1, max_kernel + 1, size=2))
       h = seq.shape[-2]
