@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from conftest import REPO, load_config
+from conftest import REPO, load_config, load_module
 from gait_jax import config_check
 from gait_jax.config import base_config
 
@@ -18,6 +18,22 @@ def _names():
 @pytest.mark.parametrize("name", _names())
 def test_every_shipped_config_passes(name):
   config_check.check(load_config(name))
+
+
+def _variants():
+  """(config, variant) for the configs that take one, from their own lists."""
+  return [(name, variant) for name, attr in (("kth_recipe", "STAGES"),
+                                             ("pretrained_walkers", "VARIANTS"))
+          for variant in getattr(load_module(f"configs/{name}.py", f"cfg_{name}"), attr)]
+
+
+@pytest.mark.parametrize("name,variant", _variants())
+def test_every_config_variant_passes(name, variant):
+  """The `configs/NAME.py:VARIANT` forms the recipes run (tools/kth_recipe.sh,
+  tools/gpu_pretrain.sh)."""
+  c = load_module(f"configs/{name}.py", f"cfg_{name}").get_config(variant)
+  config_check.check(c)
+  assert c.experiment.startswith(name)
 
 
 @pytest.mark.parametrize("key,value,match", [

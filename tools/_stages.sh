@@ -40,3 +40,22 @@ stage() {
   "$@"
   echo "$name $((SECONDS - start))" >> "$TIMES"
 }
+
+# kth_figures MODEL KTH_ROOT KTH_PARTITION: a shipped model folder on KTH-walk beside the
+# flip-aware GEI baseline: validation (TRAIN_SET people) into $RUN/validation, zero-shot on the
+# test people into $RUN/zero_shot, GEI into $RUN/gei_flip_{train,test}.json. Set RUN first.
+kth_figures() {
+  local split
+  for split in train test; do
+    if [ ! -f "$RUN/gei_flip_$split.json" ]; then
+      python tools/gei_baseline.py --root "$2" --partition "$3" \
+        --protocol kth_walk --split "$split" --flip --out "$RUN/gei_flip_$split.json"
+    fi
+  done
+  stage validation python -m gait_jax.main --config configs/kth_walking.py --workdir "$RUN/validation" \
+    --config.data.root="$2" --config.data.partition="$3" \
+    --config.mode=test --config.embed.split=train --config.train.init_from="$1"
+  stage zero_shot python -m gait_jax.main --config configs/kth_walking.py --workdir "$RUN/zero_shot" \
+    --config.data.root="$2" --config.data.partition="$3" \
+    --config.mode=test --config.train.init_from="$1"
+}

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check, ready to run on a machine with an NVIDIA GPU (about 8 minutes):
-#   installs requirements-gpu.txt into .venv, runs the model / train-step / embed tests on the GPU,
+#   installs requirements-gpu.txt into .venv (or, on a machine without network, uses its own
+#   CUDA JAX with the wheels of .whl/: tools/_gpu_env.sh), runs the model / train-step / embed
+#   tests on the GPU,
 #   then times small / medium / large, traced and static, float32 and bfloat16 (step time, seq/s,
 #   XLA temp memory, achieved TFLOP/s, compile time) and embedding, and prints one table.
 # Without a GPU it says so and exits 0. `--dry-run` rehearses the same pipeline on the CPU with
@@ -18,7 +20,7 @@ if [ "$DRY" = 0 ]; then
     exit 0
   fi
   nvidia-smi -L
-  source tools/_venv.sh requirements-test.txt requirements-gpu.txt
+  source tools/_gpu_env.sh requirements-test.txt
   export JAX_PLATFORMS=cuda
   python -c "import jax; d = jax.devices(); assert d[0].platform == 'gpu', d; print('jax devices:', d)"
   MODELS=small,medium,large

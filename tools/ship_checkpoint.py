@@ -4,6 +4,8 @@
   python tools/ship_checkpoint.py --workdir runs/pretrained/train --out pretrained/walkers
   python tools/ship_checkpoint.py --workdir runs/pretrained/train --out pretrained/walkers \\
       --provenance runs/pretrained      # also writes OUT/PROVENANCE.md from that run
+  python tools/ship_checkpoint.py --out runs/pretrained_gpu/model --provenance runs/pretrained_gpu \
+      --recipe "bash tools/gpu_pretrain.sh"   # PROVENANCE.md of a folder shipped elsewhere
 
 OUT becomes a workdir-format model: its config.json and one checkpoint step (what
 `--config.train.init_from=OUT` reads in test, embed, enroll and identify) holding the network's
@@ -13,7 +15,8 @@ never uses it, and a fine-tuning on other people starts a fresh one). It is repl
 commands (tools/train_pretrained.sh), the walker settings and seed, the steps, the machine, each
 stage's wall time, the validation curve on KTH TRAIN_SET people and the zero-shot KTH-walk
 figures of RUN/zero_shot/metrics.json, each beside the flip-aware GEI baseline's
-(RUN/gei_flip_{train,test}.json).
+(RUN/gei_flip_{train,test}.json). The training machine is RUN/trained_on.txt where the run
+recorded it (a GPU machine: tools/gpu_pretrain.sh), else this machine.
 """
 import argparse
 import json
@@ -65,6 +68,13 @@ def ship(workdir: str, out: str) -> int:
   return step
 
 
+def _shipped_step(out: str) -> int:
+  try:
+    return checkpoint.restore_variables(out)[1]
+  except FileNotFoundError as e:
+    raise SystemExit(f"ship_checkpoint: {out} holds no shipped step ({e})") from None
+
+
 def _read(path: str, default=None):
   try:
     with open(path) as f:
@@ -73,7 +83,8 @@ def _read(path: str, default=None):
     return default
 
 
-def provenance(run: str, out: str, step: int, profile: str = "kth", seqs: int = 6) -> str:
+def provenance(run: str, out: str, step: int, profile: str = "kth", seqs: int = 6,
+               recipe: str = "bash tools/train_pretrained.sh") -> str:
   commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                           text=True).stdout.strip() or "?"
   config = _read(os.path.join(run, "train", checkpoint.CONFIG_FILE), {})
@@ -88,12 +99,14 @@ def provenance(run: str, out: str, step: int, profile: str = "kth", seqs: int = 
   gei_val = _read(os.path.join(run, "gei_flip_train.json"), {})
   curve = (_read(os.path.join(run, "train", "validation.json"), {}) or {}).get("points", [])
   walkers = _read(os.path.join(run, "walkers.json"), {})
+  trained_on = os.path.join(run, "trained_on.txt")
+  machine = (open(trained_on).read().strip() if os.path.exists(trained_on)
+             else _machine.describe())
   lines = [
       "# pretrained/walkers: provenance", "",
       "Trained on generated walkers only (no licensed data). Reproduce with",
-      "`bash tools/train_pretrained.sh` (resumable; `configs/pretrained_walkers.py`).", "",
-      f"- code: commit `{commit}` (HEAD when this page was written); machine: "
-      f"{_machine.describe()}",
+      f"`{recipe}` (`configs/pretrained_walkers.py`).", "",
+      f"- code: commit `{commit}` (HEAD when this page was written); trained on: {machine}",
       f"- walkers: `python tools/make_walkers.py --out {run}/walkers --ids "
       f"{len(walkers.get('TRAIN_SET', []))} --seqs-per-id {seqs} --views 090 --frames 40 --profile {profile} "
       f"--train-ids {len(walkers.get('TRAIN_SET', []))} --seed 0 --workers 2`",
@@ -127,18 +140,27 @@ def provenance(run: str, out: str, step: int, profile: str = "kth", seqs: int = 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--workdir", required=True, help="the training workdir")
+  parser.add_argument("--workdir", default="",
+                      help="the training workdir (none: OUT is already shipped; only --provenance)")
   parser.add_argument("--out", required=True, help="the model folder to (re)write")
   parser.add_argument("--provenance", default="", help="the run folder: also write PROVENANCE.md")
   parser.add_argument("--walker-profile", default="kth",
                       help="the walkers' --profile, for PROVENANCE.md")
   parser.add_argument("--walker-seqs", type=int, default=6,
                       help="the walkers' --seqs-per-id, for PROVENANCE.md")
+  parser.add_argument("--recipe", default="bash tools/train_pretrained.sh",
+                      help="the command that reproduces it, for PROVENANCE.md")
   args = parser.parse_args(argv)
-  step = ship(args.workdir, args.out)
-  print(f"{args.out}: step {step} of {args.workdir} ({_size(args.out) / 2**20:.1f} MB)")
+  if args.workdir:
+    step = ship(args.workdir, args.out)
+    print(f"{args.out}: step {step} of {args.workdir} ({_size(args.out) / 2**20:.1f} MB)")
+  elif args.provenance:
+    step = _shipped_step(args.out)
+  else:
+    parser.error("give --workdir (ship) or --provenance (describe a shipped folder), or both")
   if args.provenance:
-    print(provenance(args.provenance, args.out, step, args.walker_profile, args.walker_seqs))
+    print(provenance(args.provenance, args.out, step, args.walker_profile, args.walker_seqs,
+                     args.recipe))
 
 
 if __name__ == "__main__":

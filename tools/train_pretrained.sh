@@ -44,17 +44,6 @@ echo "== 3/4 the final step -> $OUT"
 python tools/ship_checkpoint.py --workdir "$RUN/train" --out "$OUT"
 
 echo "== 4/4 the shipped step on KTH-walk: validation people, then zero-shot on the test people"
-for split in train test; do
-  if [ ! -f "$RUN/gei_flip_$split.json" ]; then
-    python tools/gei_baseline.py --root "$KTH_ROOT" --partition "$KTH_PARTITION" \
-      --protocol kth_walk --split "$split" --flip --out "$RUN/gei_flip_$split.json"
-  fi
-done
-stage validation python -m gait_jax.main --config configs/kth_walking.py --workdir "$RUN/validation" \
-  --config.data.root="$KTH_ROOT" --config.data.partition="$KTH_PARTITION" \
-  --config.mode=test --config.embed.split=train --config.train.init_from="$OUT"
-stage zero_shot python -m gait_jax.main --config configs/kth_walking.py --workdir "$RUN/zero_shot" \
-  --config.data.root="$KTH_ROOT" --config.data.partition="$KTH_PARTITION" \
-  --config.mode=test --config.train.init_from="$OUT"
+kth_figures "$OUT" "$KTH_ROOT" "$KTH_PARTITION"
 python tools/ship_checkpoint.py --workdir "$RUN/train" --out "$OUT" --provenance "$RUN" \
   --walker-profile "$WALKER_PROFILE" --walker-seqs "$WALKER_SEQS"

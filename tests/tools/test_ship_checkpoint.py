@@ -84,3 +84,21 @@ def test_provenance_reports_the_runs_own_figures(tmp_path):
   assert "--profile kth " in text and "--seqs-per-id 6 " in text
   assert "--profile footage " in ship_checkpoint.provenance(str(run), out, step, "footage")
   assert "--seqs-per-id 10 " in ship_checkpoint.provenance(str(run), out, step, "kth", 10)
+
+
+def test_a_folder_shipped_elsewhere_gets_its_provenance_and_training_machine(tmp_path, capsys):
+  run = tmp_path / "run"
+  _workdir(run / "train")
+  out = str(tmp_path / "model")
+  ship_checkpoint.ship(str(run / "train"), out)
+  (run / "trained_on.txt").write_text("GPU 0: NVIDIA H200; AMD EPYC (AVX2), 16 cores\n")
+  recipe = "bash tools/gpu_pretrain.sh"
+  ship_checkpoint.main(["--out", out, "--provenance", str(run), "--recipe", recipe])
+  text = open(os.path.join(out, "PROVENANCE.md")).read()
+  assert f"`{recipe}`" in text and "trained on: GPU 0: NVIDIA H200; AMD EPYC" in text
+  assert "shipped step: 7 " in text and "step 7 of" not in capsys.readouterr().out
+  assert os.listdir(os.path.join(out, "checkpoints")) == ["7"]  # nothing re-shipped
+  with pytest.raises(SystemExit, match="holds no shipped step"):
+    ship_checkpoint.main(["--out", str(tmp_path / "none"), "--provenance", str(run)])
+  with pytest.raises(SystemExit):
+    ship_checkpoint.main(["--out", out])  # neither --workdir nor --provenance
