@@ -52,10 +52,10 @@ kth_figures() {
         --protocol kth_walk --split "$split" --flip --out "$RUN/gei_flip_$split.json"
     fi
   done
-  stage validation python -m gait_jax.main --config configs/kth_walking.py --workdir "$RUN/validation" \
-    --config.data.root="$2" --config.data.partition="$3" \
+  stage validation python -m gait_jax.main --config configs/kth_walking.py \
+    --workdir "$RUN/validation" --config.data.root="$2" --config.data.partition="$3" \
     --config.mode=test --config.embed.split=train --config.train.init_from="$1"
-  stage zero_shot python -m gait_jax.main --config configs/kth_walking.py --workdir "$RUN/zero_shot" \
-    --config.data.root="$2" --config.data.partition="$3" \
+  stage zero_shot python -m gait_jax.main --config configs/kth_walking.py \
+    --workdir "$RUN/zero_shot" --config.data.root="$2" --config.data.partition="$3" \
     --config.mode=test --config.train.init_from="$1"
 }

@@ -6,8 +6,9 @@
 #   bash tools/gpu_pretrain.sh                    on the GPU machine: 2000 KTH-like walkers (every
 #                                                 core) -> training (at most GPU_TRAIN_SECONDS) ->
 #                                                 $GPU_PRETRAIN_OUT/gpu_pretrained.tar.gz
-#   bash tools/gpu_pretrain.sh --finish ARCHIVE   here: unpacked into $PRETRAIN_DIR, then the KTH-walk
-#                                                 validation and zero-shot figures and PROVENANCE.md
+#   bash tools/gpu_pretrain.sh --finish ARCHIVE   here: unpacked into $PRETRAIN_DIR, then the
+#                                                 KTH-walk validation and zero-shot figures and
+#                                                 PROVENANCE.md
 #                                                 (KTH data: not on the GPU machine)
 #   bash tools/gpu_pretrain.sh --dry-run          the GPU machine's pipeline on the CPU with tiny
 #                                                 settings (what CI runs)
@@ -81,8 +82,9 @@ esac
 
 rm -rf "$RUN/walkers" "$RUN/walkers.json" "$RUN/train" "$RUN/model" "$OUT" "$TIMES"
 mkdir -p "$RUN" "$OUT"
-{ if [ "$DRY" = 1 ]; then echo -n "the CPU (a dry run): "; else nvidia-smi -L | head -1 | tr '\n' ';'; echo -n " "; fi
-  python -c "from gait_jax.benchmarks import _machine; print(_machine.describe())"; } > "$RUN/trained_on.txt"
+if [ "$DRY" = 1 ]; then gpu="the CPU (a dry run):"; else gpu="$(nvidia-smi -L | head -1);"; fi
+echo "$gpu $(python -c 'from gait_jax.benchmarks import _machine; print(_machine.describe())')" \
+  > "$RUN/trained_on.txt"
 echo "== 1/3 KTH-like walkers ($IDS ids x $SEQS sequences, side view, kth, $(nproc) workers)"
 stage walkers python tools/make_walkers.py --out "$RUN/walkers" --ids "$IDS" --seqs-per-id "$SEQS" \
   --views 090 --frames "$FRAMES" --profile kth --train-ids "$IDS" --seed 0 --workers "$(nproc)"
@@ -92,14 +94,15 @@ set +e
 timeout "$GPU_TRAIN_SECONDS" python -m gait_jax.main \
   --config configs/pretrained_walkers.py:gpu --workdir "$RUN/train" \
   --config.data.root="$RUN/walkers" --config.data.partition="$RUN/walkers.json" \
-  --config.model.class_num="$IDS" --config.train.eval_every=0 --config.train.total_steps="$GPU_STEPS" \
+  --config.model.class_num="$IDS" --config.train.eval_every=0 \
+  --config.train.total_steps="$GPU_STEPS" \
   --config.optim.milestones="($((GPU_STEPS * 3 / 4)),$((GPU_STEPS * 11 / 12)))" "${TINY[@]}" \
   2>&1 | tee "$RUN/train.log"
 rc=${PIPESTATUS[0]}
 set -e
 echo "train $((SECONDS - start))" >> "$TIMES"
 if [ "$rc" = 124 ]; then
-  echo "   stopped at $GPU_TRAIN_SECONDS s (GPU_TRAIN_SECONDS): the newest checkpoint is shipped"
+  echo "   stopped at GPU_TRAIN_SECONDS=$GPU_TRAIN_SECONDS: the newest checkpoint is shipped"
 elif [ "$rc" != 0 ]; then
   echo "$TOOL: training failed (exit $rc); its log: $RUN/train.log" >&2
   exit "$rc"

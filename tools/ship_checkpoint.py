@@ -4,8 +4,8 @@
   python tools/ship_checkpoint.py --workdir runs/pretrained/train --out pretrained/walkers
   python tools/ship_checkpoint.py --workdir runs/pretrained/train --out pretrained/walkers \\
       --provenance runs/pretrained      # also writes OUT/PROVENANCE.md from that run
-  python tools/ship_checkpoint.py --out runs/pretrained_gpu/model --provenance runs/pretrained_gpu \
-      --recipe "bash tools/gpu_pretrain.sh"   # PROVENANCE.md of a folder shipped elsewhere
+  python tools/ship_checkpoint.py --out runs/pretrained_gpu/model --provenance \\
+      runs/pretrained_gpu --recipe "bash tools/gpu_pretrain.sh"  # a folder shipped elsewhere
 
 OUT becomes a workdir-format model: its config.json and one checkpoint step (what
 `--config.train.init_from=OUT` reads in test, embed, enroll and identify) holding the network's
