@@ -7,6 +7,7 @@ import subprocess
 import tarfile
 
 from conftest import REPO
+from helpers import no_gpu
 from gait_jax.common import checkpoint
 
 
@@ -18,11 +19,7 @@ def _run(args, tmp_path, **env):
 
 
 def test_without_a_gpu_it_says_so_and_exits_0(tmp_path):
-  fake = tmp_path / "bin"
-  fake.mkdir()
-  (fake / "nvidia-smi").write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed' >&2\nexit 9\n")
-  (fake / "nvidia-smi").chmod(0o755)
-  proc = _run([], tmp_path, PATH=f"{fake}:{os.environ['PATH']}")
+  proc = _run([], tmp_path, PATH=no_gpu.failing_nvidia_smi_path(tmp_path))
   assert proc.returncode == 0, proc.stderr
   assert "no NVIDIA GPU on this machine" in proc.stdout
   assert not (tmp_path / "run").exists() and not (tmp_path / "out").exists()
