@@ -10,6 +10,7 @@ the one `auto` uses here.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -71,10 +72,29 @@ def _time(fn, args, repeats: int) -> float:
 
 
 def available_formulations():
+  """The formulations this machine runs: oneDNN's where built, bfloat16 where the CPU has
+  bfloat16 units."""
+  from gait_jax.common import cpu  # pylint: disable=g-import-not-at-top
   from gait_jax.models import conv as conv_lib  # pylint: disable=g-import-not-at-top
   from gait_jax.models import onednn_conv  # pylint: disable=g-import-not-at-top
   return tuple(f for f in conv_lib.FORMULATIONS
-               if not f.startswith("onednn") or onednn_conv.available())
+               if (not f.startswith("onednn") or onednn_conv.available())
+               and (f != "onednn_bf16" or cpu.has_bf16_units()))
+
+
+@contextlib.contextmanager
+def use_formulation(form: str):
+  """Convolutions traced in the block use `form` (conv.py reads its ENV_VAR while tracing);
+  the variable is as before afterwards, also when the block fails."""
+  from gait_jax.models import conv as conv_lib  # pylint: disable=g-import-not-at-top
+  previous = os.environ.get(conv_lib.ENV_VAR)
+  os.environ[conv_lib.ENV_VAR] = form
+  try:
+    yield
+  finally:
+    os.environ.pop(conv_lib.ENV_VAR, None)
+    if previous is not None:
+      os.environ[conv_lib.ENV_VAR] = previous
 
 
 def bench_layer(shape, kernel, cout, repeats: int, formulations):
@@ -89,15 +109,14 @@ def bench_layer(shape, kernel, cout, repeats: int, formulations):
   g = jnp.asarray(rng.normal(size=shape[:4] + (cout,)).astype(np.float32))
   out = {}
   for form in formulations:
-    os.environ[conv_lib.ENV_VAR] = form  # read while tracing, below
     conv = lambda a, b: conv_lib.conv_general_dilated(  # noqa: E731
         a, b, (1, 1, 1), pads, dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
     fns = {"forward": jax.jit(conv),
            "input grad": jax.jit(lambda a, b, c: jax.vjp(conv, a, b)[1](c)[0]),
            "kernel grad": jax.jit(lambda a, b, c: jax.vjp(conv, a, b)[1](c)[1])}
-    out[form] = {d: _time(f, (x, w) if d == "forward" else (x, w, g), repeats)
-                 for d, f in fns.items()}
-  os.environ.pop(conv_lib.ENV_VAR, None)
+    with use_formulation(form):  # traced (and compiled) in _time's first call
+      out[form] = {d: _time(f, (x, w) if d == "forward" else (x, w, g), repeats)
+                   for d, f in fns.items()}
   return out
 
 

@@ -14,7 +14,6 @@ remainder (a 1-channel convolution followed by BN is scale-invariant: its exact 
 from __future__ import annotations
 
 import json
-import os
 from typing import Dict, Sequence
 
 import jax
@@ -22,6 +21,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from gait_jax.benchmarks import conv_speed
 from gait_jax.models import build_model
 from gait_jax.models import conv as conv_lib
 from gait_jax.models import space
@@ -39,9 +39,7 @@ def _config(channels: Sequence[int]):
 
 
 def _grads(cfg, path, variables, sils, dtype, formulation: str):
-  previous = os.environ.get(conv_lib.ENV_VAR)
-  os.environ[conv_lib.ENV_VAR] = formulation
-  try:
+  with conv_speed.use_formulation(formulation):
     model = build_model(cfg, bnneck=True, fixed_path=path, dtype=dtype)
     out_shapes = jax.eval_shape(
         lambda v: model.apply(v, sils, path, train=True, mutable=["batch_stats"])[0], variables)
@@ -56,11 +54,6 @@ def _grads(cfg, path, variables, sils, dtype, formulation: str):
     grads = jax.jit(jax.grad(objective))(variables["params"], variables["batch_stats"], sils,
                                          weights)
     return jax.tree.map(np.asarray, grads)
-  finally:
-    if previous is None:
-      os.environ.pop(conv_lib.ENV_VAR, None)
-    else:
-      os.environ[conv_lib.ENV_VAR] = previous
 
 
 def accuracy(channels: Sequence[int], path=(0, 5, 0, 1), batch: int = 8, frames: int = 30,

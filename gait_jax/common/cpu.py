@@ -26,6 +26,6 @@ def flags(info: Optional[Dict[str, str]] = None) -> frozenset:
 
 
 def has_bf16_units() -> bool:
-  """bfloat16 products in hardware (AMX-BF16 or AVX-512-BF16): elsewhere oneDNN emulates them,
-  slower than float32."""
+  """bfloat16 products in hardware (AMX-BF16 or AVX-512-BF16). gait_jax multiplies in bfloat16
+  only where they exist: on AVX2 (AMD Zen 3) oneDNN has no bfloat16 convolution at all."""
   return bool({"amx_bf16", "avx512_bf16"} & flags())

@@ -21,8 +21,8 @@ channels-last 3-D convolution is computed (`formulation()`; others are always XL
              directions, every kernel gradient; gemm's small-input forward (the stem's fused
              tap sum) and the 1×1×1's GEMMs, which XLA runs faster. float32; other dtypes: fold.
   onednn_bf16  onednn, with the wider layers' products in bfloat16 (float32 sums and results;
-             AMX or AVX-512-BF16 where the CPU has them, emulated elsewhere): what `onednn`
-             becomes inside `bf16_products()` (`embed.bf16`, `train.bf16`).
+             AMX or AVX-512-BF16: refused on a CPU without them, where the AVX2 machines'
+             oneDNN has none): `onednn` inside `bf16_products()` (`embed.bf16`, `train.bf16`).
   fold       (CPU default otherwise) gemm's small layers; the wider layers' forward and input
              gradient as 2-D convolutions, which XLA:CPU runs through Eigen's spatial
              convolution two to three times faster than its 3-D one: a kernel axis of one
@@ -65,12 +65,13 @@ SMALL_K = 64
 
 _CHANNELS_LAST = ("NDHWC", "DHWIO", "NDHWC")
 _BF16_PRODUCTS = contextvars.ContextVar("gait_jax_bf16_products", default=False)
+_NO_BF16_UNITS = "the CPU lists neither amx_bf16 nor avx512_bf16"
 
 
 def bf16_available() -> str:
   """Empty where `bf16_products()` makes oneDNN multiply in bfloat16 here, else why not."""
   if not cpu.has_bf16_units():
-    return "the CPU lists neither amx_bf16 nor avx512_bf16 (emulated bfloat16 is slower)"
+    return _NO_BF16_UNITS
   form = formulation()
   if form not in _ONEDNN:
     return f"the convolutions here are {form!r}, not oneDNN's"
@@ -114,6 +115,8 @@ def _formulation() -> str:
   if mode.startswith("onednn") and not onednn_conv.available():
     raise ValueError(f"{ENV_VAR}={mode}: the oneDNN library is not built "
                      f"({onednn_conv.library_path()}; `bash tools/build_onednn.sh` builds it)")
+  if mode == "onednn_bf16" and not cpu.has_bf16_units():
+    raise ValueError(f"{ENV_VAR}={mode}: {_NO_BF16_UNITS}; use onednn")
   return mode
 
 
@@ -392,9 +395,5 @@ _ONEDNN["onednn_bf16"] = dict(_ONEDNN["onednn"], wide=_WIDE_ONEDNN[True])
 
 
 def _route_onednn(form, x, w, pads, precision):
-  convs = _ONEDNN[form]
-  if _few_inputs(w):
-    return convs["small"](x, w, pads, precision)
-  if _one_tap(w):
-    return convs["1x1x1"](x, w, pads, precision)
-  return convs["wide"](x, w, pads, precision)
+  kind = "small" if _few_inputs(w) else "1x1x1" if _one_tap(w) else "wide"
+  return _ONEDNN[form][kind](x, w, pads, precision)

@@ -81,8 +81,8 @@ def forward(x, w, pads, precision=None, *, bf16: bool = False):
   """y = conv(x, w): x [N, T, H, W, Cin], w [kt, kh, kw, Cin, Cout], stride 1, `pads` per
   spatial axis (lo, hi) ≥ 0, float32 (`precision` is moot: oneDNN's float32 is exact float32).
   `bf16`: x and w rounded to bfloat16 (8 significant bits) and multiplied so, float32
-  accumulation and output: AMX or AVX-512-BF16 kernels where the CPU has them (elsewhere
-  oneDNN emulates them, slower than float32: `conv.bf16_available`)."""
+  accumulation and output: AMX or AVX-512-BF16 kernels, which the CPU must have (AVX2's oneDNN
+  cannot create the primitive: conv.py refuses `onednn_bf16` there)."""
   del precision
   out = tuple(s + lo + hi - k + 1 for s, k, (lo, hi) in zip(x.shape[1:4], w.shape[:3], pads))
   shape = (x.shape[0],) + out + (w.shape[4],)

@@ -120,6 +120,23 @@ def test_onednn_takes_float32_and_leaves_other_dtypes_to_fold(monkeypatch):
 
 
 @_NO_ONEDNN
+def test_onednn_bf16_is_refused_by_name_on_a_cpu_without_bf16_units(monkeypatch):
+  """AVX2's oneDNN cannot create a bfloat16 convolution (AMD Zen 3): asked for by name there,
+  the formulation is a one-line error naming why, not oneDNN's failure at the first call."""
+  monkeypatch.setattr(conv_lib.cpu, "has_bf16_units", lambda: False)
+  monkeypatch.setenv(conv_lib.ENV_VAR, "onednn_bf16")
+  with pytest.raises(ValueError, match="GAIT_JAX_CONV=onednn_bf16: the CPU lists neither "
+                                       "amx_bf16 nor avx512_bf16; use onednn"):
+    conv_lib.formulation()
+  monkeypatch.setenv(conv_lib.ENV_VAR, "onednn")
+  assert conv_lib.formulation() == "onednn"
+  assert not conv_lib.bf16_usable("train.bf16", True)  # the config keys: float32, one log line
+
+
+@_NO_ONEDNN
+@pytest.mark.skipif(not conv_lib.cpu.has_bf16_units(),
+                    reason="bfloat16 convolutions need AMX-BF16 or AVX-512-BF16 (not listed in "
+                           "/proc/cpuinfo here); the refusal is tested above")
 def test_onednn_bf16_is_the_same_convolution_to_bfloat16_rounding(monkeypatch):
   """bfloat16 products (8 significant bits), float32 sums: within a few 1e-3 of float32 at
   this scale (27·16 products per output); never another convolution. The forward is exactly
