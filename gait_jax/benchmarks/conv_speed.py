@@ -72,14 +72,18 @@ def _time(fn, args, repeats: int) -> float:
 
 
 def available_formulations():
-  """The formulations this machine runs: oneDNN's where built, bfloat16 where the CPU has
-  bfloat16 units."""
-  from gait_jax.common import cpu  # pylint: disable=g-import-not-at-top
+  """The formulations this machine runs: those conv.py accepts by name here (oneDNN's where
+  built, bfloat16 where the CPU has bfloat16 units)."""
   from gait_jax.models import conv as conv_lib  # pylint: disable=g-import-not-at-top
-  from gait_jax.models import onednn_conv  # pylint: disable=g-import-not-at-top
-  return tuple(f for f in conv_lib.FORMULATIONS
-               if (not f.startswith("onednn") or onednn_conv.available())
-               and (f != "onednn_bf16" or cpu.has_bf16_units()))
+  usable = []
+  for form in conv_lib.FORMULATIONS:
+    with use_formulation(form):
+      try:
+        conv_lib.formulation()
+      except ValueError:
+        continue
+    usable.append(form)
+  return tuple(usable)
 
 
 @contextlib.contextmanager
