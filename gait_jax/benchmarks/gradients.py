@@ -25,6 +25,7 @@ from gait_jax.benchmarks import conv_speed
 from gait_jax.models import build_model
 from gait_jax.models import conv as conv_lib
 from gait_jax.models import space
+from gait_jax.training import step as step_lib
 
 # PyTorch's own float32 gradients of this network are within 1.1e-2 of float64 at the worst
 # parameter (small CASIA-B widths); ours must be as good.
@@ -64,7 +65,8 @@ def accuracy(channels: Sequence[int], path=(0, 5, 0, 1), batch: int = 8, frames:
   rng = np.random.default_rng(seed)
   sils = (rng.random((batch, frames, 64, 44)) > 0.6).astype(np.float32)
   model = build_model(cfg, bnneck=True, fixed_path=path)
-  variables = jax.tree.map(np.asarray, model.init(jax.random.PRNGKey(seed), sils[:1], path))
+  variables = jax.tree.map(np.asarray, step_lib.run_fast_compiled(
+      lambda key, x: model.init(key, x, path), jax.random.PRNGKey(seed), sils[:1]))
   g32 = _grads(cfg, path, variables, jnp.asarray(sils), jnp.float32, formulation)
   with jax.enable_x64(True):
     v64 = jax.tree.map(lambda a: np.asarray(a, np.float64), variables)

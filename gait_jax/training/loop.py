@@ -62,8 +62,9 @@ def train(config, workdir: str, net: setup.Network, optimizer, mesh) -> None:
   restore → loop (log / save / evaluate at their steps) → final save."""
   ckpt = restore.open_checkpoints(config, workdir)
   try:
-    fresh, sharding = setup.init_state(config, net, optimizer, mesh)
-    state, resumed = restore.resume_or_init(ckpt, fresh, config)
+    fresh = setup.fresh_state(config, net, optimizer, mesh)
+    sharding = fresh.sharding
+    state, resumed = restore.resume_or_init(ckpt, fresh.abstract, config, fresh.create)
     if jax.process_index() == 0:
       ckpt_lib.write_config(workdir, config)
     step, skipped = (int(v) for v in jax.device_get((state.step, state.skipped)))

@@ -55,10 +55,12 @@ def load_weights(state: ts.TrainState, source: str, with_optimizer: bool = False
   return state
 
 
-def resume_or_init(ckpt, state, config):
+def resume_or_init(ckpt, state, config, create=None):
   """(state, resumed step or None): the newest intact checkpoint, else `train.init_from`'s
-  weights, else `state` as it is. Newer steps that do not restore are moved aside (never
-  deleted) with a warning, so the resumed run can write those steps again."""
+  weights, else the fresh state — `state` itself, or `create()` where `state` is only its
+  abstract form (a resumed run then never compiles the initialiser). Newer steps that do not
+  restore are moved aside (never deleted) with a warning, so the resumed run can write those
+  steps again."""
   step, tree, meta, broken = ckpt.restore_newest_intact(ts.to_tree(state))
   for bad_step, error in broken:
     where = (ckpt_lib.set_aside(ckpt.directory, bad_step) if jax.process_index() == 0
@@ -79,12 +81,14 @@ def resume_or_init(ckpt, state, config):
                       "and resumes from step %d; to start from %s, use a new --workdir",
                       config.train.init_from, step, config.train.init_from)
     return state, step
+  if config.train.resume_optimizer and not config.train.init_from:
+    raise ValueError("train.resume_optimizer=True needs train.init_from (the run to continue); "
+                     "a run in its own workdir always resumes its optimizer")
+  if create is not None:
+    state = create()
   if config.train.init_from:
     state = load_weights(state, config.train.init_from,
                          with_optimizer=config.train.resume_optimizer)
-  elif config.train.resume_optimizer:
-    raise ValueError("train.resume_optimizer=True needs train.init_from (the run to continue); "
-                     "a run in its own workdir always resumes its optimizer")
   return state, None
 
 

@@ -35,11 +35,17 @@ class Network(NamedTuple):
     return self.dtype == step_lib.DTYPES["float16"]
 
 
+def fresh_state(config, net: Network, optimizer, mesh) -> step_lib.FreshState:
+  """The fresh replicated train state of this network and config (created on demand)."""
+  return step_lib.fresh_state(net.model, optimizer, mesh, seed=config.seed, frames=net.frames,
+                              fixed_path=net.fixed, path_len=len(config.model.choice_max_num),
+                              float16=net.float16)
+
+
 def init_state(config, net: Network, optimizer, mesh):
   """(fresh replicated train state, its sharding) for this network and config."""
-  return step_lib.init_state(net.model, optimizer, mesh, seed=config.seed, frames=net.frames,
-                             fixed_path=net.fixed, path_len=len(config.model.choice_max_num),
-                             float16=net.float16)
+  fresh = fresh_state(config, net, optimizer, mesh)
+  return fresh.create(), fresh.sharding
 
 
 def build_network(config, build=build_model) -> Network:

@@ -11,7 +11,7 @@ too many in a row stop the run.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +28,14 @@ FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive
 # The same options as XLA_FLAGS, for whole processes that only compile tiny programs (the CLI
 # smoke tests, the GPU check's CPU rehearsal).
 FAST_COMPILE_FLAGS = " ".join(f"--{k}={str(v).lower()}" for k, v in FAST_COMPILE.items())
+
+
+def run_fast_compiled(fn, *args):
+  """fn(*args) as one program compiled with FAST_COMPILE on the CPU: for what runs once (an
+  initialiser), where running op by op compiles every op on its own (~170 programs for a
+  supernet's init) and the optimising backend takes far longer than the run."""
+  options = FAST_COMPILE if jax.default_backend() == "cpu" else None
+  return jax.jit(fn).lower(*args).compile(compiler_options=options)(*args)
 
 
 def compute_dtype(config):
@@ -145,9 +153,20 @@ def jit_train_step(step_fn, mesh, state_sharding, batch_keys=DEVICE_KEYS):
 
 
 
-def init_state(model, optimizer: optim.SGD, mesh, *, seed: int, frames: int,
-               fixed_path: Optional[Sequence[int]], path_len: int, float16: bool = False):
-  """A fresh replicated TrainState (identical on every process: same seed)."""
+class FreshState(NamedTuple):
+  """A fresh train state before it exists: its shapes (ShapeDtypeStructs with their
+  shardings: what a checkpoint restores into) and `create()`, which compiles and runs the
+  initialiser — a resumed run never calls it."""
+  abstract: ts.TrainState
+  sharding: object
+  create: Callable[[], ts.TrainState]
+
+
+def fresh_state(model, optimizer: optim.SGD, mesh, *, seed: int, frames: int,
+                fixed_path: Optional[Sequence[int]], path_len: int, float16: bool = False
+                ) -> FreshState:
+  """The replicated fresh TrainState of `model` (identical on every process: same seed),
+  traced once."""
   rep = parallel.replicated(mesh)
 
   def make(rng):
@@ -159,10 +178,20 @@ def init_state(model, optimizer: optim.SGD, mesh, *, seed: int, frames: int,
     return ts.create(params, batch_stats, optimizer.init(params), float16=float16)
 
   key = jax.random.key(seed)
-  abstract = jax.eval_shape(make, key)
+  traced = jax.jit(make, out_shardings=rep).trace(key)
+  abstract = traced.out_info
   sharding = jax.tree.map(lambda _: rep, abstract)
-  # Initialisation runs once, and the inlined RNG makes a huge elementwise graph that
-  # XLA:CPU's optimising backend takes minutes over: compile it unoptimised (~7x faster).
-  init = jax.jit(make, out_shardings=sharding).lower(key).compile(compiler_options=(
-      FAST_COMPILE if jax.default_backend() == "cpu" else None))
-  return init(key), sharding
+
+  def create():
+    # Initialisation runs once, and the inlined RNG makes a huge elementwise graph that
+    # XLA:CPU's optimising backend takes minutes over: compile it unoptimised (~7x faster).
+    return traced.lower().compile(compiler_options=(
+        FAST_COMPILE if jax.default_backend() == "cpu" else None))(key)
+
+  return FreshState(abstract, sharding, create)
+
+
+def init_state(model, optimizer: optim.SGD, mesh, **kwargs):
+  """(a fresh replicated TrainState, its sharding): `fresh_state`'s, created."""
+  fresh = fresh_state(model, optimizer, mesh, **kwargs)
+  return fresh.create(), fresh.sharding

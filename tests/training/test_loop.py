@@ -39,12 +39,17 @@ def _final(workdir):
   return variables, step
 
 
-def test_resume_matches_uninterrupted_run(data, tmp_path):
+def test_resume_matches_uninterrupted_run(data, tmp_path, monkeypatch):
+  created = []  # the runs that compiled and ran the initialiser
+  fresh_state = setup.fresh_state
+  monkeypatch.setattr(setup, "fresh_state", lambda *a: (lambda f: f._replace(
+      create=lambda: created.append(1) or f.create()))(fresh_state(*a)))
   whole, parts = str(tmp_path / "whole"), str(tmp_path / "parts")
   train.run(_config(data), whole)
   train.run(_config(data, **{"train.total_steps": 3}), parts)  # "killed" after step 3
   assert checkpoint.restore_variables(parts)[1] == 3
   train.run(_config(data), parts)  # the same command again resumes from step 3
+  assert len(created) == 2  # the resumed run restored into the state's shapes alone
   (a, sa), (b, sb) = _final(whole), _final(parts)
   assert sa == sb == 6
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
