@@ -58,15 +58,23 @@ def fast_cli_env(devices: int = 1, **extra) -> dict:
 # tools/test.sh hands tests to the xdist workers a few at a time (--maxschedchunk=1): the short
 # tests then fill in around the long ones, and no worker is left running one long test alone
 # at the end (that tail was minutes of the suite's wall time). Longest first, as `--durations`
-# measured them.
+# measured them. The identify test builds the model its module shares between the workers
+# (helpers.shared_files): started here, the other worker never waits for it.
 LONG_FIRST = (
     "tests/tools/test_ranking_study.py::test_smoke_study_records_the_ranking_and_resumes",
-    "tests/tools/test_gpu_check.py::test_dry_run_produces_the_table",
-    "tests/common/test_multihost.py::test_two_processes_match_one",
     "tests/tools/test_kth_recipe.py::test_recipe_smoke",
     "tests/modes/test_train_mode.py::test_train_writes_checkpoints_and_resumes",
-    "tests/models/test_sposgait.py::test_remat_same_variables_outputs_stats_and_gradients",
+    "tests/common/test_multihost.py::test_two_processes_match_one",
+    "tests/identify/test_identify.py::test_every_input_kind_enrols_and_identifies",
     "tests/search/test_search.py::test_finetune_moves_only_the_candidates_ops",
+    "tests/training/test_step.py::test_real_sposgait_masked_update",
+    "tests/tools/test_gpu_check.py::test_dry_run_produces_the_table",
+    "tests/training/test_loop.py::test_resume_matches_uninterrupted_run",
+    "tests/training/test_loop.py::test_a_run_moves_between_pkl_and_tfds_and_resumes",
+    "tests/models/test_conv.py::test_traced_choice_backward_has_only_canonical_convs",
+    "tests/models/test_conv.py::test_onednn_train_steps_run_with_concurrent_custom_calls",
+    "tests/models/test_sposgait.py::test_remat_same_variables_outputs_stats_and_gradients",
+    "tests/models/test_sposgait.py::test_static_equals_traced_for_20_paths_with_one_compile",
     "tests/search/test_search.py::test_recalibrated_eval_matches_train_mode_statistics",
 )
 
