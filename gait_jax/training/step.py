@@ -30,12 +30,17 @@ FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive
 FAST_COMPILE_FLAGS = " ".join(f"--{k}={str(v).lower()}" for k, v in FAST_COMPILE.items())
 
 
+def fast_compile_options():
+  """FAST_COMPILE on the CPU (whose optimising backend takes far longer over what runs once
+  than the run itself), the backend's own options elsewhere."""
+  return FAST_COMPILE if jax.default_backend() == "cpu" else None
+
+
 def run_fast_compiled(fn, *args):
-  """fn(*args) as one program compiled with FAST_COMPILE on the CPU: for what runs once (an
+  """fn(*args) as one program compiled with `fast_compile_options()`: for what runs once (an
   initialiser), where running op by op compiles every op on its own (~170 programs for a
-  supernet's init) and the optimising backend takes far longer than the run."""
-  options = FAST_COMPILE if jax.default_backend() == "cpu" else None
-  return jax.jit(fn).lower(*args).compile(compiler_options=options)(*args)
+  supernet's init)."""
+  return jax.jit(fn).lower(*args).compile(compiler_options=fast_compile_options())(*args)
 
 
 def compute_dtype(config):
@@ -185,8 +190,7 @@ def fresh_state(model, optimizer: optim.SGD, mesh, *, seed: int, frames: int,
   def create():
     # Initialisation runs once, and the inlined RNG makes a huge elementwise graph that
     # XLA:CPU's optimising backend takes minutes over: compile it unoptimised (~7x faster).
-    return traced.lower().compile(compiler_options=(
-        FAST_COMPILE if jax.default_backend() == "cpu" else None))(key)
+    return traced.lower().compile(compiler_options=fast_compile_options())(key)
 
   return FreshState(abstract, sharding, create)
 
