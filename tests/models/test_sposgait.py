@@ -120,7 +120,7 @@ def test_remat_same_variables_outputs_stats_and_gradients(small):
       return jax.grad(loss, has_aux=True)(params)
     args = (variables["params"], jnp.array((4, 0, 5, 3), jnp.int32))
     # Compiling the supernet's gradient is most of this test: both sides compile alike, fast.
-    return jax.jit(fn).lower(*args).compile(step_lib.FAST_COMPILE)(*args)
+    return step_lib.run_fast_compiled(fn, *args)
 
   (g0, (o0, u0)), (g1, (o1, u1)) = run(model), run(remat_model)
   assert_trees_close(o1, o0, rtol=1e-5)
