@@ -41,6 +41,26 @@ def test_save_restore_is_exact_and_keeps_n(tmp_path):
   ck.close()
 
 
+def test_replicated_arrays_are_saved_whole_from_one_device(tmp_path, monkeypatch):
+  # orbax's replica-parallel saving would slice each array once per device, a dispatch each.
+  assert jax.device_count() > 1, "the suite runs with several CPU devices (tools/test.sh)"
+  sliced = []
+  real = jax.lax.slice_in_dim
+  monkeypatch.setattr(jax.lax, "slice_in_dim", lambda *a, **k: sliced.append(1) or real(*a, **k))
+  ck = checkpoint.Checkpointer(str(tmp_path / "checkpoints"))
+  state = dict(_state(1.0), wide=jnp.arange(16.0 * jax.device_count()))  # splits per device
+  ck.save(1, _replicated(state), {"step": 1})
+  ck.wait()
+  assert sliced == []
+  # The files orbax's default handler writes, array metadata included.
+  state_dir = tmp_path / "checkpoints" / "1" / "state"
+  assert (state_dir / "array_metadatas").is_dir() and (state_dir / "_METADATA").is_file()
+  restored, _ = ck.restore(1, _replicated(jax.tree.map(jnp.zeros_like, state)))
+  jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
+               restored, state)
+  ck.close()
+
+
 def test_unfinished_save_is_ignored(tmp_path):
   ck = checkpoint.Checkpointer(str(tmp_path / "checkpoints"), keep=3)
   ck.save(2, _replicated(_state(2.0)), {"step": 2})
