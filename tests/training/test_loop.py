@@ -39,17 +39,27 @@ def _final(workdir):
   return variables, step
 
 
-def test_resume_matches_uninterrupted_run(data, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def whole(data, tmp_path_factory):
+  """The workdir of one uninterrupted run of `_config(data)` (6 steps, uniform paths): what
+  the resumed runs below must equal. Read only."""
+  workdir = str(tmp_path_factory.mktemp("uninterrupted") / "whole")
+  with pytest.MonkeyPatch.context() as m:  # the autouse stand-in is function-scoped
+    m.setattr(setup, "build_network", train_standin.build_network)
+    train.run(_config(data), workdir)
+  return workdir
+
+
+def test_resume_matches_uninterrupted_run(data, whole, tmp_path, monkeypatch):
   created = []  # the runs that compiled and ran the initialiser
   fresh_state = setup.fresh_state
   monkeypatch.setattr(setup, "fresh_state", lambda *a: (lambda f: f._replace(
       create=lambda: created.append(1) or f.create()))(fresh_state(*a)))
-  whole, parts = str(tmp_path / "whole"), str(tmp_path / "parts")
-  train.run(_config(data), whole)
+  parts = str(tmp_path / "parts")
   train.run(_config(data, **{"train.total_steps": 3}), parts)  # "killed" after step 3
-  assert checkpoint.restore_variables(parts)[1] == 3
+  assert checkpoint.restore_variables(parts)[1] == 3 and len(created) == 1
   train.run(_config(data), parts)  # the same command again resumes from step 3
-  assert len(created) == 2  # the resumed run restored into the state's shapes alone
+  assert len(created) == 1  # the resumed run restored into the state's shapes alone
   (a, sa), (b, sb) = _final(whole), _final(parts)
   assert sa == sb == 6
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
@@ -75,33 +85,31 @@ def test_resume_matches_uninterrupted_run(data, tmp_path, monkeypatch):
     assert tag in tags, f"{tag} missing from TensorBoard ({sorted(tags)})"
 
 
-def test_fair_path_sampler_drives_the_supernet_and_resumes(data, tmp_path, monkeypatch):
+def test_fair_path_sampler_drives_the_supernet_and_resumes(data, whole, tmp_path, monkeypatch):
   drawn = []
   fair = space.fair_path
   monkeypatch.setitem(space.PATH_SAMPLERS, "fair",
                       lambda cmn, seed, step: drawn.append(step) or fair(cmn, seed, step))
-  whole, parts = str(tmp_path / "whole"), str(tmp_path / "parts")
-  train.run(_config(data, **{"train.path_sampler": "fair"}), whole)
+  fair_run, parts = str(tmp_path / "fair"), str(tmp_path / "parts")
+  train.run(_config(data, **{"train.path_sampler": "fair"}), fair_run)
   assert drawn == list(range(6))
   train.run(_config(data, **{"train.path_sampler": "fair", "train.total_steps": 3}), parts)
   train.run(_config(data, **{"train.path_sampler": "fair"}), parts)
   assert drawn == list(range(6)) + list(range(3)) + [3, 4, 5]
-  (a, _), (b, _) = _final(whole), _final(parts)
+  (a, _), (b, _) = _final(fair_run), _final(parts)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     assert np.array_equal(x, y), "resumed fair-sampled run diverged"
-  train.run(_config(data), str(tmp_path / "uniform"))
-  uniform, _ = _final(str(tmp_path / "uniform"))
+  uniform, _ = _final(whole)
   assert any(not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a),
                                                       jax.tree.leaves(uniform)))
 
 
-def test_a_run_moves_between_pkl_and_tfds_and_resumes(data, tmp_path):
+def test_a_run_moves_between_pkl_and_tfds_and_resumes(data, whole, tmp_path):
   from gait_jax.data import tfds_format
   tfds_dir = str(tmp_path / "tfds")
   tfds_format.write(data["root"], data["partition"], tfds_dir, progress=False)
   packed = {"data.format": "tfds", "data.root": tfds_dir, "data.partition": ""}
-  whole, moved = str(tmp_path / "whole"), str(tmp_path / "moved")
-  train.run(_config(data), whole)
+  moved = str(tmp_path / "moved")
   train.run(_config(data, **{"train.total_steps": 3}), moved)  # pkl, "killed" after step 3
   train.run(_config(data, **packed), moved)  # the same run from the TFDS form
   (a, sa), (b, sb) = _final(whole), _final(moved)
@@ -199,7 +207,7 @@ def _damage(step_dir, how):
 
 
 @pytest.mark.parametrize("how", ["truncated", "empty"])
-def test_corrupt_newest_checkpoint_falls_back_and_is_kept(data, tmp_path, how):
+def test_corrupt_newest_checkpoint_falls_back_and_is_kept(data, whole, tmp_path, how):
   workdir = str(tmp_path / "w")
   train.run(_config(data, **{"train.total_steps": 4}), workdir)
   step_dir = os.path.join(checkpoint.checkpoint_dir(workdir), "4")
@@ -213,8 +221,6 @@ def test_corrupt_newest_checkpoint_falls_back_and_is_kept(data, tmp_path, how):
   kept = glob.glob(os.path.join(workdir, "broken_checkpoints", "4-*"))
   assert len(kept) == 1 and os.path.isdir(kept[0])
   # The resumed run equals an uninterrupted one: step 4 was recomputed from step 2.
-  whole = str(tmp_path / "whole")
-  train.run(_config(data), whole)
   for x, y in zip(jax.tree.leaves(_final(whole)[0]), jax.tree.leaves(_final(workdir)[0])):
     assert np.array_equal(x, y)
 
