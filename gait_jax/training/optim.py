@@ -39,14 +39,14 @@ def multistep_lr(base_lr: float, gamma: float, milestones: Sequence[int]):
 def global_norm(tree: Any, norm_type: float = 2.0) -> jax.Array:
   """The p-norm of all leaves together (inf = largest magnitude), as torch's
   clip_grad_norm_ computes it."""
-  leaves = [jnp.asarray(x, jnp.float32) for x in jax.tree.leaves(tree)]
+  leaves = [jnp.ravel(jnp.asarray(x, jnp.float32)) for x in jax.tree.leaves(tree)]
   if not leaves:
     return jnp.zeros((), jnp.float32)
+  flat = jnp.concatenate(leaves)  # one reduction, not one per leaf (kernels to compile)
   if norm_type == float("inf"):
-    return jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in leaves]))
+    return jnp.max(jnp.abs(flat))
   p = float(norm_type)
-  total = sum(jnp.sum(jnp.abs(x) ** p) for x in leaves)
-  return total ** (1.0 / p)
+  return jnp.sum(jnp.abs(flat) ** p) ** (1.0 / p)
 
 
 def clip_by_torch_norm(max_norm: float, norm_type: float) -> optax.GradientTransformation:

@@ -48,8 +48,13 @@ def compute_dtype(config):
 
 
 def all_finite(tree) -> jax.Array:
-  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
-  return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+  """Whether every element of every leaf is finite: one reduction per dtype over all its
+  leaves (one per leaf made hundreds of small kernels of a step to compile and launch)."""
+  by_dtype = {}
+  for x in jax.tree.leaves(tree):
+    by_dtype.setdefault(jnp.result_type(x), []).append(jnp.ravel(x))
+  ok = [jnp.all(jnp.isfinite(jnp.concatenate(xs))) for xs in by_dtype.values()]
+  return jnp.all(jnp.stack(ok)) if ok else jnp.asarray(True)
 
 
 @jax.jit
@@ -126,10 +131,12 @@ def make_train_step(model, optimizer: optim.SGD, loss_fn: Callable, *,
                                    mutable=["batch_stats"])
       total, terms = loss_fn(out, batch["labels"])
       total = total.astype(jnp.float32)
-      return total * state.loss_scale, (total, terms, updated.get("batch_stats", {}))
+      scaled = total * state.loss_scale if float16 else total
+      return scaled, (total, terms, updated.get("batch_stats", {}))
 
     grads, (loss, terms, batch_stats) = jax.grad(objective, has_aux=True)(state.params)
-    grads = jax.tree.map(lambda g: g / state.loss_scale, grads)
+    if float16:  # elsewhere the scale is 1: no division per leaf
+      grads = jax.tree.map(lambda g: g / state.loss_scale, grads)
 
     mask = None if mask_fn is None else mask_fn(state.params, path)
     params, opt_state, lr = optimizer.update(state.params, grads, state.opt_state, state.step,
@@ -139,8 +146,7 @@ def make_train_step(model, optimizer: optim.SGD, loss_fn: Callable, *,
       batch_stats = jax.tree.map(jnp.where, used, batch_stats, state.batch_stats)
     # A finite loss and gradient can still overflow the update (a huge learning rate): the
     # new parameters, momentum and BN statistics must be finite too, or the step is skipped.
-    finite = (jnp.isfinite(loss) & all_finite(grads) & all_finite(params)
-              & all_finite(opt_state) & all_finite(batch_stats))
+    finite = jnp.isfinite(loss) & all_finite((grads, params, opt_state, batch_stats))
     updated = state.replace(params=params, batch_stats=batch_stats, opt_state=opt_state,
                             step=state.step + 1)
     new_state = ts.select(finite, updated, state).replace(**_counters(state, finite, float16))
