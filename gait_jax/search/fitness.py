@@ -39,11 +39,24 @@ BATCH_DRAW = ("batch_p", "batch_k", "batch_shuffle", "sample_type", "frames", "f
               "frames_min", "frames_max", "transforms")
 
 
+_RECALIBRATE_FNS = {}
+
+
 def make_recalibrate(model, mesh):
   """`recalibrate(variables, path, sils, lengths) -> batch_stats` with the running statistics
   of the path's BatchNorms replaced by the average of their per-batch statistics over the
   stacked batches `sils [B, b, T, 64, 44]` (PyTorch's cumulative `momentum=None` average, as
-  single-path one-shot NAS recalibrates). Statistics the path does not use are unchanged."""
+  single-path one-shot NAS recalibrates). Statistics the path does not use are unchanged.
+
+  Cached per (model, mesh), as the embedding function is: every scorer of one supernet
+  architecture in a process (a study's fitness variants) reuses the compiled programs."""
+  key = (model, mesh)
+  if key not in _RECALIBRATE_FNS:
+    _RECALIBRATE_FNS[key] = _make_recalibrate(model, mesh)
+  return _RECALIBRATE_FNS[key]
+
+
+def _make_recalibrate(model, mesh):
 
   def recalibrate(variables, path, sils, lengths):
     old = variables["batch_stats"]

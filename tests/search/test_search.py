@@ -54,6 +54,7 @@ def test_search_end_to_end_compiles_once_and_resumes(setup, monkeypatch):
   config, base = setup
   workdir = os.path.join(base, "run1")
   jitted = []
+  monkeypatch.setattr(fitness, "_RECALIBRATE_FNS", {})  # count this search's programs only
   real_make = fitness.make_recalibrate
   monkeypatch.setattr(fitness, "make_recalibrate",
                       lambda *a: jitted.append(real_make(*a)) or jitted[-1])
@@ -92,6 +93,14 @@ def test_search_end_to_end_compiles_once_and_resumes(setup, monkeypatch):
   assert calls == []
   again = json.load(open(os.path.join(out, "result.json")))
   assert again["best_path"] == result["best_path"] and again["history"] == result["history"]
+
+
+def test_scorers_of_one_architecture_share_the_recalibration_program(setup):
+  config, _ = setup
+  mesh = mesh_lib.make_mesh()
+  first = fitness.make_recalibrate(build_model(config.model, bnneck=True), mesh)
+  assert fitness.make_recalibrate(build_model(config.model, bnneck=True), mesh) is first
+  assert fitness.make_recalibrate(build_model(config.model, bnneck=False), mesh) is not first
 
 
 def test_constraints_reject_without_evaluating(setup, monkeypatch):
