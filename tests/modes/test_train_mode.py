@@ -12,7 +12,9 @@ from gait_jax.synthetic import walkers
 
 
 def _main(workdir, data, *extra):
-  env = fast_cli_env(2)
+  # One CPU device, as a user's machine has (the in-process tests train on 8): its default
+  # convolutions, and a third less to compile.
+  env = fast_cli_env(1)
   cmd = [sys.executable, "-m", "gait_jax.main", "--config", "configs/test_tiny.py",
          "--workdir", workdir, f"--config.data.root={data['root']}",
          f"--config.data.partition={data['partition']}", "--config.train.log_every=1",
