@@ -18,7 +18,9 @@ from gait_jax.training import step as step_lib
 from gait_jax.synthetic import walkers
 
 
-@pytest.fixture(scope="module")
+# Session-scoped, as `whole` below: the suite starts some of this module's tests early
+# (conftest.LONG_FIRST), and a module-scoped fixture is rebuilt each time a worker comes back.
+@pytest.fixture(scope="session")
 def data(tmp_path_factory):
   out = str(tmp_path_factory.mktemp("walkers") / "walk")
   return walkers.generate(out, ids=8, seqs_per_id=2, views=("000", "090"), frames=10, seed=0)
@@ -39,7 +41,7 @@ def _final(workdir):
   return variables, step
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def whole(data, tmp_path_factory):
   """The workdir of one uninterrupted run of `_config(data)` (6 steps, uniform paths): what
   the resumed runs below must equal. Read only."""
