@@ -14,6 +14,7 @@ from jax import lax
 from gait_jax.models import conv as conv_lib
 from gait_jax.models import onednn_conv
 from gait_jax.models.candidates import CANDIDATE_KERNELS, ChoiceLayer
+from gait_jax.training import step as step_lib
 from conftest import REPO, fast_cli_env
 from helpers import assert_close
 
@@ -248,7 +249,10 @@ def _switch_step_hlo(monkeypatch, mode: str, features: int = 4) -> str:
     return jnp.sum(y * y)
 
   fn = jax.jit(jax.grad(loss))
-  return fn.lower(variables["params"], jnp.int32(3)).compile().as_text()
+  # Fast-compiled: the convolutions' layouts are the HLO passes' choice, which LLVM's
+  # optimisation level does not change (the same labels either way, in half the time).
+  return fn.lower(variables["params"], jnp.int32(3)).compile(
+      compiler_options=step_lib.FAST_COMPILE).as_text()
 
 
 def _conv_labels(hlo: str):
