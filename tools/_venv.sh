@@ -1,5 +1,5 @@
 # Sourced by tools/quickstart.sh and tools/test.sh: creates .venv if missing and installs
-# the pinned requirements (pip skips what is already satisfied, so reruns are quick).
+# the pinned requirements (with uv, else pip; what is already satisfied is skipped).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -40,8 +40,13 @@ if [ "$installed" = 0 ]; then
       *) reqs+=(-r "$extra") ;;
     esac
   done
-  .venv/bin/python -m pip install -q "${reqs[@]}"
-  if [ ${#nodeps[@]} -gt 0 ]; then .venv/bin/python -m pip install -q --no-deps "${nodeps[@]}"; fi
+  # uv, resolving as pip would here (tools/_uv_install.py), takes seconds where pip takes a
+  # minute; pip is the fallback.
+  install() {
+    .venv/bin/python tools/_uv_install.py "$@" || .venv/bin/python -m pip install -q "$@"
+  }
+  install "${reqs[@]}"
+  if [ ${#nodeps[@]} -gt 0 ]; then install --no-deps "${nodeps[@]}"; fi
   # gait_jax itself, editable: `from gait_jax.identify import Recognizer` works from any folder.
   # (setuptools' editable-install banner is shown only when the install fails.)
   if ! log="$(.venv/bin/python -m pip install -q --no-deps -e . 2>&1)"; then

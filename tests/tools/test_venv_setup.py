@@ -47,3 +47,25 @@ def test_installs_only_what_is_missing_or_changed(tmp_path):
   assert not _setup(tmp_path, "requirements-test.txt")
   calls = (tmp_path / "pip.log").read_text().splitlines()
   assert sum("--no-deps -r requirements-export.txt" in c for c in calls) == 2, calls
+
+
+def test_uv_follows_pip_configuration_or_leaves_it_to_pip():
+  from conftest import load_tool
+  uv = load_tool("_uv_install")
+  lines = ["global.extra-index-url='file:///a/simple https://mirror/simple'",
+           ":env:.find-links='/opt/wheels'", "global.constraint='/etc/c.txt'",
+           "global.cert='/etc/ca.pem'", ":env:.default-timeout='180'",
+           "global.index-url='https://pypi.example/simple'", "site.no-index='false'",
+           "global.trusted-host='mirror'"]
+  args, env = uv.translate(lines)
+  assert args == ["--index-strategy", "unsafe-best-match",  # pip's choice over all indexes
+                  "--extra-index-url", "file:///a/simple", "--extra-index-url",
+                  "https://mirror/simple", "--find-links", "/opt/wheels",
+                  "--constraint", "/etc/c.txt", "--index-url", "https://pypi.example/simple",
+                  "--allow-insecure-host", "mirror"]
+  assert env == {"SSL_CERT_FILE": "/etc/ca.pem"}
+  assert uv.translate([]) == (["--index-strategy", "unsafe-best-match"], {})
+  # What would change what is installed, and is not carried over: pip installs instead.
+  assert uv.translate(["global.pre='true'"]) is None
+  assert uv.translate(["global.only-binary=':all:'"]) is None
+  assert uv.translate(["not a config line"]) is None
