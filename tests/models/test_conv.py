@@ -25,7 +25,8 @@ def _grads(conv_fn, x, w, pads, strides=(1, 1, 1)):
   def loss(x, w):
     y = conv_fn(x, w, strides, pads, dimension_numbers=_DN)
     return jnp.sum(jnp.sin(y))  # a non-trivial cotangent
-  return jax.grad(loss, argnums=(0, 1))(x, w)
+  # Jitted, as training runs it (op by op, every small op compiles on its own: seconds a case).
+  return jax.jit(jax.grad(loss, argnums=(0, 1)))(x, w)
 
 
 _KERNELS = sorted({k for ks in CANDIDATE_KERNELS for k in ks} | {(1, 1, 1)})
@@ -52,7 +53,8 @@ def test_formulation_matches_xla(monkeypatch, form, kernel, padding, cin):
   w = jax.random.normal(kw, tuple(kernel) + (cin, 4))
   pads = {"same": [(k // 2, k // 2) for k in kernel], "VALID": "VALID",
           "asym": [(k - 1, 0) for k in kernel]}[padding]
-  values = lambda f: f(x, w, (1, 1, 1), pads, dimension_numbers=_DN)  # noqa: E731
+  values = lambda f: jax.jit(  # noqa: E731
+      lambda x, w: f(x, w, (1, 1, 1), pads, dimension_numbers=_DN))(x, w)
   assert_close(values(conv_lib.conv_general_dilated), values(lax.conv_general_dilated),
                rtol=1e-5)
   want = _grads(lax.conv_general_dilated, x, w, pads)

@@ -98,8 +98,9 @@ def test_triplet_gradient_matches_brute_force():
   rng = np.random.default_rng(1)
   labels = jnp.array([0, 1, 0, 2, 1, 1, 0, 2, 2, 0])
   emb = jnp.asarray(rng.normal(size=(10, 4, 2)).astype(np.float32))
-  got = jax.grad(lambda e: losses.triplet_loss(e, labels, 0.2)[0])(emb)
-  want = jax.grad(lambda e: jax_brute_triplet(e, labels, 0.2))(emb)
+  # Jitted, as training runs them (op by op, each small op compiles on its own).
+  got = jax.jit(jax.grad(lambda e: losses.triplet_loss(e, labels, 0.2)[0]))(emb)
+  want = jax.jit(jax.grad(lambda e: jax_brute_triplet(e, labels, 0.2)))(emb)
   assert np.all(np.isfinite(got))
   assert_close(got, want, rtol=1e-4)
   assert float(jnp.abs(got).max()) > 0
@@ -108,7 +109,7 @@ def test_triplet_gradient_matches_brute_force():
 def test_triplet_gradient_finite_with_duplicates():
   labels = jnp.array([0, 0, 1, 1])
   emb = jnp.array([[1.0, 2.0], [1.0, 2.0], [1.1, 2.0], [3.0, 0.0]]).reshape(4, 2, 1)
-  g = jax.grad(lambda e: losses.triplet_loss(e, labels, 0.2)[0])(emb)
+  g = jax.jit(jax.grad(lambda e: losses.triplet_loss(e, labels, 0.2)[0]))(emb)
   assert np.all(np.isfinite(g))
 
 
@@ -224,6 +225,7 @@ def test_compute_losses_gradient_flows_to_both_heads():
   rng = np.random.default_rng(5)
   outputs = {"embeddings": jnp.asarray(rng.normal(size=(4, 3, 2)).astype(np.float32) * 0.1),
              "logits": jnp.asarray(np.tanh(rng.normal(size=(4, 2, 2))).astype(np.float32))}
-  grads = jax.grad(lambda o: losses.compute_losses(o, labels, _loss_cfg(1.0, 1.0))[0])(outputs)
+  grads = jax.jit(jax.grad(
+      lambda o: losses.compute_losses(o, labels, _loss_cfg(1.0, 1.0))[0]))(outputs)
   assert float(jnp.abs(grads["embeddings"]).sum()) > 0
   assert float(jnp.abs(grads["logits"]).sum()) > 0
