@@ -2,7 +2,8 @@
 
 `conv_general_dilated` is a drop-in for `lax.conv_general_dilated` (flax's
 `nn.Conv(conv_general_dilated=...)`) that picks how a stride-1, undilated, ungrouped
-channels-last 3-D convolution is computed (`formulation()`; others are always XLA's):
+channels-last 3-D convolution is computed (`formulation()`; on CPU, one whose windows tile the
+input is a product, `strided_conv.py`; others are always XLA's):
 
   xla        `lax.conv_general_dilated` and XLA's own backward. GPU/TPU: their compilers call
              cuDNN / their own kernels for both directions.
@@ -53,7 +54,7 @@ import numpy as np
 from jax import lax
 
 from gait_jax.common import cpu
-from gait_jax.models import onednn_conv
+from gait_jax.models import onednn_conv, strided_conv
 
 # "auto" (onednn or fold on CPU, xla elsewhere) or one of FORMULATIONS: benchmarks, tests.
 ENV_VAR = "GAIT_JAX_CONV"
@@ -127,15 +128,15 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
   applies (stride 1, undilated, ungrouped, channels-last 3-D; see the module doc)."""
   plain = functools.partial(
       lax.conv_general_dilated, lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
-      rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
-      feature_group_count=feature_group_count, precision=precision,
-      preferred_element_type=preferred_element_type)
-  ones = (1,) * (lhs.ndim - 2)
-  form = formulation()
-  if (lhs.ndim != 5 or form == "xla" or tuple(window_strides) != ones
-      or tuple(lhs_dilation or ones) != ones or tuple(rhs_dilation or ones) != ones
-      or feature_group_count != 1 or preferred_element_type is not None
-      or not _is_channels_last(lhs.shape, rhs.shape, dimension_numbers)):
+      rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers, precision=precision,
+      feature_group_count=feature_group_count, preferred_element_type=preferred_element_type)
+  ones, form = (1,) * (lhs.ndim - 2), formulation()
+  layout = lhs.ndim == 5 and _is_channels_last(lhs.shape, rhs.shape, dimension_numbers)
+  rest = (lhs_dilation, rhs_dilation, feature_group_count, preferred_element_type)
+  if form != "xla" and layout and strided_conv.applies(lhs, rhs, window_strides, padding, *rest):
+    return strided_conv.conv(lhs, rhs, precision)
+  if (not layout or form == "xla" or tuple(window_strides) != ones
+      or any(tuple(d or ones) != ones for d in rest[:2]) or rest[2:] != (1, None)):
     return plain()
   if isinstance(padding, str):
     padding = lax.padtype_to_pads(lhs.shape[1:4], rhs.shape[:3], ones, padding)

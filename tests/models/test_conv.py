@@ -95,15 +95,51 @@ def test_gemm_picks_im2col_for_small_inputs_and_taps_otherwise(monkeypatch):
   assert wide.count("conv_general_dilated[") == 2 and "dot_general" in wide  # input's GEMMs
 
 
-@pytest.mark.parametrize("form", ["canonical", "gemm"])
-def test_strided_conv_falls_back_to_xla(monkeypatch, form):
+def _hlo_convolutions(fn, *args) -> int:
+  return jax.jit(fn).lower(*args).as_text(dialect="hlo").count(" convolution(")
+
+
+@pytest.mark.parametrize("form", ["canonical", "gemm", "fold",
+                                  pytest.param("onednn", marks=_NO_ONEDNN)])
+@pytest.mark.parametrize("kernel,t", [((3, 1, 1), 8), ((3, 1, 1), 6), ((1, 2, 2), 4),
+                                      ((2, 3, 2), 5)])
+def test_tiling_strided_conv_is_one_product(monkeypatch, form, kernel, t):
+  """Stride = kernel, unpadded (the LTA): the windows' product, with no convolution left in
+  the backward either; frames/rows that fill no window are dropped, as XLA's does."""
   monkeypatch.setenv(conv_lib.ENV_VAR, form)
-  x = jax.random.normal(jax.random.PRNGKey(0), (2, 6, 3, 3, 2))
-  w = jax.random.normal(jax.random.PRNGKey(1), (3, 1, 1, 2, 2))
-  got = _grads(conv_lib.conv_general_dilated, x, w, "VALID", strides=(3, 1, 1))
-  want = _grads(lax.conv_general_dilated, x, w, "VALID", strides=(3, 1, 1))
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, t, 5, 7, 3))
+  w = jax.random.normal(jax.random.PRNGKey(1), kernel + (3, 4))
+  got = _grads(conv_lib.conv_general_dilated, x, w, "VALID", strides=kernel)
+  want = _grads(lax.conv_general_dilated, x, w, "VALID", strides=kernel)
   for g, r in zip(got, want):
-    assert_close(g, r, rtol=1e-6)
+    assert g.shape == r.shape
+    assert_close(g, r, rtol=1e-5)
+  values = lambda f: f(x, w, kernel, [(0, 0)] * 3, dimension_numbers=_DN)  # noqa: E731
+  assert_close(values(conv_lib.conv_general_dilated), values(lax.conv_general_dilated),
+               rtol=1e-5)
+  grad = jax.grad(lambda x, w: jnp.sum(jnp.sin(values(conv_lib.conv_general_dilated))),
+                  argnums=(0, 1))
+  assert _hlo_convolutions(grad, x, w) == 0
+
+
+@pytest.mark.parametrize("form", ["xla", "gemm"])
+def test_other_strided_convs_are_xla_s(monkeypatch, form):
+  """Overlapping or padded strided windows, and every conv of the `xla` formulation (GPU),
+  stay XLA's own convolution."""
+  monkeypatch.setenv(conv_lib.ENV_VAR, form)
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 3, 3, 2))
+  w = jax.random.normal(jax.random.PRNGKey(1), (3, 1, 1, 2, 2))
+  for strides, pads in [((2, 1, 1), "VALID"), ((3, 1, 1), [(1, 1), (0, 0), (0, 0)])]:
+    got = _grads(conv_lib.conv_general_dilated, x, w, pads, strides=strides)
+    want = _grads(lax.conv_general_dilated, x, w, pads, strides=strides)
+    for g, r in zip(got, want):
+      assert_close(g, r, rtol=1e-6)
+    fwd = lambda x, w: conv_lib.conv_general_dilated(  # noqa: E731
+        x, w, strides, pads, dimension_numbers=_DN)
+    assert _hlo_convolutions(fwd, x, w) == 1
+  fwd = lambda x, w: conv_lib.conv_general_dilated(  # noqa: E731
+      x, w, (3, 1, 1), "VALID", dimension_numbers=_DN)
+  assert _hlo_convolutions(fwd, x, w) == (1 if form == "xla" else 0)
 
 
 @_NO_ONEDNN
