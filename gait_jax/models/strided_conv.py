@@ -1,16 +1,21 @@
 """A convolution whose windows tile the input (stride = kernel on every axis, no padding, no
-dilation; the LTA's (3,1,1) kernel at stride (3,1,1)) as one product of the windows with the
-kernel: [N·T'·H'·W', kt·kh·kw·cin] × [kt·kh·kw·cin, cout], the windows a reshape of the input
-(no copy, no im2col) since they do not overlap. Its gradients are products too (autodiff).
+dilation; the LTA's (3,1,1) kernel at stride (3,1,1)) as products: the input read as
+[N, T', kt, H', kh, W', kw, cin] (a reshape, since the windows do not overlap), each tap's
+strided slice times its [cin, cout] kernel, summed over the taps. Its gradients are products
+too (autodiff).
 
 Why: XLA:CPU runs a strided convolution and its two gradients (one with a dilated input, one
 with a dilated kernel spanning the whole output) through Eigen's generic volume-patch loops:
 forward and gradients of the LTA took 467 ms at the GREW widths (64 channels, 8 × 30 frames
-of 32×22) and 66 ms at 8 channels, against 72 ms and 2 ms as products — about a fifth of
-a train step. The same sums in another order: values and gradients agree to float rounding
-(tests/models/test_conv.py).
+of 32×22) and 66 ms at 8 channels, against 72 ms and 2 ms as products — about a fifth of a
+train step. Per tap rather than one product over all taps: that one needs the taps next to
+the channels, a transposed copy of the input that XLA fused into the stem that makes it,
+whose loop then ran the embedding 1.6× slower than XLA's convolution did. The same sums in
+another order: values and gradients agree to float rounding (tests/models/test_conv.py).
 """
 from __future__ import annotations
+
+import itertools
 
 import jax.numpy as jnp
 from jax import lax
@@ -38,4 +43,9 @@ def conv(x, w, precision=None):
   t_out, h_out, w_out = t // kt, h // kh, wd // kw
   x = lax.slice(x, (0,) * 5, (n, t_out * kt, h_out * kh, w_out * kw, cin))
   windows = x.reshape(n, t_out, kt, h_out, kh, w_out, kw, cin)
-  return jnp.einsum("ntahbwci,abcio->nthwo", windows, w, precision=precision)
+  y = None
+  for a, b, c in itertools.product(range(kt), range(kh), range(kw)):
+    term = jnp.einsum("nthwi,io->nthwo", windows[:, :, a, :, b, :, c], w[a, b, c],
+                      precision=precision)
+    y = term if y is None else y + term
+  return y
