@@ -3,7 +3,7 @@
 `conv_general_dilated` is a drop-in for `lax.conv_general_dilated` (flax's
 `nn.Conv(conv_general_dilated=...)`) that picks how a stride-1, undilated, ungrouped
 channels-last 3-D convolution is computed (`formulation()`; on CPU, one whose windows tile the
-input is a product, `strided_conv.py`; others are always XLA's):
+input is products per tap, `strided_conv.py`; others are always XLA's):
 
   xla        `lax.conv_general_dilated` and XLA's own backward. GPU/TPU: their compilers call
              cuDNN / their own kernels for both directions.
