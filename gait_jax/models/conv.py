@@ -2,8 +2,8 @@
 
 `conv_general_dilated` is a drop-in for `lax.conv_general_dilated` (flax's
 `nn.Conv(conv_general_dilated=...)`) that picks how a stride-1, undilated, ungrouped
-channels-last 3-D convolution is computed (`formulation()`; on CPU, one whose windows tile the
-input is products per tap, `strided_conv.py`; others are always XLA's):
+channels-last 3-D convolution is computed (`formulation()`; on CPU also a strided one whose
+windows tile the input: products per tap, `strided_conv.py`; others are always XLA's):
 
   xla        `lax.conv_general_dilated` and XLA's own backward. GPU/TPU: their compilers call
              cuDNN / their own kernels for both directions.
@@ -124,20 +124,20 @@ def _formulation() -> str:
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                          rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
                          precision=None, preferred_element_type=None):
-  """`lax.conv_general_dilated`, computed in the formulation `formulation()` names where that
-  applies (stride 1, undilated, ungrouped, channels-last 3-D; see the module doc)."""
+  """`lax.conv_general_dilated` in the form `formulation()` names, where one applies."""
   plain = functools.partial(
       lax.conv_general_dilated, lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
       rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers, precision=precision,
       feature_group_count=feature_group_count, preferred_element_type=preferred_element_type)
   ones, form = (1,) * (lhs.ndim - 2), formulation()
-  layout = lhs.ndim == 5 and _is_channels_last(lhs.shape, rhs.shape, dimension_numbers)
-  rest = (lhs_dilation, rhs_dilation, feature_group_count, preferred_element_type)
-  if form != "xla" and layout and strided_conv.applies(lhs, rhs, window_strides, padding, *rest):
-    return strided_conv.conv(lhs, rhs, precision)
-  if (not layout or form == "xla" or tuple(window_strides) != ones
-      or any(tuple(d or ones) != ones for d in rest[:2]) or rest[2:] != (1, None)):
+  if (form == "xla" or lhs.ndim != 5 or feature_group_count != 1
+      or preferred_element_type is not None or tuple(lhs_dilation or ones) != ones
+      or tuple(rhs_dilation or ones) != ones
+      or not _is_channels_last(lhs.shape, rhs.shape, dimension_numbers)):
     return plain()
+  if tuple(window_strides) != ones:
+    tiles = strided_conv.tiles(rhs.shape[:3], window_strides, padding)
+    return strided_conv.conv(lhs, rhs, precision) if tiles else plain()
   if isinstance(padding, str):
     padding = lax.padtype_to_pads(lhs.shape[1:4], rhs.shape[:3], ones, padding)
   pads = tuple((int(lo), int(hi)) for lo, hi in padding)

@@ -21,18 +21,14 @@ import jax.numpy as jnp
 from jax import lax
 
 
-def applies(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, feature_group_count,
-            preferred_element_type) -> bool:
-  """Whether conv(lhs, rhs) (channels-last 3-D, checked by the caller) tiles its input."""
-  kernel = tuple(rhs.shape[:3])
-  ones = (1, 1, 1)
+def tiles(kernel, window_strides, padding) -> bool:
+  """Whether a convolution with this kernel shape (kt, kh, kw), stride and padding tiles its
+  input: stride = kernel (not all ones), no padding (the caller has checked the rest)."""
   if isinstance(padding, str):
     unpadded = padding.upper() == "VALID"
   else:
     unpadded = all(int(lo) == 0 and int(hi) == 0 for lo, hi in padding)
-  return (lhs.ndim == 5 and tuple(window_strides) == kernel and kernel != ones and unpadded
-          and tuple(lhs_dilation or ones) == ones and tuple(rhs_dilation or ones) == ones
-          and feature_group_count == 1 and preferred_element_type is None)
+  return tuple(window_strides) == tuple(kernel) != (1, 1, 1) and unpadded
 
 
 def conv(x, w, precision=None):
