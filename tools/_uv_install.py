@@ -26,7 +26,7 @@ NO_EFFECT = {"timeout", "default-timeout", "disable-pip-version-check", "retries
 def translate(config_lines):
   """(uv options, environment additions) for `pip config list` lines; None when one of them
   is not carried over."""
-  args, env = ["--index-strategy", "unsafe-best-match"], {}
+  args, env, compile_bytecode = ["--index-strategy", "unsafe-best-match"], {}, True
   for line in config_lines:
     match = re.fullmatch(r"\S*?\.([a-z-]+)='(.*)'", line.strip())
     if not match:
@@ -42,8 +42,15 @@ def translate(config_lines):
         args.append("--no-index")
     elif key == "cert":
       env["SSL_CERT_FILE"] = value
+    elif key == "no-compile":
+      compile_bytecode = value.lower() not in ("1", "true", "yes", "on")
     elif key not in NO_EFFECT:
       return None
+  # As pip does (uv does not by default): every later process imports jax, flax and the rest
+  # from their .pyc files instead of compiling them again — 3.6 s a process here, and the test
+  # suite starts a hundred of them.
+  if compile_bytecode:
+    args.append("--compile-bytecode")
   return args, env
 
 

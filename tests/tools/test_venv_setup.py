@@ -62,9 +62,13 @@ def test_uv_follows_pip_configuration_or_leaves_it_to_pip():
                   "--extra-index-url", "file:///a/simple", "--extra-index-url",
                   "https://mirror/simple", "--find-links", "/opt/wheels",
                   "--constraint", "/etc/c.txt", "--index-url", "https://pypi.example/simple",
-                  "--allow-insecure-host", "mirror"]
+                  "--allow-insecure-host", "mirror",
+                  "--compile-bytecode"]  # pip's default: .pyc files written at install
   assert env == {"SSL_CERT_FILE": "/etc/ca.pem"}
-  assert uv.translate([]) == (["--index-strategy", "unsafe-best-match"], {})
+  assert uv.translate([]) == (["--index-strategy", "unsafe-best-match", "--compile-bytecode"],
+                              {})
+  assert uv.translate(["install.no-compile='true'"]) == (
+      ["--index-strategy", "unsafe-best-match"], {})
   # What would change what is installed, and is not carried over: pip installs instead.
   assert uv.translate(["global.pre='true'"]) is None
   assert uv.translate(["global.only-binary=':all:'"]) is None
