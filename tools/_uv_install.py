@@ -1,6 +1,7 @@
 """`python tools/_uv_install.py PIP_INSTALL_ARGS...`: installs into this interpreter's venv with
-uv, resolving as pip would here. Used by tools/_venv.sh: uv installs the pinned wheels in
-seconds where pip takes about a minute, and pip stays the fallback.
+uv, resolving as pip would here and writing .pyc files as pip does. Used by tools/_venv.sh:
+uv installs the pinned wheels in seconds where pip takes about a minute, and pip stays the
+fallback.
 
 pip's own configuration (its files and PIP_* variables, as `pip config list` shows them) is
 carried over: indexes, find-links, constraints, trusted hosts, the certificate bundle; versions
@@ -47,8 +48,8 @@ def translate(config_lines):
     elif key not in NO_EFFECT:
       return None
   # As pip does (uv does not by default): every later process imports jax, flax and the rest
-  # from their .pyc files instead of compiling them again — 3.6 s a process here, and the test
-  # suite starts a hundred of them.
+  # from their .pyc files instead of compiling them again (3.6 s a process here; the test
+  # suite and the recipes start many).
   if compile_bytecode:
     args.append("--compile-bytecode")
   return args, env
