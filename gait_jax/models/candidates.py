@@ -17,6 +17,7 @@ from typing import Any, Tuple
 import flax.linen as nn
 import jax.numpy as jnp
 
+from gait_jax.models import switch_residuals
 from gait_jax.models.frames import apply_mask
 from gait_jax.models.layers import BatchNorm, conv3d
 from gait_jax.models.space import NUM_CANDIDATES
@@ -99,7 +100,8 @@ class ChoiceLayer(nn.Module):
     branches = [_branch(i, train) for i in range(len(self.choices))]
     # Index into the local candidate list (equal to the candidate id in a supernet).
     index = jnp.asarray(choice, jnp.int32)
-    return nn.switch(index, branches, self, x, mask)
+    with switch_residuals.uninitialized():  # the slots of unchosen branches: never read
+      return nn.switch(index, branches, self, x, mask)
 
 
 def _branch(i: int, train: bool):
