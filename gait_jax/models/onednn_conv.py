@@ -38,6 +38,15 @@ def library_path() -> Path:
   return Path(os.environ.get(LIB_ENV_VAR) or LIB_PATH)
 
 
+def register_targets(targets) -> ctypes.CDLL:
+  """Loads the library and registers `targets` (custom-call name -> its FFI handler symbol)
+  with XLA:CPU; OSError / AttributeError where it does not load or lacks a symbol."""
+  lib = ctypes.CDLL(str(library_path()))
+  for target, symbol in targets.items():
+    jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
+  return lib
+
+
 @functools.cache
 def version() -> str | None:
   """The loaded oneDNN's version ("3.2.0"), or None where the library is unavailable (logged
@@ -48,10 +57,7 @@ def version() -> str | None:
                   "builds them): XLA's convolutions are used", path)
     return None
   try:
-    lib = ctypes.CDLL(str(path))
-    for target, symbol in _TARGETS.items():
-      jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
-    code = int(lib.GaitOnednnVersion())
+    code = int(register_targets(_TARGETS).GaitOnednnVersion())
   except (OSError, AttributeError) as e:
     logging.warning("oneDNN convolutions unavailable (%s: %s): XLA's convolutions are used",
                     path, e)

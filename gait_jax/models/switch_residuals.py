@@ -23,7 +23,6 @@ Only numeric and bool residuals outside shard_map get the custom call; others ke
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import logging
 import os
@@ -58,9 +57,7 @@ def _registered() -> bool:
                  "builds it)", path)
     return False
   try:
-    lib = ctypes.CDLL(str(path))
-    for target, symbol in _TARGETS.values():
-      jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
+    onednn_conv.register_targets(dict(_TARGETS.values()))
   except (OSError, AttributeError) as e:
     logging.warning("switch residuals zero-filled (%s: %s)", path, e)
     return False
