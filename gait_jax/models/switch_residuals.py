@@ -4,10 +4,12 @@ Differentiating `lax.switch` makes its forward return the residuals of *every* b
 common format: the chosen branch fills its own slots and JAX fills the slots only other
 branches use with zeros (`ad_util.empty_like_aval`: "contents unspecified", a broadcast of 0 on
 CPU). Only the chosen branch's backward runs, so nothing ever reads them; on XLA:CPU writing them
-cost 4–9 % of a supernet train step (docs/benchmarks.md). While `uninitialized()` is active
-(ChoiceLayer around its `nn.switch`), JAX's empty array is a custom call that leaves XLA's fresh
-buffer unwritten (`uninitialized.cc`, built with the oneDNN convolutions): the same values and
-gradients (bit for bit in the steps measured), with fewer bytes written.
+cost 7 % of a supernet train step at the tiny widths and 6 % at the GREW widths (huge pages on;
+docs/benchmarks.md). While `uninitialized()` is active (ChoiceLayer around its `nn.switch`;
+the swap is process-wide for that moment, and gait_jax traces from one thread), JAX's empty
+array is a custom call that leaves XLA's fresh buffer unwritten (`uninitialized.cc`, built
+with the oneDNN convolutions): the same values and gradients (bit for bit in the steps
+measured), with fewer bytes written.
 
 `GAIT_JAX_SWITCH_RESIDUALS` (read while tracing) chooses the fill:
   auto           (default) unwritten where it is safe and pays: the CPU backend with one device
