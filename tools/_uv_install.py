@@ -22,6 +22,8 @@ LISTS = {"extra-index-url": "--extra-index-url", "find-links": "--find-links",
 NO_EFFECT = {"timeout", "default-timeout", "disable-pip-version-check", "retries",
              "no-cache-dir", "cache-dir", "progress-bar", "quiet", "verbose", "no-input",
              "root-user-action", "no-color"}
+# How pip reads a boolean setting's value as true.
+TRUE = ("1", "true", "yes", "on")
 
 
 def translate(config_lines):
@@ -39,12 +41,12 @@ def translate(config_lines):
     elif key == "index-url":
       args += ["--index-url", value]
     elif key == "no-index":
-      if value.lower() in ("1", "true", "yes", "on"):
+      if value.lower() in TRUE:
         args.append("--no-index")
     elif key == "cert":
       env["SSL_CERT_FILE"] = value
     elif key == "no-compile":
-      compile_bytecode = value.lower() not in ("1", "true", "yes", "on")
+      compile_bytecode = value.lower() not in TRUE
     elif key not in NO_EFFECT:
       return None
   # As pip does (uv does not by default): every later process imports jax, flax and the rest
