@@ -61,7 +61,7 @@ def test_nothing_reads_the_unused_slots_and_results_are_unchanged(monkeypatch, l
 
 
 @built
-def test_the_step_holds_the_custom_call_only_where_asked(monkeypatch, layer):
+def test_the_gradient_holds_the_custom_call_only_where_asked(monkeypatch, layer):
   texts = {mode: _lowered(monkeypatch, mode, layer, 2)[0].as_text()
            for mode in ("uninitialized", "zeros", "auto")}
   assert "gait_uninitialized" in texts["uninitialized"]
