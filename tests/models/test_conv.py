@@ -8,6 +8,7 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from jax import lax
 
@@ -19,6 +20,12 @@ from conftest import REPO, fast_cli_env
 from helpers import assert_close
 
 _DN = ("NDHWC", "DHWIO", "NDHWC")
+
+
+def _normal(seed, shape):
+  """Standard-normal float32 data from NumPy: jax.random compiles a program for every new
+  shape (~0.7 s each, most of a small case's time)."""
+  return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
 
 
 def _grads(conv_fn, x, w, pads, strides=(1, 1, 1)):
@@ -44,20 +51,33 @@ _CASES = ([(form, p, cin) for form in ("gemm", "fold") for p in ("same", "VALID"
              for cin in (1, 12)])
 
 
+def _values(conv_fn, x, w, pads):
+  return jax.jit(lambda x, w: conv_fn(x, w, (1, 1, 1), pads, dimension_numbers=_DN))(x, w)
+
+
+def _case(kernel, padding, cin):
+  x = _normal(sum(kernel) + cin, (2, 5, 6, 4, cin))
+  w = _normal(100 + sum(kernel) + cin, tuple(kernel) + (cin, 4))
+  pads = {"same": [(k // 2, k // 2) for k in kernel], "VALID": "VALID",
+          "asym": [(k - 1, 0) for k in kernel]}[padding]
+  return x, w, pads
+
+
+@functools.lru_cache(maxsize=None)
+def _xla_side(kernel, padding, cin):
+  """XLA's values and gradients of a case, computed once for every formulation compared."""
+  x, w, pads = _case(kernel, padding, cin)
+  return _values(lax.conv_general_dilated, x, w, pads), _grads(lax.conv_general_dilated, x, w,
+                                                               pads)
+
+
 @pytest.mark.parametrize("kernel", _KERNELS)
 @pytest.mark.parametrize("form,padding,cin", _CASES)
 def test_formulation_matches_xla(monkeypatch, form, kernel, padding, cin):
   monkeypatch.setenv(conv_lib.ENV_VAR, form)
-  kx, kw = jax.random.split(jax.random.PRNGKey(sum(kernel) + cin))
-  x = jax.random.normal(kx, (2, 5, 6, 4, cin))
-  w = jax.random.normal(kw, tuple(kernel) + (cin, 4))
-  pads = {"same": [(k // 2, k // 2) for k in kernel], "VALID": "VALID",
-          "asym": [(k - 1, 0) for k in kernel]}[padding]
-  values = lambda f: jax.jit(  # noqa: E731
-      lambda x, w: f(x, w, (1, 1, 1), pads, dimension_numbers=_DN))(x, w)
-  assert_close(values(conv_lib.conv_general_dilated), values(lax.conv_general_dilated),
-               rtol=1e-5)
-  want = _grads(lax.conv_general_dilated, x, w, pads)
+  x, w, pads = _case(kernel, padding, cin)
+  want_values, want = _xla_side(tuple(kernel), padding, cin)
+  assert_close(_values(conv_lib.conv_general_dilated, x, w, pads), want_values, rtol=1e-5)
   got = _grads(conv_lib.conv_general_dilated, x, w, pads)
   for g, r in zip(got, want):
     assert g.shape == r.shape
@@ -69,12 +89,11 @@ def test_fold_with_a_padded_unit_axis_matches_xla(monkeypatch, kernel):
   """A one-tap axis that is padded cannot be folded into the batch: the per-temporal-tap sum
   computes it (the padded frames/rows are real zero outputs)."""
   monkeypatch.setenv(conv_lib.ENV_VAR, "fold")
-  kx, kw = jax.random.split(jax.random.PRNGKey(7))
-  x = jax.random.normal(kx, (2, 4, 5, 3, 24))  # 24 channels: wide enough for fold
-  w = jax.random.normal(kw, kernel + (24, 5))
+  x = _normal(7, (2, 4, 5, 3, 24))  # 24 channels: wide enough for fold
+  w = _normal(8, kernel + (24, 5))
   pads = [(1, 1)] * 3
-  got = conv_lib.conv_general_dilated(x, w, (1, 1, 1), pads, dimension_numbers=_DN)
-  want = lax.conv_general_dilated(x, w, (1, 1, 1), pads, dimension_numbers=_DN)
+  got = _values(conv_lib.conv_general_dilated, x, w, pads)
+  want = _values(lax.conv_general_dilated, x, w, pads)
   assert got.shape == want.shape
   assert_close(got, want, rtol=1e-5)
   for g, r in zip(_grads(conv_lib.conv_general_dilated, x, w, pads),
@@ -110,17 +129,17 @@ def test_tiling_strided_conv_is_products(monkeypatch, form, kernel, t):
   """Stride = kernel, unpadded (the LTA): products of the windows, with no convolution left in
   the backward either; frames/rows that fill no window are dropped, as XLA's does."""
   monkeypatch.setenv(conv_lib.ENV_VAR, form)
-  x = jax.random.normal(jax.random.PRNGKey(0), (2, t, 5, 7, 3))
-  w = jax.random.normal(jax.random.PRNGKey(1), kernel + (3, 4))
+  x = _normal(0, (2, t, 5, 7, 3))
+  w = _normal(1, kernel + (3, 4))
   got = _grads(conv_lib.conv_general_dilated, x, w, "VALID", strides=kernel)
   want = _grads(lax.conv_general_dilated, x, w, "VALID", strides=kernel)
   for g, r in zip(got, want):
     assert g.shape == r.shape
     assert_close(g, r, rtol=1e-5)
-  values = lambda f: f(x, w, kernel, [(0, 0)] * 3, dimension_numbers=_DN)  # noqa: E731
-  assert_close(values(conv_lib.conv_general_dilated), values(lax.conv_general_dilated),
-               rtol=1e-5)
-  grad = jax.grad(lambda x, w: jnp.sum(jnp.sin(values(conv_lib.conv_general_dilated))),
+  values = lambda f, x, w: f(x, w, kernel, [(0, 0)] * 3, dimension_numbers=_DN)  # noqa: E731
+  assert_close(jax.jit(functools.partial(values, conv_lib.conv_general_dilated))(x, w),
+               jax.jit(functools.partial(values, lax.conv_general_dilated))(x, w), rtol=1e-5)
+  grad = jax.grad(lambda x, w: jnp.sum(jnp.sin(values(conv_lib.conv_general_dilated, x, w))),
                   argnums=(0, 1))
   assert _hlo_convolutions(grad, x, w) == 0
 
@@ -130,8 +149,8 @@ def test_other_strided_convs_are_xla_s(monkeypatch, form):
   """Overlapping or padded strided windows, and every conv of the `xla` formulation (GPU),
   stay XLA's own convolution."""
   monkeypatch.setenv(conv_lib.ENV_VAR, form)
-  x = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 3, 3, 2))
-  w = jax.random.normal(jax.random.PRNGKey(1), (3, 1, 1, 2, 2))
+  x = _normal(0, (2, 7, 3, 3, 2))
+  w = _normal(1, (3, 1, 1, 2, 2))
   for strides, pads in [((2, 1, 1), "VALID"), ((3, 1, 1), [(1, 1), (0, 0), (0, 0)])]:
     got = _grads(conv_lib.conv_general_dilated, x, w, pads, strides=strides)
     want = _grads(lax.conv_general_dilated, x, w, pads, strides=strides)
@@ -185,9 +204,8 @@ def test_onednn_bf16_is_the_same_convolution_to_bfloat16_rounding(monkeypatch):
   the float32 convolution of x and w rounded to bfloat16 (a product of two bfloat16 values is
   exact in float32), up to the order of its sums."""
   monkeypatch.setenv(conv_lib.ENV_VAR, "onednn_bf16")
-  kx, kw = jax.random.split(jax.random.PRNGKey(3))
-  x = jax.random.normal(kx, (2, 5, 6, 4, 16))
-  w = jax.random.normal(kw, (3, 3, 3, 16, 8))
+  x = _normal(3, (2, 5, 6, 4, 16))
+  w = _normal(4, (3, 3, 3, 16, 8))
   pads = [(1, 1)] * 3
   got = conv_lib.conv_general_dilated(x, w, (1, 1, 1), pads, dimension_numbers=_DN)
   want = lax.conv_general_dilated(x, w, (1, 1, 1), pads, dimension_numbers=_DN,
@@ -197,7 +215,7 @@ def test_onednn_bf16_is_the_same_convolution_to_bfloat16_rounding(monkeypatch):
   assert_close(got, lax.conv_general_dilated(*rounded, (1, 1, 1), pads, dimension_numbers=_DN,
                                              precision="highest"), rtol=1e-5)
   # A fixed cotangent: _grads' sin(y) would turn y's rounding into cotangent noise.
-  cot = jax.random.normal(jax.random.PRNGKey(4), want.shape)
+  cot = _normal(5, want.shape)
   def vjp(fn):
     return jax.vjp(lambda a, b: fn(a, b, (1, 1, 1), pads, dimension_numbers=_DN), x, w)[1](cot)
   got_grads = vjp(conv_lib.conv_general_dilated)
