@@ -134,10 +134,12 @@ def test_padded_batch_equals_unpadded_runs_eval(small):
   lengths = [1, 2, 4, 5, 7]
   x = sils(len(lengths), 7, seed=2)
   path = (0, 3, 4, 5)
-  apply = jax.jit(model.apply, static_argnums=2)  # op by op takes several times longer
-  batch = apply(variables, x, path, jnp.array(lengths, jnp.int32))
+  # Jitted (op by op takes several times longer), unoptimised: one compile per length.
+  batch = step_lib.run_fast_compiled(lambda v, x, n: model.apply(v, x, path, n), variables, x,
+                                     jnp.array(lengths, jnp.int32))
   for i, length in enumerate(lengths):
-    alone = apply(variables, x[i:i + 1, :length], path)
+    alone = step_lib.run_fast_compiled(lambda v, x: model.apply(v, x, path), variables,
+                                       x[i:i + 1, :length])
     assert_close(batch["embeddings"][i], alone["embeddings"][0], rtol=1e-5)
     assert_close(batch["logits"][i], alone["logits"][0], rtol=1e-5)
 
@@ -162,13 +164,15 @@ def test_packed_rows_equal_each_sequence_alone(name, lengths, split):
     row.append((i, packing.short_clip(seq), offset))
   x, segments = packing.layout(placed, 42)
   num = packing.max_segments(42)
-  apply = jax.jit(model.apply, static_argnums=2, static_argnames="num_segments")  # see above
-  out = apply(variables, jnp.asarray(x), path, segments=jnp.asarray(segments),
-              num_segments=num)
+  # As above: one unoptimised compile per length.
+  out = step_lib.run_fast_compiled(
+      lambda v, x, seg: model.apply(v, x, path, segments=seg, num_segments=num), variables,
+      jnp.asarray(x), jnp.asarray(segments))
   assert out["embeddings"].shape == (2, num, 8, 7) and out["logits"].shape == (2, num, 5, 7)
   for r, row in enumerate(placed):
     for k, (i, _, _) in enumerate(row):
-      alone = apply(variables, jnp.asarray(seqs[i])[None], path)
+      alone = step_lib.run_fast_compiled(lambda v, x: model.apply(v, x, path), variables,
+                                         jnp.asarray(seqs[i])[None])
       assert_close(out["embeddings"][r, k], alone["embeddings"][0], rtol=1e-5)
       assert_close(out["logits"][r, k], alone["logits"][0], rtol=1e-5)
   with pytest.raises(ValueError, match="segments: packed rows are for inference"):
