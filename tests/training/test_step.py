@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from helpers import train_standin
+from helpers import fast_compile, train_standin
 from conftest import load_config
 from gait_jax.common import parallel as mesh_lib
 from gait_jax.training import optim
@@ -200,12 +200,8 @@ def test_real_sposgait_masked_update():
   model = build_model(CONFIG.model, bnneck=True)
   mesh = mesh_lib.make_mesh(jax.devices()[:1])
   state, step = _setup(model, mesh)
-  # One program for every path (the traced path: test_one_compilation_serves_every_path),
-  # compiled unoptimised: the masking is the subject, not XLA's optimisations.
-  b = mesh_lib.global_batch(_batch(0), mesh, train.DEVICE_KEYS)
-  step = step.lower(state, b, mesh_lib.global_array(np.zeros(len(CMN), np.int32),
-                                                    mesh_lib.replicated(mesh))).compile(
-                                                        train.fast_compile_options())
+  # One program for every path (the traced path: test_one_compilation_serves_every_path).
+  step = fast_compile.compiled_once(step)
   for s, path in enumerate([(0, 1, 1, 1), (0, 4, 4, 4)]):
     state, _ = _run(step, state, _batch(s), path, mesh)
   before = _host(state)
