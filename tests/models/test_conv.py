@@ -51,8 +51,8 @@ _CASES = ([(form, p, cin) for form in ("gemm", "fold") for p in ("same", "VALID"
              for cin in (1, 12)])
 
 
-def _values(conv_fn, x, w, pads):
-  return jax.jit(lambda x, w: conv_fn(x, w, (1, 1, 1), pads, dimension_numbers=_DN))(x, w)
+def _values(conv_fn, x, w, pads, strides=(1, 1, 1)):
+  return jax.jit(lambda x, w: conv_fn(x, w, strides, pads, dimension_numbers=_DN))(x, w)
 
 
 def _case(kernel, padding, cin):
@@ -136,11 +136,11 @@ def test_tiling_strided_conv_is_products(monkeypatch, form, kernel, t):
   for g, r in zip(got, want):
     assert g.shape == r.shape
     assert_close(g, r, rtol=1e-5)
-  values = lambda f, x, w: f(x, w, kernel, [(0, 0)] * 3, dimension_numbers=_DN)  # noqa: E731
-  assert_close(jax.jit(functools.partial(values, conv_lib.conv_general_dilated))(x, w),
-               jax.jit(functools.partial(values, lax.conv_general_dilated))(x, w), rtol=1e-5)
-  grad = jax.grad(lambda x, w: jnp.sum(jnp.sin(values(conv_lib.conv_general_dilated, x, w))),
-                  argnums=(0, 1))
+  pads = [(0, 0)] * 3
+  assert_close(_values(conv_lib.conv_general_dilated, x, w, pads, kernel),
+               _values(lax.conv_general_dilated, x, w, pads, kernel), rtol=1e-5)
+  grad = jax.grad(lambda x, w: jnp.sum(jnp.sin(conv_lib.conv_general_dilated(
+      x, w, kernel, pads, dimension_numbers=_DN))), argnums=(0, 1))
   assert _hlo_convolutions(grad, x, w) == 0
 
 

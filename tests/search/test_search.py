@@ -16,6 +16,7 @@ from gait_jax.common import parallel as mesh_lib
 from gait_jax.modes import search
 from gait_jax.search import fitness
 from gait_jax.synthetic import walkers
+from gait_jax.training import step as step_lib
 from gait_jax.models import build_model
 from helpers import fast_compile
 from helpers.variables import random_variables
@@ -350,9 +351,9 @@ def test_recalibrated_eval_matches_train_mode_statistics(setup):
   assert not np.allclose(stats["conv3d_20"]["cand3"]["bn1"]["mean"],
                          old["conv3d_20"]["cand3"]["bn1"]["mean"])
   # Jitted (op by op, the three applies take ~4x longer than compiling them), unoptimised.
-  train_out, _ = fast_compile.compiled_once(jax.jit(functools.partial(
-      model.apply, train=True, mutable=("batch_stats",))))(
-          variables, x[0], path, jnp.asarray(lengths[0]))
+  train_out, _ = step_lib.run_fast_compiled(
+      functools.partial(model.apply, train=True, mutable=("batch_stats",)),
+      variables, x[0], path, jnp.asarray(lengths[0]))
   evaluate = fast_compile.compiled_once(jax.jit(model.apply))
   eval_out = evaluate({**variables, "batch_stats": stats}, x[0], path, jnp.asarray(lengths[0]))
   a, b = np.asarray(train_out["embeddings"]), np.asarray(eval_out["embeddings"])
