@@ -202,7 +202,9 @@ def _search() -> ml_collections.ConfigDict:
   s.ensemble = ""
   s.protocol = ""  # "" = evaluate.protocol
   # What a candidate's held-out embeddings score: "rank1" (the reference: the protocol's
-  # headline), "map" or "margin" (less quantised; gait_jax/search/fitness_metrics.py).
+  # headline), "map" or "margin" (less quantised; gait_jax/search/fitness_metrics.py); or
+  # "angle": from the weights, how far training turned the path's kernels from the supernet's
+  # seeded initialisation (ABS; gait_jax/search/weight_angle.py).
   s.fitness_metric = "rank1"
   s.seed = 0
   return s

@@ -187,7 +187,7 @@ def choose_paths(c, best, s: dict) -> list:
 
 
 def parse_variant(text: str) -> dict:
-  """A fitness variant: a `search.fitness_metric` (rank1, map, margin), `bn<N>` BN
+  """A fitness variant: a `search.fitness_metric` (rank1, map, margin, angle), `bn<N>` BN
   recalibration batches (search.bn_batches), `held<N>` held-out ids scored, `ft<N>` /
   `ft<N>@<LR>` fine-tuning steps per candidate (search.finetune_steps, search.finetune_lr),
   `ens<K>` the mean over K supernets differing only in seed (search.ensemble), or `seed<J>` the
@@ -365,7 +365,7 @@ def parse_args(argv) -> tuple:
   parser.add_argument("--fitness-variants", default=None,
                       help=f"(default {','.join(VARIANTS)}; smoke {','.join(SMOKE_VARIANTS)}) "
                       "other ways to score the first lever's supernet (LEVER/VARIANT: that "
-                      "lever's), one row each: search.fitness_metric (map, margin), bn<N> "
+                      "lever's), one row each: search.fitness_metric (map, margin, angle), bn<N> "
                       "(search.bn_batches), held<N> (only N of the held-out ids), ft<N>, "
                       "ft<N>@<LR> (search.finetune_steps, search.finetune_lr), ens<K> (the "
                       "mean over K supernets of the lever, seeds 0..K-1: search.ensemble) or "

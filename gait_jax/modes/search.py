@@ -63,9 +63,11 @@ def _search(config, workdir: str) -> None:
   scorer = ensemble.make_scorer(config, source)
   logging.info("search: %d held-out ids, %d sequences, fitness protocol %s",
                len(scorer.val_ids), len(scorer.val_set), scorer.protocol.name)
-  print(f"[search] supernet {source} (step {scorer.step}); fitness = "
-        f"{config.search.fitness_metric} of {scorer.protocol.name} on "
-        f"{len(scorer.val_ids)} held-out training ids ({len(scorer.val_set)} sequences)"
+  measure = ("angle (degrees) between each path's initial and trained kernels"
+             if config.search.fitness_metric == "angle" else
+             f"{config.search.fitness_metric} of {scorer.protocol.name} on "
+             f"{len(scorer.val_ids)} held-out training ids ({len(scorer.val_set)} sequences)")
+  print(f"[search] supernet {source} (step {scorer.step}); fitness = {measure}"
         + (f", averaged with {len(supernets) - 1} more supernets (search.ensemble)"
            if len(supernets) > 1 else ""), flush=True)
 

@@ -1,5 +1,6 @@
 """The fitness of a supernet path: how well the path, with the supernet's weights, recognises
-training identities the supernet never saw.
+training identities the supernet never saw (or, `search.fitness_metric=angle`, how far training
+turned its weights: weight_angle.py).
 
 Scoring a candidate = (optional) BN recalibration + one packed embedding pass over the
 held-out sequences + ranking. The recalibration and embedding functions take the path as a
@@ -31,6 +32,7 @@ from gait_jax.models import build_model, cost, space
 from gait_jax.models.layers import BN_MOMENTUM
 from gait_jax.search import fitness_metrics
 from gait_jax.search import path_finetune
+from gait_jax.search import weight_angle
 from gait_jax.training import step as step_lib
 
 # The data.* keys that decide which training batches a candidate's recalibration or fine-tune
@@ -137,8 +139,12 @@ class CandidateScorer:
     self.protocol = protocols.for_holdout(config, Sequences.of(
         self.val_set.ids, self.val_set.types, self.val_set.views))
     self.variables = jax.device_put(variables, parallel.replicated(self.mesh))
-    self._recalibrate = self._finetune = None
-    if config.search.bn_batches > 0:
+    self._recalibrate = self._finetune = self._angle = None
+    if config.search.fitness_metric == "angle":
+      self._initial = weight_angle.initial_params(source)
+      self._angle = weight_angle.PathAngle(self._initial, variables["params"],
+                                           self.model.model_name, f"the supernet {source}")
+    elif config.search.bn_batches > 0:  # the angle does not use BN statistics
       self._recalibrate = make_recalibrate(self.model, self.mesh)
       self._bn_batches = recalibration_batches(config, self.train_ids, self.mesh)
     if config.search.finetune_steps > 0:
@@ -167,6 +173,8 @@ class CandidateScorer:
     return variables
 
   def score(self, path, recalibrate: bool = True) -> float:
+    if self._angle is not None:
+      return self._angle_of(path)
     path_arr = jnp.asarray(path, jnp.int32)
     emb = embed_dataset(self.model, self.variables_for(path, recalibrate), self.val_set,
                         path_arr, batch=self.config.embed.batch, frames_all_limit=self.limit,
@@ -184,6 +192,13 @@ class CandidateScorer:
                        f"held-out ids with protocol {self.protocol.name} (its {metric} is not a "
                        "number: a probe group or gallery without sequences there)")
     return value
+
+  def _angle_of(self, path) -> float:
+    if self._finetune is None:
+      return self._angle.degrees(path)
+    tuned = jax.device_get(self.variables_for(path, recalibrate=False)["params"])
+    return weight_angle.PathAngle(self._initial, tuned, self.model.model_name,
+                                  f"the supernet {self.source} fine-tuned").degrees(path)
 
   def fingerprint(self) -> dict:
     """Everything that changes a candidate's fitness: a recorded fitness is reused only when

@@ -24,7 +24,8 @@ from gait_jax.evaluation import protocols
 from gait_jax.evaluation import ranking
 from gait_jax.evaluation.protocol import Protocol, Sequences
 
-FITNESS_METRICS = ("rank1", "map", "margin")
+EMBEDDING_METRICS = ("rank1", "map", "margin")
+FITNESS_METRICS = EMBEDDING_METRICS + ("angle",)
 
 
 def fitness(protocol: Protocol, emb: np.ndarray, seqs: Sequences, metric: str) -> float:
@@ -32,9 +33,9 @@ def fitness(protocol: Protocol, emb: np.ndarray, seqs: Sequences, metric: str) -
   if metric == "rank1":
     metrics, _ = protocols.evaluate(protocol, emb, *seqs)
     return protocol.fitness(metrics)
-  if metric not in FITNESS_METRICS:
+  if metric not in EMBEDDING_METRICS:
     raise ValueError(f"search.fitness_metric={metric!r}: expected one of "
-                     f"{', '.join(FITNESS_METRICS)}")
+                     f"{', '.join(EMBEDDING_METRICS)} (from embeddings)")
   emb = dist_lib.check_embeddings(emb)
   per_group = []
   for cells in protocol.fitness_cells(seqs):

@@ -27,18 +27,20 @@ def test_smoke_study_records_the_ranking_and_resumes(tmp_path):
   # Two supernets, the reference's sampler and FairNAS's, of one length: the second reuses the
   # first's compiled step (SAMPLER@STEPS: test_lever_sets_the_sampler_and_the_schedule).
   args = ["--out", out, "--smoke", "--levers", "uniform,fair",
-          "--fitness-variants", "margin,bn0,held2,fair/margin"]
+          "--fitness-variants", "margin,bn0,held2,angle,fair/margin"]
   _run_study(args)
   with open(os.path.join(out, "ranking.json")) as f:
     r = json.load(f)
   assert os.path.getsize(os.path.join(out, "ranking.png")) > 1000
   assert set(r["levers"]) == {"uniform", "fair", "uniform/margin", "uniform/bn0",
-                              "uniform/held2", "fair/margin"}
+                              "uniform/held2", "uniform/angle", "fair/margin"}
   for lever in ("uniform", "fair"):
     assert os.listdir(os.path.join(out, f"supernet_{lever}", "checkpoints")) == ["2"]
     with open(os.path.join(out, f"supernet_{lever}", "config.json")) as f:
       assert json.load(f)["train"]["path_sampler"] == lever
-  assert r["settings"]["fitness_variants"] == ["margin", "bn0", "held2", "fair/margin"]
+  assert r["settings"]["fitness_variants"] == ["margin", "bn0", "held2", "angle",
+                                               "fair/margin"]
+  assert 0 < r["paths"][0]["fitness"]["uniform/angle"] < 90  # degrees, from the weights
   assert (r["paths"][0]["fitness"]["fair/margin"]
           != r["paths"][0]["fitness"]["uniform/margin"])  # another supernet scored
   for key in ("kendall_tau", "kendall_p", "spearman", "top5_overlap", "seed_tau",
@@ -110,7 +112,7 @@ def test_variants_set_the_search_keys_they_name(tmp_path, monkeypatch):
   monkeypatch.setattr(ensemble, "CandidateScorer", Scorer)
   c = study.base_config(study.SMOKE, {"root": str(tmp_path), "partition": ""}, smoke=True)
   paths = [{"path": "0,1,2,3"}]
-  for variant in ("ft20", "ft5@0.1", "map", "bn3", "held2"):
+  for variant in ("ft20", "ft5@0.1", "map", "angle", "bn3", "held2"):
     study.fitness(str(tmp_path), c, f"uniform/{variant}", variant, paths,
                   study.parse_variant(variant))
   assert study.parse_variant("ens3") == {"ensemble": 3}
@@ -123,7 +125,8 @@ def test_variants_set_the_search_keys_they_name(tmp_path, monkeypatch):
              for source, (keys, held) in seen.items()}
   assert changed == {"ft20": ({"finetune_steps": 20}, 0),
                      "ft5@0.1": ({"finetune_steps": 5, "finetune_lr": 0.1}, 0),
-                     "map": ({"fitness_metric": "map"}, 0), "bn3": ({"bn_batches": 3}, 0),
+                     "map": ({"fitness_metric": "map"}, 0),
+                     "angle": ({"fitness_metric": "angle"}, 0), "bn3": ({"bn_batches": 3}, 0),
                      "held2": ({}, 2), "first": ({"ensemble": "second"}, 0),
                      "second": ({"ensemble": "second"}, 0)}
   with open(tmp_path / "fitness_uniform_ft20.json") as f:
@@ -133,7 +136,7 @@ def test_variants_set_the_search_keys_they_name(tmp_path, monkeypatch):
 def test_fitness_variants_are_checked_before_anything_runs(tmp_path):
   out = str(tmp_path / "study")
   for flag, bad, message in (
-      ("--fitness-variants", "top1", "expected one of rank1, map, margin, bn<N>, held<N>, ft<N>"),
+      ("--fitness-variants", "top1", "expected one of rank1, map, margin, angle, bn<N>, held<N>"),
       ("--fitness-variants", "ft0", "ft<N>@<LR>, ens<K>"),
       ("--fitness-variants", "ft5@-1", "ft<N>@<LR>, ens<K>"),
       ("--fitness-variants", "ens1", "ens<K> (K >= 2)"),
