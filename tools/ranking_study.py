@@ -192,8 +192,17 @@ def parse_variant(text: str) -> dict:
   `ft<N>@<LR>` fine-tuning steps per candidate (search.finetune_steps, search.finetune_lr),
   `ens<K>` the mean over K supernets differing only in seed (search.ensemble), or `seed<J>` the
   lever's supernet trained with seed J alone (how much the ranking depends on the supernet's
-  own seed)."""
+  own seed); `A+B` both (e.g. angle+seed1: the angle on the seed-1 supernet)."""
   from gait_jax.search import fitness_metrics  # pylint: disable=g-import-not-at-top
+  if "+" in text:
+    merged = {}
+    for part in text.split("+"):
+      one = parse_variant(part)
+      if set(one) & set(merged):
+        raise SystemExit(f"ranking_study: --fitness-variants: {text!r}: {part!r} sets "
+                         f"{', '.join(sorted(set(one) & set(merged)))} a second time")
+      merged.update(one)
+    return merged
   if text in fitness_metrics.FITNESS_METRICS:
     return {"fitness_metric": text}
   for prefix, key in (("bn", "bn_batches"), ("held", "held_out")):
@@ -208,7 +217,7 @@ def parse_variant(text: str) -> dict:
     return {"finetune_steps": int(steps), **({"finetune_lr": float(lr)} if lr else {})}
   raise SystemExit(f"ranking_study: --fitness-variants: {text!r}: expected one of "
                    f"{', '.join(fitness_metrics.FITNESS_METRICS)}, bn<N>, held<N>, ft<N>, "
-                   "ft<N>@<LR>, ens<K> (K >= 2) or seed<J> (J >= 1)")
+                   "ft<N>@<LR>, ens<K> (K >= 2), seed<J> (J >= 1) or A+B")
 
 
 def _positive(text: str) -> bool:
@@ -368,8 +377,9 @@ def parse_args(argv) -> tuple:
                       "lever's), one row each: search.fitness_metric (map, margin, angle), bn<N> "
                       "(search.bn_batches), held<N> (only N of the held-out ids), ft<N>, "
                       "ft<N>@<LR> (search.finetune_steps, search.finetune_lr), ens<K> (the "
-                      "mean over K supernets of the lever, seeds 0..K-1: search.ensemble) or "
-                      "seed<J> (the lever's supernet with seed J alone)")
+                      "mean over K supernets of the lever, seeds 0..K-1: search.ensemble), "
+                      "seed<J> (the lever's supernet with seed J alone), or A+B for both "
+                      "(e.g. angle+seed1)")
   meaning = {"ids": "walkers in all", "held_out": "training ids held out for the fitness",
              "test_ids": "test ids", "frames": "mean frames per walk",
              "supernet_steps": "steps per supernet", "retrain_steps": "steps per retrain",

@@ -117,6 +117,9 @@ def test_variants_set_the_search_keys_they_name(tmp_path, monkeypatch):
                   study.parse_variant(variant))
   assert study.parse_variant("ens3") == {"ensemble": 3}
   assert study.parse_variant("seed2") == {"supernet_seed": 2}
+  assert study.parse_variant("angle+seed1") == {"fitness_metric": "angle", "supernet_seed": 1}
+  assert study.parse_variant("ens2+map+bn0") == {"ensemble": 2, "fitness_metric": "map",
+                                                 "bn_batches": 0}
   study.fitness(str(tmp_path), c, "uniform/ens2", "first", paths, {"ensemble": "second"})
   assert json.load(open(tmp_path / "fitness_uniform_ens2.json")) == {"0,1,2,3": 6.0}
   assert seen["second"][0]["ensemble"] == "second" and seen["first"][0]["ensemble"] == "second"
@@ -142,6 +145,7 @@ def test_fitness_variants_are_checked_before_anything_runs(tmp_path):
       ("--fitness-variants", "ens1", "ens<K> (K >= 2)"),
       ("--fitness-variants", "seed0", "seed<J> (J >= 1)"),
       ("--fitness-variants", "held9", "more than --held-out ids"),
+      ("--fitness-variants", "angle+map", "'map' sets fitness_metric a second time"),
       ("--levers", "uniform@0", "expected SAMPLER or SAMPLER@STEPS"),
       ("--levers", "greedy", "expected SAMPLER or SAMPLER@STEPS"),
       ("--fitness-variants", "fair@9/map", "'fair@9' is not one of --levers uniform,fair"),
