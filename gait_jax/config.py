@@ -101,6 +101,9 @@ def _optim() -> ml_collections.ConfigDict:
   s.weight_decay = 5e-4
   s.gamma = 0.1
   s.milestones = (20000, 40000, 60000)
+  # "multistep" (the reference: lr × gamma at each of the milestones) or "cosine" (from lr to 0
+  # at train.total_steps; milestones and gamma unused).
+  s.schedule = "multistep"
   s.clip = ml_collections.ConfigDict()
   s.clip.type = "none"  # none | value | norm (reference clip_grad_cfg)
   s.clip.value = 0.1

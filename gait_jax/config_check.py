@@ -43,6 +43,7 @@ CHOICES = {
     "train.dtype": tuple(step.DTYPES), "train.eval_on": setup.EVAL_ON,
     "evaluate.metric": distance.METRICS, "evaluate.protocol": protocols.NAMES,
     "search.protocol": ("",) + protocols.NAMES, "optim.clip.type": optim.CLIP_TYPES,
+    "optim.schedule": optim.SCHEDULES,
     "embed.split": ("train", "test"), "data.format": splits.FORMATS,
     "train.path_sampler": tuple(space.PATH_SAMPLERS),
     "search.fitness_metric": fitness_metrics.FITNESS_METRICS,

@@ -45,6 +45,7 @@ def test_every_config_variant_passes(name, variant):
     ("optim.momentum", 1.0, r"optim.momentum=1.0: expected in \[0, 1\)"),
     ("optim.milestones", (30, 20), "optim.milestones=.*ascending"),
     ("optim.clip.type", "max", "optim.clip.type='max': expected one of"),
+    ("optim.schedule", "linear", "optim.schedule='linear': expected one of 'multistep'"),
     ("train.dtype", "float64", "train.dtype='float64'"),
     ("train.eval_on", "val", "train.eval_on='val'"),
     ("evaluate.protocol", "casiab", "evaluate.protocol='casiab': expected one of .*'casia_b'"),

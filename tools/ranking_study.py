@@ -11,8 +11,8 @@ accuracy, measured.
    test); training ids, of which `--held-out` are held out for the fitness, and `--test-ids`
    test ids;
 2. per lever (`train.path_sampler`: uniform = the reference, fair = FairNAS strict fairness;
-   `SAMPLER@STEPS`: another supernet length), one supernet on the training ids; the
-   evolutionary search on the first lever's supernet;
+   `SAMPLER@STEPS`: another supernet length; `:cosine`: another learning-rate schedule), one
+   supernet on the training ids; the evolutionary search on the first lever's supernet;
 3. `--paths` paths spread over the space: the search's best, `--random` uniformly random ones,
    and the rest picked across the MAC range; each scored by every supernet (BN recalibrated,
    the search's fitness on the held-out ids) and, on the first lever's supernet (or the one
@@ -127,26 +127,31 @@ def make_data(out: str, s: dict, profile: str) -> dict:
 
 
 def parse_lever(text: str, default_steps: int) -> tuple:
-  """`SAMPLER` or `SAMPLER@STEPS` (train.path_sampler; supernet steps, default --supernet-steps;
-  the learning-rate milestones scale with them) -> (sampler, steps)."""
+  """`SAMPLER[@STEPS][:SCHEDULE]` (train.path_sampler; supernet steps, default
+  --supernet-steps, the learning-rate milestones scaling with them; optim.schedule, default
+  the reference's multistep) -> (sampler, steps, schedule)."""
   from gait_jax.models import space  # pylint: disable=g-import-not-at-top
-  sampler, _, steps = text.partition("@")
-  if sampler not in space.PATH_SAMPLERS or (steps and not (steps.isdigit() and int(steps))):
-    raise SystemExit(f"ranking_study: --levers: {text!r}: expected SAMPLER or SAMPLER@STEPS, "
-                     f"SAMPLER one of {', '.join(space.PATH_SAMPLERS)}")
-  return sampler, int(steps) if steps else default_steps
+  from gait_jax.training import optim  # pylint: disable=g-import-not-at-top
+  rest, _, lr_schedule = text.partition(":")
+  sampler, _, steps = rest.partition("@")
+  if (sampler not in space.PATH_SAMPLERS or (steps and not (steps.isdigit() and int(steps)))
+      or (lr_schedule and lr_schedule not in optim.SCHEDULES)):
+    raise SystemExit(f"ranking_study: --levers: {text!r}: expected SAMPLER[@STEPS][:SCHEDULE], "
+                     f"SAMPLER one of {', '.join(space.PATH_SAMPLERS)}, SCHEDULE one of "
+                     f"{', '.join(optim.SCHEDULES)}")
+  return sampler, int(steps) if steps else default_steps, lr_schedule or "multistep"
 
 
 def supernet(out: str, c, lever: str, default_steps: int, seed: int = 0) -> str:
   """The lever's supernet; seed > 0: another one differing only in its seed, holding out the
   same ids as the first (an ensemble member)."""
-  workdir = os.path.join(out, f"supernet_{lever.replace('@', '_')}")
+  workdir = os.path.join(out, f"supernet_{lever.replace('@', '_').replace(':', '_')}")
   c = c.copy_and_resolve_references()
   if seed:
     with open(os.path.join(workdir, "holdout.json")) as f:
       c.search.val_ids = ",".join(json.load(f)["held_out_ids"])
     c.seed, workdir = seed, f"{workdir}_seed{seed}"
-  c.train.path_sampler, steps = parse_lever(lever, default_steps)
+  c.train.path_sampler, steps, c.optim.schedule = parse_lever(lever, default_steps)
   schedule(c, steps)
   run_mode(c, workdir)  # a finished run is a no-op; a killed one resumes
   return workdir
@@ -370,7 +375,8 @@ def parse_args(argv) -> tuple:
                       help="the walkers (kth / footage: degraded as real footage)")
   parser.add_argument("--levers", default="uniform,fair",
                       help="one supernet each (the first: searched): train.path_sampler, "
-                      "optionally @STEPS (e.g. uniform@1600: four times as long)")
+                      "optionally @STEPS (e.g. uniform@1600: four times as long) and "
+                      ":SCHEDULE (optim.schedule, e.g. uniform:cosine)")
   parser.add_argument("--fitness-variants", default=None,
                       help=f"(default {','.join(VARIANTS)}; smoke {','.join(SMOKE_VARIANTS)}) "
                       "other ways to score the first lever's supernet (LEVER/VARIANT: that "

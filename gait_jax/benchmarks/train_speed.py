@@ -144,7 +144,7 @@ def bench_one(size: str, args, data) -> dict:
   path_of = (lambda s: fixed) if fixed is not None else (lambda s: sample_path(cmn, 0, s))
   mesh = parallel.make_mesh()
   net = setup.build_network(c)
-  opt = optim.SGD(c.optim)
+  opt = optim.SGD(c.optim, c.train.total_steps)
   t0 = time.perf_counter()
   state, sharding = setup.init_state(c, net, opt, mesh)
   jax.block_until_ready(state)

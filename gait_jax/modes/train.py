@@ -19,6 +19,6 @@ def run(config, workdir: str) -> None:
   mesh = parallel.make_mesh()
   parallel.check_batch_size(loop.global_batch(config), mesh)
   net = setup.build_network(config)
-  optimizer = optim.SGD(config.optim)
+  optimizer = optim.SGD(config.optim, config.train.total_steps)
   with workdir_lock.hold(workdir, "train"):
     loop.train(config, workdir, net, optimizer, mesh)

@@ -26,6 +26,7 @@ def finetune_config(config):
   `search.finetune_lr`."""
   c = config.copy_and_resolve_references()
   c.optim.lr, c.optim.milestones = config.search.finetune_lr, ()
+  c.optim.schedule = "multistep"  # with no milestones: constant
   return c
 
 

@@ -1,6 +1,7 @@
 """The reference optimizer from optax parts: SGD with momentum and *coupled* weight decay
-(torch.optim.SGD), a MultiStep learning-rate schedule, optional gradient clipping, and updates
-masked to the candidate ops a supernet step's path selected.
+(torch.optim.SGD), a MultiStep learning-rate schedule (or, `optim.schedule=cosine`, a cosine
+decay to 0 at the run's last step), optional gradient clipping, and updates masked to the
+candidate ops a supernet step's path selected.
 
 Per selected leaf, with g the (clipped) gradient and p the parameter (torch.optim.SGD,
 dampening 0, no Nesterov):
@@ -26,6 +27,7 @@ import jax.numpy as jnp
 import optax
 
 CLIP_TYPES = ("none", "value", "norm")
+SCHEDULES = ("multistep", "cosine")
 
 
 def multistep_lr(base_lr: float, gamma: float, milestones: Sequence[int]):
@@ -34,6 +36,21 @@ def multistep_lr(base_lr: float, gamma: float, milestones: Sequence[int]):
   milestone given twice decays twice, as torch's Counter does)."""
   scales = {int(m): float(gamma) ** n for m, n in collections.Counter(milestones).items()}
   return optax.piecewise_constant_schedule(jnp.float32(base_lr), scales or None)
+
+
+def learning_rate(optim_cfg, total_steps: Optional[int]):
+  """`count -> lr` of `optim.schedule`: multistep (the reference: `optim.milestones`,
+  `optim.gamma`) or cosine (optim.lr · ½(1 + cos(π·count/total_steps)), 0 from `total_steps`
+  on: the run's length, which a cosine needs)."""
+  schedule = optim_cfg.get("schedule", "multistep")
+  if schedule == "multistep":
+    return multistep_lr(optim_cfg.lr, optim_cfg.gamma, optim_cfg.milestones)
+  if schedule != "cosine":
+    raise ValueError(f"optim.schedule={schedule!r}: expected one of {', '.join(SCHEDULES)}")
+  if not total_steps or total_steps < 1:
+    raise ValueError("optim.schedule='cosine' decays over the run's train.total_steps, "
+                     f"got {total_steps!r}")
+  return optax.cosine_decay_schedule(jnp.float32(optim_cfg.lr), int(total_steps))
 
 
 def global_norm(tree: Any, norm_type: float = 2.0) -> jax.Array:
@@ -86,7 +103,8 @@ def clipping(clip_cfg) -> optax.GradientTransformation:
 
 
 class SGD:
-  """SGD + momentum + coupled weight decay + MultiStep lr + clipping, with update masks.
+  """SGD + momentum + coupled weight decay + MultiStep (or cosine) lr + clipping, with update
+  masks.
 
   `init(params) -> opt_state`; `update(params, grads, opt_state, count, mask=None) ->
   (params, opt_state, lr)` where `count` is the number of successful steps so far (the train
@@ -94,9 +112,10 @@ class SGD:
   bool scalars (None = update everything).
   """
 
-  def __init__(self, optim_cfg):
+  def __init__(self, optim_cfg, total_steps: Optional[int] = None):
+    """total_steps: the run's length (train.total_steps), which optim.schedule=cosine needs."""
     momentum = optim_cfg.momentum  # lr > 0, 0 <= momentum < 1: config_check
-    self.schedule = multistep_lr(optim_cfg.lr, optim_cfg.gamma, optim_cfg.milestones)
+    self.schedule = learning_rate(optim_cfg, total_steps)
     self.direction = optax.chain(clipping(optim_cfg.clip),
                                  optax.add_decayed_weights(optim_cfg.weight_decay),
                                  optax.trace(decay=momentum))

@@ -77,14 +77,17 @@ def test_lever_sets_the_sampler_and_the_schedule(tmp_path, monkeypatch):
   ran = {}
   monkeypatch.setattr(study, "run_mode", lambda c, workdir: ran.setdefault(workdir, c))
   c = study.base_config(study.SMOKE, {"root": str(tmp_path), "partition": ""}, smoke=True)
-  for lever in ("uniform", "fair@30"):
-    os.makedirs(tmp_path / f"supernet_{lever.replace('@', '_')}")
+  for lever in ("uniform", "fair@30", "uniform@30:cosine"):
+    os.makedirs(tmp_path / f"supernet_{lever.replace('@', '_').replace(':', '_')}")
     study.supernet(str(tmp_path), c, lever, default_steps=2)
   uniform = ran[str(tmp_path / "supernet_uniform")]
   fair = ran[str(tmp_path / "supernet_fair_30")]
+  cosine = ran[str(tmp_path / "supernet_uniform_30_cosine")]
   assert (uniform.train.path_sampler, uniform.train.total_steps) == ("uniform", 2)
   assert (fair.train.path_sampler, fair.train.total_steps) == ("fair", 30)
   assert fair.optim.milestones == (20, 26) and fair.train.save_every == 30
+  assert uniform.optim.schedule == fair.optim.schedule == "multistep"  # the reference's
+  assert (cosine.optim.schedule, cosine.train.total_steps) == ("cosine", 30)
   assert c.train.path_sampler == "uniform"  # the study's base config is not changed
   # An ensemble member: the lever's supernet with another seed, the same held-out ids.
   with open(tmp_path / "supernet_fair_30" / "holdout.json", "w") as f:
@@ -146,8 +149,9 @@ def test_fitness_variants_are_checked_before_anything_runs(tmp_path):
       ("--fitness-variants", "seed0", "seed<J> (J >= 1)"),
       ("--fitness-variants", "held9", "more than --held-out ids"),
       ("--fitness-variants", "angle+map", "'map' sets fitness_metric a second time"),
-      ("--levers", "uniform@0", "expected SAMPLER or SAMPLER@STEPS"),
-      ("--levers", "greedy", "expected SAMPLER or SAMPLER@STEPS"),
+      ("--levers", "uniform@0", "expected SAMPLER[@STEPS][:SCHEDULE]"),
+      ("--levers", "greedy", "expected SAMPLER[@STEPS][:SCHEDULE]"),
+      ("--levers", "uniform:linear", "SCHEDULE one of multistep, cosine"),
       ("--fitness-variants", "fair@9/map", "'fair@9' is not one of --levers uniform,fair"),
       ("--seeds", "1", "--seeds must be at least 2")):
     try:

@@ -30,6 +30,18 @@ def test_multistep_schedule_counts_milestones_reached():
   assert float(optim.multistep_lr(0.05, 0.1, ())(10**6)) == pytest.approx(0.05)
 
 
+def test_cosine_schedule_decays_to_zero_at_the_runs_end():
+  cosine = optim.SGD(_cfg(schedule="cosine"), total_steps=8)
+  got = [float(cosine.schedule(c)) for c in (0, 2, 4, 6, 8, 20)]
+  expected = [0.1 * 0.5 * (1 + np.cos(np.pi * c / 8)) for c in (0, 2, 4, 6, 8, 8)]
+  np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)  # milestones unused
+  assert float(optim.SGD(_cfg(), total_steps=8).schedule(4)) == pytest.approx(0.001)
+  with pytest.raises(ValueError, match="optim.schedule='cosine' decays over the run's"):
+    optim.SGD(_cfg(schedule="cosine"))
+  with pytest.raises(ValueError, match="optim.schedule='linear': expected one of multistep"):
+    optim.SGD(_cfg(schedule="linear"), total_steps=8)
+
+
 def _numpy_sgd(p, g, buf, lr, mom=0.9, wd=5e-4):
   g = g + wd * p
   buf = mom * buf + g
