@@ -45,7 +45,8 @@ def initial_params(source: str) -> Any:
                      f"train.init_from={saved.train.init_from}, not from its seeded "
                      "initialisation, so its starting weights are unknown")
   net = setup.build_network(saved)
-  fresh = setup.fresh_state(saved, net, optim.SGD(saved.optim, saved.train.total_steps), parallel.make_mesh())
+  optimizer = optim.SGD(saved.optim, saved.train.total_steps)
+  fresh = setup.fresh_state(saved, net, optimizer, parallel.make_mesh())
   return jax.device_get(fresh.create().params)
 
 
