@@ -142,10 +142,15 @@ def parse_lever(text: str, default_steps: int) -> tuple:
   return sampler, int(steps) if steps else default_steps, lr_schedule or "multistep"
 
 
+def supernet_dir(out: str, lever: str) -> str:
+  """The lever's supernet workdir: `fair@30:cosine` -> OUT/supernet_fair_30_cosine."""
+  return os.path.join(out, f"supernet_{lever.replace('@', '_').replace(':', '_')}")
+
+
 def supernet(out: str, c, lever: str, default_steps: int, seed: int = 0) -> str:
   """The lever's supernet; seed > 0: another one differing only in its seed, holding out the
   same ids as the first (an ensemble member)."""
-  workdir = os.path.join(out, f"supernet_{lever.replace('@', '_').replace(':', '_')}")
+  workdir = supernet_dir(out, lever)
   c = c.copy_and_resolve_references()
   if seed:
     with open(os.path.join(workdir, "holdout.json")) as f:

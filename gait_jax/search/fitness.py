@@ -134,8 +134,11 @@ class CandidateScorer:
         raise ValueError(f"held_out={held_out}: the supernet {source} held out only "
                          f"{len(self.val_ids)} ids")
       self.val_ids = sorted(self.val_ids)[:held_out]
+    # The angle reads only weights: the held-out ids' names, types and views (the protocol in
+    # the fingerprint) without their silhouettes in memory.
     self.val_set = splits.open_split(config.data, "train", num_train=config.data.num_train,
-                                     cache=True, ids=self.val_ids)
+                                     cache=config.search.fitness_metric != "angle",
+                                     ids=self.val_ids)
     self.protocol = protocols.for_holdout(config, Sequences.of(
         self.val_set.ids, self.val_set.types, self.val_set.views))
     self.variables = jax.device_put(variables, parallel.replicated(self.mesh))

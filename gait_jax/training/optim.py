@@ -42,7 +42,7 @@ def learning_rate(optim_cfg, total_steps: Optional[int]):
   """`count -> lr` of `optim.schedule`: multistep (the reference: `optim.milestones`,
   `optim.gamma`) or cosine (optim.lr · ½(1 + cos(π·count/total_steps)), 0 from `total_steps`
   on: the run's length, which a cosine needs)."""
-  schedule = optim_cfg.get("schedule", "multistep")  # optim configs without the key: the reference
+  schedule = optim_cfg.schedule
   if schedule == "multistep":
     return multistep_lr(optim_cfg.lr, optim_cfg.gamma, optim_cfg.milestones)
   if schedule != "cosine":

@@ -76,7 +76,6 @@ def test_lever_sets_the_sampler_and_the_schedule(tmp_path, monkeypatch):
   monkeypatch.setattr(study, "run_mode", lambda c, workdir: ran.setdefault(workdir, c))
   c = study.base_config(study.SMOKE, {"root": str(tmp_path), "partition": ""}, smoke=True)
   for lever in ("uniform", "fair@30", "uniform@30:cosine"):
-    os.makedirs(tmp_path / f"supernet_{lever.replace('@', '_').replace(':', '_')}")
     study.supernet(str(tmp_path), c, lever, default_steps=2)
   uniform = ran[str(tmp_path / "supernet_uniform")]
   fair = ran[str(tmp_path / "supernet_fair_30")]
@@ -88,6 +87,7 @@ def test_lever_sets_the_sampler_and_the_schedule(tmp_path, monkeypatch):
   assert (cosine.optim.schedule, cosine.train.total_steps) == ("cosine", 30)
   assert c.train.path_sampler == "uniform"  # the study's base config is not changed
   # An ensemble member: the lever's supernet with another seed, the same held-out ids.
+  os.makedirs(study.supernet_dir(str(tmp_path), "fair@30"))
   with open(tmp_path / "supernet_fair_30" / "holdout.json", "w") as f:
     json.dump({"train_ids": ["a", "b"], "held_out_ids": ["c", "d"]}, f)
   member = study.supernet(str(tmp_path), c, "fair@30", default_steps=2, seed=2)

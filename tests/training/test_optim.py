@@ -12,7 +12,7 @@ from helpers import assert_close
 
 def _cfg(**kw):
   c = ml_collections.ConfigDict(dict(lr=0.1, momentum=0.9, weight_decay=5e-4, gamma=0.1,
-                                     milestones=(2, 4)))
+                                     milestones=(2, 4), schedule="multistep"))
   c.clip = ml_collections.ConfigDict(dict(type="none", value=0.1, max_norm=35.0, norm_type=2.0))
   for k, v in kw.items():
     if k.startswith("clip_"):
