@@ -134,11 +134,11 @@ class CandidateScorer:
         raise ValueError(f"held_out={held_out}: the supernet {source} held out only "
                          f"{len(self.val_ids)} ids")
       self.val_ids = sorted(self.val_ids)[:held_out]
-    # The angle reads only weights: the held-out ids' names, types and views (the protocol in
-    # the fingerprint) without their silhouettes in memory.
+    # Only the metrics computed from embeddings read the silhouettes; the angle needs just the
+    # held-out ids' names, types and views (the protocol in the fingerprint).
+    needs_silhouettes = config.search.fitness_metric in fitness_metrics.EMBEDDING_METRICS
     self.val_set = splits.open_split(config.data, "train", num_train=config.data.num_train,
-                                     cache=config.search.fitness_metric != "angle",
-                                     ids=self.val_ids)
+                                     cache=needs_silhouettes, ids=self.val_ids)
     self.protocol = protocols.for_holdout(config, Sequences.of(
         self.val_set.ids, self.val_set.types, self.val_set.views))
     self.variables = jax.device_put(variables, parallel.replicated(self.mesh))

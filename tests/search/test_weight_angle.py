@@ -65,6 +65,13 @@ def _kernels(params):
           if str(k[-1].key) in weight_angle.WEIGHT_NAMES}
 
 
+def _on_path(names, path) -> bool:
+  """Whether the kernel at module `names` is one `path` uses (shared ones always are)."""
+  if names[0] not in train_standin.LAYERS:
+    return True
+  return names[1] == f"cand{path[train_standin.LAYERS.index(names[0])]}"
+
+
 def test_the_start_is_the_runs_own_initialisation(runs):
   trained, _ = checkpoint.restore_variables(runs["moved"])
   start, end = _kernels(runs["moved_start"]), _kernels(trained["params"])
@@ -75,8 +82,7 @@ def test_the_start_is_the_runs_own_initialisation(runs):
   sampled = [space.sample_path(config.model.choice_max_num, SEED, step) for step in range(STEPS)]
   kept = set()
   for names in start:
-    layer = train_standin.LAYERS.index(names[0]) if names[0] in train_standin.LAYERS else None
-    on_path = layer is None or any(names[1] == f"cand{p[layer]}" for p in sampled)
+    on_path = any(_on_path(names, p) for p in sampled)
     assert np.array_equal(start[names], end[names]) != on_path, names
     if not on_path:
       kept.add(names)
@@ -91,8 +97,7 @@ def _concatenated_angle(initial, trained, path):
   """The angle of the path's kernels, concatenated into one float64 vector each."""
   start, end = [], []
   for names, value in _kernels(initial).items():
-    layer = train_standin.LAYERS.index(names[0]) if names[0] in train_standin.LAYERS else None
-    if layer is not None and names[1] != f"cand{path[layer]}":
+    if not _on_path(names, path):
       continue
     start.append(value.astype(np.float64).ravel())
     end.append(np.asarray(trained[names], np.float64).ravel())
