@@ -19,7 +19,8 @@ windows tile the input: products per tap, `strided_conv.py`; others are always X
              convolution.
   onednn     (CPU default on one CPU device where tools/build_onednn.sh built it) oneDNN's own
              convolutions through XLA custom calls (`onednn_conv.py`): wider layers in all three
-             directions, every kernel gradient; gemm's small-input forward (the stem's fused
+             directions, every kernel gradient, and the forward of a 1-channel stem with
+             ≤ ONEDNN_STEM_MAX_OUT outputs; gemm's small-input forward (the wider stems' fused
              tap sum) and the 1×1×1's GEMMs, which XLA runs faster. float32; other dtypes: fold.
   onednn_bf16  onednn, with the wider layers' products in bfloat16 (float32 sums and results;
              AMX or AVX-512-BF16: refused on a CPU without them, where the AVX2 machines'
@@ -63,6 +64,9 @@ FORMULATIONS = ("xla", "canonical", "gemm", "fold", "onednn", "onednn_bf16")
 # convolution in both directions (measured: 27 for the stem, ~16x faster); beyond it the copy
 # costs more than it saves and the tap-wise gradients win.
 SMALL_K = 64
+# A 1-channel stem with up to this many outputs takes oneDNN's forward: XLA fuses its tap sum
+# into BN/ReLU/pooling, a loop that embeds 1.3× slower at 8 outputs, faster from 16 (benchmarks).
+ONEDNN_STEM_MAX_OUT = 8
 
 _CHANNELS_LAST = ("NDHWC", "DHWIO", "NDHWC")
 _BF16_PRODUCTS = contextvars.ContextVar("gait_jax_bf16_products", default=False)
@@ -207,9 +211,8 @@ def _columns(x, w, pads):
 
 def _columns_t(x, w, pads):
   """The same columns transposed, [taps·cin, N·T·H·W], materialised: the kernel gradient's
-  product then reads both operands in their natural layout. Left to itself, XLA:CPU transposes
-  the (larger) output gradient instead, fused into the BN backward, which was a third of a
-  small supernet step."""
+  product then reads both operands as laid out. Else XLA:CPU transposes the (larger) output
+  gradient, fused into the BN backward: a third of a small supernet step."""
   cin = x.shape[-1]
   stacked = jnp.stack([window for _, window in _windows(x, w, pads)], axis=0)
   stacked = jnp.moveaxis(stacked, -1, 1) if cin > 1 else stacked[..., 0][:, None]
@@ -261,8 +264,7 @@ def _im2col_kernel_grad(precision, x, w, g, pads):
   # The kernel gradient sums N·T·H·W products (675 K for the stem of 8 × 30 frames). One
   # float32 dot lost ~4e-2 of a result that is a small remainder of large terms (a BN follows);
   # summed per image row (W terms), then over rows (H), then over frames (N·T), the error is
-  # below XLA's own convolution's and PyTorch's, at the same speed
-  # (`tools/benchmark.py gradients`).
+  # below XLA's own convolution's and PyTorch's, at the same speed (benchmark gradients).
   n, t, h, wd = g.shape[:4]
   per_row = jnp.einsum("krp,rpo->rko", _columns_t(x, w, pads).reshape(k, n * t * h, wd),
                        g.reshape(n * t * h, wd, cout), precision=precision)
@@ -279,21 +281,18 @@ def _im2col_input_grad(precision, x, w, g, pads):
 
 
 def _tapwise_grads(pads, precision, x, w, g):
-  """Input gradient tap-wise, gx = Σ_taps shift⁻¹(g @ w[tap]ᵀ); kernel gradient as the
-  canonical convolution over the batch (`tools/benchmark.py conv`: the tap-wise kernel gradient
-  needs a strided copy of x per tap and lost to it on every wide layer)."""
-  # The tap-wise form is linear in x: its VJP is products of g with w only (the forward
-  # products it would trace are unused, and XLA removes them).
+  """Input gradient tap-wise, gx = Σ_taps shift⁻¹(g @ w[tap]ᵀ); kernel gradient canonical (the
+  tap-wise one needs a strided copy of x per tap: slower on every wide layer, benchmark conv)."""
+  # Linear in x: its VJP is products of g with w only (XLA removes the unused forward ones).
   _, vjp = jax.vjp(lambda a: _taps(a, w, pads, precision), x)
   gx, = vjp(g)
   return gx, _canonical_kernel_grad(x, g, pads, precision)
 
 
 def _canonical_grads(pads, precision, x, w, g):
-  """Both gradients as canonical convolutions: autodiff's backward convolutions (a flipped,
-  in/out-swapped kernel for the input gradient; batch and feature swapped for the kernel
-  gradient) with their operands transposed explicitly, behind `optimization_barrier` so the
-  algebraic simplifier cannot fold the transposes back into the dimension numbers."""
+  """Both gradients as canonical convolutions: autodiff's backward ones (flipped, in/out-swapped
+  kernel; batch and feature swapped for the kernel gradient), operands transposed explicitly
+  behind `optimization_barrier` so the simplifier cannot fold them into the dimension numbers."""
   w_t, pads_x = _input_grad_kernel(w, pads)
   gx = _plain(g, lax.optimization_barrier(w_t), pads_x, precision)
   return gx, _canonical_kernel_grad(x, g, pads, precision)
@@ -317,10 +316,9 @@ def _canonical_kernel_grad(x, g, pads, precision):
 
 def _fold_2d(x, w, pads, precision):
   """The 3-D convolution as 2-D ones, which XLA:CPU runs through Eigen's spatial convolution
-  at two to three times its 3-D speed (`tools/benchmark.py conv`): an axis the kernel spans
-  with one tap (and no padding) is folded into the batch (kernels (1,3,3), (3,1,3), (3,3,1));
-  (3,1,1) folds h·w into one axis; a kernel with none, (3,3,3), is the sum over its temporal
-  taps of 2-D convolutions of the shifted frames, as is a unit axis that is padded. Negative
+  at 2–3× its 3-D speed (benchmark conv): an axis the kernel spans with one tap (unpadded) is
+  folded into the batch ((1,3,3), (3,1,3), (3,3,1)); (3,1,1) folds h·w into one axis; (3,3,3)
+  and a padded unit axis sum 2-D convolutions of shifted frames per temporal tap. Negative
   padding (cropping): XLA's own."""
   n, t, h, wd, cin = x.shape
   kt, kh, kw, _, cout = w.shape
@@ -372,7 +370,7 @@ _WIDE_ONEDNN = {bf16: _custom_backward(functools.partial(onednn_conv.forward, bf
 
 
 def _onednn_convs():
-  """The onednn formulation's three routes (`_route_onednn`), strict float32; `onednn_bf16`'s
+  """The onednn formulation's four routes (`_route_onednn`), strict float32; `onednn_bf16`'s
   differ only in the wide layers: the 1-channel stem's and 1×1×1's kernel gradients ran 1.8×
   and 5.5× slower in bfloat16 (`tools/benchmark.py conv`), the wider 1×1×1s' no faster."""
   def gemm_grads(pads, precision, x, w, g):
@@ -388,7 +386,8 @@ def _onednn_convs():
             onednn_conv.kernel_grad(x, g, w.shape, pads))
 
   return {"wide": _WIDE_ONEDNN[False], "1x1x1": _custom_backward(_plain, gemm_grads),
-          "small": _custom_backward(_im2col_plain, im2col_grads)}
+          "small": _custom_backward(_im2col_plain, im2col_grads),
+          "stem": _custom_backward(onednn_conv.forward, im2col_grads)}
 
 
 _ONEDNN = {"onednn": _onednn_convs()}
@@ -396,5 +395,6 @@ _ONEDNN["onednn_bf16"] = dict(_ONEDNN["onednn"], wide=_WIDE_ONEDNN[True])
 
 
 def _route_onednn(form, x, w, pads, precision):
-  kind = "small" if _few_inputs(w) else "1x1x1" if _one_tap(w) else "wide"
+  stem = w.shape[3] == 1 and w.shape[4] <= ONEDNN_STEM_MAX_OUT and not _one_tap(w)
+  kind = ("stem" if stem else "small") if _few_inputs(w) else "1x1x1" if _one_tap(w) else "wide"
   return _ONEDNN[form][kind](x, w, pads, precision)

@@ -181,6 +181,24 @@ def test_onednn_takes_float32_and_leaves_other_dtypes_to_fold(monkeypatch):
 
 
 @_NO_ONEDNN
+@pytest.mark.parametrize("cin,cout,kernel,want_forward", [
+    (1, conv_lib.ONEDNN_STEM_MAX_OUT, (3, 3, 3), True),  # a narrow stem: oneDNN's forward
+    (1, conv_lib.ONEDNN_STEM_MAX_OUT + 8, (3, 3, 3), False),  # a wider one: XLA's tap sum
+    (1, 4, (1, 1, 1), False),  # the stem's 1×1×1 downsample: one product per output
+    (2, 4, (3, 3, 3), False)])  # few inputs, but more than one channel: im2col
+def test_onednn_stem_forward_only_for_narrow_one_channel_stems(monkeypatch, cin, cout, kernel,
+                                                               want_forward):
+  monkeypatch.setenv(conv_lib.ENV_VAR, "onednn")
+  x, w = _normal(1, (1, 4, 5, 3, cin)), _normal(2, kernel + (cin, cout))
+  pads = [(k // 2, k // 2) for k in kernel]
+  fwd = lambda x, w: conv_lib.conv_general_dilated(  # noqa: E731
+      x, w, (1, 1, 1), pads, dimension_numbers=_DN)
+  assert ("gait_onednn_conv3d_forward" in str(jax.make_jaxpr(fwd)(x, w))) == want_forward
+  assert_close(_values(conv_lib.conv_general_dilated, x, w, pads),
+               _values(lax.conv_general_dilated, x, w, pads), rtol=1e-5)
+
+
+@_NO_ONEDNN
 def test_onednn_bf16_is_refused_by_name_on_a_cpu_without_bf16_units(monkeypatch):
   """AVX2's oneDNN cannot create a bfloat16 convolution (AMD Zen 3): asked for by name there,
   the formulation is a one-line error naming why, not oneDNN's failure at the first call."""
