@@ -11,9 +11,15 @@ change; only how the memory is mapped.
 
 `GAIT_JAX_HUGE_PAGES=0` turns it off. Where the kernel never gives huge pages, always gives
 them, or the C library is not a glibc that knows the tunable, nothing is done.
+
+Embedding is the exception: its calls ran 1.4–1.6× slower on 2 MiB pages than on 4 KiB ones
+(training 1.1–1.2× faster on them; docs/benchmarks.md), so `paused()` turns the process's
+transparent huge pages off while a block runs (`prctl(PR_SET_THP_DISABLE)`) and on again after.
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import sys
 from typing import Mapping, Optional
@@ -24,6 +30,7 @@ TUNABLE = "glibc.malloc.hugetlb=1"
 # the reference with the user's environment, not ours).
 ADDED = "added"
 THP_SETTING = "/sys/kernel/mm/transparent_hugepage/enabled"
+_PR_SET_THP_DISABLE, _PR_GET_THP_DISABLE = 41, 42  # <linux/prctl.h>, Linux >= 3.15
 
 
 def _glibc_version() -> Optional[tuple]:
@@ -87,3 +94,37 @@ def user_environment() -> dict:
     else:
       env.pop("GLIBC_TUNABLES", None)
   return env
+
+
+def _prctl(option: int, value: int = 0) -> int:
+  """prctl(2) of this process (-1 where it fails or there is no C library to call)."""
+  try:
+    args = (ctypes.c_ulong(value),) + (ctypes.c_ulong(0),) * 3  # variadic: pass full widths
+    return ctypes.CDLL(None, use_errno=True).prctl(ctypes.c_int(option), *args)
+  except (OSError, AttributeError):
+    return -1
+
+
+def thp_disabled() -> bool:
+  """Whether this process's transparent huge pages are off (`PR_GET_THP_DISABLE`)."""
+  return _prctl(_PR_GET_THP_DISABLE) == 1
+
+
+def pausable() -> bool:
+  """Whether `paused()` can turn them off now: the kernel answers the prctl and they are on."""
+  return sys.platform == "linux" and _prctl(_PR_GET_THP_DISABLE) == 0
+
+
+@contextlib.contextmanager
+def paused():
+  """4 KiB pages for what runs inside (a decorator too), where this process asks for huge pages
+  (`active()`); the whole process's, restored on exit. Nested or already off: left as it is."""
+  if not active() or not pausable():
+    yield
+    return
+  turned_off = _prctl(_PR_SET_THP_DISABLE, 1) == 0
+  try:
+    yield
+  finally:
+    if turned_off:
+      _prctl(_PR_SET_THP_DISABLE, 0)

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gait_jax.common import parallel
+from gait_jax.common import huge_pages, parallel
 from gait_jax.evaluation import packing
 from gait_jax.evaluation.packing import MIN_BUCKET
 from gait_jax.models import conv
@@ -87,6 +87,7 @@ class EmbedSource(Protocol):
     ...
 
 
+@huge_pages.paused()  # embedding runs faster on 4 KiB pages (huge_pages.py)
 def embed_dataset(model, variables, dataset: EmbedSource, path, *, batch_per_device: int = 8,
                   frames_all_limit: int = 0, mesh=None, embed_fn: Optional[Callable] = None,
                   indices: Optional[Sequence[int]] = None, workers: int = 2,

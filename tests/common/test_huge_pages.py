@@ -95,3 +95,30 @@ def test_the_tunable_removes_the_page_faults_of_large_xla_buffers():
   pages = 64 * 2**20 / 4096
   # Without: every call faults its 64 MiB output in, page by page; with: a few 2 MiB pages.
   assert faults[""] > 0.9 * pages and faults[huge_pages.TUNABLE] < 0.1 * pages, faults
+
+
+_NEEDS_PRCTL = pytest.mark.skipif(not huge_pages.pausable(), reason="PR_GET_THP_DISABLE "
+                                  "unavailable here or the huge pages already off")
+
+
+@_NEEDS_PRCTL
+def test_paused_turns_the_huge_pages_off_inside_and_on_again(monkeypatch):
+  monkeypatch.setattr(huge_pages, "active", lambda: True)
+  assert not huge_pages.thp_disabled()
+  with huge_pages.paused():
+    assert huge_pages.thp_disabled()
+    with huge_pages.paused():  # nested: the inner block leaves the outer's setting alone
+      assert huge_pages.thp_disabled()
+    assert huge_pages.thp_disabled()
+  assert not huge_pages.thp_disabled()
+  with pytest.raises(RuntimeError):
+    with huge_pages.paused():
+      raise RuntimeError("an error inside")
+  assert not huge_pages.thp_disabled()  # restored on the way out of an error too
+
+
+@_NEEDS_PRCTL
+def test_paused_does_nothing_where_this_process_asks_for_no_huge_pages(monkeypatch):
+  monkeypatch.setattr(huge_pages, "active", lambda: False)
+  with huge_pages.paused():
+    assert not huge_pages.thp_disabled()

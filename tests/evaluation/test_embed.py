@@ -11,7 +11,7 @@ import pytest
 from conftest import load_config
 from gait_jax.evaluation import embed
 from gait_jax.modes import inference
-from gait_jax.common import checkpoint
+from gait_jax.common import checkpoint, huge_pages
 from gait_jax.common import parallel as mesh_lib
 from gait_jax.data import GaitDataset, load_sequence
 from gait_jax.models import build_model, conv, onednn_conv
@@ -95,6 +95,21 @@ def test_embed_dataset_matches_one_by_one_and_is_deterministic(tree, tiny):
                                                 shapes), progress=False)
   assert shapes == [(jax.device_count(), 24)]
   assert_close(full["embeddings"], out["embeddings"], rtol=1e-4)
+
+
+@pytest.mark.skipif(not huge_pages.pausable(), reason="PR_GET_THP_DISABLE unavailable here")
+def test_embedding_runs_with_the_huge_pages_paused(tree, tiny, monkeypatch):
+  """Where the process asks for huge pages, every embedding call runs on 4 KiB pages."""
+  monkeypatch.setattr(huge_pages, "active", lambda: True)
+  _, model, variables = tiny
+  seen = []
+  fn = embed.make_embed_fn(model, mesh_lib.make_mesh())
+  def recording(*args):
+    seen.append(huge_pages.thp_disabled())
+    return fn(*args)
+  embed.embed_dataset(model, variables, GaitDataset(*tree, split="test"), PATH, batch=1,
+                      embed_fn=recording, progress=False)
+  assert seen and all(seen) and not huge_pages.thp_disabled()
 
 
 def test_frame_limit_and_traced_path_reuse(tree, tiny):
