@@ -79,18 +79,18 @@ class Evaluator:
     writer.write_scalars(step, scalars)
     if jax.process_index() == 0:
       record(self.workdir, step, {k[len("eval/"):]: v for k, v in scalars.items()},
-             f"{c.train.eval_on}: {self.protocol.name}")
+             f"{c.train.eval_on}: {self.protocol.name}", self.protocol.headline)
     return metrics
 
 
-def record(workdir: str, step: int, scalars: dict, what: str) -> None:
+def record(workdir: str, step: int, scalars: dict, what: str, headline: str = "") -> None:
   """Appends one evaluation to WORKDIR/validation.json (replacing any at this step or later:
-  a resumed run evaluates those again) and redraws WORKDIR/validation.png."""
+  a resumed run evaluates those again) and redraws WORKDIR/validation.png (`draw_curve`)."""
   path = os.path.join(workdir, HISTORY_FILE)
   points = read_history(workdir)
   points = [p for p in points if int(p["step"]) < step] + [{"step": int(step), **scalars}]
   io.write_json(path, {"evaluated_on": what, "points": points})
-  draw_curve(points, os.path.join(workdir, CURVE_FILE), what)
+  draw_curve(points, os.path.join(workdir, CURVE_FILE), what, headline)
 
 
 def read_history(workdir: str) -> list:
@@ -105,19 +105,28 @@ def read_history(workdir: str) -> list:
                      "evaluation history: move it aside to start a new one") from None
 
 
-def draw_curve(points: list, out: str, what: str) -> None:
-  """Rank-1 per probe group (and the mean / validation score) against the step."""
+def curve_keys(points: list, headline: str = "") -> list:
+  """The metrics `draw_curve` plots: the protocol's headline (e.g. `mean/rank1_exclude`), the
+  same figure per probe group (`NM/rank1_exclude`; not per view) and the validation score."""
+  figure = headline.rsplit("/", 1)[-1] or "rank1"
+  keys = sorted({k for p in points for k in p
+                 if k == "validation" or k.count("/") <= 1 and k.rsplit("/", 1)[-1] == figure})
+  if "validation" in keys and headline in keys:
+    keys.remove(headline)  # the validation score is that headline: one line, not two
+  return keys
+
+
+def draw_curve(points: list, out: str, what: str, headline: str = "") -> list:
+  """Draws `curve_keys` against the step; returns them."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
   steps = [p["step"] for p in points]
-  keys = sorted({k for p in points for k in p if k.endswith("rank1") or k == "validation"})
-  if "validation" in keys and "mean/rank1" in keys:
-    keys.remove("mean/rank1")  # the validation score is that mean: one line, not two
+  keys = curve_keys(points, headline)
   fig, ax = plt.subplots(figsize=(6, 3.6))
   for k in keys:
-    wide = k in ("validation", "mean/rank1")
+    wide = k in ("validation", headline)
     ax.plot(steps, [p.get(k, np.nan) for p in points], marker="o", markersize=3,
             linewidth=2.2 if wide else 1.0, label=k)
   ax.set_xlabel("step")
@@ -129,3 +138,4 @@ def draw_curve(points: list, out: str, what: str) -> None:
   with io.atomic_open(out, "wb") as f:
     fig.savefig(f, format="png", dpi=100)
   plt.close(fig)
+  return keys

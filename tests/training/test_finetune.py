@@ -121,3 +121,30 @@ def test_history_keeps_earlier_steps_only(tmp_path):
     f.write("{broken")
   with pytest.raises(ValueError, match="validation.json is unreadable"):
     evaluator.read_history(str(tmp_path))
+
+
+def test_curve_draws_each_protocols_headline_and_its_probe_groups(tmp_path):
+  """The curve's lines are the protocol's headline and that figure per probe group — whatever
+  the protocol names it (CASIA-B's `rank1_exclude`, KTH-walk's `rank1`) — never per view."""
+  from gait_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  from gait_jax.evaluation import protocols  # pylint: disable=g-import-not-at-top
+
+  def headline(name):
+    cfg = config_lib.base_config().evaluate
+    cfg.protocol = name
+    return protocols.build(name, cfg).headline
+
+  casia = {f"{g}/rank1_{w}": 90.0 for g in ("NM", "BG", "CL", "mean") for w in ("include",
+                                                                               "exclude")}
+  casia.update({"NM/rank1_exclude/090": 95.0, "mean/rank5_exclude": 99.0})
+  got = evaluator.draw_curve([{"step": 2, **casia}], str(tmp_path / "c.png"), "x",
+                             headline("casia_b"))
+  assert got == ["BG/rank1_exclude", "CL/rank1_exclude", "NM/rank1_exclude",
+                 "mean/rank1_exclude"]
+  kth = {"d1/rank1": 20.0, "d4/rank1": 60.0, "mean/rank1": 40.0, "d1/rank5": 70.0}
+  assert evaluator.draw_curve([{"step": 2, **kth}], str(tmp_path / "k.png"), "x",
+                              headline("kth_walk")) == ["d1/rank1", "d4/rank1", "mean/rank1"]
+  held = {"holdout/rank1": 50.0, "holdout/rank5": 80.0, "validation": 50.0}
+  assert evaluator.draw_curve([{"step": 2, **held}], str(tmp_path / "h.png"), "x",
+                              "holdout/rank1") == ["validation"]
+  assert (tmp_path / "c.png").stat().st_size > 1000
