@@ -65,7 +65,7 @@ FORMULATIONS = ("xla", "canonical", "gemm", "fold", "onednn", "onednn_bf16")
 # costs more than it saves and the tap-wise gradients win.
 SMALL_K = 64
 # A 1-channel stem with up to this many outputs takes oneDNN's forward: XLA fuses its tap sum
-# into BN/ReLU/pooling, a loop that embeds 1.3× slower at 8 outputs, faster from 16 (benchmarks).
+# into BN/ReLU/pooling: 1.3× slower embedding at 8 outputs, faster from 16 (docs/benchmarks.md).
 ONEDNN_STEM_MAX_OUT = 8
 
 _CHANNELS_LAST = ("NDHWC", "DHWIO", "NDHWC")
@@ -264,7 +264,7 @@ def _im2col_kernel_grad(precision, x, w, g, pads):
   # The kernel gradient sums N·T·H·W products (675 K for the stem of 8 × 30 frames). One
   # float32 dot lost ~4e-2 of a result that is a small remainder of large terms (a BN follows);
   # summed per image row (W terms), then over rows (H), then over frames (N·T), the error is
-  # below XLA's own convolution's and PyTorch's, at the same speed (benchmark gradients).
+  # below XLA's own convolution's and PyTorch's, at the same speed (tools/benchmark.py gradients).
   n, t, h, wd = g.shape[:4]
   per_row = jnp.einsum("krp,rpo->rko", _columns_t(x, w, pads).reshape(k, n * t * h, wd),
                        g.reshape(n * t * h, wd, cout), precision=precision)
@@ -282,7 +282,7 @@ def _im2col_input_grad(precision, x, w, g, pads):
 
 def _tapwise_grads(pads, precision, x, w, g):
   """Input gradient tap-wise, gx = Σ_taps shift⁻¹(g @ w[tap]ᵀ); kernel gradient canonical (the
-  tap-wise one needs a strided copy of x per tap: slower on every wide layer, benchmark conv)."""
+  tap-wise one's strided copy of x per tap lost on every wide layer: tools/benchmark.py conv)."""
   # Linear in x: its VJP is products of g with w only (XLA removes the unused forward ones).
   _, vjp = jax.vjp(lambda a: _taps(a, w, pads, precision), x)
   gx, = vjp(g)
@@ -315,9 +315,9 @@ def _canonical_kernel_grad(x, g, pads, precision):
 
 
 def _fold_2d(x, w, pads, precision):
-  """The 3-D convolution as 2-D ones, which XLA:CPU runs through Eigen's spatial convolution
-  at 2–3× its 3-D speed (benchmark conv): an axis the kernel spans with one tap (unpadded) is
-  folded into the batch ((1,3,3), (3,1,3), (3,3,1)); (3,1,1) folds h·w into one axis; (3,3,3)
+  """The 3-D convolution as 2-D ones, which XLA:CPU's Eigen runs at 2–3× its 3-D speed
+  (tools/benchmark.py conv): an axis the kernel spans with one tap (unpadded) is folded into
+  the batch ((1,3,3), (3,1,3), (3,3,1)); (3,1,1) folds h·w into one axis; (3,3,3)
   and a padded unit axis sum 2-D convolutions of shifted frames per temporal tap. Negative
   padding (cropping): XLA's own."""
   n, t, h, wd, cin = x.shape
