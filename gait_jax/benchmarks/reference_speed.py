@@ -9,7 +9,8 @@ the tiny 8/16/32 of the quickstart and recipes), path `--path`, a train step on 
 `--frames` frames (forward, batch-all triplet loss, backward, SGD with momentum and weight
 decay), and the embedding of `--sequences` whole sequences of `--lengths` frames (the
 reference: one sequence per call, as its test loader; gait_jax: its packed rows). Both use
-`--threads` threads (PyTorch) / every core (XLA). Ratios are gait_jax's speed over the
+`--threads` threads (PyTorch) / every core (XLA); a train step's figure is the median of the
+timed steps on both sides. Ratios are gait_jax's speed over the
 reference's: above 1 means gait_jax is faster. Where the CPU has bfloat16 units, three more
 rows: the train step in bfloat16 — PyTorch's CPU autocast (mixed precision), gait_jax's
 `train.bf16` (bfloat16 products in the convolutions, forward and gradients), traced and static
@@ -17,7 +18,10 @@ rows: the train step in bfloat16 — PyTorch's CPU autocast (mixed precision), g
 gait_jax's `embed.bf16` — with how far gait_jax's embeddings are from its float32 ones (the
 largest per-sequence relative L2 deviation). gait_jax runs as its commands do, with transparent
 huge pages where they set them (gait_jax/common/huge_pages.py; the machine line says so); the
-reference with the environment this benchmark was launched with, as its users run it.
+reference with the environment this benchmark was launched with, as its users run it. Each
+side of a row runs in a fresh process, `--rounds` times (default 3), the two sides taking turns
+to go first; the table shows each figure's median and each ratio's median over the rounds' own
+ratios with its range (on a shared 2-core machine one round's figures move by up to ~40 %).
 """
 from __future__ import annotations
 
@@ -55,6 +59,9 @@ def add_args(parser) -> None:
                       help="PyTorch threads (default: every core, as XLA uses)")
   parser.add_argument("--venv", default=os.path.join(REPO, ".venv-bench"),
                       help="the PyTorch venv (made from requirements-bench.txt if missing)")
+  parser.add_argument("--rounds", type=int, default=3,
+                      help="rounds per row, each side in a fresh process, the order alternating;"
+                           " the table shows each ratio's median and range (default 3)")
   parser.add_argument("--quick", action="store_true",
                       help="widths 4,8,8, 6 frames, 2 steps, 4 short sequences")
   parser.add_argument("--json", default="", help="also write the results to this file")
@@ -84,10 +91,12 @@ def parse_widths(text: str):
 
 def settings(args) -> dict:
   if args.quick:
-    return dict(widths=[(4, 8, 8)], frames=6, steps=2, sequences=4, lengths=(8, 12))
+    return dict(widths=[(4, 8, 8)], frames=6, steps=2, sequences=4, lengths=(8, 12), rounds=1)
+  if args.rounds < 1:
+    raise SystemExit(f"--rounds={args.rounds}: expected at least 1")
   lo, hi = (int(v) for v in args.lengths.split("-"))
   return dict(widths=parse_widths(args.widths), frames=args.frames, steps=args.steps,
-              sequences=args.sequences, lengths=(lo, hi))
+              sequences=args.sequences, lengths=(lo, hi), rounds=args.rounds)
 
 
 def reference(python: str, spec: dict) -> dict:
@@ -124,7 +133,7 @@ def gait_jax(widths, s: dict, args, data, embed_tree, bf16: bool) -> dict:
     if run["skipped_steps"]:
       raise SystemExit(f"gait_jax: {run['skipped_steps']} of the timed train steps ({run['path']}"
                        f"{', bfloat16' if run['bf16'] else ''}) had a non-finite loss or gradient")
-  ours = {name: run["step_s"] for name, run in runs.items()}
+  ours = {name: run["step_median_s"] for name, run in runs.items()}  # the median, as the reference's
   ours["embed_seq_per_s"] = embed["seq_per_s"]
   if bf16:
     half, emb16 = embed_speed.bench_one("small", argparse.Namespace(bf16=True, **embed_args),
@@ -132,6 +141,28 @@ def gait_jax(widths, s: dict, args, data, embed_tree, bf16: bool) -> dict:
     ours.update(embed_bf16_seq_per_s=half["seq_per_s"],
                 embed_bf16_deviation=embed_speed.relative_deviation(emb32, emb16))
   return ours
+
+
+def gait_jax_process(widths, s: dict, args, data: dict, embed_tree, bf16: bool) -> dict:
+  """`gait_jax(...)` in a process of its own, as each row's reference runs in its own: no row
+  inherits another's heap, pages or compiled programs (the tiny rows' train step, timed in the
+  process that had just embedded at the GREW widths, ran up to 3× slower). The process gets
+  this one's environment: gait_jax's, huge pages included."""
+  job = dict(widths=list(widths), settings=dict(frames=s["frames"], steps=s["steps"]),
+             path=args.path, batch_p=args.batch_p, batch_k=args.batch_k, data=data,
+             embed_tree=list(embed_tree), bf16=bool(bf16))
+  proc = subprocess.run([sys.executable, "-m", __name__, json.dumps(job)], cwd=REPO,
+                        capture_output=True, text=True)
+  if proc.returncode:
+    raise SystemExit(f"gait_jax: the row at widths {widths} failed:\n{proc.stderr[-2000:]}")
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _run_job(job: dict) -> dict:
+  """The child's side of `gait_jax_process`."""
+  args = argparse.Namespace(path=job["path"], batch_p=job["batch_p"], batch_k=job["batch_k"])
+  return gait_jax(tuple(job["widths"]), job["settings"], args, job["data"],
+                  tuple(job["embed_tree"]), job["bf16"])
 
 
 def ratios(ref: dict, ours: dict) -> dict:
@@ -147,28 +178,46 @@ def ratios(ref: dict, ours: dict) -> dict:
   return q
 
 
+def combine(widths, rounds) -> dict:
+  """One table row from its rounds [(reference, gait_jax)]: every figure's median over the
+  rounds, every ratio's median over the rounds' own ratios and its range, and the rounds."""
+  def median(dicts):
+    return {k: float(np.median([d[k] for d in dicts])) if isinstance(v, float) else v
+            for k, v in dicts[0].items()}  # ints (threads) and strings are settings, not figures
+  each = [ratios(ref, ours) for ref, ours in rounds]
+  return {"widths": list(widths), "reference": median([ref for ref, _ in rounds]),
+          "gait_jax": median([ours for _, ours in rounds]), "ratios": median(each),
+          "ratio_range": {k: [min(q[k] for q in each), max(q[k] for q in each)] for k in each[0]},
+          "rounds": [{"reference": ref, "gait_jax": ours, "ratios": q}
+                     for (ref, ours), q in zip(rounds, each)]}
+
+
 def table(rows) -> str:
   lines = [f"{'widths':>12} {'work':>22} {'reference':>14} {'gait_jax':>14} {'ratio':>7}"]
   for r in rows:
     w = "/".join(map(str, r["widths"]))
-    ref, ours, q = r["reference"], r["gait_jax"], r["ratios"]
+    ref, ours = r["reference"], r["gait_jax"]
+    spans = r.get("ratio_range", {})
+    q = {k: f"{v:>6.2f}x" + (f" ({spans[k][0]:.2f}-{spans[k][1]:.2f})"
+                             if k in spans and len(r.get("rounds", ())) > 1 else "")
+         for k, v in r["ratios"].items()}
     lines += [
         f"{w:>12} {'train step, traced path':>22} {ref['train_step_s']:>12.3f} s "
-        f"{ours['traced_step_s']:>12.3f} s {q['train_traced']:>6.2f}x",
+        f"{ours['traced_step_s']:>12.3f} s {q['train_traced']}",
         f"{'':>12} {'train step, static path':>22} {'same':>14} "
-        f"{ours['static_step_s']:>12.3f} s {q['train_static']:>6.2f}x",
+        f"{ours['static_step_s']:>12.3f} s {q['train_static']}",
         f"{'':>12} {'embed, seq/s':>22} {ref['embed_seq_per_s']:>14.2f} "
-        f"{ours['embed_seq_per_s']:>14.2f} {q['embed']:>6.2f}x"]
+        f"{ours['embed_seq_per_s']:>14.2f} {q['embed']}"]
     if "train_bf16_traced" in q:
       lines += [
           f"{'':>12} {'train, bfloat16, traced':>22} {ref['train_bf16_step_s']:>12.3f} s "
-          f"{ours['traced_bf16_step_s']:>12.3f} s {q['train_bf16_traced']:>6.2f}x",
+          f"{ours['traced_bf16_step_s']:>12.3f} s {q['train_bf16_traced']}",
           f"{'':>12} {'train, bfloat16, static':>22} {'same':>14} "
-          f"{ours['static_bf16_step_s']:>12.3f} s {q['train_bf16_static']:>6.2f}x"]
+          f"{ours['static_bf16_step_s']:>12.3f} s {q['train_bf16_static']}"]
     if "embed_bf16" in q:
       lines.append(f"{'':>12} {'embed, bfloat16, seq/s':>22} "
                    f"{ref['embed_bf16_seq_per_s']:>14.2f} "
-                   f"{ours['embed_bf16_seq_per_s']:>14.2f} {q['embed_bf16']:>6.2f}x"
+                   f"{ours['embed_bf16_seq_per_s']:>14.2f} {q['embed_bf16']}"
                    f"   (embeddings within {ours['embed_bf16_deviation']:.1e} of float32's)")
   return "\n".join(lines)
 
@@ -197,15 +246,19 @@ def run(args) -> None:
                   path=path, batch=args.batch_p * args.batch_k, batch_k=args.batch_k,
                   frames=s["frames"], steps=s["steps"], lengths=lengths,
                   threads=args.threads, bf16=not no_bf16)
-      ref = reference(python, spec)  # first, then gait_jax: back to back on the same machine
-      ours = gait_jax(widths, s, args, data, embed_tree, bf16=not no_bf16)
-      rows.append({"widths": list(widths), "reference": ref, "gait_jax": ours,
-                   "ratios": ratios(ref, ours)})
+      rounds = []
+      for i in range(s["rounds"]):  # back to back on the same machine, who goes first alternating
+        sides = [lambda: reference(python, spec),
+                 lambda: gait_jax_process(widths, s, args, data, embed_tree, bf16=not no_bf16)]
+        done = [run() for run in (sides if i % 2 == 0 else sides[::-1])]
+        rounds.append(tuple(done if i % 2 == 0 else done[::-1]))
+      rows.append(combine(widths, rounds))
   convs = conv_lib.formulation()
   print(f"PyTorch {rows[0]['reference']['torch']} ({rows[0]['reference']['threads']} threads) vs "
         f"gait_jax ({convs} convolutions); SPOSGait_small path {args.path}, train {args.batch_p * args.batch_k} seq x "
         f"{s['frames']} frames, embed {s['sequences']} sequences of {s['lengths'][0]}-"
-        f"{s['lengths'][1]} frames; machine: {_machine.describe()}")
+        f"{s['lengths'][1]} frames; {s['rounds']} round(s) a row (median, range); machine: "
+        f"{_machine.describe()}")
   print(table(rows))
   if no_bf16:
     print(f"(no bfloat16 rows: {no_bf16})")
@@ -213,3 +266,7 @@ def run(args) -> None:
     with open(args.json, "w") as f:
       json.dump({"machine": _machine.describe(), "gait_jax_convolutions": convs, "rows": rows},
                 f, indent=2)
+
+
+if __name__ == "__main__":  # one row's gait_jax side, for `gait_jax_process`
+  print(json.dumps(_run_job(json.loads(sys.argv[1]))))

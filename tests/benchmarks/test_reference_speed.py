@@ -69,10 +69,38 @@ def test_bf16_rows_divide_bfloat16_by_bfloat16():
 
 def test_settings():
   args = argparse.Namespace(quick=False, widths="64,128,256;8,16,32", frames=30, steps=5,
-                            sequences=24, lengths="40-90")
+                            sequences=24, lengths="40-90", rounds=3)
   s = reference_speed.settings(args)
   assert s["widths"] == [(64, 128, 256), (8, 16, 32)] and s["lengths"] == (40, 90)
+  assert s["rounds"] == 3
   assert reference_speed.settings(argparse.Namespace(quick=True))["widths"] == [(4, 8, 8)]
+  with pytest.raises(SystemExit, match="--rounds=0"):
+    reference_speed.settings(argparse.Namespace(**dict(vars(args), rounds=0)))
+
+
+def test_rounds_combine_into_medians_of_their_own_ratios():
+  """A row's ratio is the median of each round's side-by-side ratio (not a ratio of medians
+  taken from different rounds), with the range over the rounds."""
+  def ref(t, e):
+    return {"train_step_s": t, "embed_seq_per_s": e, "torch": "2.13.0+cpu", "threads": 2}
+
+  def ours(t, s, e):
+    return {"traced_step_s": t, "static_step_s": s, "embed_seq_per_s": e}
+
+  rounds = [(ref(2.0, 6.0), ours(1.0, 1.0, 12.0)), (ref(1.0, 6.0), ours(1.0, 0.5, 6.0)),
+            (ref(3.0, 4.0), ours(1.0, 2.0, 16.0))]
+  row = reference_speed.combine((64, 128, 256), rounds)
+  assert row["ratios"]["train_traced"] == pytest.approx(2.0)
+  assert row["ratio_range"]["train_traced"] == pytest.approx([1.0, 3.0])
+  assert row["ratios"]["train_static"] == pytest.approx(2.0)  # 2, 2, 1.5
+  assert row["ratio_range"]["embed"] == pytest.approx([1.0, 4.0])
+  assert row["ratios"]["embed"] == pytest.approx(2.0)  # 2, 1, 4
+  assert row["reference"]["train_step_s"] == pytest.approx(2.0)
+  assert row["reference"]["torch"] == "2.13.0+cpu" and len(row["rounds"]) == 3
+  text = reference_speed.table([row])
+  assert "2.00x (1.00-3.00)" in text and "2.00x (1.00-4.00)" in text
+  one = reference_speed.combine((64, 128, 256), rounds[:1])
+  assert "(" not in reference_speed.table([one]).split("\n")[1]
 
 
 @pytest.mark.parametrize("loss", ["NaN", "Infinity"])
@@ -92,3 +120,17 @@ def test_a_non_finite_reference_loss_is_refused(monkeypatch, loss):
   monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, half, ""))
   with pytest.raises(SystemExit, match="loss in bf16 is .* not finite"):
     reference_speed.reference("python", {"steps": 5, "channels": [8, 16, 32], "bf16": True})
+
+
+def test_gait_jax_row_runs_in_a_process_of_its_own(tmp_path):
+  from gait_jax.benchmarks import embed_speed
+  from gait_jax.synthetic import walkers
+  data = walkers.generate(str(tmp_path / "walk"), ids=4, seqs_per_id=2, views=("000",),
+                          frames=12, seed=0)
+  root = str(tmp_path / "embed")
+  embed_tree = (root, embed_speed._write_tree(root, [8, 12, 9]))  # pylint: disable=protected-access
+  args = argparse.Namespace(path="0,5,0,1", batch_p=4, batch_k=2)  # 8: the suite's 8 devices
+  ours = reference_speed.gait_jax_process((4, 8, 8), {"frames": 6, "steps": 2}, args, data,
+                                          embed_tree, bf16=False)
+  assert set(ours) == {"traced_step_s", "static_step_s", "embed_seq_per_s"}
+  assert all(0 < v < 600 for v in ours.values()), ours
