@@ -13,9 +13,10 @@ change; only how the memory is mapped.
 them, or the C library is not a glibc that knows the tunable, nothing is done.
 
 Embedding is the exception: at the tiny widths it ran 1.3–1.6× slower on 2 MiB pages than on
-4 KiB ones, at the GREW widths no faster (training 1.1–1.2× faster on them; docs/benchmarks.md,
-Intel, 2026-12-06), so `paused()` turns the process's
-transparent huge pages off while a block runs (`prctl(PR_SET_THP_DISABLE)`) and on again after.
+4 KiB ones, at the GREW widths no faster (training 1.1–1.2× faster on them toggled in one
+process, a few per cent across fresh processes; docs/benchmarks.md, Intel, 2026-12-06), so
+`paused()` turns the process's transparent huge pages off while a block runs
+(`prctl(PR_SET_THP_DISABLE)`) and on again after.
 """
 from __future__ import annotations
 
