@@ -21,7 +21,8 @@ huge pages where they set them (gait_jax/common/huge_pages.py; the machine line 
 reference with the environment this benchmark was launched with, as its users run it. Each
 side of a row runs in a fresh process, `--rounds` times (default 3), the two sides taking turns
 to go first; the table shows each figure's median and each ratio's median over the rounds' own
-ratios with its range (on a shared 2-core machine one round's figures move by up to ~40 %).
+ratios with its range (on a shared 2-core machine one round's tiny train step can take twice
+another's).
 """
 from __future__ import annotations
 
@@ -144,10 +145,9 @@ def gait_jax(widths, s: dict, args, data, embed_tree, bf16: bool) -> dict:
 
 
 def gait_jax_process(widths, s: dict, args, data: dict, embed_tree, bf16: bool) -> dict:
-  """`gait_jax(...)` in a process of its own, as each row's reference runs in its own: no row
-  inherits another's heap, pages or compiled programs (the tiny rows' train step, timed in the
-  process that had just embedded at the GREW widths, ran up to 3× slower). The process gets
-  this one's environment: gait_jax's, huge pages included."""
+  """`gait_jax(...)` in a process of its own, as each row's reference runs in its own, so both
+  sides start every row alike: no heap, pages or compiled programs carried over from another
+  row. The process gets this one's environment: gait_jax's, huge pages included."""
   job = dict(widths=list(widths), settings=dict(frames=s["frames"], steps=s["steps"]),
              path=args.path, batch_p=args.batch_p, batch_k=args.batch_k, data=data,
              embed_tree=list(embed_tree), bf16=bool(bf16))
@@ -250,7 +250,7 @@ def run(args) -> None:
       for i in range(s["rounds"]):  # back to back on the same machine, who goes first alternating
         sides = [lambda: reference(python, spec),
                  lambda: gait_jax_process(widths, s, args, data, embed_tree, bf16=not no_bf16)]
-        done = [run() for run in (sides if i % 2 == 0 else sides[::-1])]
+        done = [side() for side in (sides if i % 2 == 0 else sides[::-1])]
         rounds.append(tuple(done if i % 2 == 0 else done[::-1]))
       rows.append(combine(widths, rounds))
   convs = conv_lib.formulation()

@@ -122,14 +122,17 @@ def test_a_non_finite_reference_loss_is_refused(monkeypatch, loss):
     reference_speed.reference("python", {"steps": 5, "channels": [8, 16, 32], "bf16": True})
 
 
-def test_gait_jax_row_runs_in_a_process_of_its_own(tmp_path):
+def test_gait_jax_row_in_a_fresh_process_reports_every_figure(tmp_path, monkeypatch):
+  """gait_jax's side of a row, run as the benchmark runs it (a child process), returns the
+  figures the table divides: the median train steps and the embedding rate."""
+  monkeypatch.delenv("XLA_FLAGS", raising=False)  # the child on one CPU device, as the benchmark
   from gait_jax.benchmarks import embed_speed
   from gait_jax.synthetic import walkers
   data = walkers.generate(str(tmp_path / "walk"), ids=4, seqs_per_id=2, views=("000",),
                           frames=12, seed=0)
   root = str(tmp_path / "embed")
   embed_tree = (root, embed_speed._write_tree(root, [8, 12, 9]))  # pylint: disable=protected-access
-  args = argparse.Namespace(path="0,5,0,1", batch_p=4, batch_k=2)  # 8: the suite's 8 devices
+  args = argparse.Namespace(path="0,5,0,1", batch_p=2, batch_k=2)
   ours = reference_speed.gait_jax_process((4, 8, 8), {"frames": 6, "steps": 2}, args, data,
                                           embed_tree, bf16=False)
   assert set(ours) == {"traced_step_s", "static_step_s", "embed_seq_per_s"}
