@@ -18,6 +18,8 @@ from gait_jax.common.cpu import flags as _flags
 from gait_jax.common import huge_pages
 
 FMA_UNITS = 2
+BALLOON = "/sys/bus/virtio/drivers/virtio_balloon"
+_REPORTING_BIT = 5  # VIRTIO_BALLOON_F_REPORTING (virtio 1.2, the balloon's feature bits)
 
 
 def vector_isa(info: Optional[Dict[str, str]] = None) -> str:
@@ -31,12 +33,34 @@ def vector_isa(info: Optional[Dict[str, str]] = None) -> str:
   return isa
 
 
+def free_page_reporting(root: str = BALLOON) -> bool:
+  """Whether this is a VM whose balloon device reports freed memory to the host, which takes
+  it back: there huge pages faulted again after a pause of seconds cost 50–80× more
+  (docs/benchmarks.md), so step times spread in ways bare metal does not show. A device's
+  sysfs `features` is one '0'/'1' character per feature bit."""
+  try:
+    devices = os.listdir(root)
+  except OSError:
+    return False
+  for device in devices:
+    try:
+      with open(os.path.join(root, device, "features")) as f:
+        bits = f.read().strip()
+    except OSError:
+      continue
+    if bits[_REPORTING_BIT:_REPORTING_BIT + 1] == "1":
+      return True
+  return False
+
+
 def describe() -> str:
   info = _cpuinfo()
   cpu = info.get("model name") or platform.processor() or platform.machine()
   return (f"{cpu} ({vector_isa(info)}), {os.cpu_count()} cores, "
           f"Python {platform.python_version()}"
-          + (f", huge pages ({huge_pages.TUNABLE})" if huge_pages.active() else ""))
+          + (f", huge pages ({huge_pages.TUNABLE})" if huge_pages.active() else "")
+          + (", a VM whose freed memory goes back to the host (free page reporting)"
+             if free_page_reporting() else ""))
 
 
 def cpu_peak_gflops(info: Optional[Dict[str, str]] = None, cores: Optional[int] = None) -> dict:
