@@ -14,7 +14,8 @@ them, or the C library is not a glibc that knows the tunable, nothing is done.
 
 Embedding is the exception: at the tiny widths it ran 1.3–1.6× slower on 2 MiB pages than on
 4 KiB ones, at the GREW widths no faster (training 1.1–1.2× faster on them toggled in one
-process, a few per cent across fresh processes; docs/benchmarks.md, Intel, 2026-12-06), so
+process, a few per cent across fresh processes; docs/benchmarks.md, Intel, 2026-12-06 — a VM
+whose freed 2 MiB blocks go back to the host, not yet measured elsewhere), so
 `paused()` turns the process's transparent huge pages off while a block runs
 (`prctl(PR_SET_THP_DISABLE)`) and on again after.
 """
