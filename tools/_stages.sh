@@ -13,6 +13,21 @@ whole_numbers() {
   done
 }
 
+# changed_settings NAME=DEFAULT...: "NAME=value " for each variable that differs from its
+# default (quoted where it holds spaces): the environment that makes a run, for PROVENANCE.md.
+changed_settings() {
+  local pair name
+  for pair in "$@"; do
+    name="${pair%%=*}"
+    if [ "${!name}" != "${pair#*=}" ]; then
+      case "${!name}" in
+        *" "*) printf "%s='%s' " "$name" "${!name}" ;;
+        *) printf "%s=%s " "$name" "${!name}" ;;
+      esac
+    fi
+  done
+}
+
 # kth_data ROOT PARTITION: the KTH silhouettes are there, or a one-line refusal.
 kth_data() {
   if [ ! -d "$1" ] || [ ! -f "$2" ]; then
