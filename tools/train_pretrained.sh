@@ -44,8 +44,18 @@ case "$WALKER_PROFILE" in
   kth|footage) ;;
   *) echo "$TOOL: WALKER_PROFILE=$WALKER_PROFILE: expected kth or footage" >&2; exit 2 ;;
 esac
+# What makes the run (a rerun resumes it, so it must be the same: else its finished stages would
+# be kept under other settings): recorded in RUN/settings.txt, and the command in PROVENANCE.md.
+SETTINGS="$(changed_settings WALKER_IDS=2000 WALKER_SEQS=6 WALKER_PROFILE=kth STEPS=2400 SEED=0 \
+  TRAIN_ARGS=)"
+if [ -f "$RUN/settings.txt" ] && [ "$(cat "$RUN/settings.txt")" != "$SETTINGS" ]; then
+  echo "$TOOL: PRETRAIN_DIR=$RUN was made with the settings '$(cat "$RUN/settings.txt")'," \
+    "not '$SETTINGS' (the defaults: ''): rerun with those or use another PRETRAIN_DIR" >&2
+  exit 2
+fi
 kth_data "$KTH_ROOT" "$KTH_PARTITION"
 mkdir -p "$RUN"
+printf '%s' "$SETTINGS" > "$RUN/settings.txt"
 KTH=(--config.embed.root="$KTH_ROOT" --config.embed.partition="$KTH_PARTITION")
 
 echo "== 1/4 KTH-like walkers ($WALKER_IDS ids x $WALKER_SEQS sequences, side view, $WALKER_PROFILE) -> $RUN/walkers"
@@ -63,8 +73,6 @@ python tools/ship_checkpoint.py --workdir "$RUN/train" --out "$OUT"
 
 echo "== 4/4 the shipped step on KTH-walk: validation people, then zero-shot on the test people"
 kth_figures "$OUT" "$KTH_ROOT" "$KTH_PARTITION"
-RECIPE="$(changed_settings WALKER_IDS=2000 WALKER_SEQS=6 WALKER_PROFILE=kth STEPS=2400 SEED=0 \
-  TRAIN_ARGS=)bash tools/train_pretrained.sh"
 python tools/ship_checkpoint.py --workdir "$RUN/train" --out "$OUT" --provenance "$RUN" \
   --walker-profile "$WALKER_PROFILE" --walker-seqs "$WALKER_SEQS" \
-  --recipe "$RECIPE"
+  --recipe "${SETTINGS}bash tools/train_pretrained.sh"

@@ -33,3 +33,18 @@ def test_provenance_names_the_settings_that_differ_from_the_defaults():
   out = subprocess.run(["bash", "-c", script], cwd=REPO, capture_output=True, text=True,
                        check=True).stdout
   assert out == ("STEPS=1200 TRAIN_ARGS='--config.loss.ce_weight=0 --config.data.frames=30' ")
+
+
+def test_a_run_folder_made_with_other_settings_is_refused(tmp_path):
+  # A rerun resumes: its finished stages would be kept under the new settings.
+  run = tmp_path / "run"
+  run.mkdir()
+  (run / "settings.txt").write_text("SEED=1 ")
+  env = dict(os.environ, PRETRAIN_DIR=str(run), PRETRAINED_OUT=str(tmp_path / "model"),
+             SEED="2", KTH_ROOT=str(tmp_path / "no_kth"))
+  proc = subprocess.run(["bash", "tools/train_pretrained.sh"], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  lines = [line for line in proc.stderr.splitlines() if line.startswith("train_pretrained:")]
+  assert len(lines) == 1 and "made with the settings 'SEED=1 ', not 'SEED=2 '" in lines[0]
+  assert sorted(os.listdir(run)) == ["settings.txt"] and not (tmp_path / "model").exists()
