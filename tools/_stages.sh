@@ -2,14 +2,30 @@
 # and the per-stage wall-time record. Set TOOL (the recipe's name) and TIMES (the record) first.
 
 # whole_numbers NAME...: each variable a whole number >= 1 ("08" or "1e3" would reach bash
-# arithmetic or the config as something else).
-whole_numbers() {
-  local name
+# arithmetic or the config as something else); whole_numbers_from_zero: >= 0 (a seed).
+whole_numbers() { _whole_numbers_from 1 300 "$@"; }
+whole_numbers_from_zero() { _whole_numbers_from 0 1 "$@"; }
+
+# _whole_numbers_from LEAST EXAMPLE NAME...: the check, with a one-line refusal.
+_whole_numbers_from() {
+  local least="$1" example="$2" name pattern='^[1-9][0-9]*$'
+  shift 2
+  [ "$least" != 0 ] || pattern='^(0|[1-9][0-9]*)$'
   for name in "$@"; do
-    if ! [[ "${!name}" =~ ^[1-9][0-9]*$ ]]; then
-      echo "$TOOL: $name=${!name}: expected a whole number >= 1 (e.g. $name=300)" >&2
+    if ! [[ "${!name}" =~ $pattern ]]; then
+      echo "$TOOL: $name=${!name}: expected a whole number >= $least (e.g. $name=$example)" >&2
       exit 2
     fi
+  done
+}
+
+# with_defaults NAME=DEFAULT...: each variable as the environment sets it, else its default
+# (the one list of a recipe's settings, which changed_settings compares against).
+with_defaults() {
+  local pair name
+  for pair in "$@"; do
+    name="${pair%%=*}"
+    printf -v "$name" '%s' "${!name:-${pair#*=}}"
   done
 }
 

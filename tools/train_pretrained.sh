@@ -16,22 +16,16 @@ source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh"
 export JAX_PLATFORMS="${JAX_PLATFORMS:-cpu}"
 RUN="${PRETRAIN_DIR:-runs/pretrained}"
 OUT="${PRETRAINED_OUT:-pretrained/walkers}"
-WALKER_IDS="${WALKER_IDS:-2000}"
-WALKER_SEQS="${WALKER_SEQS:-6}"
-WALKER_PROFILE="${WALKER_PROFILE:-kth}"
-STEPS="${STEPS:-2400}"
-SEED="${SEED:-0}"
-TRAIN_ARGS="${TRAIN_ARGS:-}"
 KTH_ROOT="${KTH_ROOT:-../shared/data/kth_walking}"
 KTH_PARTITION="${KTH_PARTITION:-../shared/data/kth_walking.json}"
 TOOL=train_pretrained
 TIMES="$RUN/stage_seconds.txt"
 source "$(dirname "${BASH_SOURCE[0]}")/_stages.sh"
+# What makes the run, with the defaults: RUN/settings.txt and PROVENANCE.md name what differs.
+RUN_SETTINGS=(WALKER_IDS=2000 WALKER_SEQS=6 WALKER_PROFILE=kth STEPS=2400 SEED=0 TRAIN_ARGS=)
+with_defaults "${RUN_SETTINGS[@]}"
 whole_numbers WALKER_IDS WALKER_SEQS STEPS
-if ! [[ "$SEED" =~ ^(0|[1-9][0-9]*)$ ]]; then
-  echo "$TOOL: SEED=$SEED: expected a whole number >= 0 (e.g. SEED=1)" >&2
-  exit 2
-fi
+whole_numbers_from_zero SEED
 read -ra EXTRA <<< "$TRAIN_ARGS"
 for arg in "${EXTRA[@]}"; do
   if ! [[ "$arg" =~ ^--config\.[a-z_][a-z0-9_.]*=. ]]; then
@@ -44,10 +38,9 @@ case "$WALKER_PROFILE" in
   kth|footage) ;;
   *) echo "$TOOL: WALKER_PROFILE=$WALKER_PROFILE: expected kth or footage" >&2; exit 2 ;;
 esac
-# What makes the run (a rerun resumes it, so it must be the same: else its finished stages would
-# be kept under other settings): recorded in RUN/settings.txt, and the command in PROVENANCE.md.
-SETTINGS="$(changed_settings WALKER_IDS=2000 WALKER_SEQS=6 WALKER_PROFILE=kth STEPS=2400 SEED=0 \
-  TRAIN_ARGS=)"
+# A rerun resumes, so it must have the run's settings: else its finished stages would be kept
+# under other ones.
+SETTINGS="$(changed_settings "${RUN_SETTINGS[@]}")"
 if [ -f "$RUN/settings.txt" ] && [ "$(cat "$RUN/settings.txt")" != "$SETTINGS" ]; then
   echo "$TOOL: PRETRAIN_DIR=$RUN was made with the settings '$(cat "$RUN/settings.txt")'," \
     "not '$SETTINGS' (the defaults: ''): rerun with those or use another PRETRAIN_DIR" >&2
