@@ -178,6 +178,22 @@ def ratios(ref: dict, ours: dict) -> dict:
   return q
 
 
+def alternating_rounds(reference_side, gait_jax_side, rounds: int) -> list:
+  """`rounds` pairs (reference result, gait_jax result), the two sides run back to back with
+  who goes first alternating (round 0: the reference), so neither always runs on a machine the
+  other has just warmed or left busy."""
+  pairs = []
+  for i in range(rounds):
+    if i % 2 == 0:
+      ref = reference_side()
+      ours = gait_jax_side()
+    else:
+      ours = gait_jax_side()
+      ref = reference_side()
+    pairs.append((ref, ours))
+  return pairs
+
+
 def combine(widths, rounds) -> dict:
   """One table row from its rounds [(reference, gait_jax)]: every figure's median over the
   rounds, every ratio's median over the rounds' own ratios and its range, and the rounds."""
@@ -246,12 +262,10 @@ def run(args) -> None:
                   path=path, batch=args.batch_p * args.batch_k, batch_k=args.batch_k,
                   frames=s["frames"], steps=s["steps"], lengths=lengths,
                   threads=args.threads, bf16=not no_bf16)
-      rounds = []
-      for i in range(s["rounds"]):  # back to back on the same machine, who goes first alternating
-        sides = [lambda: reference(python, spec),
-                 lambda: gait_jax_process(widths, s, args, data, embed_tree, bf16=not no_bf16)]
-        done = [side() for side in (sides if i % 2 == 0 else sides[::-1])]
-        rounds.append(tuple(done if i % 2 == 0 else done[::-1]))
+      rounds = alternating_rounds(
+          lambda: reference(python, spec),
+          lambda: gait_jax_process(widths, s, args, data, embed_tree, bf16=not no_bf16),
+          s["rounds"])
       rows.append(combine(widths, rounds))
   convs = conv_lib.formulation()
   print(f"PyTorch {rows[0]['reference']['torch']} ({rows[0]['reference']['threads']} threads) vs "

@@ -103,6 +103,21 @@ def test_rounds_combine_into_medians_of_their_own_ratios():
   assert "(" not in reference_speed.table([one]).split("\n")[1]
 
 
+def test_rounds_alternate_who_goes_first_and_keep_each_sides_result():
+  calls = []
+
+  def side(name):
+    def run():
+      calls.append(name)
+      return f"{name}{sum(c == name for c in calls)}"  # the side's own count of its runs
+    return run
+
+  pairs = reference_speed.alternating_rounds(side("ref"), side("ours"), 3)
+  assert calls == ["ref", "ours", "ours", "ref", "ref", "ours"]
+  assert pairs == [("ref1", "ours1"), ("ref2", "ours2"), ("ref3", "ours3")]
+  assert reference_speed.alternating_rounds(side("ref"), side("ours"), 0) == []
+
+
 @pytest.mark.parametrize("loss", ["NaN", "Infinity"])
 def test_a_non_finite_reference_loss_is_refused(monkeypatch, loss):
   """Its timing would be of NaN arithmetic (tools/reference_torch.py once computed the triplet
