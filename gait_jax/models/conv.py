@@ -3,7 +3,8 @@
 `conv_general_dilated` is a drop-in for `lax.conv_general_dilated` (flax's
 `nn.Conv(conv_general_dilated=...)`) that picks how a stride-1, undilated, ungrouped
 channels-last 3-D convolution is computed (`formulation()`; on CPU also a strided one whose
-windows tile the input: products per tap, `strided_conv.py`; others are always XLA's):
+windows tile the input: products per tap, or oneDNN's for the LTA's runs of frames,
+`strided_conv.py`; others are always XLA's):
 
   xla        `lax.conv_general_dilated` and XLA's own backward. GPU/TPU: their compilers call
              cuDNN / their own kernels for both directions.
@@ -140,8 +141,11 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
       or not _is_channels_last(lhs.shape, rhs.shape, dimension_numbers)):
     return plain()
   if tuple(window_strides) != ones:
-    tiles = strided_conv.tiles(rhs.shape[:3], window_strides, padding)
-    return strided_conv.conv(lhs, rhs, precision) if tiles else plain()
+    if not strided_conv.tiles(rhs.shape[:3], window_strides, padding):
+      return plain()
+    onednn = form in _ONEDNN and lhs.dtype == rhs.dtype == jnp.float32
+    return strided_conv.conv(lhs, rhs, precision, functools.partial(
+        _route_onednn, form, pads=((0, 0),) * 3, precision=precision) if onednn else None)
   if isinstance(padding, str):
     padding = lax.padtype_to_pads(lhs.shape[1:4], rhs.shape[:3], ones, padding)
   pads = tuple((int(lo), int(hi)) for lo, hi in padding)
@@ -222,9 +226,8 @@ def _columns_t(x, w, pads):
 def _im2col_plain(x, w, pads, precision):
   if x.shape[-1] == 1:
     # One input channel (the stem): y = Σ_taps window · w[tap], one fused elementwise loop
-    # that writes only the output; the columns would be 27 values per pixel against its 8-64.
-    # 5x faster than the GEMM at 8 output channels, as fast at 64.
-    # Accumulated in float32 whatever the compute dtype, as a GEMM accumulates.
+    # that writes only the output (the columns: 27 values per pixel against its 8-64; 5x faster
+    # than the GEMM at 8 outputs, as fast at 64), accumulated in float32 as a GEMM accumulates.
     y = sum(window.astype(jnp.float32) * w[a, b, c, 0].astype(jnp.float32)
             for (a, b, c), window in _windows(x, w, pads))
     # Materialised: fused into each of its consumers (the BN statistics of a train step) it
@@ -261,10 +264,9 @@ def _im2col_grads(pads, precision, x, w, g):
 
 def _im2col_kernel_grad(precision, x, w, g, pads):
   k, cout = int(np.prod(w.shape[:4])), w.shape[4]
-  # The kernel gradient sums N·T·H·W products (675 K for the stem of 8 × 30 frames). One
-  # float32 dot lost ~4e-2 of a result that is a small remainder of large terms (a BN follows);
-  # summed per image row (W terms), then over rows (H), then over frames (N·T), the error is
-  # below XLA's own convolution's and PyTorch's, at the same speed (tools/benchmark.py gradients).
+  # The kernel gradient sums N·T·H·W products (675 K for the stem of 8 × 30 frames); one float32
+  # dot lost ~4e-2 of this small remainder of large terms (a BN follows). Per image row, then
+  # rows, then frames: below XLA's and PyTorch's error, as fast (tools/benchmark.py gradients).
   n, t, h, wd = g.shape[:4]
   per_row = jnp.einsum("krp,rpo->rko", _columns_t(x, w, pads).reshape(k, n * t * h, wd),
                        g.reshape(n * t * h, wd, cout), precision=precision)
@@ -290,8 +292,7 @@ def _tapwise_grads(pads, precision, x, w, g):
 
 
 def _canonical_grads(pads, precision, x, w, g):
-  """Both gradients as canonical convolutions: autodiff's backward ones (flipped, in/out-swapped
-  kernel; batch and feature swapped for the kernel gradient), operands transposed explicitly
+  """Both gradients as canonical convolutions (autodiff's backward ones), operands transposed
   behind `optimization_barrier` so the simplifier cannot fold them into the dimension numbers."""
   w_t, pads_x = _input_grad_kernel(w, pads)
   gx = _plain(g, lax.optimization_barrier(w_t), pads_x, precision)
@@ -299,8 +300,7 @@ def _canonical_grads(pads, precision, x, w, g):
 
 
 def _input_grad_kernel(w, pads):
-  """(kernel, padding) whose stride-1 convolution of the output gradient g is the input
-  gradient: g correlated with the spatially flipped kernel, in/out swapped."""
+  """(kernel, padding) of the input gradient as g's convolution: w flipped, in/out swapped."""
   w_t = jnp.swapaxes(jnp.flip(w, (0, 1, 2)), 3, 4)
   pads_x = tuple((k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip(w.shape[:3], pads))
   return w_t, pads_x
