@@ -19,7 +19,8 @@ import jax.numpy as jnp
 
 from gait_jax.models import switch_residuals
 from gait_jax.models.frames import apply_mask
-from gait_jax.models.layers import BatchNorm, conv3d
+from gait_jax.models.batch_norm import BatchNorm
+from gait_jax.models.layers import conv3d
 from gait_jax.models.space import NUM_CANDIDATES
 
 # (kt, kh, kw) of the first and, for ops 3-5, the second convolution.

@@ -10,22 +10,17 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Sequence, Tuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from gait_jax.models import conv as conv_lib
+from gait_jax.models.batch_norm import BatchNorm, at_least_float32
 from gait_jax.models.frames import apply_mask, frame_mask, segment_mask
 
 Dtype = Any
-
-# PyTorch BatchNorm defaults.
-BN_EPS = 1e-5
-BN_MOMENTUM = 0.1  # PyTorch convention: running = (1 - m) * running + m * batch
-
 
 def conv_kernel_init():
   """Xavier-uniform on a `(kt, kh, kw, in, out)` kernel: fans in·k / out·k, as PyTorch's."""
@@ -51,18 +46,6 @@ def separate_fc_bound(shape) -> float:
   return math.sqrt(6.0 / (cin * cout + p * cout))
 
 
-def bn_scale_init(key, shape, dtype=jnp.float32):
-  """BN weight ~ N(1, 0.02) (OpenGait's BaseModel.init_parameters)."""
-  return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)
-
-
-def at_least_float32(x: jax.Array) -> jax.Array:
-  """`x` in float32 (from half precision), or as it is when wider: the statistics, GeM and
-  heads compute in float32, and a float64 reference run (the gradient-accuracy check) stays
-  float64 throughout."""
-  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
-
-
 # ----------------------------------------------------------------------------- modules
 
 
@@ -76,99 +59,32 @@ def conv3d(features: int, kernel: Sequence[int], *, name: str, dtype: Dtype,
                  conv_general_dilated=conv_lib.conv_general_dilated)
 
 
-class BatchNorm(nn.Module):
-  """BatchNorm over the last axis with PyTorch's numerics.
-
-  Normalises with the biased batch variance but updates the running variance with the
-  unbiased one (n/(n−1)), which flax's nn.BatchNorm does not. `mask` (`[n, t]`, float)
-  removes padded frames of a `[n, t, ...]` input from the statistics. Statistics are
-  float32 whatever the input dtype; the output has the input's dtype. Running statistics
-  are left untouched during `init`, as flax's BatchNorm does.
-  """
-  eps: float = BN_EPS
-  momentum: float = BN_MOMENTUM
-
-  @nn.compact
-  def __call__(self, x: jax.Array, mask: Optional[jax.Array] = None, *,
-               train: bool = False) -> jax.Array:
-    c = x.shape[-1]
-    scale = self.param("scale", bn_scale_init, (c,), jnp.float32)
-    bias = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
-    ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
-    ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
-
-    xf = at_least_float32(x)
-    if train:
-      if mask is None:
-        w = jnp.ones(x.shape[:1] + (1,) * (x.ndim - 1), xf.dtype)
-      else:
-        w = mask.reshape(mask.shape + (1,) * (x.ndim - 2)).astype(xf.dtype)
-      y, mean, var, count = _normalise_train(xf, w, scale, bias, self.eps)
-      if not self.is_initializing():
-        unbiased = var * (count / jnp.maximum(count - 1.0, 1.0))
-        ra_mean.value = (1.0 - self.momentum) * ra_mean.value + self.momentum * mean
-        ra_var.value = (1.0 - self.momentum) * ra_var.value + self.momentum * unbiased
-      return y.astype(x.dtype)
-    y = (xf - ra_mean.value) * (scale * jax.lax.rsqrt(ra_var.value + self.eps)) + bias
-    return y.astype(x.dtype)
-
-
-def _position_sum(*arrays: jax.Array):
-  """The sums over every axis but the last, per image row, then per frame, then over frames:
-  BN's statistics and gradients sum up to 10^6 float32 terms, and one long accumulation (what
-  XLA:CPU emits once it fuses a reduction with its neighbours) lost up to 2 % of a BN bias's
-  gradient, a small remainder of large terms. Short sums of short sums keep the error at
-  float64-like levels; the partial sums are materialised, so XLA cannot merge them back.
-  Several arrays of one shape are summed side by side (one pass over what they share)."""
-  while arrays[0].ndim > 2:
-    arrays = jax.lax.optimization_barrier(tuple(jnp.sum(a, axis=a.ndim - 2) for a in arrays))
-  sums = tuple(jnp.sum(a, axis=0) for a in arrays)
-  return sums if len(sums) > 1 else sums[0]
-
-
-@jax.custom_vjp
-def _normalise_train(xf, w, scale, bias, eps):
-  """BN in train mode with masked batch statistics: (y, mean, biased var, count). `w` is 1 on
-  valid frames and 0 on padding, broadcastable to `xf`. Gradients flow through y only (the
-  statistics feed the running averages)."""
-  return _normalise_train_fwd(xf, w, scale, bias, eps)[0]
-
-
-def _normalise_train_fwd(xf, w, scale, bias, eps):
-  count = jnp.sum(jnp.broadcast_to(w, xf.shape[:-1] + (1,)))
-  mean = _position_sum(xf * w) / count
-  var = _position_sum(jnp.square(xf - mean) * w) / count
-  inv = jax.lax.rsqrt(var + eps)
-  y = (xf - mean) * (scale * inv) + bias
-  out = (y, jax.lax.stop_gradient(mean), jax.lax.stop_gradient(var), count)
-  return out, (xf, w, mean, inv, scale, count)
-
-
-def _normalise_train_bwd(residuals, cotangents):
-  # dx = s·inv·(gy − w·(Σgy + x̂·Σgy·x̂)/N): the batch statistics' share, over valid positions.
-  xf, w, mean, inv, scale, count = residuals
-  gy = cotangents[0]
-  xhat = (xf - mean) * inv
-  # Side by side, not concatenated: a concatenation is a copy of both at full resolution.
-  dbias, dscale = _position_sum(gy, gy * xhat)
-  dx = (scale * inv) * (gy - w * (dbias + xhat * dscale) / count)
-  return dx, jnp.zeros_like(w), dscale, dbias, None
-
-
-_normalise_train.defvjp(_normalise_train_fwd, _normalise_train_bwd)
-
-
 class ConvBN(nn.Module):
-  """conv1x1x1 + BN: the residual `downsampleK` branch (torch `downsampleK.0`, `.1`)."""
+  """conv1x1x1 + BN: the residual `downsampleK` branch (torch `downsampleK.0`, `.1`). On the
+  network's one-channel input the BN takes the kernel as its `gain` (see `BatchNorm`), except
+  in an ONNX export, which keeps the reference's Conv."""
   features: int
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x, mask=None, *, train=False):
     x = apply_mask(x, mask)
+    if x.shape[-1] == 1 and not _EXPORT_FORM.get():
+      kernel = _Kernel((1, 1, 1, 1, self.features), name="conv0")()
+      x = BatchNorm(name="bn1")(x, mask, train=train, gain=kernel.reshape(-1))
+      return apply_mask(x.astype(self.dtype), mask)
     x = conv3d(self.features, (1, 1, 1), name="conv0", dtype=self.dtype)(x)
     x = BatchNorm(name="bn1")(x, mask, train=train)
     return apply_mask(x, mask)
+
+
+class _Kernel(nn.Module):
+  """`conv3d`'s kernel parameter alone: its name, shape, dtype and initialisation."""
+  shape: Tuple[int, ...]
+
+  @nn.compact
+  def __call__(self) -> jax.Array:
+    return self.param("kernel", conv_kernel_init(), self.shape, jnp.float32)
 
 
 LTA_STRIDE = 3  # the LTA's temporal kernel and stride (packed rows align sequences to it)

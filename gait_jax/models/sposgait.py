@@ -19,8 +19,9 @@ from gait_jax.models.space import NUM_CHANNELS, STAGES
 from gait_jax.models.candidates import ChoiceLayer, NUM_CANDIDATES
 from gait_jax.models.frames import (apply_mask, frame_mask, masked_temporal_max, segment_mask,
                                     segment_temporal_max, tile_short_sequences)
+from gait_jax.models.batch_norm import at_least_float32
 from gait_jax.models.layers import (LTA, ConvBN, GeMHPP, SeparateBNNecks, SeparateFCs,
-                                    at_least_float32, max_pool_hw, separate_fc_bound)
+                                    max_pool_hw, separate_fc_bound)
 
 INPUT_HW = (64, 44)  # every network input: silhouettes aligned to 64x64, cut to 44 wide
 

@@ -29,7 +29,7 @@ from gait_jax.evaluation.embed import embed_dataset
 from gait_jax.evaluation import protocols
 from gait_jax.evaluation.protocol import Sequences
 from gait_jax.models import build_model, cost, space
-from gait_jax.models.layers import BN_MOMENTUM
+from gait_jax.models.batch_norm import BN_MOMENTUM
 from gait_jax.search import fitness_metrics
 from gait_jax.search import path_finetune
 from gait_jax.search import weight_angle

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gait_jax.models import frames, layers
+from gait_jax.models import batch_norm, frames, layers
 from gait_jax.models.candidates import Candidate
 from helpers import assert_close
 
@@ -22,7 +22,7 @@ def _bn_vars(c, scale=None, bias=None, mean=None, var=None):
 
 def test_batchnorm_train_biased_normalise_unbiased_running_var():
   x = jnp.array([[1.0], [2.0], [3.0], [4.0]])  # one channel; mean 2.5, biased var 1.25
-  y, upd = layers.BatchNorm().apply(_bn_vars(1), x, train=True, mutable=["batch_stats"])
+  y, upd = batch_norm.BatchNorm().apply(_bn_vars(1), x, train=True, mutable=["batch_stats"])
   np.testing.assert_allclose(y[:, 0], (np.array([1, 2, 3, 4]) - 2.5) / math.sqrt(1.25 + 1e-5),
                              rtol=1e-6)
   np.testing.assert_allclose(upd["batch_stats"]["mean"], [0.25], rtol=1e-6)
@@ -32,7 +32,7 @@ def test_batchnorm_train_biased_normalise_unbiased_running_var():
 def test_batchnorm_eval_uses_running_stats_and_affine():
   x = jnp.array([[3.0, -1.0]])
   v = _bn_vars(2, scale=[2.0, 1.0], bias=[0.5, 0.0], mean=[1.0, 0.0], var=[4.0, 1.0])
-  y = layers.BatchNorm().apply(v, x)
+  y = batch_norm.BatchNorm().apply(v, x)
   np.testing.assert_allclose(y[0], [2.0 * 2.0 / math.sqrt(4 + 1e-5) + 0.5,
                                     -1.0 / math.sqrt(1 + 1e-5)], rtol=1e-6)
 
@@ -41,8 +41,8 @@ def test_batchnorm_mask_excludes_padded_frames():
   # [n=2, t=2, h=1, w=2, c=1]; frame (1, 1) is padding and holds a huge value.
   x = np.array([1.0, 3.0, 5.0, 7.0, 2.0, 4.0, 1e6, 1e6]).reshape(2, 2, 1, 2, 1)
   mask = jnp.array([[1.0, 1.0], [1.0, 0.0]])
-  _, upd = layers.BatchNorm().apply(_bn_vars(1), jnp.asarray(x), mask, train=True,
-                                    mutable=["batch_stats"])
+  _, upd = batch_norm.BatchNorm().apply(_bn_vars(1), jnp.asarray(x), mask, train=True,
+                                        mutable=["batch_stats"])
   valid = np.array([1.0, 3.0, 5.0, 7.0, 2.0, 4.0])
   np.testing.assert_allclose(upd["batch_stats"]["mean"], [0.1 * valid.mean()], rtol=1e-6)
   np.testing.assert_allclose(upd["batch_stats"]["var"], [0.9 + 0.1 * valid.var(ddof=1)],
@@ -51,10 +51,43 @@ def test_batchnorm_mask_excludes_padded_frames():
 
 def test_batchnorm_stats_float32_with_half_input():
   x = jnp.arange(8, dtype=jnp.bfloat16).reshape(8, 1)
-  y, upd = layers.BatchNorm().apply(_bn_vars(1), x, train=True, mutable=["batch_stats"])
+  y, upd = batch_norm.BatchNorm().apply(_bn_vars(1), x, train=True, mutable=["batch_stats"])
   assert y.dtype == jnp.bfloat16
   assert upd["batch_stats"]["var"].dtype == jnp.float32
   np.testing.assert_allclose(upd["batch_stats"]["var"], [0.9 + 0.1 * 6.0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_one_channel_conv_bn_is_the_convolution_then_bn(masked):
+  """The first stage's downsample on the one-channel input: BN from the input's statistics
+  (`gain`) against the Conv + BN it replaces (kept by the ONNX export form) — the same
+  parameters at init, outputs, running statistics and gradients, padded frames included."""
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.uniform(0, 1, (3, 4, 6, 5, 1)) ** 2, jnp.float32)
+  mask = jnp.asarray([[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0]], jnp.float32) if masked else None
+  cot = jnp.asarray(rng.standard_normal((3, 4, 6, 5, 16)), jnp.float32)
+  module = layers.ConvBN(16)
+  variables = module.init(jax.random.key(0), x, mask)
+  with layers.export_form():
+    assert jax.tree.all(jax.tree.map(
+        jnp.array_equal, variables, module.init(jax.random.key(0), x, mask)))
+  variables = {"params": variables["params"], "batch_stats": jax.tree.map(
+      lambda v: v + 0.5, variables["batch_stats"])}
+
+  def run(params, train):
+    y, upd = module.apply({"params": params, "batch_stats": variables["batch_stats"]}, x, mask,
+                          train=train, mutable=["batch_stats"])
+    return jnp.sum(y * cot), (y, upd)
+
+  for train in (True, False):
+    got = jax.grad(run, has_aux=True)(variables["params"], train)
+    with layers.export_form():
+      want = jax.grad(run, has_aux=True)(variables["params"], train)
+    assert jax.tree.structure(got) == jax.tree.structure(want)
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+      assert_close(g, w, rtol=1e-5)
+    if masked:
+      assert not np.any(np.asarray(got[1][0])[1, 2:])  # padded frames stay zero
 
 
 def test_gem_hpp_part_order_clamp_and_power():
@@ -222,7 +255,7 @@ def test_initialisers_match_reference_bounds():
   assert float(jnp.max(jnp.abs(w))) <= bound and float(jnp.max(jnp.abs(w))) > 0.99 * bound
   assert layers.separate_fc_bound((31, 512, 512)) == pytest.approx(0.004646, abs=1e-6)
   assert layers.separate_fc_bound((16, 256, 74)) == pytest.approx(0.017265, abs=1e-6)
-  s = layers.bn_scale_init(jax.random.key(2), (4096,))
+  s = batch_norm.bn_scale_init(jax.random.key(2), (4096,))
   assert abs(float(jnp.mean(s)) - 1.0) < 0.002 and abs(float(jnp.std(s)) - 0.02) < 0.002
 
 
@@ -233,7 +266,7 @@ def test_flax_init_uses_reference_initialisers():
   k = conv.kernel_init(jax.random.key(3), (3, 1, 3, 16, 32))
   bound = math.sqrt(6 / (16 * 9 + 32 * 9))
   assert 0.95 * bound < float(jnp.max(jnp.abs(k))) <= bound
-  bn = layers.BatchNorm().init(jax.random.key(4), jnp.zeros((2, 4096)))
+  bn = batch_norm.BatchNorm().init(jax.random.key(4), jnp.zeros((2, 4096)))
   assert abs(float(jnp.std(bn["params"]["scale"])) - 0.02) < 0.002
   np.testing.assert_array_equal(bn["params"]["bias"], 0.0)
   np.testing.assert_array_equal(bn["batch_stats"]["mean"], 0.0)
