@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO, load_config
 from gait_jax import config as cfg
 from gait_jax.models import conv as conv_lib
-from gait_jax.models import cost
+from gait_jax.models import cost, layers
 from gait_jax.modes import flops as flops_mode
 
 KEYS = {"path", "macs_conv", "macs", "flops", "params_path", "params_backbone", "params_total", "params_supernet"}
@@ -242,13 +242,16 @@ def test_macs_match_model_convolutions(m, path, frames, monkeypatch):
   # The model's traced convolutions and matmuls, read from the jaxpr, give exactly our MACs:
   # the conv sum is the reference's figure, the matmuls are SeparateFCs + the BN-neck classifier.
   # 2 frames exercise the tiling (the backbone runs 4), 7 frames the LTA floor (2 frames).
-  # Traced with XLA's convolution: the CPU default writes small convs as GEMMs (conv.py).
+  # Traced with XLA's convolution: the CPU default writes small convs as GEMMs (conv.py); and
+  # in the export form, which keeps the first downsample's Conv (computed otherwise from the
+  # one-channel input's statistics, batch_norm.py).
   monkeypatch.setenv(conv_lib.ENV_VAR, "xla")
   sposgait = _model_lib()
   model = sposgait.build_model(m, bnneck=True, fixed_path=path)
   sils = jax.ShapeDtypeStruct((1, frames, 16, 12), jnp.float32)
   variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, path), sils)
-  jaxpr = jax.make_jaxpr(lambda v, x: model.apply(v, x, path))(variables, sils).jaxpr
+  with layers.export_form():
+    jaxpr = jax.make_jaxpr(lambda v, x: model.apply(v, x, path))(variables, sils).jaxpr
   full, _, dots = _jaxpr_macs(jaxpr)
   r = cost.count(m, path, frames, bnneck=True, height=16, width=12)
   conv = cost.count(m, path, frames, height=16, width=12, bnneck=False)["macs_conv"]
