@@ -22,6 +22,7 @@ from gait_jax.models.frames import apply_mask, frame_mask, segment_mask
 
 Dtype = Any
 
+
 def conv_kernel_init():
   """Xavier-uniform on a `(kt, kh, kw, in, out)` kernel: fans in·k / out·k, as PyTorch's."""
   return nn.initializers.variance_scaling(1.0, "fan_avg", "uniform")

@@ -2,7 +2,8 @@
 dilation; the LTA's (3,1,1) kernel at stride (3,1,1)) as products: the input read as
 [N, T', kt, H', kh, W', kw, cin] (a reshape, since the windows do not overlap), each tap's
 strided slice times its [cin, cout] kernel, summed over the taps. Its gradients are products
-too (autodiff).
+too (autodiff). Under oneDNN a (kt, 1, 1) kernel's windows, runs of whole frames, go to the
+library instead (`by_frame_runs`).
 
 Why: XLA:CPU runs a strided convolution and its two gradients (one with a dilated input, one
 with a dilated kernel spanning the whole output) through Eigen's generic volume-patch loops:
