@@ -59,5 +59,7 @@ if [ "$installed" = 0 ]; then
 fi
 # oneDNN's convolutions for the CPU (rebuilt only when they change; never fails the set-up).
 bash "$ROOT/tools/build_onednn.sh"
+# The block cache that keeps XLA's large CPU buffers mapped between calls (idem).
+bash "$ROOT/tools/build_block_cache.sh"
 export PATH="$ROOT/.venv/bin:$PATH"
 if [ "$HAVE_FLOCK" = 1 ]; then flock -u 9; exec 9>&-; fi

@@ -15,7 +15,7 @@ from typing import Dict, Optional
 
 from gait_jax.common.cpu import cpuinfo as _cpuinfo
 from gait_jax.common.cpu import flags as _flags
-from gait_jax.common import huge_pages
+from gait_jax.common import block_cache, huge_pages
 
 FMA_UNITS = 2
 BALLOON = "/sys/bus/virtio/drivers/virtio_balloon"
@@ -59,6 +59,7 @@ def describe() -> str:
   return (f"{cpu} ({vector_isa(info)}), {os.cpu_count()} cores, "
           f"Python {platform.python_version()}"
           + (f", huge pages ({huge_pages.TUNABLE})" if huge_pages.active() else "")
+          + (", XLA's large buffers kept mapped (block cache)" if block_cache.active() else "")
           + (", a VM whose freed memory goes back to the host (free page reporting)"
              if free_page_reporting() else ""))
 

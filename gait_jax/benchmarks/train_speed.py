@@ -129,6 +129,7 @@ def bench_one(size: str, args, data) -> dict:
   from gait_jax.data.loader import TrainLoader  # pylint: disable=g-import-not-at-top
   from gait_jax.models import cost, sample_path  # pylint: disable=g-import-not-at-top
   from gait_jax.benchmarks import _machine  # pylint: disable=g-import-not-at-top
+  from gait_jax.common import block_cache  # pylint: disable=g-import-not-at-top
 
   c = reference_config(size, quick=args.quick, batch_p=args.batch_p, batch_k=args.batch_k,
                        frames=args.frames, workers=args.workers, dtype=args.dtype,
@@ -184,6 +185,7 @@ def bench_one(size: str, args, data) -> dict:
       # Per device, from the compiled executable: activations/workspace, and inputs.
       "temp_gib": round(memory.temp_size_in_bytes / 2**30, 3) if memory else None,
       "argument_gib": round(memory.argument_size_in_bytes / 2**30, 3) if memory else None,
+      "block_cache": block_cache.stats(),  # None where not preloaded
   }
 
 

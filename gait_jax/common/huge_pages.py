@@ -6,8 +6,9 @@ returned at free. So every step faults its whole working set back in, 4 KiB at a
 page faults a step, measured), where the kernel only hands out 2 MiB pages to memory that asked
 for them (`/sys/kernel/mm/transparent_hugepage/enabled` = madvise, the common default). glibc
 asks for them when its tunable `glibc.malloc.hugetlb=1` is set (glibc >= 2.35) — read once, at
-process start, hence the re-execution of the command with it set. The numbers computed do not
-change; only how the memory is mapped.
+process start, hence the re-execution of the command with it set — the same re-execution that
+preloads the block cache (block_cache.py: those blocks kept mapped between steps instead). The
+numbers computed do not change; only how the memory is mapped.
 
 `GAIT_JAX_HUGE_PAGES=0` turns it off. Where the kernel never gives huge pages, always gives
 them, or the C library is not a glibc that knows the tunable, nothing is done.
@@ -26,6 +27,8 @@ import ctypes
 import os
 import sys
 from typing import Mapping, Optional
+
+from gait_jax.common import block_cache
 
 ENV_VAR = "GAIT_JAX_HUGE_PAGES"
 TUNABLE = "glibc.malloc.hugetlb=1"
@@ -63,14 +66,19 @@ def wanted(env: Mapping[str, str], glibc: Optional[tuple], thp: str) -> bool:
 
 
 def ensure() -> None:
-  """Re-executes this command with glibc's huge-page tunable where `wanted` says so; returns
-  otherwise. Call first thing in a command's `__main__`, before JAX is imported."""
-  if (sys.platform != "linux" or not sys.executable
-      or not wanted(os.environ, _glibc_version(), _thp_mode())):
+  """Re-executes this command with glibc's huge-page tunable where `wanted` says so and with the
+  block cache preloaded where `block_cache.wanted` says so; returns where neither applies. Call
+  first thing in a command's `__main__`, before JAX is imported."""
+  if sys.platform != "linux" or not sys.executable:
     return
   env = dict(os.environ)
-  env["GLIBC_TUNABLES"] = ":".join(filter(None, (env.get("GLIBC_TUNABLES"), TUNABLE)))
-  env[ENV_VAR] = ADDED
+  if wanted(env, _glibc_version(), _thp_mode()):
+    env["GLIBC_TUNABLES"] = ":".join(filter(None, (env.get("GLIBC_TUNABLES"), TUNABLE)))
+    env[ENV_VAR] = ADDED
+  if block_cache.wanted(env):
+    env = block_cache.preloading(env)
+  if env == dict(os.environ):
+    return
   sys.stdout.flush()
   sys.stderr.flush()
   try:
@@ -88,7 +96,7 @@ def active() -> bool:
 
 def user_environment() -> dict:
   """This process's environment without what `ensure` added: how the user launched it."""
-  env = dict(os.environ)
+  env = block_cache.without(os.environ)
   if env.get(ENV_VAR) == ADDED:
     del env[ENV_VAR]
     kept = [t for t in env.get("GLIBC_TUNABLES", "").split(":") if t and t != TUNABLE]

@@ -1,0 +1,199 @@
+"""The block cache: XLA's large CPU buffers kept mapped between calls, everything else glibc's.
+
+Each check runs in a child process with the library preloaded, as the commands run."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from gait_jax.common import block_cache, huge_pages
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILT = block_cache.LIB_PATH.is_file()
+_NEEDS_LIB = pytest.mark.skipif(not BUILT, reason=f"{block_cache.LIB_PATH} not built (`bash "
+                                "tools/build_block_cache.sh` builds it where it can)")
+MIB = 2**20
+
+HEADER = """
+import ctypes, json, threading
+lib = ctypes.CDLL(None)
+lib.posix_memalign.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_size_t, ctypes.c_size_t]
+lib.aligned_alloc.restype = lib.realloc.restype = ctypes.c_void_p
+lib.aligned_alloc.argtypes = [ctypes.c_size_t, ctypes.c_size_t]
+lib.realloc.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+lib.free.argtypes = [ctypes.c_void_p]
+lib.malloc_usable_size.restype = ctypes.c_size_t
+lib.malloc_usable_size.argtypes = [ctypes.c_void_p]
+MIB = 2**20
+def stats():
+  out = (ctypes.c_uint64 * 4)(); lib.gait_jax_block_cache_stats(out); return list(out)
+def memalign(n, alignment=64):
+  p = ctypes.c_void_p(); rc = lib.posix_memalign(ctypes.byref(p), alignment, n)
+  assert rc == 0, rc
+  return p.value
+"""
+
+
+def _child(body: str, preload: bool = True, env_extra=None) -> dict:
+  env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", block_cache.ENV_VAR)}
+  if preload:
+    env["LD_PRELOAD"] = str(block_cache.LIB_PATH)
+  env.update(env_extra or {})
+  proc = subprocess.run([sys.executable, "-c", HEADER + body], env=env, capture_output=True,
+                        text=True)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "ld.so" not in proc.stderr, proc.stderr  # the loader found nothing to complain about
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@_NEEDS_LIB
+def test_a_freed_large_block_serves_the_next_request_of_about_its_size():
+  got = _child("""
+a = memalign(100 * MIB); ctypes.memset(a, 7, 100 * MIB); lib.free(a)
+b = memalign(99 * MIB)            # within an eighth of the kept block: the same block
+lib.free(b)
+c = memalign(40 * MIB)            # far smaller: a block of its own, the kept one left alone
+d = lib.aligned_alloc(4096, 64 * MIB)
+small = memalign(1 * MIB)         # under 32 MiB: glibc's
+wide = memalign(40 * MIB, 4 * MIB)  # alignment beyond a huge page: glibc's
+lib.malloc.restype = ctypes.c_void_p
+m = lib.malloc(33 * MIB)          # operator new's route: ours too
+print(json.dumps({"a": a, "b": b, "c": c, "d": d, "m": m, "small": small, "wide": wide,
+                  "usable": lib.malloc_usable_size(c), "stats": stats()}))
+""")
+  assert got["b"] == got["a"]
+  assert got["c"] != got["a"] and got["d"] not in (got["a"], got["c"])
+  assert all(got[k] % (2 * MIB) == 0 for k in "cdm") and len({got[k] for k in "acdm"}) == 4
+  assert got["small"] % 64 == 0 and got["wide"] % (4 * MIB) == 0
+  assert got["usable"] >= 40 * MIB
+  mapped, reused, unmapped, kept = got["stats"]
+  # a's block (mapped, reused for b, kept again), c's, d's and m's (in use)
+  assert (mapped, reused, unmapped, kept) == (4, 1, 0, 100 * MIB), got["stats"]
+
+
+@_NEEDS_LIB
+def test_realloc_moves_a_block_out_with_its_contents_and_frees_keep_at_most_eight():
+  got = _child("""
+a = memalign(48 * MIB); ctypes.memset(a, 5, 48 * MIB); ctypes.memset(a + 48 * MIB - 1, 9, 1)
+b = lib.realloc(a, 48 * MIB)
+moved = ctypes.string_at(b + 48 * MIB - 2, 2)
+lib.free(b)
+after_realloc = stats()
+blocks = [memalign((34 + 4 * i) * MIB) for i in range(12)]  # sizes too far apart to share
+for p in blocks:
+  lib.free(p)
+print(json.dumps({"moved": list(moved), "after_realloc": after_realloc, "end": stats()}))
+""")
+  assert got["moved"] == [5, 9]
+  assert got["after_realloc"][:2] == [1, 0] and got["after_realloc"][3] == 48 * MIB
+  mapped, reused, unmapped, kept = got["end"]
+  # The realloc's 48 MiB block served the 42 MiB request (7/8 of 48), 11 blocks mapped; freed
+  # in order, the four oldest (34, 38, 48, 46 MiB) unmapped beyond 8 kept: 50..78 MiB stay.
+  assert (mapped, reused, unmapped) == (12, 1, 4), got["end"]
+  assert kept == sum(range(50, 79, 4)) * MIB
+
+
+@_NEEDS_LIB
+def test_threads_allocating_and_freeing_at_once_share_the_blocks_safely():
+  got = _child("""
+errors = []
+def work(seed):
+  try:
+    for i in range(200):
+      n = (32 + (seed * 7 + i) % 16) * MIB
+      p = memalign(n)
+      ctypes.memset(p + n - 4096, seed, 4096)
+      assert ctypes.string_at(p + n - 1, 1)[0] == seed
+      lib.free(p)
+  except Exception as e:
+    errors.append(repr(e))
+threads = [threading.Thread(target=work, args=(s + 1,)) for s in range(4)]
+[t.start() for t in threads]; [t.join() for t in threads]
+print(json.dumps({"errors": errors, "stats": stats()}))
+""")
+  assert got["errors"] == []
+  mapped, reused, unmapped, _ = got["stats"]
+  assert mapped + reused == 800 and reused > 700 and mapped - unmapped <= 8, got["stats"]
+
+
+JIT = """
+import resource, numpy as np, jax, jax.numpy as jnp
+x = jnp.asarray(np.linspace(-3, 3, 1024 * 16384, dtype=np.float32).reshape(1024, 16384))
+f = jax.jit(lambda x: jnp.tanh(x) * 2.0 + x.sum(0))  # a 64 MiB output and temporaries
+for _ in range(2):
+  y = jax.block_until_ready(f(x))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):
+  y = jax.block_until_ready(f(x))
+faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5
+s = None
+try:
+  s = stats()
+except AttributeError:
+  pass
+print(json.dumps({"digest": float(np.asarray(y, np.float64).sum()), "first": float(y[3, 5]),
+                  "faults": faults, "stats": s}))
+"""
+
+
+@_NEEDS_LIB
+def test_xla_computes_the_same_with_it_and_faults_nothing_in_after_the_first_calls():
+  env = {"JAX_PLATFORMS": "cpu", "GLIBC_TUNABLES": ""}
+  plain = _child(JIT, preload=False, env_extra=env)
+  cached = _child(JIT, env_extra=env)
+  assert plain["stats"] is None and cached["stats"][1] > 0  # XLA's blocks came back to it
+  assert (cached["digest"], cached["first"]) == (plain["digest"], plain["first"])
+  pages = 64 * MIB / 4096
+  # Without it every call faults its 64 MiB output in afresh (4 KiB pages here); with it, none.
+  assert plain["faults"] > 0.9 * pages and cached["faults"] < 0.02 * pages, (plain, cached)
+
+
+def test_the_environment_gets_the_preload_once_and_gives_back_only_its_own(tmp_path):
+  lib = tmp_path / "_block_cache.so"
+  assert not block_cache.wanted({}, lib)  # not built
+  lib.write_bytes(b"")
+  assert block_cache.wanted({}, lib) and block_cache.wanted({"LD_PRELOAD": "/x/user.so"}, lib)
+  for env in ({block_cache.ENV_VAR: "0"}, {block_cache.ENV_VAR: "added"},
+              {"LD_PRELOAD": f"/x/user.so:{lib}"}):
+    assert not block_cache.wanted(env, lib), env
+  spaced = tmp_path / "a b" / "_block_cache.so"
+  spaced.parent.mkdir()
+  spaced.write_bytes(b"")
+  assert not block_cache.wanted({}, spaced)  # LD_PRELOAD could not name it
+  env = block_cache.preloading({"LD_PRELOAD": "/x/user.so", "PATH": "/bin"}, lib)
+  assert env["LD_PRELOAD"] == f"/x/user.so:{lib}" and env[block_cache.ENV_VAR] == "added"
+  assert not block_cache.wanted(env, lib)
+  assert block_cache.without(env, lib) == {"LD_PRELOAD": "/x/user.so", "PATH": "/bin"}
+  assert block_cache.without(block_cache.preloading({}, lib), lib) == {}
+  users = {"LD_PRELOAD": str(lib), block_cache.ENV_VAR: "1"}  # the user's own: left alone
+  assert block_cache.without(users, lib) == users
+
+
+PROBE = """
+import json, os, sys
+sys.path.insert(0, {repo!r})
+from gait_jax.common import block_cache, huge_pages
+huge_pages.ensure()
+print(json.dumps({{"argv": sys.argv[1:], "preload": os.environ.get("LD_PRELOAD", ""),
+                  "active": block_cache.active(), "user": huge_pages.user_environment()}}))
+"""
+
+
+@_NEEDS_LIB
+def test_the_commands_reexecution_preloads_it_unless_turned_off(tmp_path):
+  script = tmp_path / "probe.py"
+  script.write_text(PROBE.format(repo=REPO))
+  env = {k: v for k, v in os.environ.items()
+         if k not in ("LD_PRELOAD", "GLIBC_TUNABLES", block_cache.ENV_VAR, huge_pages.ENV_VAR)}
+  def run(extra):
+    out = subprocess.run([sys.executable, str(script), "--flag", "a b"], env=dict(env, **extra),
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+  on = run({})
+  assert on["argv"] == ["--flag", "a b"] and on["active"]
+  assert on["preload"] == str(block_cache.LIB_PATH)
+  assert "LD_PRELOAD" not in on["user"] and block_cache.ENV_VAR not in on["user"]
+  off = run({block_cache.ENV_VAR: "0"})
+  assert off["argv"] == ["--flag", "a b"] and not off["active"] and off["preload"] == ""
