@@ -11,7 +11,8 @@ from conftest import REPO
 def _skeleton(tmp_path):
   (tmp_path / "tools").mkdir()
   shutil.copy(os.path.join(REPO, "tools", "_venv.sh"), tmp_path / "tools" / "_venv.sh")
-  (tmp_path / "tools" / "build_onednn.sh").write_text("exit 0\n")
+  for build in ("build_onednn.sh", "build_block_cache.sh"):
+    (tmp_path / "tools" / build).write_text("exit 0\n")
   for name in ("requirements.txt", "pyproject.toml", "requirements-test.txt",
                "requirements-export.txt"):
     (tmp_path / name).write_text(f"# {name}\n")
