@@ -17,8 +17,9 @@ rows: the train step in bfloat16 — PyTorch's CPU autocast (mixed precision), g
 — and the embedding in bfloat16 — the reference's network cast to bfloat16 in PyTorch,
 gait_jax's `embed.bf16` — with how far gait_jax's embeddings are from its float32 ones (the
 largest per-sequence relative L2 deviation). gait_jax runs as its commands do, with transparent
-huge pages where they set them (gait_jax/common/huge_pages.py; the machine line says so); the
-reference with the environment this benchmark was launched with, as its users run it. Each
+huge pages and the block cache where they set them (gait_jax/common/huge_pages.py,
+block_cache.py; the machine line says so); the reference with the environment this benchmark
+was launched with, as its users run it. Each
 side of a row runs in a fresh process, `--rounds` times (default 3), the two sides taking turns
 to go first; the table shows each figure's median and each ratio's median over the rounds' own
 ratios with its range (on a shared 2-core machine one round's tiny train step can take twice
@@ -102,7 +103,7 @@ def settings(args) -> dict:
 
 def reference(python: str, spec: dict) -> dict:
   # The reference runs as its users run it: with the environment this benchmark was launched
-  # with, not the huge-page tunable gait_jax's own commands add for themselves.
+  # with, not the huge-page tunable and block cache gait_jax's own commands add for themselves.
   proc = subprocess.run([python, SCRIPT, json.dumps(spec)], capture_output=True, text=True,
                         env=huge_pages.user_environment())
   if proc.returncode:
