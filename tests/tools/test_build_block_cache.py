@@ -5,24 +5,16 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO
-
-SCRIPT = os.path.join(REPO, "tools", "build_block_cache.sh")
+from helpers import build_scripts
 
 
 def _run(lib, **env):
-  return subprocess.run(["bash", SCRIPT], env={**os.environ, "GAIT_JAX_BLOCK_CACHE_LIB": str(lib),
-                                               **env}, capture_output=True, text=True,
-                        timeout=120)
+  return build_scripts.run("build_block_cache.sh", "GAIT_JAX_BLOCK_CACHE_LIB", lib, **env)
 
 
 def test_without_a_compiler_it_says_so_in_one_line_and_succeeds(tmp_path):
-  lib = tmp_path / "cache.so"
-  r = _run(lib, CC="/nonexistent/cc")
-  assert r.returncode == 0, r.stderr
-  lines = r.stdout.strip().splitlines()
-  assert len(lines) == 1 and "block cache not built (" in lines[0], lines
-  assert list(tmp_path.iterdir()) == []
+  build_scripts.assert_skipped_in_one_line(_run(tmp_path / "cache.so", CC="/nonexistent/cc"),
+                                           tmp_path, "block cache not built (")
 
 
 def test_it_builds_a_library_that_preloads_and_an_unchanged_rerun_does_nothing(tmp_path):

@@ -2,30 +2,21 @@
 and writes nothing; where it builds, the library loads and its stamp (source, wheels, jaxlib)
 makes an unchanged rerun do nothing."""
 import ctypes
-import os
-import subprocess
 
 import jaxlib
 
-from conftest import REPO
-
-SCRIPT = os.path.join(REPO, "tools", "build_onednn.sh")
+from helpers import build_scripts
 
 
 def _run(lib, **env):
-  return subprocess.run(["bash", SCRIPT], env={**os.environ, "GAIT_JAX_ONEDNN_LIB": str(lib),
-                                               **env}, capture_output=True, text=True,
-                        timeout=600)
+  return build_scripts.run("build_onednn.sh", "GAIT_JAX_ONEDNN_LIB", lib, **env)
 
 
 def test_without_a_compiler_it_says_so_in_one_line_and_succeeds(tmp_path):
-  lib = tmp_path / "conv.so"
-  r = _run(lib, CXX="/nonexistent/g++")
-  assert r.returncode == 0, r.stderr
-  lines = r.stdout.strip().splitlines()
-  assert len(lines) == 1 and "oneDNN convolutions not built (no C++ compiler" in lines[0]
-  assert "XLA's convolutions" in lines[0]
-  assert list(tmp_path.iterdir()) == []
+  line = build_scripts.assert_skipped_in_one_line(
+      _run(tmp_path / "conv.so", CXX="/nonexistent/g++"), tmp_path,
+      "oneDNN convolutions not built (no C++ compiler")
+  assert "XLA's convolutions" in line
 
 
 def test_it_builds_a_library_that_loads_and_an_unchanged_rerun_does_nothing(tmp_path):
