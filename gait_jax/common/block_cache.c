@@ -29,6 +29,7 @@ extern void* __libc_realloc(void*, size_t);
 extern void __libc_free(void*);
 
 #define SMALLEST ((size_t)32 << 20)  // glibc maps blocks this large itself: ours from here up
+#define LARGEST ((size_t)1 << 47)    // more than any address space maps: glibc's to refuse
 #define ALIGN ((size_t)2 << 20)      // a huge page: blocks start on one
 #define SLOTS 64                     // blocks mapped at once (in use + kept)
 #define KEPT_MAX 8                   // freed blocks kept for reuse
@@ -87,6 +88,7 @@ static int find(const void* p) {  // the caller holds the lock
 
 // A block for `n` bytes: the smallest kept one that fits within SLACK, else a new mapping.
 static void* take(size_t n) {
+  if (n > LARGEST) return NULL;  // glibc's to refuse (and round_up's to overflow)
   size_t size = round_up(n);
   pthread_mutex_lock(&lock);
   int best = -1;

@@ -59,8 +59,13 @@ d = lib.aligned_alloc(4096, 64 * MIB)
 small = memalign(1 * MIB)         # under 32 MiB: glibc's
 wide = memalign(40 * MIB, 4 * MIB)  # alignment beyond a huge page: glibc's
 lib.malloc.restype = ctypes.c_void_p
+lib.malloc.argtypes = [ctypes.c_size_t]
 m = lib.malloc(33 * MIB)          # operator new's route: ours too
+absurd = [lib.malloc(2**64 - 4096), lib.aligned_alloc(64, 2**63)]  # refused, as glibc refuses
+p = ctypes.c_void_p()
+absurd.append(lib.posix_memalign(ctypes.byref(p), 64, 2**64 - 1))
 print(json.dumps({"a": a, "b": b, "c": c, "d": d, "m": m, "small": small, "wide": wide,
+                  "absurd": absurd,
                   "usable": lib.malloc_usable_size(c), "stats": stats()}))
 """)
   assert got["b"] == got["a"]
@@ -68,6 +73,7 @@ print(json.dumps({"a": a, "b": b, "c": c, "d": d, "m": m, "small": small, "wide"
   assert all(got[k] % (2 * MIB) == 0 for k in "cdm") and len({got[k] for k in "acdm"}) == 4
   assert got["small"] % 64 == 0 and got["wide"] % (4 * MIB) == 0
   assert got["usable"] >= 40 * MIB
+  assert got["absurd"] == [None, None, 12]  # NULL, NULL, ENOMEM
   mapped, reused, unmapped, kept = got["stats"]
   # a's block (mapped, reused for b, kept again), c's, d's and m's (in use)
   assert (mapped, reused, unmapped, kept) == (4, 1, 0, 100 * MIB), got["stats"]
