@@ -98,12 +98,13 @@ static void* take(size_t n) {
         (best < 0 || b->size < blocks[best].size))
       best = i;
   }
-  if (best >= 0) {
+  if (best >= 0) {  // read under the lock: another thread's drop() moves slots
+    char* base = blocks[best].base;
     blocks[best].in_use = 1;
     kept_bytes -= blocks[best].size;
     n_reused++;
     pthread_mutex_unlock(&lock);
-    return blocks[best].base;
+    return base;
   }
   if (mapped == SLOTS) {  // every slot taken: the oldest kept block makes room, else glibc
     int oldest = -1;
