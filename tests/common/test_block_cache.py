@@ -1,6 +1,6 @@
 """The block cache: XLA's large CPU buffers kept mapped between calls, everything else glibc's.
 
-Each check runs in a child process with the library preloaded, as the commands run."""
+The library's checks run in a child process with it preloaded, as the commands run."""
 import json
 import os
 import subprocess
