@@ -74,10 +74,23 @@ static char* map_block(size_t size) {
   return base;
 }
 
-static void drop(int i) {  // unmaps slot i; the caller holds the lock
+static void drop(int i) {  // unmaps kept slot i; the caller holds the lock
+  kept_bytes -= blocks[i].size;
   munmap(blocks[i].base, blocks[i].size);
   n_unmapped++;
   blocks[i] = blocks[--mapped];
+}
+
+// The slot of the block kept longest (-1 where none is kept), and how many are kept.
+static int oldest_kept(int* kept) {  // the caller holds the lock
+  int oldest = -1;
+  *kept = 0;
+  for (int i = 0; i < mapped; i++) {
+    if (blocks[i].in_use) continue;
+    ++*kept;
+    if (oldest < 0 || blocks[i].freed < blocks[oldest].freed) oldest = i;
+  }
+  return oldest;
 }
 
 static int find(const void* p) {  // the caller holds the lock
@@ -107,14 +120,11 @@ static void* take(size_t n) {
     return base;
   }
   if (mapped == SLOTS) {  // every slot taken: the oldest kept block makes room, else glibc
-    int oldest = -1;
-    for (int i = 0; i < mapped; i++)
-      if (!blocks[i].in_use && (oldest < 0 || blocks[i].freed < blocks[oldest].freed)) oldest = i;
+    int kept, oldest = oldest_kept(&kept);
     if (oldest < 0) {
       pthread_mutex_unlock(&lock);
       return NULL;
     }
-    kept_bytes -= blocks[oldest].size;
     drop(oldest);
   }
   char* base = map_block(size);
@@ -133,20 +143,24 @@ static void give_back(int i) {
   b->freed = ++clock_;
   kept_bytes += b->size;
   for (;;) {
-    int kept = 0, oldest = -1;
-    for (int j = 0; j < mapped; j++) {
-      if (blocks[j].in_use) continue;
-      kept++;
-      if (oldest < 0 || blocks[j].freed < blocks[oldest].freed) oldest = j;
-    }
+    int kept, oldest = oldest_kept(&kept);
     if (oldest < 0 || (kept <= KEPT_MAX && kept_bytes <= kept_cap)) break;
-    kept_bytes -= blocks[oldest].size;
     drop(oldest);
   }
 }
 
 // Cheap test first: every block of ours starts on a huge-page boundary, few of glibc's do.
 static int maybe_ours(const void* p) { return p && ((uintptr_t)p & (ALIGN - 1)) == 0; }
+
+// The mapped size of our block at p; 0 where p is glibc's.
+static size_t our_size(const void* p) {
+  if (!maybe_ours(p)) return 0;
+  pthread_mutex_lock(&lock);
+  int i = find(p);
+  size_t size = i >= 0 ? blocks[i].size : 0;
+  pthread_mutex_unlock(&lock);
+  return size;
+}
 
 int posix_memalign(void** out, size_t alignment, size_t n) {
   if (alignment < sizeof(void*) || (alignment & (alignment - 1))) return EINVAL;
@@ -192,30 +206,19 @@ void free(void* p) {
 }
 
 void* realloc(void* p, size_t n) {
-  if (maybe_ours(p)) {
-    pthread_mutex_lock(&lock);
-    int i = find(p);
-    size_t size = i >= 0 ? blocks[i].size : 0;
-    pthread_mutex_unlock(&lock);
-    if (i >= 0) {  // ours: moved into glibc's memory, the block given back
-      void* q = __libc_malloc(n ? n : 1);
-      if (!q) return NULL;
-      memcpy(q, p, n < size ? n : size);
-      free(p);
-      return q;
-    }
-  }
-  return __libc_realloc(p, n);
+  size_t size = our_size(p);
+  if (!size) return __libc_realloc(p, n);
+  // Ours: moved into glibc's memory, the block given back.
+  void* q = __libc_malloc(n ? n : 1);
+  if (!q) return NULL;
+  memcpy(q, p, n < size ? n : size);
+  free(p);
+  return q;
 }
 
 size_t malloc_usable_size(void* p) {
-  if (maybe_ours(p)) {
-    pthread_mutex_lock(&lock);
-    int i = find(p);
-    size_t size = i >= 0 ? blocks[i].size : 0;
-    pthread_mutex_unlock(&lock);
-    if (i >= 0) return size;
-  }
+  size_t size = our_size(p);
+  if (size) return size;
   static size_t (*next)(void*);
   if (!next) next = (size_t (*)(void*))dlsym(RTLD_NEXT, "malloc_usable_size");
   return p && next ? next(p) : 0;

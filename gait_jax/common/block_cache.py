@@ -17,10 +17,9 @@ import ctypes
 from pathlib import Path
 from typing import Mapping, Optional
 
-ENV_VAR = "GAIT_JAX_BLOCK_CACHE"
-# Set by the re-execution: the preload is ours, not the user's (the side-by-side benchmark runs
-# the reference with the user's environment, not ours).
-ADDED = "added"
+from gait_jax.common import env_entries
+
+ENV_VAR = "GAIT_JAX_BLOCK_CACHE"  # "0": off; env_entries.ADDED: preloaded by the re-execution
 LIB_PATH = Path(__file__).with_name("_block_cache.so")
 _STATS = "gait_jax_block_cache_stats"
 
@@ -28,30 +27,19 @@ _STATS = "gait_jax_block_cache_stats"
 def wanted(env: Mapping[str, str], lib: Path = LIB_PATH) -> bool:
   """Whether to preload it: built, not turned off by the user, not preloaded already, and at a
   path LD_PRELOAD can name (it splits on spaces and colons)."""
-  return (env.get(ENV_VAR, "1") not in ("0", ADDED) and lib.is_file()
+  return (env.get(ENV_VAR, "1") not in ("0", env_entries.ADDED) and lib.is_file()
           and not set(str(lib)) & set(" :\t")
           and str(lib) not in env.get("LD_PRELOAD", "").split(":"))
 
 
 def preloading(env: Mapping[str, str], lib: Path = LIB_PATH) -> dict:
   """`env` with the library added to LD_PRELOAD (after the user's own) and marked as ours."""
-  out = dict(env)
-  out["LD_PRELOAD"] = ":".join(filter(None, (env.get("LD_PRELOAD"), str(lib))))
-  out[ENV_VAR] = ADDED
-  return out
+  return env_entries.add(env, "LD_PRELOAD", str(lib), ENV_VAR)
 
 
 def without(env: Mapping[str, str], lib: Path = LIB_PATH) -> dict:
   """`env` without what `preloading` added; a preload the user set stays."""
-  out = dict(env)
-  if out.get(ENV_VAR) == ADDED:
-    del out[ENV_VAR]
-    kept = [p for p in out.get("LD_PRELOAD", "").split(":") if p and p != str(lib)]
-    if kept:
-      out["LD_PRELOAD"] = ":".join(kept)
-    else:
-      out.pop("LD_PRELOAD", None)
-  return out
+  return env_entries.remove(env, "LD_PRELOAD", str(lib), ENV_VAR)
 
 
 def stats() -> Optional[dict]:

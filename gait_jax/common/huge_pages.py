@@ -28,13 +28,10 @@ import os
 import sys
 from typing import Mapping, Optional
 
-from gait_jax.common import block_cache
+from gait_jax.common import block_cache, env_entries
 
-ENV_VAR = "GAIT_JAX_HUGE_PAGES"
+ENV_VAR = "GAIT_JAX_HUGE_PAGES"  # "0": off; env_entries.ADDED: the tunable set by the re-execution
 TUNABLE = "glibc.malloc.hugetlb=1"
-# Set by the re-execution: the tunable is ours, not the user's (the side-by-side benchmark runs
-# the reference with the user's environment, not ours).
-ADDED = "added"
 THP_SETTING = "/sys/kernel/mm/transparent_hugepage/enabled"
 _PR_SET_THP_DISABLE, _PR_GET_THP_DISABLE = 41, 42  # <linux/prctl.h>, Linux >= 3.15
 
@@ -60,7 +57,7 @@ def _thp_mode() -> str:
 def wanted(env: Mapping[str, str], glibc: Optional[tuple], thp: str) -> bool:
   """Whether to set the tunable: asked-for huge pages would be given (madvise mode), glibc knows
   the tunable, the user has not turned it off, and no glibc.malloc.hugetlb is set already."""
-  return (env.get(ENV_VAR, "1") not in ("0", ADDED) and thp == "madvise"
+  return (env.get(ENV_VAR, "1") not in ("0", env_entries.ADDED) and thp == "madvise"
           and glibc is not None and glibc >= (2, 35)
           and "glibc.malloc.hugetlb" not in env.get("GLIBC_TUNABLES", ""))
 
@@ -73,8 +70,7 @@ def ensure() -> None:
     return
   env = dict(os.environ)
   if wanted(env, _glibc_version(), _thp_mode()):
-    env["GLIBC_TUNABLES"] = ":".join(filter(None, (env.get("GLIBC_TUNABLES"), TUNABLE)))
-    env[ENV_VAR] = ADDED
+    env = env_entries.add(env, "GLIBC_TUNABLES", TUNABLE, ENV_VAR)
   if block_cache.wanted(env):
     env = block_cache.preloading(env)
   if env == dict(os.environ):
@@ -96,15 +92,7 @@ def active() -> bool:
 
 def user_environment() -> dict:
   """This process's environment without what `ensure` added: how the user launched it."""
-  env = block_cache.without(os.environ)
-  if env.get(ENV_VAR) == ADDED:
-    del env[ENV_VAR]
-    kept = [t for t in env.get("GLIBC_TUNABLES", "").split(":") if t and t != TUNABLE]
-    if kept:
-      env["GLIBC_TUNABLES"] = ":".join(kept)
-    else:
-      env.pop("GLIBC_TUNABLES", None)
-  return env
+  return env_entries.remove(block_cache.without(os.environ), "GLIBC_TUNABLES", TUNABLE, ENV_VAR)
 
 
 def _prctl(option: int, value: int = 0) -> int:

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from gait_jax.common import block_cache, huge_pages
+from gait_jax.common import block_cache
+from helpers import page_faults
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILT = block_cache.LIB_PATH.is_file()
 _NEEDS_LIB = pytest.mark.skipif(not BUILT, reason=f"{block_cache.LIB_PATH} not built (`bash "
                                 "tools/build_block_cache.sh` builds it where it can)")
@@ -136,35 +136,14 @@ def test_threads_allocating_and_freeing_at_once_each_get_a_block_of_their_own(si
     assert unmapped > 100, got["stats"]
 
 
-JIT = """
-import resource, numpy as np, jax, jax.numpy as jnp
-x = jnp.asarray(np.linspace(-3, 3, 1024 * 16384, dtype=np.float32).reshape(1024, 16384))
-f = jax.jit(lambda x: jnp.tanh(x) * 2.0 + x.sum(0))  # a 64 MiB output and temporaries
-for _ in range(2):
-  y = jax.block_until_ready(f(x))
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(5):
-  y = jax.block_until_ready(f(x))
-faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5
-s = None
-try:
-  s = stats()
-except AttributeError:
-  pass
-print(json.dumps({"digest": float(np.asarray(y, np.float64).sum()), "first": float(y[3, 5]),
-                  "faults": faults, "stats": s}))
-"""
-
-
 @_NEEDS_LIB
 def test_xla_computes_the_same_with_it_and_faults_nothing_in_after_the_first_calls():
-  env = {"JAX_PLATFORMS": "cpu", "GLIBC_TUNABLES": ""}
-  plain = _child(JIT, preload=False, env_extra=env)
-  cached = _child(JIT, env_extra=env)
-  assert plain["stats"] is None and cached["stats"][1] > 0  # XLA's blocks came back to it
+  plain = page_faults.measure(GLIBC_TUNABLES="", LD_PRELOAD=None)  # 4 KiB pages either way
+  cached = page_faults.measure(GLIBC_TUNABLES="", LD_PRELOAD=str(block_cache.LIB_PATH))
+  assert plain["block_cache"] is None and cached["block_cache"][1] > 0  # XLA's blocks reused
   assert (cached["digest"], cached["first"]) == (plain["digest"], plain["first"])
-  pages = 64 * MIB / 4096
-  # Without it every call faults its 64 MiB output in afresh (4 KiB pages here); with it, none.
+  pages = page_faults.OUTPUT_BYTES / 4096
+  # Without it every call faults its 64 MiB output in afresh; with it, none.
   assert plain["faults"] > 0.9 * pages and cached["faults"] < 0.02 * pages, (plain, cached)
 
 
@@ -187,31 +166,3 @@ def test_the_environment_gets_the_preload_once_and_gives_back_only_its_own(tmp_p
   assert block_cache.without(block_cache.preloading({}, lib), lib) == {}
   users = {"LD_PRELOAD": str(lib), block_cache.ENV_VAR: "1"}  # the user's own: left alone
   assert block_cache.without(users, lib) == users
-
-
-PROBE = """
-import json, os, sys
-sys.path.insert(0, {repo!r})
-from gait_jax.common import block_cache, huge_pages
-huge_pages.ensure()
-print(json.dumps({{"argv": sys.argv[1:], "preload": os.environ.get("LD_PRELOAD", ""),
-                  "active": block_cache.active(), "user": huge_pages.user_environment()}}))
-"""
-
-
-@_NEEDS_LIB
-def test_the_commands_reexecution_preloads_it_unless_turned_off(tmp_path):
-  script = tmp_path / "probe.py"
-  script.write_text(PROBE.format(repo=REPO))
-  env = {k: v for k, v in os.environ.items()
-         if k not in ("LD_PRELOAD", "GLIBC_TUNABLES", block_cache.ENV_VAR, huge_pages.ENV_VAR)}
-  def run(extra):
-    out = subprocess.run([sys.executable, str(script), "--flag", "a b"], env=dict(env, **extra),
-                         check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
-  on = run({})
-  assert on["argv"] == ["--flag", "a b"] and on["active"]
-  assert on["preload"] == str(block_cache.LIB_PATH)
-  assert "LD_PRELOAD" not in on["user"] and block_cache.ENV_VAR not in on["user"]
-  off = run({block_cache.ENV_VAR: "0"})
-  assert off["argv"] == ["--flag", "a b"] and not off["active"] and off["preload"] == ""

@@ -1,5 +1,5 @@
-"""Huge pages for XLA's CPU buffers: when the tunable is set, that the command re-executes
-with its own arguments, and that it removes the page faults it is for."""
+"""Huge pages for XLA's CPU buffers: when the tunable is set, that the command re-executes (the
+block cache preloaded too) with its own arguments, and that it removes the page faults it is for."""
 import json
 import os
 import subprocess
@@ -7,9 +7,10 @@ import sys
 
 import pytest
 
-from gait_jax.common import huge_pages
+from conftest import REPO
+from gait_jax.common import block_cache, huge_pages
+from helpers import page_faults
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Where the kernel and glibc allow it (else the re-execution is skipped, and so is the last test).
 USABLE = huge_pages.wanted({}, huge_pages._glibc_version(),  # pylint: disable=protected-access
                            huge_pages._thp_mode())  # pylint: disable=protected-access
@@ -40,17 +41,20 @@ def test_user_environment_removes_only_what_was_added(monkeypatch):
 PROBE = """
 import json, os, sys
 sys.path.insert(0, {repo!r})
-from gait_jax.common import huge_pages
+from gait_jax.common import block_cache, huge_pages
 huge_pages.ensure()
 print(json.dumps({{"argv": sys.argv[1:], "tunables": os.environ.get("GLIBC_TUNABLES", ""),
-                  "active": huge_pages.active()}}))
+                  "active": huge_pages.active(), "preload": os.environ.get("LD_PRELOAD", ""),
+                  "cache_active": block_cache.active(), "user": huge_pages.user_environment()}}))
 """
 
 
 def _probe(tmp_path, env_extra):
+  """What a command sees after `ensure()`, launched with none of its settings but `env_extra`."""
   script = tmp_path / "probe.py"
   script.write_text(PROBE.format(repo=REPO))
-  env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "GAIT_JAX_HUGE_PAGES")}
+  ours = ("GLIBC_TUNABLES", huge_pages.ENV_VAR, "LD_PRELOAD", block_cache.ENV_VAR)
+  env = {k: v for k, v in os.environ.items() if k not in ours}
   env.update(env_extra)
   out = subprocess.run([sys.executable, str(script), "--flag", "a b"], env=env, check=True,
                        capture_output=True, text=True).stdout
@@ -68,31 +72,23 @@ def test_ensure_reexecutes_once_with_the_same_arguments(tmp_path):
   assert off["tunables"] == "" and not off["active"] and off["argv"] == ["--flag", "a b"]
 
 
-FAULTS = """
-import resource, jax, jax.numpy as jnp, numpy as np
-x = jnp.asarray(np.ones((1024, 16384), np.float32))  # 64 MiB: glibc maps it fresh per call
-f = jax.jit(lambda x: x * 2.0 + 1.0)
-for _ in range(2):
-  jax.block_until_ready(f(x))
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(5):
-  jax.block_until_ready(f(x))
-print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
-"""
+@pytest.mark.skipif(not block_cache.LIB_PATH.is_file(), reason=f"{block_cache.LIB_PATH} not "
+                    "built (`bash tools/build_block_cache.sh` builds it where it can)")
+def test_ensure_preloads_the_block_cache_unless_turned_off(tmp_path):
+  on = _probe(tmp_path, {})
+  assert on["argv"] == ["--flag", "a b"] and on["cache_active"]
+  assert on["preload"] == str(block_cache.LIB_PATH)
+  assert not {"LD_PRELOAD", block_cache.ENV_VAR, huge_pages.ENV_VAR} & set(on["user"])
+  off = _probe(tmp_path, {block_cache.ENV_VAR: "0"})
+  assert off["argv"] == ["--flag", "a b"] and not off["cache_active"] and off["preload"] == ""
 
 
 @pytest.mark.skipif(not USABLE, reason="needs glibc >= 2.35 and transparent huge pages in "
                     "madvise mode")
 def test_the_tunable_removes_the_page_faults_of_large_xla_buffers():
-  env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
-  env["JAX_PLATFORMS"] = "cpu"
-  env.pop("XLA_FLAGS", None)
-  faults = {}
-  for tunables in ("", huge_pages.TUNABLE):
-    out = subprocess.run([sys.executable, "-c", FAULTS], env=dict(env, GLIBC_TUNABLES=tunables),
-                         check=True, capture_output=True, text=True).stdout
-    faults[tunables] = float(out.strip().splitlines()[-1])
-  pages = 64 * 2**20 / 4096
+  faults = {tunables: page_faults.measure(GLIBC_TUNABLES=tunables, LD_PRELOAD=None)["faults"]
+            for tunables in ("", huge_pages.TUNABLE)}
+  pages = page_faults.OUTPUT_BYTES / 4096
   # Without: every call faults its 64 MiB output in, page by page; with: a few 2 MiB pages.
   assert faults[""] > 0.9 * pages and faults[huge_pages.TUNABLE] < 0.1 * pages, faults
 
