@@ -20,3 +20,12 @@ def assert_skipped_in_one_line(result, folder, says: str) -> str:
   assert len(lines) == 1 and says in lines[0], lines
   assert list(folder.iterdir()) == []
   return lines[0]
+
+
+def assert_failed_compile_skipped(result, folder, says: str) -> None:
+  """A compiler that failed: the build still succeeds, its last line `says` so, and nothing it
+  began to write is left in `folder` (no half-written library, no stamp)."""
+  assert result.returncode == 0, result.stderr
+  last = result.stdout.strip().splitlines()[-1]
+  assert says in last and "(the compiler failed)" in last, result.stdout
+  assert list(folder.iterdir()) == []

@@ -17,6 +17,11 @@ def test_without_a_compiler_it_says_so_in_one_line_and_succeeds(tmp_path):
                                            tmp_path, "block cache not built (")
 
 
+def test_a_failing_compiler_leaves_nothing_and_succeeds(tmp_path):
+  build_scripts.assert_failed_compile_skipped(_run(tmp_path / "cache.so", CC="false"),
+                                              tmp_path, "block cache not built")
+
+
 def test_it_builds_a_library_that_preloads_and_an_unchanged_rerun_does_nothing(tmp_path):
   lib = tmp_path / "cache.so"
   r = _run(lib)

@@ -19,6 +19,11 @@ def test_without_a_compiler_it_says_so_in_one_line_and_succeeds(tmp_path):
   assert "XLA's convolutions" in line
 
 
+def test_a_failing_compiler_leaves_nothing_and_succeeds(tmp_path):
+  build_scripts.assert_failed_compile_skipped(_run(tmp_path / "conv.so", CXX="false"),
+                                              tmp_path, "oneDNN convolutions not built")
+
+
 def test_it_builds_a_library_that_loads_and_an_unchanged_rerun_does_nothing(tmp_path):
   lib = tmp_path / "conv.so"
   r = _run(lib)
