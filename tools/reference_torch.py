@@ -7,22 +7,32 @@ SPOSGait_small with the reference's layout, module names and ops, rebuilt from i
 
   python tools/reference_torch.py '{"channels": [64, 128, 256], "path": [0, 5, 0, 1], ...}'
 
-prints one JSON line: the train step (forward, the reference's batch-all triplet loss,
-backward, SGD with momentum and weight decay) in seconds per step, and the embedding of whole
-sequences one per call (the reference's test: batch 1, all frames) in sequences per second.
-With `"bf16": true`, also both in bfloat16, PyTorch's own ways: the train step under CPU
-autocast (mixed precision: its convolutions in bfloat16, float32 weights), the embedding with
-the network cast to bfloat16.
+sets the work up and runs each unit once untimed (allocations, oneDNN's plans for every shape),
+prints one line `@@ {"ready": ...}`, then answers each command line on stdin with one line
+`@@ {"seconds": ...}` until its input ends: `train`, one train step (forward, the reference's
+batch-all triplet loss, backward, SGD with momentum and weight decay; with its loss), and
+`embed`, one pass embedding the sequences whole, one per call (the reference's test: batch 1,
+all frames). With `"bf16": true`, also `train_bf16` and `embed_bf16`, PyTorch's own ways: the
+train step under CPU autocast (mixed precision: its convolutions in bfloat16, float32 weights),
+the embedding with the network cast to bfloat16. The benchmark runs it beside gait_jax's side
+(gait_jax/benchmarks/reference_speed.py), one unit of each in turn.
 """
 import copy
+import importlib.util
 import json
+import os
 import sys
 import time
 
-import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
+
+# The side-by-side protocol (stdlib only), loaded from its file: PyTorch's venv has no gait_jax.
+_spec = importlib.util.spec_from_file_location("_served", os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "gait_jax", "benchmarks", "_served.py"))
+_served = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_served)
 
 KERNELS = (((3, 3, 3),), ((3, 1, 3),), ((3, 3, 1),), ((3, 3, 1), (3, 1, 3)),
            ((3, 1, 3), (3, 3, 1)), ((3, 1, 1), (1, 3, 3)))
@@ -122,61 +132,69 @@ def triplet_loss(embed, labels, margin=0.2):
   return (loss.sum(-1) / ((loss != 0).sum(-1) + 1e-9)).mean()
 
 
-def bench(spec: dict) -> dict:
-  torch.set_num_threads(int(spec["threads"]))
-  torch.manual_seed(0)
-  model = SPOSGaitSmall(spec["channels"], spec["bins"], spec["out"], classes=0)
-  path = spec["path"]
-  opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-  n, frames = spec["batch"], spec["frames"]
-  labels = torch.arange(n) // spec["batch_k"]
-  gen = torch.Generator().manual_seed(1)
-  sils = (torch.rand(n, frames, 64, 44, generator=gen) > 0.5).float()
-  start = copy.deepcopy(model.state_dict())
-  times, loss = _train_seconds(model, opt, sils, labels, path, spec["steps"])
-  model.eval()
-  lengths = spec["lengths"]  # the same frame counts gait_jax embeds
-  seqs = [(torch.rand(1, int(t), 64, 44, generator=gen) > 0.5).float() for t in lengths]
-  out = {"torch": torch.__version__, "threads": torch.get_num_threads(),
-         "train_step_s": float(np.median(times)), "train_step_min_s": float(np.min(times)),
-         "embed_seq_per_s": len(seqs) / _embed_seconds(model, seqs, path), "loss": float(loss)}
-  if spec.get("bf16"):  # the same network, weights and batch in bfloat16, PyTorch's own ways
-    model.load_state_dict(start)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-      times, loss16 = _train_seconds(model, opt, sils, labels, path, spec["steps"])
-    out.update(train_bf16_step_s=float(np.median(times)), loss_bf16=float(loss16))
-    model.eval()
-    out["embed_bf16_seq_per_s"] = len(seqs) / _embed_seconds(
-        model.to(torch.bfloat16), [s.to(torch.bfloat16) for s in seqs], path)
-  return out
+class Work:
+  """The reference's network, optimiser and inputs for `spec`; `units` times one unit each."""
 
+  def __init__(self, spec: dict):
+    torch.set_num_threads(int(spec["threads"]))
+    torch.manual_seed(0)
+    self.path = spec["path"]
+    build = lambda: SPOSGaitSmall(spec["channels"], spec["bins"], spec["out"], classes=0)  # noqa: E731
+    self.model = build()
+    start = copy.deepcopy(self.model.state_dict())
+    n = spec["batch"]
+    self.labels = torch.arange(n) // spec["batch_k"]
+    gen = torch.Generator().manual_seed(1)
+    self.sils = (torch.rand(n, spec["frames"], 64, 44, generator=gen) > 0.5).float()
+    # The same frame counts gait_jax embeds.
+    self.seqs = [(torch.rand(1, int(t), 64, 44, generator=gen) > 0.5).float()
+                 for t in spec["lengths"]]
+    self.opt = _sgd(self.model)
+    self.units = {"train": lambda: self._train(self.model, self.opt, False),
+                  "embed": lambda: self._embed(self.model, self.seqs)}
+    if spec.get("bf16"):
+      half = build()
+      half.load_state_dict(start)
+      half_opt = _sgd(half)
+      cast = build()
+      cast.load_state_dict(start)
+      cast = cast.to(torch.bfloat16)
+      seqs16 = [s.to(torch.bfloat16) for s in self.seqs]
+      self.units.update(train_bf16=lambda: self._train(half, half_opt, True),
+                        embed_bf16=lambda: self._embed(cast, seqs16))
 
-def _train_seconds(model, opt, sils, labels, path, steps):
-  """(the timed steps' seconds, the last loss); the first step warms up (allocations, oneDNN
-  plans) untimed."""
-  model.train()
-  times = []
-  for i in range(steps + 1):
+  def _train(self, model, opt, bf16: bool) -> dict:
+    model.train()
     t0 = time.perf_counter()
-    embed, _ = model(sils, path)
-    loss = triplet_loss(embed.float(), labels)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+      embed, _ = model(self.sils, self.path)
+      loss = triplet_loss(embed.float(), self.labels)
     opt.zero_grad()
     loss.backward()
     opt.step()
-    if i:
-      times.append(time.perf_counter() - t0)
-  return times, loss
+    return {"seconds": time.perf_counter() - t0, "loss": loss.item()}
+
+  def _embed(self, model, seqs) -> dict:
+    model.eval()
+    with torch.no_grad():
+      t0 = time.perf_counter()
+      for s in seqs:
+        model(s, self.path)
+      return {"seconds": time.perf_counter() - t0}
 
 
-def _embed_seconds(model, seqs, path) -> float:
-  with torch.no_grad():
-    model(seqs[0], path)  # warm-up
-    t0 = time.perf_counter()
-    for s in seqs:
-      model(s, path)
-    return time.perf_counter() - t0
+def _sgd(model):
+  return torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+
+
+def serve(spec: dict, commands=None) -> None:
+  """Warms every unit up untimed, says ready, then answers each command with its unit's time."""
+  work = Work(spec)
+  warm = {name: unit() for name, unit in work.units.items()}
+  _served.answer_commands(work.units, {
+      "ready": True, "torch": torch.__version__, "threads": torch.get_num_threads(),
+      "sequences": len(work.seqs), "loss": warm["train"]["loss"]}, commands)
 
 
 if __name__ == "__main__":
-  print(json.dumps(bench(json.loads(sys.argv[1]))))
+  serve(json.loads(sys.argv[1]))

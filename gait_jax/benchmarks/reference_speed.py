@@ -19,11 +19,14 @@ gait_jax's `embed.bf16` — with how far gait_jax's embeddings are from its floa
 largest per-sequence relative L2 deviation). gait_jax runs as its commands do, with transparent
 huge pages and the block cache where they set them (gait_jax/common/huge_pages.py,
 block_cache.py; the machine line says so); the reference with the environment this benchmark
-was launched with, as its users run it. Each
-side of a row runs in a fresh process, `--rounds` times (default 3), the two sides taking turns
-to go first; the table shows each figure's median and each ratio's median over the rounds' own
-ratios with its range (on a shared 2-core machine one round's tiny train step can take twice
-another's).
+was launched with, as its users run it.
+
+Both sides are timed in turn, one unit at a time (gait_jax/benchmarks/_served.py): each side of
+a row runs in a process of its own that compiles and warms its work up, then one train step of
+the reference, one of each of gait_jax's (traced, static), one embedding pass of each, and so
+on, `--pairs` times, who goes first alternating, so that the machine's own wandering speed
+falls on both sides alike; `--rounds` times (default 2) with fresh processes. The table shows
+each figure's median and each ratio's median over the pairs' own ratios, with its range.
 """
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ import tempfile
 
 import numpy as np
 
-from gait_jax.benchmarks import _machine
+from gait_jax.benchmarks import _machine, _served
 from gait_jax.common import huge_pages
 
 NAME = "reference"  # `python tools/benchmark.py reference`
@@ -54,18 +57,20 @@ def add_args(parser) -> None:
   parser.add_argument("--batch-p", type=int, default=2, help="P (default 2)")
   parser.add_argument("--batch-k", type=int, default=4, help="K (default 4: 8 sequences)")
   parser.add_argument("--frames", type=int, default=30, help="frames per training sequence")
-  parser.add_argument("--steps", type=int, default=5, help="timed train steps (after a warm-up)")
+  parser.add_argument("--pairs", type=int, default=8,
+                      help="timed pairs a round: one unit of each side (a train step, an "
+                           "embedding pass), in turn (default 8)")
   parser.add_argument("--sequences", type=int, default=24, help="sequences to embed")
   parser.add_argument("--lengths", default="40-90", help="their frame counts MIN-MAX")
   parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                       help="PyTorch threads (default: every core, as XLA uses)")
   parser.add_argument("--venv", default=os.path.join(REPO, ".venv-bench"),
                       help="the PyTorch venv (made from requirements-bench.txt if missing)")
-  parser.add_argument("--rounds", type=int, default=3,
-                      help="rounds per row, each side in a fresh process, the order alternating;"
-                           " the table shows each ratio's median and range (default 3)")
+  parser.add_argument("--rounds", type=int, default=2,
+                      help="rounds a row, each with both sides in fresh processes (default 2); "
+                           "the table shows each ratio's median and range over all pairs")
   parser.add_argument("--quick", action="store_true",
-                      help="widths 4,8,8, 6 frames, 2 steps, 4 short sequences")
+                      help="widths 4,8,8, 6 frames, 2 pairs, 4 short sequences")
   parser.add_argument("--json", default="", help="also write the results to this file")
 
 
@@ -93,77 +98,88 @@ def parse_widths(text: str):
 
 def settings(args) -> dict:
   if args.quick:
-    return dict(widths=[(4, 8, 8)], frames=6, steps=2, sequences=4, lengths=(8, 12), rounds=1)
-  if args.rounds < 1:
-    raise SystemExit(f"--rounds={args.rounds}: expected at least 1")
+    return dict(widths=[(4, 8, 8)], frames=6, pairs=2, sequences=4, lengths=(8, 12), rounds=1)
+  for flag, value in (("--rounds", args.rounds), ("--pairs", args.pairs)):
+    if value < 1:
+      raise SystemExit(f"{flag}={value}: expected at least 1")
   lo, hi = (int(v) for v in args.lengths.split("-"))
-  return dict(widths=parse_widths(args.widths), frames=args.frames, steps=args.steps,
+  return dict(widths=parse_widths(args.widths), frames=args.frames, pairs=args.pairs,
               sequences=args.sequences, lengths=(lo, hi), rounds=args.rounds)
 
 
-def reference(python: str, spec: dict) -> dict:
+def units(bf16: bool) -> list:
+  """The groups of work timed in turn: [(the reference's commands, gait_jax's)]."""
+  groups = [(["train"], ["traced", "static"]), (["embed"], ["embed"])]
+  if bf16:
+    groups += [(["train_bf16"], ["traced_bf16", "static_bf16"]), (["embed_bf16"], ["embed_bf16"])]
+  return groups
+
+
+def start_reference(python: str, spec: dict) -> _served.Side:
   # The reference runs as its users run it: with the environment this benchmark was launched
   # with, not the huge-page tunable and block cache gait_jax's own commands add for themselves.
-  proc = subprocess.run([python, SCRIPT, json.dumps(spec)], capture_output=True, text=True,
-                        env=huge_pages.user_environment())
-  if proc.returncode:
-    raise SystemExit(f"reference: PyTorch run failed:\n{proc.stderr[-2000:]}")
-  result = json.loads(proc.stdout.strip().splitlines()[-1])
-  for key in ("loss",) + (("loss_bf16",) if spec.get("bf16") else ()):
-    if not math.isfinite(result.get(key, math.nan)):
-      # Timing NaN arithmetic is not timing the reference's training.
-      raise SystemExit(f"reference: PyTorch's training {key.replace('_', ' in ')} is "
-                       f"{result.get(key)} after {spec['steps'] + 1} steps at widths "
-                       f"{spec['channels']}, not finite")
-  return result
+  return _served.Side([python, SCRIPT, json.dumps(spec)], "reference (PyTorch)",
+                      env=huge_pages.user_environment(), cwd=REPO)
 
 
-def gait_jax(widths, s: dict, args, data, embed_tree, bf16: bool) -> dict:
-  """gait_jax's side; `bf16`: also the train steps with `train.bf16` and the embedding with
-  `embed.bf16`."""
+def start_gait_jax(widths, s: dict, args, data: dict, embed_tree, bf16: bool) -> _served.Side:
+  """gait_jax's side of a row in a process of its own, as the reference's, so both start every
+  round alike: no heap, pages or compiled programs carried over. It gets this process's
+  environment: gait_jax's, huge pages and block cache included."""
+  job = dict(widths=list(widths), frames=s["frames"], path=args.path, batch_p=args.batch_p,
+             batch_k=args.batch_k, data=data, embed_tree=list(embed_tree), bf16=bool(bf16))
+  return _served.Side([sys.executable, "-m", __name__, json.dumps(job)],
+                      f"gait_jax at widths {list(widths)}", cwd=REPO)
+
+
+def _serve(job: dict, commands=None) -> None:
+  """The child's side of `start_gait_jax`: every unit compiled and warmed up, then served."""
   from gait_jax.benchmarks import embed_speed, train_speed  # pylint: disable=g-import-not-at-top
-  common = dict(quick=False, models="small", batch_p=args.batch_p, batch_k=args.batch_k,
-                frames=s["frames"], steps=s["steps"], dtype="float32", workers=2, remat="off",
-                path=args.path, peak_gflops=0.0, channels=",".join(map(str, widths)))
-  runs = {f"{kind}{'_bf16' if half else ''}_step_s": train_speed.bench_one(
-      "small", argparse.Namespace(**dict(common, static=kind == "static", bf16=half)), data)
-      for half in ((False, True) if bf16 else (False,)) for kind in ("traced", "static")}
-  embed_args = dict(path=args.path, batch=8, repeats=2, channels=common["channels"])
-  embed, emb32 = embed_speed.bench_one("small", argparse.Namespace(bf16=False, **embed_args),
-                                       *embed_tree, with_embeddings=True)
-  for run in runs.values():
-    if run["skipped_steps"]:
-      raise SystemExit(f"gait_jax: {run['skipped_steps']} of the timed train steps ({run['path']}"
-                       f"{', bfloat16' if run['bf16'] else ''}) had a non-finite loss or gradient")
-  ours = {name: run["step_median_s"] for name, run in runs.items()}  # the median, as the reference's
-  ours["embed_seq_per_s"] = embed["seq_per_s"]
-  if bf16:
-    half, emb16 = embed_speed.bench_one("small", argparse.Namespace(bf16=True, **embed_args),
-                                        *embed_tree, with_embeddings=True)
-    ours.update(embed_bf16_seq_per_s=half["seq_per_s"],
-                embed_bf16_deviation=embed_speed.relative_deviation(emb32, emb16))
-  return ours
+  common = dict(quick=False, models="small", batch_p=job["batch_p"], batch_k=job["batch_k"],
+                frames=job["frames"], steps=0, dtype="float32", workers=2, remat="off",
+                path=job["path"], peak_gflops=0.0, channels=",".join(map(str, job["widths"])))
+  embed_args = dict(path=job["path"], batch=8, repeats=1, channels=common["channels"])
+  served, embeddings = {}, {}
+  for half in ((False, True) if job["bf16"] else (False,)):
+    suffix = "_bf16" if half else ""
+    for kind in ("traced", "static"):
+      served[kind + suffix] = train_speed.prepare("small", argparse.Namespace(
+          **dict(common, static=kind == "static", bf16=half)), job["data"])
+    served["embed" + suffix], embeddings[half] = embed_speed.prepare(
+        "small", argparse.Namespace(bf16=half, **embed_args), *job["embed_tree"])
+  ready = {"ready": True}
+  if job["bf16"]:
+    ready["embed_bf16_deviation"] = embed_speed.relative_deviation(embeddings[False],
+                                                                   embeddings[True])
+  _served.answer_commands(served, ready, commands)
 
 
-def gait_jax_process(widths, s: dict, args, data: dict, embed_tree, bf16: bool) -> dict:
-  """`gait_jax(...)` in a process of its own, as each row's reference runs in its own, so both
-  sides start every row alike: no heap, pages or compiled programs carried over from another
-  row. The process gets this one's environment: gait_jax's, huge pages included."""
-  job = dict(widths=list(widths), settings=dict(frames=s["frames"], steps=s["steps"]),
-             path=args.path, batch_p=args.batch_p, batch_k=args.batch_k, data=data,
-             embed_tree=list(embed_tree), bf16=bool(bf16))
-  proc = subprocess.run([sys.executable, "-m", __name__, json.dumps(job)], cwd=REPO,
-                        capture_output=True, text=True)
-  if proc.returncode:
-    raise SystemExit(f"gait_jax: the row at widths {widths} failed:\n{proc.stderr[-2000:]}")
-  return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def _run_job(job: dict) -> dict:
-  """The child's side of `gait_jax_process`."""
-  args = argparse.Namespace(path=job["path"], batch_p=job["batch_p"], batch_k=job["batch_k"])
-  return gait_jax(tuple(job["widths"]), job["settings"], args, job["data"],
-                  tuple(job["embed_tree"]), job["bf16"])
+def figures(ref: dict, ours: dict, channels) -> tuple:
+  """One pair's answers as the table's figures (train: seconds a step; embed: sequences per
+  second). Timing a reference whose loss is not finite would time NaN arithmetic, and a
+  gait_jax step that skipped its update is not a train step: both are errors."""
+  n = ref["ready"]["sequences"]
+  r = {"torch": ref["ready"]["torch"], "threads": ref["ready"]["threads"],
+       "train_step_s": ref["train"]["seconds"], "loss": ref["train"]["loss"],
+       "embed_seq_per_s": n / ref["embed"]["seconds"]}
+  o = {"traced_step_s": ours["traced"]["seconds"], "static_step_s": ours["static"]["seconds"],
+       "embed_seq_per_s": n / ours["embed"]["seconds"]}
+  if "train_bf16" in ref:
+    r.update(train_bf16_step_s=ref["train_bf16"]["seconds"], loss_bf16=ref["train_bf16"]["loss"],
+             embed_bf16_seq_per_s=n / ref["embed_bf16"]["seconds"])
+    o.update(traced_bf16_step_s=ours["traced_bf16"]["seconds"],
+             static_bf16_step_s=ours["static_bf16"]["seconds"],
+             embed_bf16_seq_per_s=n / ours["embed_bf16"]["seconds"],
+             embed_bf16_deviation=ours["ready"]["embed_bf16_deviation"])
+  for key in ("loss", "loss_bf16"):
+    if key in r and not math.isfinite(r[key]):
+      raise SystemExit(f"reference: PyTorch's training {key.replace('_', ' in ')} is {r[key]} "
+                       f"at widths {list(channels)}, not finite")
+  for name, answer in ours.items():
+    if not answer.get("ok", True):
+      raise SystemExit(f"gait_jax: a timed train step ({name}, widths {list(channels)}) had a "
+                       "non-finite loss or gradient")
+  return r, o
 
 
 def ratios(ref: dict, ours: dict) -> dict:
@@ -179,34 +195,18 @@ def ratios(ref: dict, ours: dict) -> dict:
   return q
 
 
-def alternating_rounds(reference_side, gait_jax_side, rounds: int) -> list:
-  """`rounds` pairs (reference result, gait_jax result), the two sides run back to back with
-  who goes first alternating (round 0: the reference), so neither always runs on a machine the
-  other has just warmed or left busy."""
-  pairs = []
-  for i in range(rounds):
-    if i % 2 == 0:
-      ref = reference_side()
-      ours = gait_jax_side()
-    else:
-      ours = gait_jax_side()
-      ref = reference_side()
-    pairs.append((ref, ours))
-  return pairs
-
-
-def combine(widths, rounds) -> dict:
-  """One table row from its rounds [(reference, gait_jax)]: every figure's median over the
-  rounds, every ratio's median over the rounds' own ratios and its range, and the rounds."""
+def combine(widths, pairs) -> dict:
+  """One table row from its pairs [(reference, gait_jax)]: every figure's median over the
+  pairs, every ratio's median over the pairs' own ratios and its range, and the pairs."""
   def median(dicts):
     return {k: float(np.median([d[k] for d in dicts])) if isinstance(v, float) else v
             for k, v in dicts[0].items()}  # ints (threads) and strings are settings, not figures
-  each = [ratios(ref, ours) for ref, ours in rounds]
-  return {"widths": list(widths), "reference": median([ref for ref, _ in rounds]),
-          "gait_jax": median([ours for _, ours in rounds]), "ratios": median(each),
+  each = [ratios(ref, ours) for ref, ours in pairs]
+  return {"widths": list(widths), "reference": median([ref for ref, _ in pairs]),
+          "gait_jax": median([ours for _, ours in pairs]), "ratios": median(each),
           "ratio_range": {k: [min(q[k] for q in each), max(q[k] for q in each)] for k in each[0]},
-          "rounds": [{"reference": ref, "gait_jax": ours, "ratios": q}
-                     for (ref, ours), q in zip(rounds, each)]}
+          "pairs": [{"reference": ref, "gait_jax": ours, "ratios": q}
+                    for (ref, ours), q in zip(pairs, each)]}
 
 
 def table(rows) -> str:
@@ -216,7 +216,7 @@ def table(rows) -> str:
     ref, ours = r["reference"], r["gait_jax"]
     spans = r.get("ratio_range", {})
     q = {k: f"{v:>6.2f}x" + (f" ({spans[k][0]:.2f}-{spans[k][1]:.2f})"
-                             if k in spans and len(r.get("rounds", ())) > 1 else "")
+                             if k in spans and len(r.get("pairs", ())) > 1 else "")
          for k, v in r["ratios"].items()}
     lines += [
         f"{w:>12} {'train step, traced path':>22} {ref['train_step_s']:>12.3f} s "
@@ -261,18 +261,18 @@ def run(args) -> None:
     for widths in s["widths"]:
       spec = dict(channels=list(widths), bins=list(model.bins), out=model.out_channels,
                   path=path, batch=args.batch_p * args.batch_k, batch_k=args.batch_k,
-                  frames=s["frames"], steps=s["steps"], lengths=lengths,
-                  threads=args.threads, bf16=not no_bf16)
-      rounds = alternating_rounds(
-          lambda: reference(python, spec),
-          lambda: gait_jax_process(widths, s, args, data, embed_tree, bf16=not no_bf16),
-          s["rounds"])
-      rows.append(combine(widths, rounds))
+                  frames=s["frames"], lengths=lengths, threads=args.threads, bf16=not no_bf16)
+      answers = _served.interleaved(
+          lambda: start_reference(python, spec),
+          lambda: start_gait_jax(widths, s, args, data, embed_tree, bf16=not no_bf16),
+          s["rounds"], s["pairs"], units(bf16=not no_bf16))
+      rows.append(combine(widths, [figures(ref, ours, widths) for ref, ours in answers]))
   convs = conv_lib.formulation()
   print(f"PyTorch {rows[0]['reference']['torch']} ({rows[0]['reference']['threads']} threads) vs "
         f"gait_jax ({convs} convolutions); SPOSGait_small path {args.path}, train {args.batch_p * args.batch_k} seq x "
         f"{s['frames']} frames, embed {s['sequences']} sequences of {s['lengths'][0]}-"
-        f"{s['lengths'][1]} frames; {s['rounds']} round(s) a row (median, range); machine: "
+        f"{s['lengths'][1]} frames; {s['rounds']} round(s) x {s['pairs']} pairs a row, one unit of "
+        f"each side in turn (median, range); machine: "
         f"{_machine.describe()}")
   print(table(rows))
   if no_bf16:
@@ -283,5 +283,5 @@ def run(args) -> None:
                 f, indent=2)
 
 
-if __name__ == "__main__":  # one row's gait_jax side, for `gait_jax_process`
-  print(json.dumps(_run_job(json.loads(sys.argv[1]))))
+if __name__ == "__main__":  # one row's gait_jax side, for `start_gait_jax`
+  _serve(json.loads(sys.argv[1]))

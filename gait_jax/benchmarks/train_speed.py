@@ -118,18 +118,17 @@ def _time_steps(step, state, loader, mesh, path_of, static_path, steps: int) -> 
           "used": used, "wait": wait, "skipped": skipped}
 
 
-def bench_one(size: str, args, data) -> dict:
+def _build(size: str, args, data):
+  """The config, the compiled-to-be train step and its fresh state, the loader and the paths:
+  what `bench_one` times and `prepare` hands out."""
   import jax  # pylint: disable=g-import-not-at-top
   from gait_jax.training import setup  # pylint: disable=g-import-not-at-top
   from gait_jax import config as config_lib  # pylint: disable=g-import-not-at-top
   from gait_jax.training import optim  # pylint: disable=g-import-not-at-top
   from gait_jax.common import parallel  # pylint: disable=g-import-not-at-top
-  from gait_jax.models import conv as conv_lib  # pylint: disable=g-import-not-at-top
   from gait_jax.data.dataset import GaitDataset  # pylint: disable=g-import-not-at-top
   from gait_jax.data.loader import TrainLoader  # pylint: disable=g-import-not-at-top
-  from gait_jax.models import cost, sample_path  # pylint: disable=g-import-not-at-top
-  from gait_jax.benchmarks import _machine  # pylint: disable=g-import-not-at-top
-  from gait_jax.common import block_cache  # pylint: disable=g-import-not-at-top
+  from gait_jax.models import sample_path  # pylint: disable=g-import-not-at-top
 
   c = reference_config(size, quick=args.quick, batch_p=args.batch_p, batch_k=args.batch_k,
                        frames=args.frames, workers=args.workers, dtype=args.dtype,
@@ -151,8 +150,54 @@ def bench_one(size: str, args, data) -> dict:
   jax.block_until_ready(state)
   init_s = time.perf_counter() - t0
   step = setup.train_step(c, net, opt, mesh, sharding)
-  dataset = GaitDataset(c.data.root, c.data.partition, split="train")
-  loader = TrainLoader(dataset, c.data, seed=0)
+  loader = TrainLoader(GaitDataset(c.data.root, c.data.partition, split="train"), c.data, seed=0)
+  return dict(c=c, net=net, static_path=static_path, path_of=path_of, mesh=mesh, state=state,
+              step=step, loader=loader, init_s=init_s)
+
+
+def prepare(size: str, args, data, batches: int = 4):
+  """One train step compiled and warmed up on `batches` batches drawn ahead, then run on them
+  in turn: a function that runs the next step and returns {"seconds", "ok"} (ok: the loss and
+  gradients were finite). For a side-by-side run one step at a time: no loader threads left
+  working while the other side is timed (the reference times one fixed batch)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from gait_jax.common import parallel  # pylint: disable=g-import-not-at-top
+  from gait_jax.training import step as step_lib  # pylint: disable=g-import-not-at-top
+  b = _build(size, args, data)
+  rep = parallel.replicated(b["mesh"])
+  it = iter(b["loader"])
+  try:
+    drawn = [next(it) for _ in range(batches)]
+  finally:
+    b["loader"].close()
+  inputs = [(parallel.global_batch(batch, b["mesh"], step_lib.DEVICE_KEYS),
+             parallel.global_array(np.asarray(b["static_path"] or b["path_of"](s), np.int32),
+                                   rep)) for s, batch in drawn]
+  compiled = b["step"].lower(b["state"], *inputs[0]).compile()
+  box = {"state": b["state"], "n": 0}
+
+  def run_one() -> dict:
+    t0 = time.perf_counter()
+    box["state"], info = compiled(box["state"], *inputs[box["n"] % batches])
+    jax.block_until_ready(info["ok"])
+    box["n"] += 1
+    return {"seconds": time.perf_counter() - t0, "ok": bool(info["ok"])}
+
+  run_one()  # warm-up, as the reference's side warms up
+  return run_one
+
+
+def bench_one(size: str, args, data) -> dict:
+  import jax  # pylint: disable=g-import-not-at-top
+  from gait_jax.models import conv as conv_lib  # pylint: disable=g-import-not-at-top
+  from gait_jax.models import cost  # pylint: disable=g-import-not-at-top
+  from gait_jax.benchmarks import _machine  # pylint: disable=g-import-not-at-top
+  from gait_jax.common import block_cache  # pylint: disable=g-import-not-at-top
+
+  b = _build(size, args, data)
+  c, net, static_path, path_of, mesh, state, step, loader, init_s = (
+      b[k] for k in ("c", "net", "static_path", "path_of", "mesh", "state", "step", "loader",
+                     "init_s"))
   timing = _time_steps(step, state, loader, mesh, path_of, static_path,
                       args.steps or (3 if args.quick else 10))
   compile_s, memory, times, used, wait = (timing[k] for k in ("compile_s", "memory", "times",

@@ -1,13 +1,14 @@
 """`tools/benchmark.py reference` without PyTorch: its venv is made once from
-requirements-bench.txt (and remade when that changes), and the table's ratios are gait_jax's
-speed over the reference's."""
+requirements-bench.txt (and remade when that changes), the two sides are timed one unit at a
+time in turn, and the table's ratios are gait_jax's speed over the reference's."""
 import argparse
 import os
 import subprocess
+import sys
 
 import pytest
 
-from gait_jax.benchmarks import reference_speed
+from gait_jax.benchmarks import _served, reference_speed
 
 
 def test_bench_venv_is_made_once_and_follows_requirements(tmp_path, monkeypatch):
@@ -68,19 +69,20 @@ def test_bf16_rows_divide_bfloat16_by_bfloat16():
 
 
 def test_settings():
-  args = argparse.Namespace(quick=False, widths="64,128,256;8,16,32", frames=30, steps=5,
+  args = argparse.Namespace(quick=False, widths="64,128,256;8,16,32", frames=30, pairs=8,
                             sequences=24, lengths="40-90", rounds=3)
   s = reference_speed.settings(args)
   assert s["widths"] == [(64, 128, 256), (8, 16, 32)] and s["lengths"] == (40, 90)
-  assert s["rounds"] == 3
+  assert s["rounds"] == 3 and s["pairs"] == 8
   assert reference_speed.settings(argparse.Namespace(quick=True))["widths"] == [(4, 8, 8)]
-  with pytest.raises(SystemExit, match="--rounds=0"):
-    reference_speed.settings(argparse.Namespace(**dict(vars(args), rounds=0)))
+  for flag in ("rounds", "pairs"):
+    with pytest.raises(SystemExit, match=f"--{flag}=0"):
+      reference_speed.settings(argparse.Namespace(**dict(vars(args), **{flag: 0})))
 
 
-def test_rounds_combine_into_medians_of_their_own_ratios():
-  """A row's ratio is the median of each round's side-by-side ratio (not a ratio of medians
-  taken from different rounds), with the range over the rounds."""
+def test_pairs_combine_into_medians_of_their_own_ratios():
+  """A row's ratio is the median of each pair's side-by-side ratio (not a ratio of medians
+  taken at different times), with the range over the pairs."""
   def ref(t, e):
     return {"train_step_s": t, "embed_seq_per_s": e, "torch": "2.13.0+cpu", "threads": 2}
 
@@ -96,50 +98,122 @@ def test_rounds_combine_into_medians_of_their_own_ratios():
   assert row["ratio_range"]["embed"] == pytest.approx([1.0, 4.0])
   assert row["ratios"]["embed"] == pytest.approx(2.0)  # 2, 1, 4
   assert row["reference"]["train_step_s"] == pytest.approx(2.0)
-  assert row["reference"]["torch"] == "2.13.0+cpu" and len(row["rounds"]) == 3
+  assert row["reference"]["torch"] == "2.13.0+cpu" and len(row["pairs"]) == 3
   text = reference_speed.table([row])
   assert "2.00x (1.00-3.00)" in text and "2.00x (1.00-4.00)" in text
   one = reference_speed.combine((64, 128, 256), rounds[:1])
   assert "(" not in reference_speed.table([one]).split("\n")[1]
 
 
-def test_rounds_alternate_who_goes_first_and_keep_each_sides_result():
-  calls = []
+class _FakeSide:
+  """A side that records the commands it was given, in one log shared by both sides."""
 
-  def side(name):
-    def run():
-      calls.append(name)
-      return f"{name}{sum(c == name for c in calls)}"  # the side's own count of its runs
-    return run
+  def __init__(self, name, log):
+    self.name, self.log, self.ready = name, log, {"side": name}
 
-  pairs = reference_speed.alternating_rounds(side("ref"), side("ours"), 3)
-  assert calls == ["ref", "ours", "ours", "ref", "ref", "ours"]
-  assert pairs == [("ref1", "ours1"), ("ref2", "ours2"), ("ref3", "ours3")]
-  assert reference_speed.alternating_rounds(side("ref"), side("ours"), 0) == []
+  def __call__(self, command):
+    self.log.append((self.name, command))
+    return {"seconds": float(len(self.log))}
+
+  def __enter__(self):
+    self.log.append((self.name, "start"))
+    return self
+
+  def __exit__(self, *exc):
+    self.log.append((self.name, "end"))
 
 
-@pytest.mark.parametrize("loss", ["NaN", "Infinity"])
-def test_a_non_finite_reference_loss_is_refused(monkeypatch, loss):
+def test_sides_take_turns_one_unit_at_a_time_and_rounds_start_them_afresh(monkeypatch):
+  monkeypatch.setattr(_served, "PAUSE_S", 0.0)
+  log = []
+  units = [(["train"], ["traced", "static"]), (["embed"], ["embed"])]
+  answers = _served.interleaved(lambda: _FakeSide("ref", log), lambda: _FakeSide("ours", log),
+                                rounds=2, pairs=2, units=units)
+  assert log == [
+      ("ref", "start"), ("ours", "start"),
+      ("ref", "train"), ("ours", "traced"), ("ours", "static"), ("ref", "embed"), ("ours", "embed"),
+      ("ours", "traced"), ("ours", "static"), ("ref", "train"), ("ours", "embed"), ("ref", "embed"),
+      ("ours", "end"), ("ref", "end"),
+      ("ref", "start"), ("ours", "start"),
+      ("ref", "train"), ("ours", "traced"), ("ours", "static"), ("ref", "embed"), ("ours", "embed"),
+      ("ours", "traced"), ("ours", "static"), ("ref", "train"), ("ours", "embed"), ("ref", "embed"),
+      ("ours", "end"), ("ref", "end")]
+  assert len(answers) == 4
+  ref, ours = answers[1]
+  assert ref["ready"] == {"side": "ref"} and ours["ready"] == {"side": "ours"}
+  assert set(ref) == {"ready", "train", "embed"} and set(ours) == {"ready", "traced", "static",
+                                                                   "embed"}
+  assert ref["train"]["seconds"] == 10.0 and ours["traced"]["seconds"] == 8.0  # the log's count
+
+
+def _answers(loss=0.19, ok=True, bf16=False):
+  ref = {"ready": {"torch": "2.13.0+cpu", "threads": 2, "sequences": 24},
+         "train": {"seconds": 2.0, "loss": loss}, "embed": {"seconds": 4.0}}
+  ours = {"ready": {}, "traced": {"seconds": 1.0, "ok": ok}, "static": {"seconds": 0.8, "ok": True},
+          "embed": {"seconds": 2.0}}
+  if bf16:
+    ref.update(train_bf16={"seconds": 1.5, "loss": loss}, embed_bf16={"seconds": 3.0})
+    ours.update(traced_bf16={"seconds": 0.75, "ok": True}, static_bf16={"seconds": 0.5, "ok": True},
+                embed_bf16={"seconds": 1.0})
+    ours["ready"]["embed_bf16_deviation"] = 1.5e-3
+  return ref, ours
+
+
+def test_a_pairs_answers_become_the_tables_figures():
+  ref, ours = reference_speed.figures(*_answers(bf16=True), (8, 16, 32))
+  assert ref == {"torch": "2.13.0+cpu", "threads": 2, "train_step_s": 2.0, "loss": 0.19,
+                 "embed_seq_per_s": 6.0, "train_bf16_step_s": 1.5, "loss_bf16": 0.19,
+                 "embed_bf16_seq_per_s": 8.0}
+  assert ours == {"traced_step_s": 1.0, "static_step_s": 0.8, "embed_seq_per_s": 12.0,
+                  "traced_bf16_step_s": 0.75, "static_bf16_step_s": 0.5,
+                  "embed_bf16_seq_per_s": 24.0, "embed_bf16_deviation": 1.5e-3}
+  assert reference_speed.ratios(ref, ours)["train_static"] == pytest.approx(2.5)
+
+
+@pytest.mark.parametrize("loss", [float("nan"), float("inf")])
+def test_a_non_finite_reference_loss_is_refused(loss):
   """Its timing would be of NaN arithmetic (tools/reference_torch.py once computed the triplet
   distances' square root with clamp, whose backward made every gradient NaN at step 1)."""
-  out = '{"torch": "2.13.0+cpu", "threads": 2, "train_step_s": 1.0, "embed_seq_per_s": 5.0, ' \
-        f'"loss": {loss}}}\n'
-  monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, out, ""))
   with pytest.raises(SystemExit, match="loss is .* not finite"):
-    reference_speed.reference("python", {"steps": 5, "channels": [8, 16, 32]})
-  finite = out.replace(loss, "0.19")
-  monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, finite, ""))
-  assert reference_speed.reference("python", {"steps": 5, "channels": [8, 16, 32]})["loss"] == 0.19
+    reference_speed.figures(*_answers(loss=loss), (8, 16, 32))
   # The bfloat16 (autocast) training run is held to the same rule when it was asked for.
-  half = finite.replace("}", f', "loss_bf16": {loss}}}')
-  monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, half, ""))
+  ref, ours = _answers(bf16=True)
+  ref["train_bf16"]["loss"] = loss
   with pytest.raises(SystemExit, match="loss in bf16 is .* not finite"):
-    reference_speed.reference("python", {"steps": 5, "channels": [8, 16, 32], "bf16": True})
+    reference_speed.figures(ref, ours, (8, 16, 32))
 
 
-def test_gait_jax_row_in_a_fresh_process_reports_every_figure(tmp_path, monkeypatch):
-  """gait_jax's side of a row, run as the benchmark runs it (a child process), returns the
-  figures the table divides: the median train steps and the embedding rate."""
+def test_a_skipped_gait_jax_step_is_refused():
+  with pytest.raises(SystemExit, match="traced.*non-finite loss or gradient"):
+    reference_speed.figures(*_answers(ok=False), (8, 16, 32))
+
+
+_CHILD = """
+import sys
+sys.path.insert(0, {repo!r})
+from gait_jax.benchmarks import _served
+print("a library's own line on stdout")
+_served.answer_commands({{"unit": lambda: {{"seconds": 0.5}},
+                          "die": lambda: sys.exit(3)}}, {{"ready": True}})
+"""
+
+
+def test_a_side_skips_other_output_and_a_dying_side_is_one_clear_error(tmp_path):
+  from conftest import REPO
+  argv = [sys.executable, "-c", _CHILD.format(repo=REPO)]
+  with _served.Side(argv, "the test side") as side:
+    assert side.ready == {"ready": True}
+    assert side("unit") == {"seconds": 0.5} and side("unit") == {"seconds": 0.5}
+    with pytest.raises(SystemExit, match="the test side: its process ended .*exit status 3"):
+      side("die")
+  with _served.Side(argv, "the test side") as side:
+    with pytest.raises(SystemExit, match="unknown command 'nope'"):
+      side("nope")
+
+
+def test_gait_jax_side_in_a_fresh_process_answers_every_unit(tmp_path, monkeypatch):
+  """gait_jax's side of a row, run as the benchmark runs it (a child process), answers each
+  unit the table divides: the train steps (finite) and the embedding pass."""
   monkeypatch.delenv("XLA_FLAGS", raising=False)  # the child on one CPU device, as the benchmark
   from gait_jax.benchmarks import embed_speed
   from gait_jax.synthetic import walkers
@@ -148,7 +222,11 @@ def test_gait_jax_row_in_a_fresh_process_reports_every_figure(tmp_path, monkeypa
   root = str(tmp_path / "embed")
   embed_tree = (root, embed_speed._write_tree(root, [8, 12, 9]))  # pylint: disable=protected-access
   args = argparse.Namespace(path="0,5,0,1", batch_p=2, batch_k=2)
-  ours = reference_speed.gait_jax_process((4, 8, 8), {"frames": 6, "steps": 2}, args, data,
-                                          embed_tree, bf16=False)
-  assert set(ours) == {"traced_step_s", "static_step_s", "embed_seq_per_s"}
-  assert all(0 < v < 600 for v in ours.values()), ours
+  with reference_speed.start_gait_jax((4, 8, 8), {"frames": 6}, args, data, embed_tree,
+                                      bf16=False) as side:
+    assert side.ready == {"ready": True}
+    for _ in range(2):
+      for kind in ("traced", "static"):
+        answer = side(kind)
+        assert answer["ok"] is True and 0 < answer["seconds"] < 600, answer
+      assert 0 < side("embed")["seconds"] < 600
