@@ -51,7 +51,7 @@ def _write_tree(root: str, lengths, seed: int = 0) -> str:
 
 
 def _build(size: str, args, root: str, partition: str):
-  """(config, path, model, variables, dataset, a function embedding the whole dataset once)."""
+  """(config, path, dataset, a function that embeds the whole dataset once)."""
   from gait_jax import config as config_lib  # pylint: disable=g-import-not-at-top
   from gait_jax.common import parallel  # pylint: disable=g-import-not-at-top
   from gait_jax.data.dataset import GaitDataset  # pylint: disable=g-import-not-at-top

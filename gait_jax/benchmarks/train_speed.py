@@ -151,8 +151,8 @@ def _build(size: str, args, data):
   init_s = time.perf_counter() - t0
   step = setup.train_step(c, net, opt, mesh, sharding)
   loader = TrainLoader(GaitDataset(c.data.root, c.data.partition, split="train"), c.data, seed=0)
-  return dict(c=c, net=net, static_path=static_path, path_of=path_of, mesh=mesh, state=state,
-              step=step, loader=loader, init_s=init_s)
+  return dict(c=c, net=net, fixed=fixed, static_path=static_path, path_of=path_of, mesh=mesh,
+              state=state, step=step, loader=loader, init_s=init_s)
 
 
 def prepare(size: str, args, data, batches: int = 4):
@@ -195,9 +195,9 @@ def bench_one(size: str, args, data) -> dict:
   from gait_jax.common import block_cache  # pylint: disable=g-import-not-at-top
 
   b = _build(size, args, data)
-  c, net, static_path, path_of, mesh, state, step, loader, init_s = (
-      b[k] for k in ("c", "net", "static_path", "path_of", "mesh", "state", "step", "loader",
-                     "init_s"))
+  c, net, fixed, static_path, path_of, mesh, state, step, loader, init_s = (
+      b[k] for k in ("c", "net", "fixed", "static_path", "path_of", "mesh", "state", "step",
+                     "loader", "init_s"))
   timing = _time_steps(step, state, loader, mesh, path_of, static_path,
                       args.steps or (3 if args.quick else 10))
   compile_s, memory, times, used, wait = (timing[k] for k in ("compile_s", "memory", "times",
