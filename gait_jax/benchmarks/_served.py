@@ -22,7 +22,7 @@ PAUSE_S = 0.05
 
 
 def say(record: dict) -> None:
-  """A side's answer (the reference's side, in PyTorch's venv, has its own copy)."""
+  """A side's answer to the benchmark (the reference's side loads this file by its path)."""
   print(MARKER + json.dumps(record), flush=True)
 
 
