@@ -86,17 +86,14 @@ def _time_steps(step, state, loader, mesh, path_of, static_path, steps: int) -> 
   """Compiles the step ahead of time (the executable reports XLA's own memory figures, and the
   timed steps reuse exactly what was measured), runs one warm-up step, then times `steps`."""
   import jax  # pylint: disable=g-import-not-at-top
-  from gait_jax.common import parallel  # pylint: disable=g-import-not-at-top
   from gait_jax.training import step as step_lib  # pylint: disable=g-import-not-at-top
-  rep = parallel.replicated(mesh)
   it = iter(loader)
   wait = 0.0
   times, used = [], []
   skipped = 0
   try:
     s, batch = next(it)
-    args0 = (state, parallel.global_batch(batch, mesh, step_lib.DEVICE_KEYS),
-             parallel.global_array(np.asarray(path_of(s), np.int32), rep))
+    args0 = (state, *step_lib.device_inputs(batch, path_of(s), mesh))
     t0 = time.perf_counter()
     compiled = step.lower(*args0).compile()
     compile_s = time.perf_counter() - t0
@@ -107,8 +104,7 @@ def _time_steps(step, state, loader, mesh, path_of, static_path, steps: int) -> 
       s, batch = next(it)
       wait += time.perf_counter() - t_wait
       used.append(path_of(s) if static_path is None else static_path)
-      path = parallel.global_array(np.asarray(used[-1], np.int32), rep)
-      state, info = compiled(state, parallel.global_batch(batch, mesh, step_lib.DEVICE_KEYS), path)
+      state, info = compiled(state, *step_lib.device_inputs(batch, used[-1], mesh))
       jax.block_until_ready(info["ok"])
       times.append(time.perf_counter() - t_wait)
       skipped += not bool(info["ok"])  # a non-finite loss or gradient: the update was skipped
@@ -161,18 +157,15 @@ def prepare(size: str, args, data, batches: int = 4):
   gradients were finite). For a side-by-side run one step at a time: no loader threads left
   working while the other side is timed (the reference times one fixed batch)."""
   import jax  # pylint: disable=g-import-not-at-top
-  from gait_jax.common import parallel  # pylint: disable=g-import-not-at-top
   from gait_jax.training import step as step_lib  # pylint: disable=g-import-not-at-top
   b = _build(size, args, data)
-  rep = parallel.replicated(b["mesh"])
   it = iter(b["loader"])
   try:
     drawn = [next(it) for _ in range(batches)]
   finally:
     b["loader"].close()
-  inputs = [(parallel.global_batch(batch, b["mesh"], step_lib.DEVICE_KEYS),
-             parallel.global_array(np.asarray(b["static_path"] or b["path_of"](s), np.int32),
-                                   rep)) for s, batch in drawn]
+  inputs = [step_lib.device_inputs(batch, b["static_path"] or b["path_of"](s), b["mesh"])
+            for s, batch in drawn]
   compiled = b["step"].lower(b["state"], *inputs[0]).compile()
   box = {"state": b["state"], "n": 0}
 

@@ -27,7 +27,6 @@ from absl import logging
 from gait_jax import config as config_lib
 from gait_jax.common import checkpoint as ckpt_lib
 from gait_jax.common import metric_writer
-from gait_jax.common import parallel
 from gait_jax.models import space
 from gait_jax.training import boundaries
 from gait_jax.training import reporting
@@ -164,9 +163,7 @@ def dispatch(run: Run, train_step, state: ts.TrainState, attempt: int):
   c = run.config
   path = run.net.fixed or space.PATH_SAMPLERS[c.train.path_sampler](c.model.choice_max_num,
                                                                       c.seed, attempt)
-  device_batch = parallel.global_batch(batch, run.mesh, step_lib.DEVICE_KEYS)
-  path_arr = parallel.global_array(np.asarray(path, np.int32), parallel.replicated(run.mesh))
-  state, info = train_step(state, device_batch, path_arr)
+  state, info = train_step(state, *step_lib.device_inputs(batch, path, run.mesh))
   return state, info, Last(tuple(path), batch)
 
 

@@ -15,6 +15,7 @@ from typing import Callable, Dict, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from clu import metrics as clu_metrics
 
 from gait_jax.common import parallel
@@ -161,6 +162,13 @@ def jit_train_step(step_fn, mesh, state_sharding, batch_keys=DEVICE_KEYS):
   rep = parallel.replicated(mesh)
   return jax.jit(step_fn, in_shardings=(state_sharding, {k: data for k in batch_keys}, rep),
                  out_shardings=(state_sharding, rep), donate_argnums=0)
+
+
+def device_inputs(batch, path, mesh):
+  """A host batch and its path as the jitted step takes them: (the batch's DEVICE_KEYS sharded
+  on "data", the path as an int32 array replicated)."""
+  return (parallel.global_batch(batch, mesh, DEVICE_KEYS),
+          parallel.global_array(np.asarray(path, np.int32), parallel.replicated(mesh)))
 
 
 

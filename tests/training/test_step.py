@@ -41,9 +41,7 @@ def _setup(model, mesh, fixed=None, float16=False, optim_cfg=None):
 
 
 def _run(step, state, batch, path, mesh):
-  b = mesh_lib.global_batch(batch, mesh, train.DEVICE_KEYS)
-  p = mesh_lib.global_array(np.asarray(path, np.int32), mesh_lib.replicated(mesh))
-  return step(state, b, p)
+  return step(state, *train.device_inputs(batch, path, mesh))
 
 
 @pytest.fixture(scope="module")
