@@ -135,9 +135,9 @@ def start_gait_jax(widths, s: dict, args, data: dict, embed_tree, bf16: bool) ->
 def _serve(job: dict, commands=None) -> None:
   """The child's side of `start_gait_jax`: every unit compiled and warmed up, then served."""
   from gait_jax.benchmarks import embed_speed, train_speed  # pylint: disable=g-import-not-at-top
-  common = dict(quick=False, models="small", batch_p=job["batch_p"], batch_k=job["batch_k"],
-                frames=job["frames"], steps=0, dtype="float32", workers=2, remat="off",
-                path=job["path"], peak_gflops=0.0, channels=",".join(map(str, job["widths"])))
+  common = dict(quick=False, batch_p=job["batch_p"], batch_k=job["batch_k"],
+                frames=job["frames"], dtype="float32", workers=2, remat="off", path=job["path"],
+                channels=",".join(map(str, job["widths"])))
   embed_args = dict(path=job["path"], batch=8, repeats=1, channels=common["channels"])
   served, embeddings = {}, {}
   for half in ((False, True) if job["bf16"] else (False,)):
