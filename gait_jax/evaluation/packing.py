@@ -46,7 +46,8 @@ def short_clip(frames: np.ndarray) -> np.ndarray:
   length = frames.shape[0]
   if length == 0:
     raise ValueError("sequence of 0 frames: expected at least one")
-  return frames[np.arange(int(tiled_length(length))) % length]
+  tiled = int(tiled_length(length))
+  return frames if tiled == length else frames[np.arange(tiled) % length]
 
 
 def slot_length(length: int) -> int:
