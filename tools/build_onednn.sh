@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds gait_jax/models/_onednn_conv3d.so: oneDNN's 3-D convolutions as XLA:CPU custom calls
 # (gait_jax/models/onednn_conv3d.cc), and the uninitialised buffers of the traced choice layers'
-# switch residuals (gait_jax/models/uninitialized.cc), against the onednn-cpu-gomp wheels of
+# switch residuals (gait_jax/models/uninitialized.cc) and the small network's first stage at
+# inference in one pass (gait_jax/models/first_stage.cc), against the onednn-cpu-gomp wheels of
 # requirements-onednn.txt and the XLA FFI headers jaxlib ships. Run by the set-up
 # (tools/_venv.sh); rebuilds only when the source, the wheels or jaxlib change.
 # Never fails the set-up: where it cannot build (not Linux x86-64, no C++ compiler, no wheels),
@@ -19,7 +20,7 @@ NATIVE_INSTEAD="gait_jax uses XLA's convolutions"
 [ -x "$PY" ] || native_skip "no .venv"
 jaxlib="$("$PY" -c 'import jaxlib; print(jaxlib.__version__)' 2>/dev/null)" \
   || native_skip "no jaxlib"
-native_current "$(cat "${SRCS[@]}" requirements-onednn.txt | sha256sum | cut -d' ' -f1)-jaxlib-$jaxlib"
+native_current "$(cat "${SRCS[@]}" gait_jax/models/first_stage.cc requirements-onednn.txt | sha256sum | cut -d' ' -f1)-jaxlib-$jaxlib"
 command -v "$CXX" >/dev/null 2>&1 || native_skip "no C++ compiler ($CXX)"
 
 "$PY" -m pip install -q -r requirements-onednn.txt 2>/dev/null \
@@ -30,7 +31,12 @@ FFI_INC="$("$PY" -c 'import jax.ffi; print(jax.ffi.include_dir())')" \
 [ -f "$VENV_ROOT/include/oneapi/dnnl/dnnl.hpp" ] \
   || native_skip "no oneDNN headers in $VENV_ROOT/include"
 # The headers are system headers (-isystem): their own warnings are not ours.
-native_compile "$CXX" -O2 -std=c++17 -shared -fPIC -isystem "$FFI_INC" \
-  -isystem "$VENV_ROOT/include" "${SRCS[@]}" -o "$NATIVE_TMP" -L"$VENV_ROOT/lib" \
-  -l:libdnnl.so.3 -Wl,-rpath,"$VENV_ROOT/lib"
+# The first stage's kernel is AVX2 + FMA code (first_stage.py calls it only where the CPU lists
+# both); everything else stays plain x86-64.
+native_compile "$CXX" -O2 -std=c++17 -fopenmp -mavx2 -mfma -fPIC -isystem "$FFI_INC" \
+  -c gait_jax/models/first_stage.cc -o "$NATIVE_TMP.o"
+native_compile "$CXX" -O2 -std=c++17 -fopenmp -shared -fPIC -isystem "$FFI_INC" \
+  -isystem "$VENV_ROOT/include" "${SRCS[@]}" "$NATIVE_TMP.o" -o "$NATIVE_TMP" \
+  -L"$VENV_ROOT/lib" -l:libdnnl.so.3 -Wl,-rpath,"$VENV_ROOT/lib"
+rm -f "$NATIVE_TMP.o"
 native_install

@@ -72,8 +72,14 @@ class BatchNorm(nn.Module):
       return y.astype(x.dtype)
     if gain is not None:
       xf = xf * at_least_float32(gain)
-    y = (xf - ra_mean.value) * (scale * jax.lax.rsqrt(ra_var.value + self.eps)) + bias
+    y = (xf - ra_mean.value) * inference_scale(scale, ra_var.value, self.eps) + bias
     return y.astype(x.dtype)
+
+
+def inference_scale(scale: jax.Array, var: jax.Array, eps: float = BN_EPS) -> jax.Array:
+  """The factor of inference BN, `(x − running mean) · factor + bias` (also the native first
+  stage's, `first_stage.py`)."""
+  return scale * jax.lax.rsqrt(var + eps)
 
 
 def _position_sum(*arrays: jax.Array):

@@ -137,6 +137,11 @@ def export_form():
     _EXPORT_FORM.reset(token)
 
 
+def in_export_form() -> bool:
+  """Whether the model is being traced for an ONNX export (`export_form`)."""
+  return _EXPORT_FORM.get()
+
+
 def _exp_log_power(x: jax.Array, p: jax.Array) -> jax.Array:
   """x ** p for x > 0 (GeM's inputs are clamped to eps and divided by their maximum)."""
   return jnp.exp(p * jnp.log(x))

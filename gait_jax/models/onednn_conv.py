@@ -48,6 +48,23 @@ def register_targets(targets) -> ctypes.CDLL:
 
 
 @functools.cache
+def registered(targets: tuple, instead: str) -> bool:
+  """Whether `targets` ((custom-call name, FFI handler symbol), ...) are registered with XLA:CPU
+  from the library; where it is not built or lacks them, False and one log line saying what
+  runs `instead`. Once per process and set of targets."""
+  path = library_path()
+  if not path.is_file():
+    logging.info("%s (%s not built; `bash tools/build_onednn.sh` builds it)", instead, path)
+    return False
+  try:
+    register_targets(dict(targets))
+  except (OSError, AttributeError) as e:
+    logging.warning("%s (%s: %s)", instead, path, e)
+    return False
+  return True
+
+
+@functools.cache
 def version() -> str | None:
   """The loaded oneDNN's version ("3.2.0"), or None where the library is unavailable (logged
   once, with the reason)."""

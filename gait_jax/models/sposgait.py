@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gait_jax.models import first_stage
 from gait_jax.models import space as space_lib
 from gait_jax.models.space import NUM_CHANNELS, STAGES
 from gait_jax.models.candidates import ChoiceLayer, NUM_CANDIDATES
@@ -72,21 +73,9 @@ class SPOSGait(nn.Module):
 
     pos = 0
     for stage in STAGES[self.model_name]:
-      identity = x
-      for name, ch, flg_relu in stage.layers:
-        choices = (tuple(range(NUM_CANDIDATES)) if self.fixed_path is None
-                   else (self.fixed_path[pos],))
-        layer = ChoiceLayer(self.channels[ch], flg_relu, choices, self.dtype, remat=self.remat,
-                            name=name)
-        x = layer(x, path[pos], mask, train=train)
-        pos += 1
+      x = self._stage(stage, x, path[pos:pos + len(stage.layers)], pos, mask, train)
+      pos += len(stage.layers)
       out_c = self.channels[stage.layers[-1][1]]
-      x = x + ConvBN(out_c, self.dtype, name=f"downsample{stage.index}")(
-          identity, mask, train=train)
-      if stage.relu:
-        x = nn.relu(x)
-      if stage.pool:
-        x = max_pool_hw(x)
       if stage.lta_after and segments is not None:
         x, segments, mask = LTA(out_c, self.dtype, name="LTA")(x, segments=segments)
       elif stage.lta_after:
@@ -109,6 +98,29 @@ class SPOSGait(nn.Module):
     if segments is not None:
       out = {k: v.reshape((sils.shape[0], num_segments) + v.shape[1:]) for k, v in out.items()}
     return out
+
+  def _stage(self, stage, x, path, pos: int, mask, train: bool):
+    """Stage `stage`'s layers (`path`: their candidates; `pos`: the first one's place in the
+    whole path), its downsample branch, ReLU and pooling."""
+    # The candidates known at trace time: a static path's, or a fixed-path model's own.
+    ops = (tuple(self.fixed_path[pos:pos + len(stage.layers)]) if self.fixed_path is not None
+           else path if _is_static(path) else None)
+    if (ops is not None and not self.is_initializing()
+        and first_stage.applies(stage, ops, x, train, self.dtype)):
+      return first_stage.apply(self.variables, stage, ops[0], x, mask)
+    identity = x
+    for k, (name, ch, flg_relu) in enumerate(stage.layers):
+      choices = (tuple(range(NUM_CANDIDATES)) if self.fixed_path is None
+                 else (self.fixed_path[pos + k],))
+      layer = ChoiceLayer(self.channels[ch], flg_relu, choices, self.dtype, remat=self.remat,
+                          name=name)
+      x = layer(x, path[k], mask, train=train)
+    out_c = self.channels[stage.layers[-1][1]]
+    x = x + ConvBN(out_c, self.dtype, name=f"downsample{stage.index}")(
+        identity, mask, train=train)
+    if stage.relu:
+      x = nn.relu(x)
+    return max_pool_hw(x) if stage.pool else x
 
   def check_runs(self, path) -> None:
     """A fixed-path model holds only its own candidates: any other concrete path would run

@@ -25,8 +25,6 @@ Only numeric and bool residuals outside shard_map get the custom call; others ke
 from __future__ import annotations
 
 import contextlib
-import functools
-import logging
 import os
 
 import jax
@@ -51,19 +49,8 @@ def _hook():
     return None
 
 
-@functools.cache
 def _registered() -> bool:
-  path = onednn_conv.library_path()
-  if not path.is_file():
-    logging.info("switch residuals zero-filled (%s not built; `bash tools/build_onednn.sh` "
-                 "builds it)", path)
-    return False
-  try:
-    onednn_conv.register_targets(dict(_TARGETS.values()))
-  except (OSError, AttributeError) as e:
-    logging.warning("switch residuals zero-filled (%s: %s)", path, e)
-    return False
-  return True
+  return onednn_conv.registered(tuple(_TARGETS.values()), "switch residuals zero-filled")
 
 
 def fill() -> str:

@@ -88,7 +88,7 @@ def test_the_context_restores_jax_zeros_even_after_an_error(monkeypatch):
 def test_without_the_library_jax_zeros_stay_and_one_line_says_why(monkeypatch, tmp_path, caplog):
   monkeypatch.setenv(onednn_conv.LIB_ENV_VAR, str(tmp_path / "missing.so"))
   monkeypatch.setattr(jax, "device_count", lambda: 1)
-  switch_residuals._registered.cache_clear()
+  onednn_conv.registered.cache_clear()
   try:
     with caplog.at_level(logging.INFO):
       assert switch_residuals.fill() == "zeros"
@@ -100,7 +100,7 @@ def test_without_the_library_jax_zeros_stay_and_one_line_says_why(monkeypatch, t
       with pytest.raises(ValueError, match=f"{forced}: unavailable: .*missing.so.*build_onednn"):
         switch_residuals.fill()
   finally:
-    switch_residuals._registered.cache_clear()
+    onednn_conv.registered.cache_clear()
 
 
 def test_a_bad_mode_names_the_variable(monkeypatch):

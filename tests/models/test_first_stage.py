@@ -1,0 +1,182 @@
+"""The small network's first stage at inference as one native pass (`first_stage.py`): the same
+embeddings as XLA's route for every single-convolution stem candidate, widths that fill and do
+not fill a channel block, padded and packed rows and odd frame sizes; XLA's route wherever the
+pass does not apply; one log line and XLA's route without the library."""
+import logging
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from gait_jax.evaluation import packing
+from gait_jax.models import build_model, conv, first_stage, init_variables, layers, onednn_conv
+from helpers import assert_close
+
+BUILT = onednn_conv.library_path().is_file()
+built = pytest.mark.skipif(not BUILT,
+                           reason="the library is not built here (tools/build_onednn.sh)")
+TARGET = first_stage._TARGETS[0][0]
+
+
+def small_model(c0, fixed_path=None, dtype=jnp.float32):
+  cfg = ml_collections.ConfigDict(dict(
+      name="sposgait_small", channels=(c0, 8, 8), bins=(4, 2, 1), parts=7, out_channels=8,
+      class_num=5, choice_max_num=(6,) * 4))
+  return build_model(cfg, bnneck=False, fixed_path=fixed_path, dtype=dtype)
+
+
+def variables_of(model, seed, h, w):
+  """Reference-initialised weights with non-trivial BN statistics, scales and biases."""
+  v = init_variables(model, seed, height=h, width=w)
+  rng = np.random.default_rng(seed)
+
+  def draw(path, leaf):
+    name = path[-1].key
+    if name in ("mean", "bias"):
+      return jnp.asarray(rng.normal(0, 0.3, leaf.shape), jnp.float32)
+    if name in ("var", "scale"):
+      return jnp.asarray(rng.uniform(0.5, 2.0, leaf.shape), jnp.float32)
+    return leaf
+  return jax.tree_util.tree_map_with_path(draw, v)
+
+
+def sils(n, t, h, w, seed):
+  rng = np.random.default_rng(seed)
+  return jnp.asarray((rng.random((n, t, h, w)) < 0.3) * 255.0, jnp.float32)
+
+
+def run(monkeypatch, mode, fn, *args):
+  """(fn(*args), its compiled HLO text) with the first stage `mode` ("auto" or "xla")."""
+  monkeypatch.setenv(conv.ENV_VAR, "onednn")
+  monkeypatch.setenv(first_stage.ENV_VAR, mode)
+  # A fresh function each time: JAX caches traces by function, and the mode is read at trace.
+  lowered = jax.jit(lambda *a: fn(*a)).lower(*args)
+  return lowered.compile()(*args), lowered.as_text()
+
+
+@built
+@pytest.mark.parametrize("op,c0,hw", [(0, 8, (32, 22)), (1, 12, (32, 22)), (2, 16, (33, 23)),
+                                      (0, 5, (17, 9))])
+def test_embeddings_equal_xla_route(monkeypatch, op, c0, hw):
+  """Padded rows (one with a short clip the reference tiles) and packed rows alike."""
+  path = (op, 5, 2, 4)
+  model = small_model(c0, fixed_path=path)
+  h, w = hw
+  v = variables_of(model, op + c0, h, w)
+  x, lengths = sils(3, 12, h, w, seed=1), jnp.array([12, 7, 2], jnp.int32)
+
+  def padded(v, x, lengths):
+    return model.apply(v, x, path, lengths)["embeddings"]
+
+  fused, text = run(monkeypatch, "auto", padded, v, x, lengths)
+  plain, plain_text = run(monkeypatch, "xla", padded, v, x, lengths)
+  assert TARGET in text and TARGET not in plain_text
+  assert np.all(np.isfinite(fused))
+  assert_close(fused, plain, rtol=1e-5)
+
+  seqs = [np.asarray(sils(1, t, h, w, seed=10 + t)[0]) for t in (9, 5, 2)]
+  placed, offset = [[]], 0
+  for i, seq in enumerate(seqs):
+    placed[0].append((i, packing.short_clip(seq), offset))
+    offset += packing.slot_length(packing.short_clip(seq).shape[0])
+  rows, segments = (jnp.asarray(a) for a in packing.layout(placed, 24))
+  num = packing.max_segments(24)
+
+  def packed(v, rows, segments):  # the embed mode's call: the path traced
+    return model.apply(v, rows, jnp.asarray(path, jnp.int32), segments=segments,
+                       num_segments=num)["embeddings"]
+
+  fused, text = run(monkeypatch, "auto", packed, v, rows, segments)
+  plain, _ = run(monkeypatch, "xla", packed, v, rows, segments)
+  assert TARGET in text
+  assert_close(fused, plain, rtol=1e-5)
+
+
+@built
+def test_xla_route_where_it_does_not_apply(monkeypatch):
+  h, w = 16, 12
+  x = sils(2, 6, h, w, seed=2)
+  supernet = small_model(8)
+  v = variables_of(supernet, 0, h, w)
+  cases = {
+      "training (batch statistics)": lambda v, x: supernet.apply(
+          v, x, (0, 1, 2, 3), train=True, mutable=["batch_stats"])[0]["embeddings"],
+      "a traced path on a supernet": lambda v, x: supernet.apply(
+          v, x, jnp.array([0, 1, 2, 3], jnp.int32))["embeddings"],
+      "a two-convolution stem candidate": lambda v, x: supernet.apply(
+          v, x, (3, 1, 2, 3))["embeddings"],
+  }
+  for why, fn in cases.items():
+    _, text = run(monkeypatch, "auto", fn, v, x)
+    assert TARGET not in text, why
+  _, text = run(monkeypatch, "auto", lambda v, x: supernet.apply(v, x, (0, 1, 2, 3))["embeddings"],
+                v, x)
+  assert TARGET in text  # the same network where it applies
+  with layers.export_form():
+    _, text = run(monkeypatch, "auto",
+                  lambda v, x: supernet.apply(v, x, (0, 1, 2, 3))["embeddings"], v, x)
+  assert TARGET not in text, "an ONNX export"
+  half = small_model(8, dtype=jnp.bfloat16)
+  _, text = run(monkeypatch, "auto", lambda v, x: half.apply(v, x, (0, 1, 2, 3))["embeddings"],
+                v, x)
+  assert TARGET not in text, "bfloat16 compute"
+  monkeypatch.setenv(conv.ENV_VAR, "fold")
+  assert not first_stage.enabled(), "XLA's convolutions"
+
+
+def test_without_the_library_xla_route_and_one_line(monkeypatch, tmp_path, caplog):
+  monkeypatch.setenv(onednn_conv.LIB_ENV_VAR, str(tmp_path / "missing.so"))
+  monkeypatch.setenv(conv.ENV_VAR, "auto")
+  monkeypatch.setattr(jax, "device_count", lambda: 1)
+  onednn_conv.version.cache_clear()
+  onednn_conv.registered.cache_clear()
+  try:
+    with caplog.at_level(logging.INFO):
+      assert not first_stage.enabled()
+      model = small_model(8, fixed_path=(0, 1, 2, 3))
+      v = variables_of(model, 0, 16, 12)
+      text = jax.jit(lambda v, x: model.apply(v, x)["embeddings"]).lower(
+          v, sils(1, 6, 16, 12, seed=0)).as_text()
+    assert TARGET not in text
+    lines = [r.getMessage() for r in caplog.records if "missing.so" in r.getMessage()]
+    assert len(lines) == 1 and "build_onednn.sh" in lines[0]  # oneDNN's line: decided once
+  finally:
+    monkeypatch.delenv(onednn_conv.LIB_ENV_VAR)
+    onednn_conv.version.cache_clear()
+    onednn_conv.registered.cache_clear()
+
+
+def test_a_bad_mode_names_the_variable(monkeypatch):
+  monkeypatch.setenv(first_stage.ENV_VAR, "fast")
+  with pytest.raises(ValueError, match="GAIT_JAX_FIRST_STAGE='fast'.*auto, xla"):
+    first_stage.enabled()
+
+
+@built
+def test_native_pass_equals_its_reference_and_has_its_gradient(monkeypatch):
+  """`first_stage.reference` (XLA's ops) is what the pass computes, and its gradient is the
+  pass's: an eval-mode forward stays differentiable."""
+  monkeypatch.setenv(conv.ENV_VAR, "onednn")
+  rng = np.random.default_rng(4)
+  x = jnp.asarray(rng.random((2, 7, 10, 8)) < 0.4, jnp.float32)
+  mask = jnp.asarray([[1] * 7, [1] * 5 + [0] * 2], jnp.float32)
+  x = x * mask[:, :, None, None]
+  kernel = jnp.asarray(rng.normal(size=(3, 3, 1, 1, 11)), jnp.float32)
+  stem = jnp.asarray(np.stack([rng.normal(size=11), rng.uniform(0.5, 2, 11),
+                               rng.normal(size=11)]), jnp.float32)
+  down = jnp.asarray(np.stack([rng.normal(size=11), rng.normal(size=11),
+                               rng.uniform(0.5, 2, 11), rng.normal(size=11)]), jnp.float32)
+  args = (x, mask, kernel, stem, down)
+  got = jax.jit(first_stage._native)(*args)
+  want = jax.jit(first_stage.reference)(*args)
+  assert got.shape == (2, 7, 5, 4, 11)
+  assert_close(got, want, rtol=1e-6)
+
+  def loss(f):
+    return lambda k, s, d: jnp.sum(f(x, mask, k, s, d) * jnp.linspace(-1, 1, 11))
+  g_native = jax.jit(jax.grad(loss(first_stage._native), argnums=(0, 1, 2)))(kernel, stem, down)
+  g_ref = jax.jit(jax.grad(loss(first_stage.reference), argnums=(0, 1, 2)))(kernel, stem, down)
+  for a, b in zip(g_native, g_ref):
+    assert_close(a, b, rtol=1e-6)
