@@ -59,15 +59,10 @@ std::vector<float> Blocks(const float* src, int64_t c, int64_t rows) {
   return out;
 }
 
-// N adjacent pooling windows of one channel block: their 4·N stem outputs summed tap by tap,
-// then BN, mask, ReLU, the downsample's BN, the sum, ReLU and the window maximum. Each input
-// value is broadcast once per window row and used by every tap that reads it (loads, not
-// multiplications, bounded the one-window-per-tap form); the 4·N sums are independent chains.
-// `corner`: the first window's top-left input in the padded frames (row stride wp, frame
-// stride hp·wp); `xc`: the same pixel in the unpadded centre frame, read by the downsample.
-// Every index into the sums is a template constant (the tap loops below are unrolled by
-// expansion, not by the optimiser), so that the sums live in registers: written as loops over
-// the columns the compiler kept them in memory.
+// The sums of one window row, input column by input column: every index into `acc` is a
+// template constant (the loops are expanded at compile time, not left to the optimiser), so
+// the sums stay in registers — written as loops over the columns, GCC kept them in memory.
+// Column `Col` of a row adds its one broadcast value into every output column it reaches.
 template <int N, int R, int Col, int... Dw>
 __attribute__((always_inline)) inline void Column(V8 (&acc)[2 * N][2], const V8* wv,
                                                   const float* row,
@@ -86,6 +81,11 @@ __attribute__((always_inline)) inline void Row(V8 (&acc)[2 * N][2], const V8* wv
   (Column<N, R, Cols>(acc, wv, row, std::make_integer_sequence<int, KW>{}), ...);
 }
 
+// N adjacent pooling windows of one channel block: their 4·N stem outputs summed tap by tap
+// (each input value broadcast once per window row; 4·N independent sums), then BN, mask, ReLU,
+// the downsample's BN, the sum, ReLU and the window maximum. `corner`: the first window's
+// top-left input in the padded frames (row stride wp, frame stride hp·wp); `xc`: the same pixel
+// of frame t, which the downsample reads.
 template <int KT, int KH, int KW, int N>
 __attribute__((always_inline)) inline void Windows(const Params& p, const float* corner,
                                                    const float* xc, int64_t hp, int64_t wp,
@@ -128,7 +128,7 @@ __attribute__((always_inline)) inline void Store(float* dst, V8 v, int64_t lanes
 
 // One output frame: the padded input frames it reads into `pad` (kt × (h+kh−1) × (w+kw−1)),
 // then its pooling windows two at a time, channel block by channel block. The kernel's size is
-// a template argument so that the tap loop unrolls (read at run time it ran 5× slower).
+// a template argument, so that the tap loops are expanded at compile time.
 template <int KT, int KH, int KW>
 __attribute__((always_inline)) inline void FrameOf(const Shape& s, const Params& p,
                                                    const float* x, float m, int64_t n,
@@ -174,10 +174,10 @@ using FrameFn = void (*)(const Shape&, const Params&, const float*, float, int64
 
 // The single-convolution candidates' kernels (candidates.py: ops 0, 1, 2). AVX2 + FMA code
 // (tools/build_onednn.sh compiles this file so; first_stage.py checks the CPU).
-#define GAIT_FRAME(KT, KH, KW)                                                               \
-  void Frame##KT##KH##KW(const Shape& s, const Params& p, const float* x, float m, int64_t n,    \
-                    int64_t t, float* pad, float* out) {                                    \
-    FrameOf<KT, KH, KW>(s, p, x, m, n, t, pad, out);                                        \
+#define GAIT_FRAME(KT, KH, KW)                                                   \
+  void Frame##KT##KH##KW(const Shape& s, const Params& p, const float* x, float m,    \
+                         int64_t n, int64_t t, float* pad, float* out) {              \
+    FrameOf<KT, KH, KW>(s, p, x, m, n, t, pad, out);                                  \
   }
 GAIT_FRAME(3, 3, 3)
 GAIT_FRAME(3, 1, 3)
@@ -196,7 +196,8 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> mask,
                    ffi::Buffer<ffi::F32> down, ffi::ResultBuffer<ffi::F32> out) {
   const auto xd = x.dimensions(), wd = w.dimensions();
   if (xd.size() != 4 || wd.size() != 5 || wd[3] != 1)
-    return ffi::Error::InvalidArgument("first stage: expected x [N, T, H, W], w [kt, kh, kw, 1, C]");
+    return ffi::Error::InvalidArgument(
+        "first stage: expected x [N, T, H, W], w [kt, kh, kw, 1, C]");
   const Shape s{xd[0], xd[1], xd[2], xd[3], wd[4], wd[0], wd[1], wd[2]};
   const FrameFn frame = FrameFor(s);
   if (frame == nullptr)
@@ -204,8 +205,8 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> mask,
   const auto od = out->dimensions();
   if (static_cast<int64_t>(mask.element_count()) != s.n * s.t ||
       static_cast<int64_t>(stem.element_count()) != 3 * s.c ||
-      static_cast<int64_t>(down.element_count()) != 4 * s.c || od.size() != 5 || od[2] != s.h / 2 ||
-      od[3] != s.w / 2 || od[4] != s.c)
+      static_cast<int64_t>(down.element_count()) != 4 * s.c || od.size() != 5 ||
+      od[2] != s.h / 2 || od[3] != s.w / 2 || od[4] != s.c)
     return ffi::Error::InvalidArgument("first stage: operand shapes do not match");
   Params p;
   p.blocks = (s.c + kLanes - 1) / kLanes;
