@@ -33,9 +33,30 @@ def test_it_builds_a_library_that_loads_and_an_unchanged_rerun_does_nothing(tmp_
     return
   assert ctypes.CDLL(str(lib)).GaitOnednnVersion() >= 30000  # oneDNN 3.x
   assert hasattr(ctypes.CDLL(str(lib)), "GaitUninitialized")  # switch_residuals.py's fill
+  assert hasattr(ctypes.CDLL(str(lib)), "GaitFirstStageForward")  # first_stage.py's pass
   stamp = tmp_path / "conv.so.sha"
   assert stamp.read_text().strip().endswith("-jaxlib-" + jaxlib.__version__)
   before = lib.stat().st_mtime_ns
   again = _run(lib)
   assert again.returncode == 0 and again.stdout == "", again.stdout + again.stderr
   assert lib.stat().st_mtime_ns == before
+
+
+def test_a_compiler_without_the_first_stage_flags_still_builds_the_convolutions(tmp_path):
+  """The first stage's AVX2 + OpenMP kernel is optional: a compiler that rejects its flags gets
+  the library without it and one line saying so."""
+  cxx = tmp_path / "cxx"
+  cxx.write_text('#!/bin/sh\nfor a in "$@"; do [ "$a" = -mavx2 ] && exit 1; done\n'
+                 'exec g++ "$@"\n')
+  cxx.chmod(0o755)
+  lib = tmp_path / "lib" / "conv.so"
+  lib.parent.mkdir()
+  r = _run(lib, CXX=str(cxx))
+  assert r.returncode == 0, r.stderr
+  if not lib.exists():  # not Linux x86-64, or no g++ behind the wrapper
+    assert "oneDNN convolutions not built" in r.stdout
+    return
+  assert "the native first stage not built (the compiler failed)" in r.stdout
+  assert ctypes.CDLL(str(lib)).GaitOnednnVersion() >= 30000
+  assert not hasattr(ctypes.CDLL(str(lib)), "GaitFirstStageForward")
+  assert sorted(p.name for p in lib.parent.iterdir()) == ["conv.so", "conv.so.sha"]
