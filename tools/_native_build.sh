@@ -22,11 +22,10 @@ native_current() {
   NATIVE_TMP="$LIB.tmp.$$"
 }
 
-# Runs the compiler command "$@" (writing NATIVE_TMP, or a part of it); on failure, its last lines to stderr and
+# Runs the compiler command "$@" (writing NATIVE_TMP); on failure, its last lines to stderr and
 # the one line.
 native_compile() {
-  [ -n "${NATIVE_ANNOUNCED:-}" ] || echo "[setup] building the $NATIVE_WHAT ($LIB)"
-  NATIVE_ANNOUNCED=1
+  echo "[setup] building the $NATIVE_WHAT ($LIB)"
   local log
   if ! log="$("$@" 2>&1)"; then
     native_reject "the compiler failed" "$log"
