@@ -34,6 +34,7 @@ FFI_INC="$("$PY" -c 'import jax.ffi; print(jax.ffi.include_dir())')" \
 # CPU lists both); everything else stays plain x86-64. A compiler that cannot build it costs only
 # that kernel: the library is built without it, and inference runs the stage in XLA's ops.
 FIRST_STAGE=("-fopenmp" "$NATIVE_TMP.o")
+trap 'rm -f "$NATIVE_TMP.o"' EXIT  # the object never outlives the build, whatever ends it
 if ! first_stage_log="$("$CXX" -O2 -std=c++17 -fopenmp -mavx2 -mfma -fPIC -isystem "$FFI_INC" \
     -c gait_jax/models/first_stage.cc -o "$NATIVE_TMP.o" 2>&1)"; then
   echo "$first_stage_log" | tail -5 >&2
@@ -45,5 +46,4 @@ fi
 native_compile "$CXX" -O2 -std=c++17 -shared -fPIC -isystem "$FFI_INC" \
   -isystem "$VENV_ROOT/include" "${SRCS[@]}" "${FIRST_STAGE[@]}" -o "$NATIVE_TMP" \
   -L"$VENV_ROOT/lib" -l:libdnnl.so.3 -Wl,-rpath,"$VENV_ROOT/lib"
-rm -f "$NATIVE_TMP.o"
 native_install

@@ -60,3 +60,15 @@ def test_a_compiler_without_the_first_stage_flags_still_builds_the_convolutions(
   assert ctypes.CDLL(str(lib)).GaitOnednnVersion() >= 30000
   assert not hasattr(ctypes.CDLL(str(lib)), "GaitFirstStageForward")
   assert sorted(p.name for p in lib.parent.iterdir()) == ["conv.so", "conv.so.sha"]
+
+
+def test_a_failing_link_leaves_no_first_stage_object(tmp_path):
+  """The first stage's object compiles, then the library's link fails: nothing is left."""
+  cxx = tmp_path / "cxx"
+  cxx.write_text('#!/bin/sh\nfor a in "$@"; do [ "$a" = -shared ] && exit 1; done\n'
+                 'exec g++ "$@"\n')
+  cxx.chmod(0o755)
+  lib = tmp_path / "lib" / "conv.so"
+  lib.parent.mkdir()
+  build_scripts.assert_failed_compile_skipped(_run(lib, CXX=str(cxx)), lib.parent,
+                                              "oneDNN convolutions not built")
