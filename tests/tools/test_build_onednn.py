@@ -12,6 +12,15 @@ def _run(lib, **env):
   return build_scripts.run("build_onednn.sh", "GAIT_JAX_ONEDNN_LIB", lib, **env)
 
 
+def _gxx_failing_on(folder, flag: str) -> str:
+  """A compiler that fails whenever it is given `flag` and is g++ otherwise: its path."""
+  cxx = folder / "cxx"
+  cxx.write_text(f'#!/bin/sh\nfor a in "$@"; do [ "$a" = {flag} ] && exit 1; done\n'
+                 'exec g++ "$@"\n')
+  cxx.chmod(0o755)
+  return str(cxx)
+
+
 def test_without_a_compiler_it_says_so_in_one_line_and_succeeds(tmp_path):
   line = build_scripts.assert_skipped_in_one_line(
       _run(tmp_path / "conv.so", CXX="/nonexistent/g++"), tmp_path,
@@ -45,13 +54,9 @@ def test_it_builds_a_library_that_loads_and_an_unchanged_rerun_does_nothing(tmp_
 def test_a_compiler_without_the_first_stage_flags_still_builds_the_convolutions(tmp_path):
   """The first stage's AVX2 + OpenMP kernel is optional: a compiler that rejects its flags gets
   the library without it and one line saying so."""
-  cxx = tmp_path / "cxx"
-  cxx.write_text('#!/bin/sh\nfor a in "$@"; do [ "$a" = -mavx2 ] && exit 1; done\n'
-                 'exec g++ "$@"\n')
-  cxx.chmod(0o755)
   lib = tmp_path / "lib" / "conv.so"
   lib.parent.mkdir()
-  r = _run(lib, CXX=str(cxx))
+  r = _run(lib, CXX=_gxx_failing_on(tmp_path, "-mavx2"))
   assert r.returncode == 0, r.stderr
   if not lib.exists():  # not Linux x86-64, or no g++ behind the wrapper
     assert "oneDNN convolutions not built" in r.stdout
@@ -64,11 +69,8 @@ def test_a_compiler_without_the_first_stage_flags_still_builds_the_convolutions(
 
 def test_a_failing_link_leaves_no_first_stage_object(tmp_path):
   """The first stage's object compiles, then the library's link fails: nothing is left."""
-  cxx = tmp_path / "cxx"
-  cxx.write_text('#!/bin/sh\nfor a in "$@"; do [ "$a" = -shared ] && exit 1; done\n'
-                 'exec g++ "$@"\n')
-  cxx.chmod(0o755)
   lib = tmp_path / "lib" / "conv.so"
   lib.parent.mkdir()
-  build_scripts.assert_failed_compile_skipped(_run(lib, CXX=str(cxx)), lib.parent,
+  build_scripts.assert_failed_compile_skipped(_run(lib, CXX=_gxx_failing_on(tmp_path, "-shared")),
+                                              lib.parent,
                                               "oneDNN convolutions not built")
