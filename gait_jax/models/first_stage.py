@@ -46,11 +46,12 @@ def enabled() -> bool:
           and onednn_conv.registered(_TARGETS, "first stage by XLA's ops"))
 
 
-def applies(stage, path, x: jax.Array, train: bool, dtype) -> bool:
-  """Whether stage `stage` of a network on `x [n, t, h, w, c]` runs as the native pass."""
+def applies(stage, path, x: jax.Array, train: bool) -> bool:
+  """Whether stage `stage` of a network on `x [n, t, h, w, c]` (in the network's compute dtype)
+  runs as the native pass."""
   if (train or in_export_form() or stage.index != 0 or len(stage.layers) != 1
       or not stage.layers[0][2] or not (stage.relu and stage.pool) or x.shape[-1] != 1
-      or x.dtype != jnp.float32 or jnp.dtype(dtype) != jnp.float32 or min(x.shape[2:4]) < 2):
+      or x.dtype != jnp.float32 or min(x.shape[2:4]) < 2):
     return False
   op = path[0]
   return isinstance(op, int) and len(CANDIDATE_KERNELS[op]) == 1 and enabled()

@@ -106,7 +106,7 @@ class SPOSGait(nn.Module):
     ops = (tuple(self.fixed_path[pos:pos + len(stage.layers)]) if self.fixed_path is not None
            else path if _is_static(path) else None)
     if (ops is not None and not self.is_initializing()
-        and first_stage.applies(stage, ops, x, train, self.dtype)):
+        and first_stage.applies(stage, ops, x, train)):
       return first_stage.apply(self.variables, stage, ops[0], x, mask)
     identity = x
     for k, (name, ch, flg_relu) in enumerate(stage.layers):

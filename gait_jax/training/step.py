@@ -171,7 +171,6 @@ def device_inputs(batch, path, mesh):
           parallel.global_array(np.asarray(path, np.int32), parallel.replicated(mesh)))
 
 
-
 class FreshState(NamedTuple):
   """A fresh train state before it exists: its shapes (ShapeDtypeStructs with their
   shardings: what a checkpoint restores into) and `create()`, which compiles and runs the
