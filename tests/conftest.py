@@ -1,9 +1,19 @@
-"""Test set-up: 8 fake CPU devices (before jax is imported) and shared fixtures."""
+"""Test set-up: 8 fake CPU devices (one on xdist's other workers), set before jax is imported;
+where the mesh tests run; shared fixtures."""
 import os
+import re
 import sys
 
+# Under xdist the tests that need the mesh (MESH below) run on worker MESH_WORKER, which has the
+# 8 devices; every other worker has one (tests/helpers/mesh_scheduling.py says why).
+MESH_WORKER = "gw0"
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Only in the worker itself, which pytest has imported: a process that a test starts and that
+# imports this file (helpers/multihost_worker.py) keeps the devices the test gave it.
+if os.environ.get("PYTEST_XDIST_WORKER", MESH_WORKER) != MESH_WORKER and "pytest" in sys.modules:
+  os.environ["XLA_FLAGS"] = re.sub(r"(--xla_force_host_platform_device_count=)\d+", r"\g<1>1",
+                                   os.environ["XLA_FLAGS"])
 
 import pytest  # noqa: E402
 
@@ -77,6 +87,43 @@ LONG_FIRST = (
     "tests/models/test_sposgait.py::test_static_equals_traced_for_20_paths_with_one_compile",
     "tests/search/test_search.py::test_recalibrated_eval_matches_train_mode_statistics",
 )
+
+
+# The tests that run on the 8-device mesh (node-id prefixes): those whose subject it is (sharded
+# steps, losses and embeddings, replicated checkpoints, runs that resume on it), and those that
+# train the same stand-in supernet on it (they reuse the others' compiled programs).
+MESH = (
+    "tests/training/test_step.py",
+    "tests/training/test_loop.py",
+    "tests/training/test_finetune.py",
+    "tests/training/test_losses.py::test_triplet_sharded_equals_single_device",
+    "tests/search/test_search.py",
+    "tests/search/test_weight_angle.py",
+    "tests/evaluation/test_embed.py",
+    "tests/common/test_checkpoint.py",
+    "tests/interop/test_reference_checkpoint.py",
+    ("tests/models/test_switch_residuals.py::"
+     "test_the_gradient_holds_the_custom_call_only_where_asked"),
+)
+
+
+def needs_mesh(nodeid: str) -> bool:
+  return nodeid.startswith(MESH)
+
+
+@pytest.hookimpl(optionalhook=True)  # xdist's hook: unknown when it is not loaded
+def pytest_xdist_make_scheduler(config, log):
+  if config.getvalue("dist") != "load":
+    return None  # another --dist: xdist's own
+  from helpers.mesh_scheduling import MeshScheduling
+  return MeshScheduling(config, log, needs_mesh, MESH_WORKER)
+
+
+def pytest_runtest_setup(item):
+  import jax
+  if needs_mesh(item.nodeid) and jax.device_count() < 8:
+    pytest.fail(f"{item.nodeid} needs the 8-device mesh; this process has "
+                f"{jax.device_count()} (XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r})")
 
 
 def pytest_collection_modifyitems(config, items):
