@@ -5,9 +5,9 @@ import re
 import sys
 
 # Under xdist the tests that need the mesh (MESH below) run on worker MESH_WORKER, which has the
-# 8 devices; every other worker has one (tests/helpers/mesh_scheduling.py says why).
-MESH_WORKER = "gw0"
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+# MESH_DEVICES devices; every other worker has one (tests/helpers/mesh_scheduling.py says why).
+MESH_WORKER, MESH_DEVICES = "gw0", 8
+os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={MESH_DEVICES}")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # Only in the worker itself, which pytest has imported: a process that a test starts and that
 # imports this file (helpers/multihost_worker.py) keeps the devices the test gave it.
@@ -121,8 +121,8 @@ def pytest_xdist_make_scheduler(config, log):
 
 def pytest_runtest_setup(item):
   import jax
-  if needs_mesh(item.nodeid) and jax.device_count() < 8:
-    pytest.fail(f"{item.nodeid} needs the 8-device mesh; this process has "
+  if needs_mesh(item.nodeid) and jax.device_count() < MESH_DEVICES:
+    pytest.fail(f"{item.nodeid} needs the {MESH_DEVICES}-device mesh; this process has "
                 f"{jax.device_count()} (XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r})")
 
 
