@@ -3,9 +3,9 @@
 # Extra arguments go to pytest, e.g. `bash tools/test.sh -k loader -x`.
 # The export extras too: the ONNX tests run in CI.
 source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh" requirements-test.txt nodeps:requirements-export.txt
-# 8 fake CPU devices so the multi-device tests exercise real sharding: under xdist one worker
-# has them and runs those tests, the others have one device (tests/helpers/mesh_scheduling.py).
-export XLA_FLAGS="${XLA_FLAGS:---xla_force_host_platform_device_count=8}"
+# The fake CPU devices (8, so the multi-device tests exercise real sharding) are set by
+# tests/conftest.py (MESH_DEVICES): under xdist one worker has them and runs those tests, the
+# others have one device (tests/helpers/mesh_scheduling.py).
 export JAX_PLATFORMS=cpu
 # One persistent compilation cache for the run: the many tests (and their subprocesses) that
 # build the same tiny networks compile each program once. Fresh per run unless set.
