@@ -2,6 +2,7 @@
 one-channel input's 1×1×1 convolution computed from that input's statistics."""
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import flax.linen as nn
@@ -62,18 +63,51 @@ class BatchNorm(nn.Module):
       else:
         w = mask.reshape(mask.shape + (1,) * (x.ndim - 2)).astype(xf.dtype)
       if gain is None:
-        y, mean, var, count = _normalise_train(xf, w, scale, bias, self.eps)
+        y, mean, var, count = normalise_train(xf, w, scale, bias, self.eps)
       else:
         y, mean, var, count = _normalise_scaled_train(xf, w, gain, scale, bias, self.eps)
       if not self.is_initializing():
-        unbiased = var * (count / jnp.maximum(count - 1.0, 1.0))
-        ra_mean.value = (1.0 - self.momentum) * ra_mean.value + self.momentum * mean
-        ra_var.value = (1.0 - self.momentum) * ra_var.value + self.momentum * unbiased
+        ra_mean.value, ra_var.value = running_averages(ra_mean.value, ra_var.value, mean, var,
+                                                       count, self.momentum)
       return y.astype(x.dtype)
     if gain is not None:
       xf = xf * at_least_float32(gain)
     y = (xf - ra_mean.value) * inference_scale(scale, ra_var.value, self.eps) + bias
     return y.astype(x.dtype)
+
+
+def running_averages(ra_mean, ra_var, mean, var, count, momentum: float = BN_MOMENTUM):
+  """The running (mean, variance) after a training step's batch (mean, biased var, count):
+  PyTorch's update, which averages the unbiased variance (also the native first stage's)."""
+  unbiased = var * (count / jnp.maximum(count - 1.0, 1.0))
+  return ((1.0 - momentum) * ra_mean + momentum * mean,
+          (1.0 - momentum) * ra_var + momentum * unbiased)
+
+
+def scaled_factor(gain, scale, var, eps: float = BN_EPS):
+  """The factor `a` of the BN of `x · gain` in train mode, (x − m)·a + bias, from x's batch
+  variance (see `BatchNorm`; also the native first stage's)."""
+  return _scaled_factor(gain, scale, var, eps)
+
+
+# The derivative in closed form: ∂a/∂gain = scale·eps/(gain²·var + eps)^1.5 is what remains of
+# BN's invariance to the gain, and autodiff's form of it — scale/√d − scale·gain²·var/d^1.5 —
+# loses it to float32 cancellation (d ≈ gain²·var ≫ eps: about 1 % of it, different in every
+# fusion of the same program).
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
+def _scaled_factor(gain, scale, var, eps):
+  return gain * scale * jax.lax.rsqrt(jnp.square(gain) * var + eps)
+
+
+@_scaled_factor.defjvp
+def _scaled_factor_jvp(eps, primals, tangents):
+  gain, scale, var = primals
+  d_gain, d_scale, d_var = tangents
+  inv = jax.lax.rsqrt(jnp.square(gain) * var + eps)
+  inv3 = inv * inv * inv
+  tangent = (d_gain * (scale * eps * inv3) + d_scale * (gain * inv)
+             - d_var * (0.5 * gain * jnp.square(gain) * scale * inv3))
+  return gain * scale * inv, tangent
 
 
 def inference_scale(scale: jax.Array, var: jax.Array, eps: float = BN_EPS) -> jax.Array:
@@ -95,7 +129,7 @@ def _position_sum(*arrays: jax.Array):
   return sums if len(sums) > 1 else sums[0]
 
 
-def _statistics(xf, w):
+def statistics(xf, w):
   """(mean, biased variance, count) over the valid positions (`w` 1 on them, 0 on padding)."""
   count = jnp.sum(jnp.broadcast_to(w, xf.shape[:-1] + (1,)))
   mean = _position_sum(xf * w) / count
@@ -104,7 +138,7 @@ def _statistics(xf, w):
 
 
 @jax.custom_vjp
-def _normalise_train(xf, w, scale, bias, eps):
+def normalise_train(xf, w, scale, bias, eps):
   """BN in train mode with masked batch statistics: (y, mean, biased var, count). `w` is 1 on
   valid frames and 0 on padding, broadcastable to `xf`. Gradients flow through y only (the
   statistics feed the running averages)."""
@@ -112,7 +146,7 @@ def _normalise_train(xf, w, scale, bias, eps):
 
 
 def _normalise_train_fwd(xf, w, scale, bias, eps):
-  mean, var, count = _statistics(xf, w)
+  mean, var, count = statistics(xf, w)
   inv = jax.lax.rsqrt(var + eps)
   y = (xf - mean) * (scale * inv) + bias
   out = (y, jax.lax.stop_gradient(mean), jax.lax.stop_gradient(var), count)
@@ -130,14 +164,14 @@ def _normalise_train_bwd(residuals, cotangents):
   return dx, jnp.zeros_like(w), dscale, dbias, None
 
 
-_normalise_train.defvjp(_normalise_train_fwd, _normalise_train_bwd)
+normalise_train.defvjp(_normalise_train_fwd, _normalise_train_bwd)
 
 
 def _normalise_scaled_train(xf, w, gain, scale, bias, eps):
-  """`_normalise_train` of `xf · gain` (one-channel `xf`, `gain [c]`) from xf's statistics."""
+  """`normalise_train` of `xf · gain` (one-channel `xf`, `gain [c]`) from xf's statistics."""
   gain = at_least_float32(gain)
-  m, v, count = _statistics(xf, w)
-  a = gain * scale * jax.lax.rsqrt(jnp.square(gain) * v + eps)
+  m, v, count = statistics(xf, w)
+  a = scaled_factor(gain, scale, v, eps)
   y = _centred_affine(xf - m, a, bias)
   return y, jax.lax.stop_gradient(gain * m), jax.lax.stop_gradient(jnp.square(gain) * v), count
 

@@ -10,35 +10,28 @@
 // tap in registers and pooled at once, so the full-resolution C-channel tensor that XLA would
 // write and read back several times (69 MB a 768-frame row at C = 8) never reaches memory.
 // Frames run in parallel on OpenMP's threads (the ones oneDNN's wheels use too).
-#include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <utility>
 #include <vector>
 
+#include "first_stage_simd.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
 
 namespace {
 
-constexpr int kLanes = 8;
-typedef float V8 __attribute__((vector_size(kLanes * sizeof(float))));
+using gait_first_stage::Blocks;
+using gait_first_stage::kLanes;
+using gait_first_stage::Load;
+using gait_first_stage::Max;
+using gait_first_stage::Splat;
+using gait_first_stage::Store;
+using gait_first_stage::V8;
 
 struct Shape {
   int64_t n, t, h, w, c, kt, kh, kw;
 };
-
-// v − 0 is v for every float, so this is one broadcast (0 + v is not: −0 + 0 is +0, so the
-// compiler keeps the add).
-__attribute__((always_inline)) inline V8 Splat(float v) { return v - V8{}; }
-__attribute__((always_inline)) inline V8 Max(V8 a, V8 b) { return a > b ? a : b; }
-
-__attribute__((always_inline)) inline V8 Load(const float* p) {
-  V8 v;  // unaligned: std::vector does not align vector-typed elements to their 32 bytes
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
 
 // Channel-padded copies of the parameters: rows of `blocks` × 8 floats (C rounded up to 8).
 struct Params {
@@ -50,14 +43,6 @@ struct Params {
     return Load(&v[(row * blocks + b) * kLanes]);
   }
 };
-
-std::vector<float> Blocks(const float* src, int64_t c, int64_t rows) {
-  const int64_t width = (c + kLanes - 1) / kLanes * kLanes;
-  std::vector<float> out(rows * width, 0.0f);
-  for (int64_t r = 0; r < rows; ++r)
-    std::memcpy(&out[r * width], src + r * c, c * sizeof(float));
-  return out;
-}
 
 // The sums of one window row, input column by input column: every index into `acc` is a
 // template constant (the loops are expanded at compile time, not left to the optimiser), so
@@ -118,14 +103,6 @@ __attribute__((always_inline)) inline void Windows(const Params& p, const float*
   }
 }
 
-// Stores a block's 8 channels, or the last block's `lanes` < 8.
-__attribute__((always_inline)) inline void Store(float* dst, V8 v, int64_t lanes) {
-  if (lanes >= kLanes)  // a store of a known size: a call to memcpy per window is slow
-    std::memcpy(dst, &v, sizeof(v));
-  else
-    std::memcpy(dst, &v, lanes * sizeof(float));
-}
-
 // One output frame: the padded input frames it reads into `pad` (kt × (h+kh−1) × (w+kw−1)),
 // then its pooling windows two at a time, channel block by channel block. The kernel's size is
 // a template argument, so that the tap loops are expanded at compile time.
@@ -135,15 +112,7 @@ __attribute__((always_inline)) inline void FrameOf(const Shape& s, const Params&
                                                    int64_t t, float* pad, float* out) {
   const int64_t pt = KT / 2, ph = KH / 2, pw = KW / 2;
   const int64_t hp = s.h + KH - 1, wp = s.w + KW - 1;
-  for (int64_t dt = 0; dt < KT; ++dt) {
-    float* dst = pad + dt * hp * wp;
-    std::fill(dst, dst + hp * wp, 0.0f);
-    const int64_t src_t = t + dt - pt;
-    if (src_t < 0 || src_t >= s.t) continue;
-    const float* src = x + (n * s.t + src_t) * s.h * s.w;
-    for (int64_t r = 0; r < s.h; ++r)
-      std::memcpy(dst + (r + ph) * wp + pw, src + r * s.w, s.w * sizeof(float));
-  }
+  gait_first_stage::FillPad(x, s.t, s.h, s.w, KT, KH, KW, n, t, pad);
   const float* center = pad + pt * hp * wp + ph * wp + pw;  // x at (t, 0, 0)
   const int64_t ho = s.h / 2, wo = s.w / 2;
   const V8 mask = Splat(m);

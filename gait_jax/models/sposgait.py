@@ -40,6 +40,7 @@ class SPOSGait(nn.Module):
   class_num: int
   bnneck: bool
   fixed_path: Optional[Tuple[int, ...]] = None
+  space: Optional[Tuple[int, ...]] = None
   dtype: Any = jnp.float32
   remat: bool = False
 
@@ -102,19 +103,26 @@ class SPOSGait(nn.Module):
   def _stage(self, stage, x, path, pos: int, mask, train: bool):
     """Stage `stage`'s layers (`path`: their candidates; `pos`: the first one's place in the
     whole path), its downsample branch, ReLU and pooling."""
-    # The candidates known at trace time: a static path's, or a fixed-path model's own.
-    ops = (tuple(self.fixed_path[pos:pos + len(stage.layers)]) if self.fixed_path is not None
-           else path if _is_static(path) else None)
+    # The candidates known at trace time: a static path's, a fixed-path model's own, or where
+    # the search space leaves the layers one candidate (a traced path can only pick it).
+    width = len(stage.layers)
+    ops = (tuple(self.fixed_path[pos:pos + width]) if self.fixed_path is not None
+           else path if _is_static(path)
+           else (0,) * width if self.space and max(self.space[pos:pos + width]) == 1
+           else None)
     if (ops is not None and not self.is_initializing()
         and first_stage.applies(stage, ops, x, train)):
+      if train:
+        return first_stage.apply_train(self, stage, ops[0], x, mask)
       return first_stage.apply(self.variables, stage, ops[0], x, mask)
     identity = x
     for k, (name, ch, flg_relu) in enumerate(stage.layers):
+      choice = path[k] if ops is None else ops[k]
       choices = (tuple(range(NUM_CANDIDATES)) if self.fixed_path is None
                  else (self.fixed_path[pos + k],))
       layer = ChoiceLayer(self.channels[ch], flg_relu, choices, self.dtype, remat=self.remat,
                           name=name)
-      x = layer(x, path[k], mask, train=train)
+      x = layer(x, choice, mask, train=train)
     out_c = self.channels[stage.layers[-1][1]]
     x = x + ConvBN(out_c, self.dtype, name=f"downsample{stage.index}")(
         identity, mask, train=train)
@@ -243,6 +251,8 @@ def build_model(model_cfg, *, bnneck: bool, fixed_path: Optional[Sequence[int]] 
     returned embeddings/logits stay float32.
   `model_cfg.remat` (optional, default False): rematerialise the searchable layers' candidates
     in the backward pass (see ChoiceLayer) — less memory, one more forward of each layer.
+  `model_cfg.choice_max_num` (optional): the search space; the layers it leaves one candidate
+    (the reference's first layers) run that candidate directly under a traced path too.
   """
   name = space_lib.canonical_model_name(model_cfg.name)
   channels = positive_ints(model_cfg.channels, "model.channels")
@@ -261,5 +271,5 @@ def build_model(model_cfg, *, bnneck: bool, fixed_path: Optional[Sequence[int]] 
   class_num = model_cfg.class_num
   return SPOSGait(model_name=name, channels=channels, bins=bins,
                   out_channels=out_channels, class_num=class_num,
-                  bnneck=bool(bnneck), fixed_path=fixed_path, dtype=dtype,
+                  bnneck=bool(bnneck), fixed_path=fixed_path, space=cmn or None, dtype=dtype,
                   remat=bool(getattr(model_cfg, "remat", False)))
