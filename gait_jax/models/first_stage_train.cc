@@ -40,6 +40,8 @@ using gait_first_stage::Max;
 using gait_first_stage::Splat;
 using gait_first_stage::V8;
 
+typedef int32_t V8i __attribute__((vector_size(kLanes * sizeof(int32_t))));
+
 constexpr double kEps = 1e-5;  // BN's epsilon (batch_norm.py: BN_EPS)
 
 struct Geometry {
@@ -63,29 +65,45 @@ __attribute__((always_inline)) inline V8 Broadcast(const float* p) {
   return reinterpret_cast<V8>(_mm256_broadcast_ss(p));
 }
 
-// acc[k] += row[k] · wv for k < N: every index a template constant, so that the sums stay in
-// registers (with loops over k, GCC kept them in memory).
-template <int N, int... K>
-__attribute__((always_inline)) inline void Taps(V8 (&acc)[N], const float* row, V8 wv,
-                                                std::integer_sequence<int, K...>) {
-  ((acc[K] += Broadcast(row + K) * wv), ...);
+// Input column Q of a row, broadcast once, added into every output column k = Q − dw it reaches
+// (k < N) with tap dw's weights: every index a template constant, so that the sums stay in
+// registers (with loops, GCC kept them in memory).
+template <int N, int Q, int... Dw>
+__attribute__((always_inline)) inline void InputColumn(V8 (&acc)[N], const V8* wv,
+                                                       const float* row,
+                                                       std::integer_sequence<int, Dw...>) {
+  const V8 v = Broadcast(row + Q);
+  ((Q - Dw >= 0 && Q - Dw < N
+        ? (void)(acc[(Q - Dw >= 0 && Q - Dw < N) ? Q - Dw : 0] += v * wv[Dw])
+        : (void)0),
+   ...);
 }
 
-// z at columns col..col+N of row r, one channel block (`wts` at the block's first lane).
-template <int KT, int KH, int KW, int N>
+template <int N, int KW, int... Qs>
+__attribute__((always_inline)) inline void InputRow(V8 (&acc)[N], const V8* wv, const float* row,
+                                                    std::integer_sequence<int, Qs...>) {
+  (InputColumn<N, Qs>(acc, wv, row, std::make_integer_sequence<int, KW>{}), ...);
+}
+
+__attribute__((always_inline)) inline void Put(float* dst, V8 v) {  // by value: no address
+  std::memcpy(dst, &v, sizeof(v));                                   // of the sums is taken
+}
+
+// z at columns col + K... of row r, one channel block (`wts` at the block's first lane).
+template <int KT, int KH, int KW, int... K>
 __attribute__((always_inline)) inline void Span(const Geometry& g, const float* wts,
                                                 const float* pad, int64_t r, int64_t col,
-                                                float* z) {
-  V8 acc[N];
-  for (int k = 0; k < N; ++k) acc[k] = V8{};
+                                                float* z, std::integer_sequence<int, K...>) {
+  constexpr int n = sizeof...(K);
+  V8 acc[n] = {((void)K, V8{})...};
   for (int dt = 0; dt < KT; ++dt)
     for (int dh = 0; dh < KH; ++dh) {
-      const float* row = pad + (dt * g.hp + r + dh) * g.wp + col;
-      for (int dw = 0; dw < KW; ++dw)
-        Taps<N>(acc, row + dw, Load(wts + ((dt * KH + dh) * KW + dw) * g.cp),
-                std::make_integer_sequence<int, N>{});
+      V8 wv[KW];
+      for (int dw = 0; dw < KW; ++dw) wv[dw] = Load(wts + ((dt * KH + dh) * KW + dw) * g.cp);
+      InputRow<n, KW>(acc, wv, pad + (dt * g.hp + r + dh) * g.wp + col,
+                      std::make_integer_sequence<int, n + KW - 1>{});
     }
-  for (int k = 0; k < N; ++k) std::memcpy(z + (r * g.w + col + k) * g.cp, &acc[k], sizeof(V8));
+  (Put(z + (r * g.w + col + K) * g.cp, acc[K]), ...);
 }
 
 // z of one frame into `z` ([h][w][cp]): 8 columns at a time, the kernel's size a template
@@ -97,9 +115,12 @@ void Convolve(const Geometry& g, const float* wts, const float* pad, float* z) {
       const float* wb = wts + b * kLanes;
       float* zb = z + b * kLanes;
       int64_t col = 0;
-      for (; col + 8 <= g.w; col += 8) Span<KT, KH, KW, 8>(g, wb, pad, r, col, zb);
-      for (; col + 4 <= g.w; col += 4) Span<KT, KH, KW, 4>(g, wb, pad, r, col, zb);
-      for (; col < g.w; ++col) Span<KT, KH, KW, 1>(g, wb, pad, r, col, zb);
+      for (; col + 8 <= g.w; col += 8)
+        Span<KT, KH, KW>(g, wb, pad, r, col, zb, std::make_integer_sequence<int, 8>{});
+      for (; col + 4 <= g.w; col += 4)
+        Span<KT, KH, KW>(g, wb, pad, r, col, zb, std::make_integer_sequence<int, 4>{});
+      for (; col < g.w; ++col)
+        Span<KT, KH, KW>(g, wb, pad, r, col, zb, std::make_integer_sequence<int, 1>{});
     }
 }
 
@@ -212,21 +233,19 @@ void PoolFrame(const Geometry& g, const Operands& o, const float* z, const float
         V8 v[4], act[4];
         for (int e = 0; e < 4; ++e) {
           const int64_t r = 2 * i + e / 2, col = 2 * j + e % 2;
-          const V8 zs = Load(z + (r * g.w + col) * g.cp + off);
-          const V8 stem = ((zs - mu) * av + bias) * mv;
-          act[e] = stem;
+          act[e] = ((Load(z + (r * g.w + col) * g.cp + off) - mu) * av + bias) * mv;
           const V8 down = (Splat(x[r * g.w + col] - o.xmean) * da + db) * mv;
-          v[e] = Max(Max(stem, V8{}) + down, V8{});
+          v[e] = Max(Max(act[e], V8{}) + down, V8{});
         }
-        const V8 top = Max(v[0], v[1]), bottom = Max(v[2], v[3]);
-        const V8 best = Max(top, bottom);
-        const int64_t lanes = std::min<int64_t>(kLanes, g.c - off);
-        for (int l = 0; l < lanes; ++l) {
-          const int64_t at = (i * wo + j) * g.c + off + l;
-          out[at] = best[l];
-          const int e = bottom[l] > top[l] ? 2 + (v[3][l] > v[2][l]) : (v[1][l] > v[0][l]);
-          code[at] = best[l] > 0.0f ? static_cast<int8_t>(e + (act[e][l] > 0.0f ? 4 : 0)) : -1;
-        }
+        const V8 top = Max(v[0], v[1]), bottom = Max(v[2], v[3]), best = Max(top, bottom);
+        // Comparisons are lane masks (−1 or 0): the winner as _window_argmax picks it.
+        const V8i lower = bottom > top, right_bottom = v[3] > v[2], right_top = v[1] > v[0];
+        const V8i e = lower ? 2 - right_bottom : -right_top;
+        const V8 active = lower ? (right_bottom ? act[3] : act[2]) : (right_top ? act[1] : act[0]);
+        const V8i c = best > V8{} ? e + ((active > V8{}) & 4) : V8i{} - 1;
+        const int64_t at = (i * wo + j) * g.c + off, lanes = std::min<int64_t>(kLanes, g.c - off);
+        gait_first_stage::Store(out + at, best, lanes);
+        for (int l = 0; l < lanes; ++l) code[at + l] = static_cast<int8_t>(c[l]);
       }
 }
 
@@ -308,47 +327,83 @@ struct FrameSums {
   double* tap_x;
 };
 
-// Fills gy ([h][w][cp], zero but at the windows' active winners) and the per-channel sums from
-// one frame's codes and output gradient; then turns z into m·(z − μ) in place.
+// One frame's gradient routes: gy ([h][w][cp]: G·m at each window's winner where the stem was
+// active, else 0), z turned into zc = m·(z − μ) in place, and the per-channel sums Σgy,
+// Σgy·(z − μ), Σgd and Σgd·(x − x̄) (gd: G·m at every winner), window row by window row.
 void Routes(const Geometry& g, const Operands& o, const float* grad, const int8_t* code,
             const float* x, float m, const std::vector<float>& mean, float* z, float* gy,
             const FrameSums& s) {
-  const int64_t wo = g.w / 2;
-  std::fill(gy, gy + g.h * g.w * g.cp, 0.0f);
-  for (int64_t win = 0; win < g.pooled(); ++win)
-    for (int64_t ch = 0; ch < g.c; ++ch) {
-      const int8_t k = code[win * g.c + ch];
-      if (k < 0) continue;
-      const int64_t r = 2 * (win / wo) + (k & 3) / 2, col = 2 * (win % wo) + (k & 1);
-      const double gv = static_cast<double>(grad[win * g.c + ch]) * m;
-      s.channel[2 * g.cp + ch] += gv;
-      s.channel[3 * g.cp + ch] += gv * (x[r * g.w + col] - o.xmean);
-      if (k & 4) {
-        const int64_t at = (r * g.w + col) * g.cp + ch;
-        gy[at] = static_cast<float>(gv);
-        s.channel[ch] += gv;
-        s.channel[g.cp + ch] += gv * (static_cast<double>(z[at]) - mean[ch]);
+  const int64_t ho = g.h / 2, wo = g.w / 2;
+  const V8 mv = Splat(m);
+  for (int64_t b = 0; b < g.blocks; ++b) {
+    const int64_t off = b * kLanes, lanes = std::min<int64_t>(kLanes, g.c - off);
+    const V8 mu = Load(&mean[off]);
+    for (int64_t i = 0; i < ho; ++i) {
+      V8 sgy = V8{}, sgyz = V8{}, sgd = V8{}, sgdx = V8{};
+      for (int64_t j = 0; j < wo; ++j) {
+        const int64_t win = (i * wo + j) * g.c + off;
+        V8 gv = V8{};
+        V8i cv = V8i{} - 1;
+        for (int l = 0; l < lanes; ++l) {
+          gv[l] = grad[win + l];
+          cv[l] = code[win + l];
+        }
+        gv *= mv;
+        for (int e = 0; e < 4; ++e) {
+          const int64_t at = ((2 * i + e / 2) * g.w + 2 * j + e % 2) * g.cp + off;
+          const V8i won = (cv >= 0) & ((cv & 3) == e);
+          const V8 gd = won ? gv : V8{};
+          const V8 gs = (won & ((cv & 4) != 0)) ? gv : V8{};
+          const V8 zc = Load(z + at) - mu;
+          sgd += gd;
+          sgdx += gd * Splat(x[(2 * i + e / 2) * g.w + 2 * j + e % 2] - o.xmean);
+          sgy += gs;
+          sgyz += gs * zc;
+          std::memcpy(gy + at, &gs, sizeof(V8));
+          const V8 zm = zc * mv;
+          std::memcpy(z + at, &zm, sizeof(V8));
+        }
       }
+      AddLanes(s.channel + off, sgy);
+      AddLanes(s.channel + g.cp + off, sgyz);
+      AddLanes(s.channel + 2 * g.cp + off, sgd);
+      AddLanes(s.channel + 3 * g.cp + off, sgdx);
     }
-  for (int64_t p = 0; p < g.h * g.w; ++p)
-    for (int64_t b = 0; b < g.blocks; ++b) {
-      float* zp = z + p * g.cp + b * kLanes;
-      const V8 centred = (Load(zp) - Load(&mean[b * kLanes])) * m;
-      std::memcpy(zp, &centred, sizeof(V8));
-    }
+    // The last row and column of odd frames are in no window: no gradient reaches them.
+    for (int64_t r = 0; r < g.h; ++r)
+      for (int64_t col = (r < 2 * ho ? 2 * wo : 0); col < g.w; ++col) {
+        const int64_t at = (r * g.w + col) * g.cp + off;
+        const V8 zm = (Load(z + at) - mu) * mv;
+        std::memcpy(z + at, &zm, sizeof(V8));
+        std::memset(gy + at, 0, sizeof(V8));
+      }
+  }
 }
 
 // One row's sums for the horizontal taps D...: a1[d] += gy·x[col + d], a2[d] += zc·x[col + d]
-// over the columns (every index a template constant: the sums stay in registers).
+// over the columns, even and odd columns apart (four chains a tap: the FMA's latency hidden);
+// every index a template constant, so that the sums stay in registers.
 template <int... D>
 __attribute__((always_inline)) inline void TapRow(const float* row, const float* gp,
                                                   const float* zp, int64_t w, int64_t cp,
                                                   V8 (&a1)[sizeof...(D)], V8 (&a2)[sizeof...(D)],
                                                   std::integer_sequence<int, D...>) {
-  for (int64_t col = 0; col < w; ++col) {
-    const V8 gv = Load(gp + col * cp), zv = Load(zp + col * cp);
-    ((a1[D] += gv * Broadcast(row + col + D), a2[D] += zv * Broadcast(row + col + D)), ...);
+  constexpr int kw = sizeof...(D);
+  V8 b1[kw], b2[kw];
+  ((b1[D] = V8{}, b2[D] = V8{}), ...);
+  int64_t col = 0;
+  for (; col + 2 <= w; col += 2) {
+    const V8 g0 = Load(gp + col * cp), z0 = Load(zp + col * cp);
+    const V8 g1 = Load(gp + (col + 1) * cp), z1 = Load(zp + (col + 1) * cp);
+    ((a1[D] += g0 * Broadcast(row + col + D), a2[D] += z0 * Broadcast(row + col + D),
+      b1[D] += g1 * Broadcast(row + col + 1 + D), b2[D] += z1 * Broadcast(row + col + 1 + D)),
+     ...);
   }
+  if (col < w) {
+    const V8 g0 = Load(gp + col * cp), z0 = Load(zp + col * cp);
+    ((a1[D] += g0 * Broadcast(row + col + D), a2[D] += z0 * Broadcast(row + col + D)), ...);
+  }
+  ((a1[D] += b1[D], a2[D] += b2[D]), ...);
 }
 
 // The per-tap sums of one frame. Row by row (the rows of gy and zc in L1), the horizontal taps
@@ -373,21 +428,28 @@ void TapSumsOf(const Geometry& g, const float* pad, const float* gy, const float
         }
 }
 
-// Σ m·x[tap] of one frame for every tap: sums of the padded frames over the rows and columns
-// each tap reads.
+// Σ m·x[tap] of one frame for every tap: each padded frame's column sums over all its rows,
+// less the rows a tap's vertical offset leaves out, then summed over the columns it reads.
 void TapInputSums(const Geometry& g, const float* pad, float m, const FrameSums& s) {
-  std::vector<float> cols(g.wp);  // a column's sum: at most h terms
-  for (int64_t dt = 0; dt < g.kt; ++dt)
+  std::vector<float> total(g.wp), cols(g.wp);
+  for (int64_t dt = 0; dt < g.kt; ++dt) {
+    const float* frame = pad + dt * g.hp * g.wp;
+    std::fill(total.begin(), total.end(), 0.0f);
+    for (int64_t r = 0; r < g.hp; ++r)
+      for (int64_t col = 0; col < g.wp; ++col) total[col] += frame[r * g.wp + col];
     for (int64_t dh = 0; dh < g.kh; ++dh) {
-      std::fill(cols.begin(), cols.end(), 0.0f);
-      for (int64_t r = dh; r < dh + g.h; ++r)
-        for (int64_t col = 0; col < g.wp; ++col) cols[col] += pad[(dt * g.hp + r) * g.wp + col];
+      cols = total;
+      for (int64_t r = 0; r < g.hp; ++r) {
+        if (r >= dh && r < dh + g.h) continue;
+        for (int64_t col = 0; col < g.wp; ++col) cols[col] -= frame[r * g.wp + col];
+      }
       for (int64_t dw = 0; dw < g.kw; ++dw) {
         double sum = 0.0;
         for (int64_t col = dw; col < dw + g.w; ++col) sum += cols[col];
         s.tap_x[(dt * g.kh + dh) * g.kw + dw] += sum * m;
       }
     }
+  }
 }
 
 void TapSums(const Geometry& g, const float* pad, const float* gy, const float* zc, float m,
