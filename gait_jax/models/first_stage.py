@@ -14,13 +14,14 @@ statistics and once for the output, and its gradient once more: the stem convolu
 the mask, both ReLUs and the pool at full resolution, which XLA's modules write and read back
 several times (more than half of a tiny training step, docs/benchmarks.md), never leave a
 frame-sized buffer. The gradient reaches the stem's kernel and both BNs' parameters as XLA's
-route does (tests/models/test_first_stage_train.py: against XLA's route and float64); the
+route does (tests/models/test_first_stage.py; against float64: test_gradient_accuracy.py); the
 running statistics get BN's own update. A gradient with respect to the silhouettes themselves
 (which training never asks for) is XLA's route's.
 
 It runs where all of these hold, and XLA's modules run otherwise: stage 0's candidate known at
-trace time (a static path, or a fixed-path model's own: embed, test,
-enroll, identify) and one convolution (ops 0–2); a one-channel float32 input; a one-layer
+trace time (a static path; a fixed-path model's own: embed, test, enroll, identify, retraining;
+or the only one the search space allows there: a supernet's traced path in the reference's
+space) and one convolution (ops 0–2); a one-channel float32 input; a one-layer
 stage 0 with ReLU and pooling (the small network); the library built with this kernel
 (tools/build_onednn.sh) on a CPU with AVX2 and FMA (its instructions); oneDNN's convolutions
 in use (`conv.formulation`: CPU, one device); no ONNX export being traced.
@@ -34,9 +35,9 @@ import jax
 import jax.numpy as jnp
 
 from gait_jax.common import cpu
+from gait_jax.models import batch_norm
 from gait_jax.models import conv as conv_lib
 from gait_jax.models import onednn_conv
-from gait_jax.models import batch_norm
 from gait_jax.models.batch_norm import inference_scale
 from gait_jax.models.candidates import CANDIDATE_KERNELS
 from gait_jax.models.layers import in_export_form, max_pool_hw
@@ -139,17 +140,20 @@ def apply_train(module, stage, op: int, x: jax.Array, mask) -> jax.Array:
       x[..., 0], mask, stem_p["conv0"]["kernel"],
       jnp.stack([stem_p["bn1"]["scale"], stem_p["bn1"]["bias"]]),
       jnp.stack([a, down_p["bn1"]["bias"]]), x_mean.reshape(1))
-  stem_stats = jax.lax.stop_gradient(stem_stats)
-  batch = {name: (stem_stats[0], stem_stats[1]),
-           down_name: jax.lax.stop_gradient((gain * x_mean, jnp.square(gain) * x_var))}
-  for layer, (mean, var) in batch.items():
-    old = stats[layer] if layer == down_name else stats[layer][f"cand{op}"]
-    new = dict(zip(("mean", "var"), batch_norm.running_averages(
-        old["bn1"]["mean"], old["bn1"]["var"], mean, var, count)))
-    new = {**old, "bn1": new}
-    module.put_variable("batch_stats", layer,
-                        new if layer == down_name else {**stats[layer], f"cand{op}": new})
+  mean, var = jax.lax.stop_gradient((stem_stats[0], stem_stats[1]))
+  stem_s = stats[name][f"cand{op}"]
+  module.put_variable("batch_stats", name, {**stats[name], f"cand{op}": {
+      **stem_s, "bn1": _running(stem_s["bn1"], mean, var, count)}})
+  mean, var = jax.lax.stop_gradient((gain * x_mean, jnp.square(gain) * x_var))
+  module.put_variable("batch_stats", down_name, {
+      **stats[down_name], "bn1": _running(stats[down_name]["bn1"], mean, var, count)})
   return out
+
+
+def _running(bn, mean, var, count):
+  """A BN's running statistics `bn` after a batch's (mean, biased var, count)."""
+  return dict(zip(("mean", "var"), batch_norm.running_averages(bn["mean"], bn["var"], mean,
+                                                               var, count)))
 
 
 def reference_train(x, mask, kernel, stem, down, x_mean):
