@@ -2,9 +2,9 @@
 # Builds gait_jax/models/_onednn_conv3d.so: oneDNN's 3-D convolutions as XLA:CPU custom calls
 # (gait_jax/models/onednn_conv3d.cc), and the uninitialised buffers of the traced choice layers'
 # switch residuals (gait_jax/models/uninitialized.cc) and the small network's first stage in one
-# pass (gait_jax/models/first_stage.cc at inference, first_stage_train.cc in training), against the onednn-cpu-gomp wheels of
-# requirements-onednn.txt and the XLA FFI headers jaxlib ships. Run by the set-up
-# (tools/_venv.sh); rebuilds only when the source, the wheels or jaxlib change.
+# pass (gait_jax/models/first_stage.cc at inference, first_stage_train.cc in training), against
+# the onednn-cpu-gomp wheels of requirements-onednn.txt and the XLA FFI headers jaxlib ships.
+# Run by the set-up (tools/_venv.sh); rebuilds only when the source, the wheels or jaxlib change.
 # Never fails the set-up: where it cannot build (not Linux x86-64, no C++ compiler, no wheels),
 # it says so in one line and gait_jax uses XLA's convolutions (GAIT_JAX_CONV=auto -> fold).
 source "$(dirname "${BASH_SOURCE[0]}")/_native_build.sh"

@@ -92,7 +92,7 @@ def scaled_factor(gain, scale, var, eps: float = BN_EPS):
 
 # The derivative in closed form: ∂a/∂gain = scale·eps/(gain²·var + eps)^1.5 is what remains of
 # BN's invariance to the gain, and autodiff's form of it — scale/√d − scale·gain²·var/d^1.5 —
-# loses it to float32 cancellation (d ≈ gain²·var ≫ eps: about 1 % of it, different in every
+# loses it to float32 cancellation (d ≈ gain²·var ≫ eps: errors of percents, different in every
 # fusion of the same program).
 @functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
 def _scaled_factor(gain, scale, var, eps):
