@@ -16,8 +16,8 @@
 //   dz = scale·inv·(gy − mask·(Σgy + x̂·Σgy·x̂)/M),  x̂ = (z − μ)·inv,
 // and the kernel's gradient Σ dz·x[tap] splits into per-tap sums that each frame can add up
 // alone: Σ gy·x[tap], Σ mask·(z − μ)·x[tap] and Σ mask·x[tap]. Every sum is a float sum over
-// one image row, added into double per frame; frames' sums are added in frame order, so the
-// result does not depend on the number of threads.
+// one image row (or window row), added into double in frame order, so the result does not
+// depend on the number of threads.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -43,6 +43,10 @@ using gait_first_stage::V8;
 typedef int32_t V8i __attribute__((vector_size(kLanes * sizeof(int32_t))));
 
 constexpr double kEps = 1e-5;  // BN's epsilon (batch_norm.py: BN_EPS)
+// Frames whose sums share one slot, added in frame order: slots are summed in their order, so
+// the result does not depend on the thread count, and the slots take a quarter of the memory
+// one a frame would (thousands of frames × 27 taps × 64 channels in double at the GREW widths).
+constexpr int64_t kChunk = 4;
 
 struct Geometry {
   int64_t n, t, h, w, c, kt, kh, kw;
@@ -143,8 +147,8 @@ __attribute__((always_inline)) inline void AddLanes(double* dst, V8 v) {
                                           _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1))));
 }
 
-// Per frame, z's sums Σz and Σz² ([2][cp]), each a float sum over a row added into double.
-void FrameMoments(const Geometry& g, const float* z, double* out) {
+// Per frame, z's sums m·Σz and m·Σz² ([2][cp]), each a float sum over a row added into double.
+void FrameMoments(const Geometry& g, const float* z, float m, double* out) {
   for (int64_t b = 0; b < g.blocks; ++b)
     for (int64_t r = 0; r < g.h; ++r) {
       V8 s1[2] = {V8{}, V8{}}, s2[2] = {V8{}, V8{}};  // even and odd columns: shorter chains
@@ -162,8 +166,8 @@ void FrameMoments(const Geometry& g, const float* z, double* out) {
         s1[0] += v0;
         s2[0] += v0 * v0;
       }
-      AddLanes(out + b * kLanes, s1[0] + s1[1]);
-      AddLanes(out + g.cp + b * kLanes, s2[0] + s2[1]);
+      AddLanes(out + b * kLanes, (s1[0] + s1[1]) * m);
+      AddLanes(out + g.cp + b * kLanes, (s2[0] + s2[1]) * m);
     }
 }
 
@@ -267,27 +271,29 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> mask,
   const float* xs = x.typed_data();
   const float* ms = mask.typed_data();
   const int64_t frames = g.frames(), frame_px = g.h * g.w;
-  std::vector<double> moments(frames * 2 * g.cp, 0.0);
+  const int64_t chunks = (frames + kChunk - 1) / kChunk;
+  std::vector<double> moments(chunks * 2 * g.cp, 0.0);
 #pragma omp parallel
   {
     std::vector<float> pad(g.kt * g.hp * g.wp), z(frame_px * g.cp);
 #pragma omp for schedule(static)
-    for (int64_t f = 0; f < frames; ++f) {
-      if (ms[f] == 0.0f) continue;
-      gait_first_stage::FillPad(xs, g.t, g.h, g.w, g.kt, g.kh, g.kw, f / g.t, f % g.t, pad.data());
-      convolve(g, o.w.data(), pad.data(), z.data());
-      FrameMoments(g, z.data(), &moments[f * 2 * g.cp]);
-      for (int64_t k = 0; k < 2 * g.cp; ++k) moments[f * 2 * g.cp + k] *= ms[f];
-    }
+    for (int64_t chunk = 0; chunk < chunks; ++chunk)
+      for (int64_t f = chunk * kChunk; f < std::min(frames, (chunk + 1) * kChunk); ++f) {
+        if (ms[f] == 0.0f) continue;
+        gait_first_stage::FillPad(xs, g.t, g.h, g.w, g.kt, g.kh, g.kw, f / g.t, f % g.t,
+                                  pad.data());
+        convolve(g, o.w.data(), pad.data(), z.data());
+        FrameMoments(g, z.data(), ms[f], &moments[chunk * 2 * g.cp]);
+      }
   }
   const double count = Count(g, ms);
   std::vector<float> mean(g.cp, 0.0f), a(g.cp, 0.0f);
   float* st = stats->typed_data();
   for (int64_t ch = 0; ch < g.c; ++ch) {
     double s1 = 0.0, s2 = 0.0;
-    for (int64_t f = 0; f < frames; ++f) {  // frame order: the same sums on any thread count
-      s1 += moments[f * 2 * g.cp + ch];
-      s2 += moments[f * 2 * g.cp + g.cp + ch];
+    for (int64_t chunk = 0; chunk < chunks; ++chunk) {  // in order: any thread count, same sums
+      s1 += moments[chunk * 2 * g.cp + ch];
+      s2 += moments[chunk * 2 * g.cp + g.cp + ch];
     }
     const double mu = count > 0 ? s1 / count : 0.0;
     const double var = count > 0 ? std::max(s2 / count - mu * mu, 0.0) : 0.0;
@@ -317,9 +323,9 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> mask,
   return ffi::Error::Success();
 }
 
-// One frame's share of the gradient's sums, in double: per channel Σgy, Σgy·(z − μ), Σgd and
-// Σgd·(x − x̄) ([4][cp]); per tap and channel Σgy·x[tap] and Σm·(z − μ)·x[tap] ([2][taps][cp]);
-// per tap Σm·x[tap] ([taps]).
+// Where a frame adds its share of the gradient's sums (its chunk's slot), in double: per channel
+// Σgy, Σgy·(z − μ), Σgd and Σgd·(x − x̄) ([4][cp]); per tap and channel Σgy·x[tap] and
+// Σm·(z − μ)·x[tap] ([2][taps][cp]); per tap Σm·x[tap] ([taps]).
 struct FrameSums {
   double* channel;
   double* tap_gy;
@@ -486,26 +492,29 @@ ffi::Error Backward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> mask,
   std::copy(st, st + g.c, mean.begin());
   const int64_t frames = g.frames(), frame_px = g.h * g.w;
   const int64_t per_frame = 4 * g.cp + 2 * g.taps * g.cp + g.taps;
-  std::vector<double> sums(frames * per_frame, 0.0);
+  const int64_t chunks = (frames + kChunk - 1) / kChunk;
+  std::vector<double> sums(chunks * per_frame, 0.0);
 #pragma omp parallel
   {
     std::vector<float> pad(g.kt * g.hp * g.wp), z(frame_px * g.cp), gy(frame_px * g.cp);
 #pragma omp for schedule(static)
-    for (int64_t f = 0; f < frames; ++f) {
-      if (ms[f] == 0.0f) continue;
-      double* base = &sums[f * per_frame];
-      const FrameSums s{base, base + 4 * g.cp, base + 4 * g.cp + g.taps * g.cp,
-                        base + 4 * g.cp + 2 * g.taps * g.cp};
-      gait_first_stage::FillPad(xs, g.t, g.h, g.w, g.kt, g.kh, g.kw, f / g.t, f % g.t, pad.data());
-      convolve(g, o.w.data(), pad.data(), z.data());
-      Routes(g, o, grad.typed_data() + f * out_frame, code.typed_data() + f * out_frame,
-             xs + f * frame_px, ms[f], mean, z.data(), gy.data(), s);
-      TapSums(g, pad.data(), gy.data(), z.data(), ms[f], s);
-    }
+    for (int64_t chunk = 0; chunk < chunks; ++chunk)
+      for (int64_t f = chunk * kChunk; f < std::min(frames, (chunk + 1) * kChunk); ++f) {
+        if (ms[f] == 0.0f) continue;
+        double* base = &sums[chunk * per_frame];
+        const FrameSums s{base, base + 4 * g.cp, base + 4 * g.cp + g.taps * g.cp,
+                          base + 4 * g.cp + 2 * g.taps * g.cp};
+        gait_first_stage::FillPad(xs, g.t, g.h, g.w, g.kt, g.kh, g.kw, f / g.t, f % g.t,
+                                  pad.data());
+        convolve(g, o.w.data(), pad.data(), z.data());
+        Routes(g, o, grad.typed_data() + f * out_frame, code.typed_data() + f * out_frame,
+               xs + f * frame_px, ms[f], mean, z.data(), gy.data(), s);
+        TapSums(g, pad.data(), gy.data(), z.data(), ms[f], s);
+      }
   }
   std::vector<double> total(per_frame, 0.0);
-  for (int64_t f = 0; f < frames; ++f)  // frame order: the same sums on any thread count
-    for (int64_t k = 0; k < per_frame; ++k) total[k] += sums[f * per_frame + k];
+  for (int64_t chunk = 0; chunk < chunks; ++chunk)  // in order: any thread count, same sums
+    for (int64_t k = 0; k < per_frame; ++k) total[k] += sums[chunk * per_frame + k];
   const double* ch_sums = total.data();
   const double* tap_gy = ch_sums + 4 * g.cp;
   const double* tap_zc = tap_gy + g.taps * g.cp;
