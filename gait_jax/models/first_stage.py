@@ -38,7 +38,6 @@ from gait_jax.common import cpu
 from gait_jax.models import batch_norm
 from gait_jax.models import conv as conv_lib
 from gait_jax.models import onednn_conv
-from gait_jax.models.batch_norm import inference_scale
 from gait_jax.models.candidates import CANDIDATE_KERNELS
 from gait_jax.models.layers import in_export_form, max_pool_hw
 
@@ -80,10 +79,11 @@ def apply(variables, stage, op: int, x: jax.Array, mask) -> jax.Array:
   stem_p = params[name][f"cand{op}"]
   stem_s = stats[name][f"cand{op}"]["bn1"]
   down_p, down_s = params[f"downsample{stage.index}"], stats[f"downsample{stage.index}"]["bn1"]
-  stem = jnp.stack([stem_s["mean"], inference_scale(stem_p["bn1"]["scale"], stem_s["var"]),
+  stem = jnp.stack([stem_s["mean"],
+                    batch_norm.inference_scale(stem_p["bn1"]["scale"], stem_s["var"]),
                     stem_p["bn1"]["bias"]])
   down = jnp.stack([down_p["conv0"]["kernel"].reshape(-1), down_s["mean"],
-                    inference_scale(down_p["bn1"]["scale"], down_s["var"]),
+                    batch_norm.inference_scale(down_p["bn1"]["scale"], down_s["var"]),
                     down_p["bn1"]["bias"]])
   if mask is None:
     mask = jnp.ones(x.shape[:2], jnp.float32)

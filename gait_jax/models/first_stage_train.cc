@@ -138,6 +138,22 @@ ConvolveFn ConvolveFor(const Geometry& g) {
   return nullptr;
 }
 
+// z of frame f (sequence f / T, frame f % T) into `z`, its padded input frames into `pad`.
+void FrameConvolution(const Geometry& g, ConvolveFn convolve, const float* wts, const float* x,
+                      int64_t f, float* pad, float* z) {
+  gait_first_stage::FillPad(x, g.t, g.h, g.w, g.kt, g.kh, g.kw, f / g.t, f % g.t, pad);
+  convolve(g, wts, pad, z);
+}
+
+// The sum of `chunks` slots of `width` doubles, slot by slot in order: the same sums on any
+// thread count.
+std::vector<double> InOrder(const std::vector<double>& slots, int64_t width) {
+  std::vector<double> total(width, 0.0);
+  for (size_t at = 0; at < slots.size(); at += width)
+    for (int64_t k = 0; k < width; ++k) total[k] += slots[at + k];
+  return total;
+}
+
 // Adds the 8 lanes of `v` into `dst[0..8)`, four doubles at a time.
 __attribute__((always_inline)) inline void AddLanes(double* dst, V8 v) {
   const __m256 f = reinterpret_cast<__m256>(v);
@@ -280,21 +296,16 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> mask,
     for (int64_t chunk = 0; chunk < chunks; ++chunk)
       for (int64_t f = chunk * kChunk; f < std::min(frames, (chunk + 1) * kChunk); ++f) {
         if (ms[f] == 0.0f) continue;
-        gait_first_stage::FillPad(xs, g.t, g.h, g.w, g.kt, g.kh, g.kw, f / g.t, f % g.t,
-                                  pad.data());
-        convolve(g, o.w.data(), pad.data(), z.data());
+        FrameConvolution(g, convolve, o.w.data(), xs, f, pad.data(), z.data());
         FrameMoments(g, z.data(), ms[f], &moments[chunk * 2 * g.cp]);
       }
   }
   const double count = Count(g, ms);
+  const std::vector<double> total = InOrder(moments, 2 * g.cp);
   std::vector<float> mean(g.cp, 0.0f), a(g.cp, 0.0f);
   float* st = stats->typed_data();
   for (int64_t ch = 0; ch < g.c; ++ch) {
-    double s1 = 0.0, s2 = 0.0;
-    for (int64_t chunk = 0; chunk < chunks; ++chunk) {  // in order: any thread count, same sums
-      s1 += moments[chunk * 2 * g.cp + ch];
-      s2 += moments[chunk * 2 * g.cp + g.cp + ch];
-    }
+    const double s1 = total[ch], s2 = total[g.cp + ch];
     const double mu = count > 0 ? s1 / count : 0.0;
     const double var = count > 0 ? std::max(s2 / count - mu * mu, 0.0) : 0.0;
     st[ch] = mean[ch] = static_cast<float>(mu);
@@ -314,8 +325,7 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> mask,
         std::fill(cs + f * out_frame, cs + (f + 1) * out_frame, int8_t{-1});
         continue;
       }
-      gait_first_stage::FillPad(xs, g.t, g.h, g.w, g.kt, g.kh, g.kw, f / g.t, f % g.t, pad.data());
-      convolve(g, o.w.data(), pad.data(), z.data());
+      FrameConvolution(g, convolve, o.w.data(), xs, f, pad.data(), z.data());
       PoolFrame(g, o, z.data(), xs + f * frame_px, ms[f], mean, a, os + f * out_frame,
                 cs + f * out_frame);
     }
@@ -504,17 +514,13 @@ ffi::Error Backward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> mask,
         double* base = &sums[chunk * per_frame];
         const FrameSums s{base, base + 4 * g.cp, base + 4 * g.cp + g.taps * g.cp,
                           base + 4 * g.cp + 2 * g.taps * g.cp};
-        gait_first_stage::FillPad(xs, g.t, g.h, g.w, g.kt, g.kh, g.kw, f / g.t, f % g.t,
-                                  pad.data());
-        convolve(g, o.w.data(), pad.data(), z.data());
+        FrameConvolution(g, convolve, o.w.data(), xs, f, pad.data(), z.data());
         Routes(g, o, grad.typed_data() + f * out_frame, code.typed_data() + f * out_frame,
                xs + f * frame_px, ms[f], mean, z.data(), gy.data(), s);
         TapSums(g, pad.data(), gy.data(), z.data(), ms[f], s);
       }
   }
-  std::vector<double> total(per_frame, 0.0);
-  for (int64_t chunk = 0; chunk < chunks; ++chunk)  // in order: any thread count, same sums
-    for (int64_t k = 0; k < per_frame; ++k) total[k] += sums[chunk * per_frame + k];
+  const std::vector<double> total = InOrder(sums, per_frame);
   const double* ch_sums = total.data();
   const double* tap_gy = ch_sums + 4 * g.cp;
   const double* tap_zc = tap_gy + g.taps * g.cp;
