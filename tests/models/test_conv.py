@@ -28,12 +28,23 @@ def _normal(seed, shape):
   return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
 
 
-def _grads(conv_fn, x, w, pads, strides=(1, 1, 1)):
+def _sin_loss(conv_fn, pads, strides):
   def loss(x, w):
     y = conv_fn(x, w, strides, pads, dimension_numbers=_DN)
     return jnp.sum(jnp.sin(y))  # a non-trivial cotangent
+  return loss
+
+
+def _grads(conv_fn, x, w, pads, strides=(1, 1, 1)):
   # Jitted, as training runs it (op by op, every small op compiles on its own: seconds a case).
-  return jax.jit(jax.grad(loss, argnums=(0, 1)))(x, w)
+  return jax.jit(jax.grad(_sin_loss(conv_fn, pads, strides), argnums=(0, 1)))(x, w)
+
+
+def _values_and_grads(conv_fn, x, w, pads):
+  """`_values` and `_grads` in one program: one compile a case instead of two."""
+  grad = jax.grad(_sin_loss(conv_fn, pads, (1, 1, 1)), argnums=(0, 1))
+  return jax.jit(lambda x, w: (conv_fn(x, w, (1, 1, 1), pads, dimension_numbers=_DN),
+                               grad(x, w)))(x, w)
 
 
 _KERNELS = sorted({k for ks in CANDIDATE_KERNELS for k in ks} | {(1, 1, 1)})
@@ -67,8 +78,7 @@ def _case(kernel, padding, cin):
 def _xla_side(kernel, padding, cin):
   """XLA's values and gradients of a case, computed once for every formulation compared."""
   x, w, pads = _case(kernel, padding, cin)
-  return _values(lax.conv_general_dilated, x, w, pads), _grads(lax.conv_general_dilated, x, w,
-                                                               pads)
+  return _values_and_grads(lax.conv_general_dilated, x, w, pads)
 
 
 @pytest.mark.parametrize("kernel", _KERNELS)
@@ -77,8 +87,8 @@ def test_formulation_matches_xla(monkeypatch, form, kernel, padding, cin):
   monkeypatch.setenv(conv_lib.ENV_VAR, form)
   x, w, pads = _case(kernel, padding, cin)
   want_values, want = _xla_side(tuple(kernel), padding, cin)
-  assert_close(_values(conv_lib.conv_general_dilated, x, w, pads), want_values, rtol=1e-5)
-  got = _grads(conv_lib.conv_general_dilated, x, w, pads)
+  got_values, got = _values_and_grads(conv_lib.conv_general_dilated, x, w, pads)
+  assert_close(got_values, want_values, rtol=1e-5)
   for g, r in zip(got, want):
     assert g.shape == r.shape
     assert_close(g, r, rtol=1e-5)
@@ -92,12 +102,11 @@ def test_fold_with_a_padded_unit_axis_matches_xla(monkeypatch, kernel):
   x = _normal(7, (2, 4, 5, 3, 24))  # 24 channels: wide enough for fold
   w = _normal(8, kernel + (24, 5))
   pads = [(1, 1)] * 3
-  got = _values(conv_lib.conv_general_dilated, x, w, pads)
-  want = _values(lax.conv_general_dilated, x, w, pads)
+  got, got_grads = _values_and_grads(conv_lib.conv_general_dilated, x, w, pads)
+  want, want_grads = _values_and_grads(lax.conv_general_dilated, x, w, pads)
   assert got.shape == want.shape
   assert_close(got, want, rtol=1e-5)
-  for g, r in zip(_grads(conv_lib.conv_general_dilated, x, w, pads),
-                  _grads(lax.conv_general_dilated, x, w, pads)):
+  for g, r in zip(got_grads, want_grads):
     assert_close(g, r, rtol=1e-5)
 
 

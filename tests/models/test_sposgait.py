@@ -183,21 +183,25 @@ def test_packed_rows_equal_each_sequence_alone(name, lengths, split):
 
 def test_short_sequence_tiling_matches_reference_repeat(small):
   """L=1 and L=2 (train mode, batch statistics included) equal the explicitly tiled clip.
-  (One test, not two: op by op, the first apply compiles every op, the second reuses them.)"""
+  Each apply one program: op by op, every op compiled on its own took most of the time."""
   model, variables = small
   path = (0, 1, 2, 3)
+  def train(v, x):
+    return model.apply(v, x, path, train=True, mutable=["batch_stats"])
+
   for frames, tiled in ((1, [0, 0, 0]), (2, [0, 1, 0, 1])):
     x = sils(1, frames, seed=3)
-    out, upd = model.apply(variables, x, path, train=True, mutable=["batch_stats"])
-    ref, ref_upd = model.apply(variables, x[:, jnp.array(tiled)], path, train=True,
-                               mutable=["batch_stats"])
+    out, upd = step_lib.run_fast_compiled(train, variables, x)
+    ref, ref_upd = step_lib.run_fast_compiled(train, variables, x[:, jnp.array(tiled)])
     assert_trees_close(out, ref, rtol=1e-4)
     assert_trees_close(upd, ref_upd, rtol=1e-4)
     # The same sequence inside a padded batch (train statistics shared, so compare padded
     # content only through the garbage test below); in eval mode it must match exactly.
     padded = jnp.concatenate([x, jnp.ones((1, 6 - frames, H, W))], axis=1)
-    ev = model.apply(variables, padded, path, jnp.array([frames], jnp.int32))
-    assert_close(ev["embeddings"], model.apply(variables, x, path)["embeddings"], rtol=1e-5)
+    ev = step_lib.run_fast_compiled(lambda v, x, n: model.apply(v, x, path, n), variables,
+                                    padded, jnp.array([frames], jnp.int32))
+    alone = step_lib.run_fast_compiled(lambda v, x: model.apply(v, x, path), variables, x)
+    assert_close(ev["embeddings"], alone["embeddings"], rtol=1e-5)
 
 
 def test_train_padding_content_and_amount_do_not_matter(small):
@@ -256,8 +260,10 @@ def test_mixed_precision_float32_outputs(small):
   half = build_model(tiny_cfg(), bnneck=True, dtype=jnp.bfloat16)
   x = sils(2, 6, seed=7)
   path = (0, 2, 3, 4)
-  out, upd = half.apply(variables, x, path, train=True, mutable=["batch_stats"])
-  ref, _ = model.apply(variables, x, path, train=True, mutable=["batch_stats"])
+  out, upd = step_lib.run_fast_compiled(
+      lambda v, x: half.apply(v, x, path, train=True, mutable=["batch_stats"]), variables, x)
+  ref, _ = step_lib.run_fast_compiled(
+      lambda v, x: model.apply(v, x, path, train=True, mutable=["batch_stats"]), variables, x)
   assert out["embeddings"].dtype == jnp.float32 and out["logits"].dtype == jnp.float32
   assert all(v.dtype == jnp.float32 for v in jax.tree.leaves(upd))
   assert np.isfinite(np.asarray(out["embeddings"])).all()
@@ -304,7 +310,7 @@ def test_medium_large_static_equals_traced(name):
   x = sils(1, 6, seed=8)
   path = sample_path((6,) * len(layer_names(name)), 0, 3)
   traced = jax.jit(lambda v, p: model.apply(v, x, p))(variables, jnp.array(path))
-  static = model.apply(variables, x, path)
+  static = step_lib.run_fast_compiled(lambda v: model.apply(v, x, path), variables)
   assert_close(traced["embeddings"], static["embeddings"], rtol=1e-5)
 
 

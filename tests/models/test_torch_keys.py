@@ -4,6 +4,8 @@ The NumPy network below is written from the reference networks' definitions in t
 NCDHW layout and reads reference state-dict keys directly; it shares no code with the Flax
 model, so agreement checks the architecture, the key table and the conv transposition.
 """
+import functools
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -232,14 +234,17 @@ def test_converted_weights_match_numpy_reference(name, channels, path, frames, t
   want = np_forward(ref_sd, x, path, name, (4, 2, 1), train)
   model = build_model(model_cfg, bnneck=True, fixed_path=path)
   variables = tk.convert_torch_state_dict(sd, model_cfg, bnneck=True, fixed_path=path)
+  # Jitted: op by op, every small op compiles on its own (most of a case's time).
+  apply = jax.jit(functools.partial(model.apply, path=path, train=train,
+                                    mutable=["batch_stats"] if train else False))
   if train:
-    got, upd = model.apply(variables, jnp.asarray(x), path, train=True, mutable=["batch_stats"])
+    got, upd = apply(variables, jnp.asarray(x))
     new_sd = tk.to_torch_state_dict({"params": variables["params"], **upd}, model_cfg,
                                     bnneck=True)
     for key in new_sd:
       if key.endswith(("running_mean", "running_var")):
         assert_close(new_sd[key], ref_sd[key], rtol=1e-4, err_msg=key)
   else:
-    got = model.apply(variables, jnp.asarray(x), path)
+    got = apply(variables, jnp.asarray(x))
   for k in ("embeddings", "logits"):
     assert_close(got[k], want[k], rtol=1e-4, err_msg=k)
