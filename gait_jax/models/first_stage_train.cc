@@ -57,6 +57,9 @@ struct Geometry {
         blocks((c_ + kLanes - 1) / kLanes), cp(blocks * kLanes), hp(h_ + kh_ - 1),
         wp(w_ + kw_ - 1), taps(kt_ * kh_ * kw_) {}
   int64_t frames() const { return n * t; }
+  // Frames chunk·kChunk up to chunk_end(chunk) add their sums into slot `chunk` of chunks().
+  int64_t chunks() const { return (frames() + kChunk - 1) / kChunk; }
+  int64_t chunk_end(int64_t chunk) const { return std::min(frames(), (chunk + 1) * kChunk); }
   int64_t pooled() const { return (h / 2) * (w / 2); }  // windows a frame
 };
 
@@ -287,14 +290,14 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> mask,
   const float* xs = x.typed_data();
   const float* ms = mask.typed_data();
   const int64_t frames = g.frames(), frame_px = g.h * g.w;
-  const int64_t chunks = (frames + kChunk - 1) / kChunk;
+  const int64_t chunks = g.chunks();
   std::vector<double> moments(chunks * 2 * g.cp, 0.0);
 #pragma omp parallel
   {
     std::vector<float> pad(g.kt * g.hp * g.wp), z(frame_px * g.cp);
 #pragma omp for schedule(static)
     for (int64_t chunk = 0; chunk < chunks; ++chunk)
-      for (int64_t f = chunk * kChunk; f < std::min(frames, (chunk + 1) * kChunk); ++f) {
+      for (int64_t f = chunk * kChunk; f < g.chunk_end(chunk); ++f) {
         if (ms[f] == 0.0f) continue;
         FrameConvolution(g, convolve, o.w.data(), xs, f, pad.data(), z.data());
         FrameMoments(g, z.data(), ms[f], &moments[chunk * 2 * g.cp]);
@@ -502,14 +505,14 @@ ffi::Error Backward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> mask,
   std::copy(st, st + g.c, mean.begin());
   const int64_t frames = g.frames(), frame_px = g.h * g.w;
   const int64_t per_frame = 4 * g.cp + 2 * g.taps * g.cp + g.taps;
-  const int64_t chunks = (frames + kChunk - 1) / kChunk;
+  const int64_t chunks = g.chunks();
   std::vector<double> sums(chunks * per_frame, 0.0);
 #pragma omp parallel
   {
     std::vector<float> pad(g.kt * g.hp * g.wp), z(frame_px * g.cp), gy(frame_px * g.cp);
 #pragma omp for schedule(static)
     for (int64_t chunk = 0; chunk < chunks; ++chunk)
-      for (int64_t f = chunk * kChunk; f < std::min(frames, (chunk + 1) * kChunk); ++f) {
+      for (int64_t f = chunk * kChunk; f < g.chunk_end(chunk); ++f) {
         if (ms[f] == 0.0f) continue;
         double* base = &sums[chunk * per_frame];
         const FrameSums s{base, base + 4 * g.cp, base + 4 * g.cp + g.taps * g.cp,
