@@ -168,6 +168,46 @@ def test_masked_temporal_max_ignores_padding():
   np.testing.assert_allclose(out.reshape(-1), [-1.0, 7.0])
 
 
+def test_temporal_max_gradient_goes_to_the_first_maximal_valid_frame():
+  # Small integers after a ReLU: ties in time, where PyTorch's max(dim) gives the gradient to
+  # the first maximal frame alone; padded frames never get any.
+  rng = np.random.default_rng(3)
+  x = jnp.asarray(np.maximum(rng.integers(-2, 3, size=(2, 5, 3, 2, 4)), 0).astype(np.float32))
+  mask = jnp.array([[1.0, 1.0, 1.0, 0.0, 0.0], [1.0] * 5])
+  g = jnp.asarray(rng.normal(size=(2, 3, 2, 4)).astype(np.float32))
+  y, vjp = jax.vjp(lambda v: frames.masked_temporal_max(v, mask), x)
+  valid = np.asarray(mask)[:, :, None, None, None] > 0
+  masked = np.where(valid, np.asarray(x), -np.inf)
+  np.testing.assert_array_equal(y, masked.max(axis=1))
+  first = masked.argmax(axis=1)  # NumPy's argmax: the first maximum
+  want = np.zeros(x.shape, np.float32)
+  np.put_along_axis(want, first[:, None], np.asarray(g)[:, None], axis=1)
+  np.testing.assert_array_equal(vjp(g)[0], want)
+
+
+def test_temporal_max_gradient_survives_recomputation_with_other_rounding():
+  """Masked BN statistics feeding the temporal max, compiled unoptimised: XLA:CPU recomputes
+  the BN output for the backward pass with other rounding, and a gradient that compares the
+  maximum with its input again found no frame there (infinite BN gradients)."""
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(3, 9, 8, 6, 8)), jnp.float32)
+  mask = frames.frame_mask(jnp.array([9, 6, 8]), 9)
+  w = mask.reshape(mask.shape + (1, 1, 1))
+  params = (jnp.asarray(rng.uniform(0.5, 2, 8), jnp.float32),
+            jnp.asarray(rng.normal(size=8), jnp.float32))
+
+  def f(params):
+    mean, var, _ = batch_norm.statistics(x, w)
+    y = (x - mean) * (params[0] * jax.lax.rsqrt(var + 1e-5)) + params[1]
+    return jnp.sum(jnp.sin(frames.masked_temporal_max(y, mask)))
+  grad = jax.jit(jax.grad(f)).lower(params)
+  optimised = grad.compile()(params)
+  unoptimised = grad.compile(compiler_options={"xla_backend_optimization_level": 0})(params)
+  for a, b in zip(unoptimised, optimised):
+    assert np.all(np.isfinite(np.asarray(a)))
+    assert_close(a, b, rtol=1e-5)
+
+
 def test_lta_floor_third_lengths_and_mask():
   lta = layers.LTA(1)
   kernel = jnp.ones((3, 1, 1, 1, 1))
