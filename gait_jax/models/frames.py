@@ -71,6 +71,8 @@ def masked_temporal_max(x: jax.Array, mask: Optional[jax.Array]) -> jax.Array:
   return _temporal_max(x)
 
 
+# A custom gradient rather than a gather at the argmax: what is not differentiated (inference,
+# ONNX export) stays one plain max.
 @jax.custom_vjp
 def _temporal_max(x):
   return jnp.max(x, axis=1)

@@ -28,11 +28,13 @@ def _normal(seed, shape):
   return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
 
 
+def _conv(conv_fn, pads, strides):
+  return lambda x, w: conv_fn(x, w, strides, pads, dimension_numbers=_DN)
+
+
 def _sin_loss(conv_fn, pads, strides):
-  def loss(x, w):
-    y = conv_fn(x, w, strides, pads, dimension_numbers=_DN)
-    return jnp.sum(jnp.sin(y))  # a non-trivial cotangent
-  return loss
+  conv = _conv(conv_fn, pads, strides)
+  return lambda x, w: jnp.sum(jnp.sin(conv(x, w)))  # a non-trivial cotangent
 
 
 def _grads(conv_fn, x, w, pads, strides=(1, 1, 1)):
@@ -42,9 +44,9 @@ def _grads(conv_fn, x, w, pads, strides=(1, 1, 1)):
 
 def _values_and_grads(conv_fn, x, w, pads):
   """`_values` and `_grads` in one program: one compile a case instead of two."""
+  conv = _conv(conv_fn, pads, (1, 1, 1))
   grad = jax.grad(_sin_loss(conv_fn, pads, (1, 1, 1)), argnums=(0, 1))
-  return jax.jit(lambda x, w: (conv_fn(x, w, (1, 1, 1), pads, dimension_numbers=_DN),
-                               grad(x, w)))(x, w)
+  return jax.jit(lambda x, w: (conv(x, w), grad(x, w)))(x, w)
 
 
 _KERNELS = sorted({k for ks in CANDIDATE_KERNELS for k in ks} | {(1, 1, 1)})
@@ -63,7 +65,7 @@ _CASES = ([(form, p, cin) for form in ("gemm", "fold") for p in ("same", "VALID"
 
 
 def _values(conv_fn, x, w, pads, strides=(1, 1, 1)):
-  return jax.jit(lambda x, w: conv_fn(x, w, strides, pads, dimension_numbers=_DN))(x, w)
+  return jax.jit(_conv(conv_fn, pads, strides))(x, w)
 
 
 def _case(kernel, padding, cin):
