@@ -61,6 +61,7 @@ def train(config, workdir: str, net: setup.Network, optimizer, mesh) -> None:
   restore → loop (log / save / evaluate at their steps) → final save."""
   ckpt = restore.open_checkpoints(config, workdir)
   try:
+    dataset = setup.open_train_split(config)
     fresh = setup.fresh_state(config, net, optimizer, mesh)
     sharding = fresh.sharding
     state, resumed = restore.resume_or_init(ckpt, fresh.abstract, config, fresh.create)
@@ -72,7 +73,8 @@ def train(config, workdir: str, net: setup.Network, optimizer, mesh) -> None:
                    config.train.total_steps)
       return
     train_step = setup.train_step(config, net, optimizer, mesh, sharding)
-    _, loader = setup.open_data(config, step + skipped, workdir, resumed is not None)
+    _, loader = setup.open_data(config, dataset, step + skipped, workdir,
+                                  resumed is not None)
     writer = metric_writer.create_writer(os.path.join(workdir, "tb"),
                                          just_logging=jax.process_index() > 0)
     try:

@@ -89,10 +89,17 @@ def holds_out(config) -> bool:
   return config_lib.model_path(config) is None or config.train.eval_on == "holdout"
 
 
-def open_data(config, start_attempt: int, workdir: str, resumed: bool):
-  """(dataset, loader) of the training ids, the loader starting at batch `start_attempt`."""
-  dataset = splits.open_split(config.data, "train", num_train=config.data.num_train,
-                              cache=config.data.cache)
+def open_train_split(config):
+  """The training split as the config names it (before any ids are held out): opened before
+  the train state is built, so that a wrong data.root or partition is a one-line error at once,
+  not after the initialiser has compiled."""
+  return splits.open_split(config.data, "train", num_train=config.data.num_train,
+                           cache=config.data.cache)
+
+
+def open_data(config, dataset, start_attempt: int, workdir: str, resumed: bool):
+  """(dataset, loader) of the training ids of `dataset` (`open_train_split`'s), the loader
+  starting at batch `start_attempt`."""
   if holds_out(config):
     # A supernet never sees the ids its search scores paths on (search.val_ids), nor does a
     # run validated on held-out ids; the split is recorded in the workdir, where search and

@@ -344,10 +344,11 @@ def test_bad_env_value_is_named(monkeypatch):
 @functools.cache
 def _choice_variables(features: int):
   """A ChoiceLayer's variables: the same whatever convolution formulation runs (initialising
-  all six candidates op by op took 6 s on the suite's 8 devices; once per width, jitted, here)."""
+  all six candidates op by op took 6 s on the suite's 8 devices; once per width, as one
+  program compiled unoptimised here: optimised, its random initialisers took 8 s to compile)."""
   layer = ChoiceLayer(features=features, flg_relu=True)
-  init = jax.jit(lambda key, x: layer.init(key, x, 0, train=True))
-  return init(jax.random.PRNGKey(0), jnp.ones((2, 4, 6, 4, 3)))
+  return step_lib.run_fast_compiled(lambda key, x: layer.init(key, x, 0, train=True),
+                                    jax.random.PRNGKey(0), jnp.ones((2, 4, 6, 4, 3)))
 
 
 def _switch_step_hlo(monkeypatch, mode: str, features: int = 4) -> str:
