@@ -74,7 +74,7 @@ def train(config, workdir: str, net: setup.Network, optimizer, mesh) -> None:
       return
     train_step = setup.train_step(config, net, optimizer, mesh, sharding)
     _, loader = setup.open_data(config, dataset, step + skipped, workdir,
-                                  resumed is not None)
+                                resumed is not None)
     writer = metric_writer.create_writer(os.path.join(workdir, "tb"),
                                          just_logging=jax.process_index() > 0)
     try:

@@ -196,7 +196,7 @@ def test_failed_first_run_does_not_lock_the_workdir(data, tmp_path):
 
 def test_missing_data_is_refused_before_the_train_state_is_built(data, tmp_path, monkeypatch):
   """A wrong data.root is a one-line error at once, not after the initialiser has compiled
-  (seconds for a supernet; minutes at reference widths)."""
+  (7-9 s for a tiny supernet)."""
   def fresh_state(*args):
     raise AssertionError("the train state was built before the data was opened")
   monkeypatch.setattr(setup, "fresh_state", fresh_state)
