@@ -16,6 +16,7 @@ act on the exact state (log / save / evaluate / stop) or to keep that bound.
 """
 from __future__ import annotations
 
+import functools
 import os
 import time
 from typing import Any, NamedTuple, Optional, Tuple
@@ -61,10 +62,17 @@ def train(config, workdir: str, net: setup.Network, optimizer, mesh) -> None:
   restore → loop (log / save / evaluate at their steps) → final save."""
   ckpt = restore.open_checkpoints(config, workdir)
   try:
-    dataset = setup.open_train_split(config)
+    # Opened once, when first needed: a fresh run opens it before its initialiser compiles (a
+    # wrong data.root is refused at once), a resumed one after the restore, a finished one never.
+    train_split = functools.cache(functools.partial(setup.open_train_split, config))
     fresh = setup.fresh_state(config, net, optimizer, mesh)
     sharding = fresh.sharding
-    state, resumed = restore.resume_or_init(ckpt, fresh.abstract, config, fresh.create)
+
+    def create():
+      train_split()
+      return fresh.create()
+
+    state, resumed = restore.resume_or_init(ckpt, fresh.abstract, config, create)
     if jax.process_index() == 0:
       ckpt_lib.write_config(workdir, config)
     step, skipped = (int(v) for v in jax.device_get((state.step, state.skipped)))
@@ -73,7 +81,7 @@ def train(config, workdir: str, net: setup.Network, optimizer, mesh) -> None:
                    config.train.total_steps)
       return
     train_step = setup.train_step(config, net, optimizer, mesh, sharding)
-    _, loader = setup.open_data(config, dataset, step + skipped, workdir,
+    _, loader = setup.open_data(config, train_split(), step + skipped, workdir,
                                 resumed is not None)
     writer = metric_writer.create_writer(os.path.join(workdir, "tb"),
                                          just_logging=jax.process_index() > 0)

@@ -90,9 +90,9 @@ def holds_out(config) -> bool:
 
 
 def open_train_split(config):
-  """The training split as the config names it (before any ids are held out): opened before
-  the train state is built, so that a wrong data.root or partition is a one-line error at once,
-  not after the initialiser has compiled."""
+  """The training split as the config names it (before any ids are held out): a fresh run
+  opens it before its initialiser compiles, so that a wrong data.root or partition is a
+  one-line error at once."""
   return splits.open_split(config.data, "train", num_train=config.data.num_train,
                            cache=config.data.cache)
 

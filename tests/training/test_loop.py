@@ -196,13 +196,24 @@ def test_failed_first_run_does_not_lock_the_workdir(data, tmp_path):
 
 def test_missing_data_is_refused_before_the_train_state_is_built(data, tmp_path, monkeypatch):
   """A wrong data.root is a one-line error at once, not after the initialiser has compiled
-  (7-9 s for a tiny supernet)."""
-  def fresh_state(*args):
-    raise AssertionError("the train state was built before the data was opened")
-  monkeypatch.setattr(setup, "fresh_state", fresh_state)
+  (7-9 s for a tiny supernet); a finished run does not open its data at all."""
+  fresh_state = setup.fresh_state
+
+  def never_created(*args):
+    def create():
+      raise AssertionError("the train state was built before the data was opened")
+    return fresh_state(*args)._replace(create=create)
+
+  monkeypatch.setattr(setup, "fresh_state", never_created)
   bad = _config(data, **{"data.root": str(tmp_path / "nowhere")})
   with pytest.raises((FileNotFoundError, ValueError), match="nowhere"):
     train.run(bad, str(tmp_path / "w"))
+  monkeypatch.setattr(setup, "fresh_state", fresh_state)
+  workdir = str(tmp_path / "done")
+  train.run(_config(data, **{"train.total_steps": 2}), workdir)
+  train.run(_config(data, **{"train.total_steps": 2, "data.root": str(tmp_path / "gone")}),
+            workdir)  # already done: a no-op, wherever the data went
+  assert _final(workdir)[1] == 2
 
 
 def _damage(step_dir, how):
