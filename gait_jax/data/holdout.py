@@ -177,8 +177,9 @@ def _same_data(saved: dict, config) -> bool:
 
 def check_unseen(held_out: Sequence[str], init_from: str, config,
                  all_train_ids: Sequence[str]) -> None:
-  """Refuses a validation on `held_out` ids when the weights of `init_from` trained on some of
-  them (the same data root and partition, and its record says it saw them)."""
+  """Refuses to hold out `held_out` ids (for a validation, or a supernet's search fitness) when
+  the weights of `init_from` trained on some of them (the same data root and partition, and
+  its record says it saw them)."""
   source = checkpoint.source_workdir(init_from)
   saved = checkpoint.read_config(source)
   if saved is None or not _same_data(saved, config):
@@ -192,5 +193,6 @@ def check_unseen(held_out: Sequence[str], init_from: str, config,
   if seen:
     raise ValueError(f"train.init_from={init_from} trained on {len(seen)} of the ids this run "
                      f"would hold out ({', '.join(seen[:5])}{' ...' if len(seen) > 5 else ''}): "
-                     "a validation on them would be false. Hold out ids it never saw "
-                     "(search.val_ids) or start from a model trained on other data")
+                     "a validation or a search fitness on them would be false. Hold out ids "
+                     "it never saw (search.val_ids) or start from a model trained on other "
+                     "data")

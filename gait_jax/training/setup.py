@@ -107,7 +107,7 @@ def open_data(config, dataset, start_attempt: int, workdir: str, resumed: bool):
     fixed = config_lib.model_path(config) is not None
     train_ids, val_ids = holdout.supernet_split(config, dataset.label_set, workdir, resumed,
                                                 fixed_path=fixed)
-    if fixed and config.train.init_from and not resumed:
+    if config.train.init_from and not resumed:  # a fixed path's or a supernet's second cycle
       holdout.check_unseen(val_ids, config.train.init_from, config, dataset.label_set)
     logging.info("training on %d ids; %d held out for %s", len(train_ids), len(val_ids),
                  "the search fitness" if config_lib.model_path(config) is None

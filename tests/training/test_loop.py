@@ -276,6 +276,25 @@ def test_lock_of_a_killed_run_is_not_stale(tmp_path):
     pass
 
 
+def test_a_supernet_continued_from_another_holds_out_only_ids_it_never_saw(data, tmp_path):
+  # A second cycle (a supernet trained again from a supernet's weights) holds ids out for the
+  # search's fitness: any the first supernet trained on would make that fitness false.
+  src = str(tmp_path / "src")
+  train.run(_config(data, **{"train.total_steps": 2}), src)
+  with open(os.path.join(src, "holdout.json")) as f:
+    first = json.load(f)
+  seen = ",".join(first["train_ids"][:len(first["held_out_ids"])])
+  bad = str(tmp_path / "bad")
+  with pytest.raises(ValueError, match=f"train.init_from={src} trained on .* a validation or a "
+                     "search fitness on them would be false"):
+    train.run(_config(data, **{"train.init_from": src, "search.val_ids": seen}), bad)
+  assert not glob.glob(os.path.join(bad, "checkpoints", "*"))  # nothing trained
+  again = str(tmp_path / "again")  # the same config holds the same ids out: it runs
+  train.run(_config(data, **{"train.total_steps": 2, "train.init_from": src}), again)
+  with open(os.path.join(again, "holdout.json")) as f:
+    assert json.load(f)["held_out_ids"] == first["held_out_ids"]
+
+
 def test_init_from_on_a_workdir_with_checkpoints_says_it_is_not_used(data, tmp_path, caplog):
   src, workdir = str(tmp_path / "src"), str(tmp_path / "w")
   train.run(_config(data, **{"train.total_steps": 2}), src)
