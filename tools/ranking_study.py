@@ -11,8 +11,10 @@ accuracy, measured.
    test); training ids, of which `--held-out` are held out for the fitness, and `--test-ids`
    test ids;
 2. per lever (`train.path_sampler`: uniform = the reference, fair = FairNAS strict fairness;
-   `SAMPLER@STEPS`: another supernet length; `:cosine`: another learning-rate schedule), one
-   supernet on the training ids; the evolutionary search on the first lever's supernet;
+   `SAMPLER@STEPS`: another supernet length; `:cosine`: another learning-rate schedule;
+   `+MORE`: a second cycle, MORE more steps from that supernet's weights with the schedule
+   restarted), one supernet on the training ids; the evolutionary search on the first
+   lever's supernet;
 3. `--paths` paths spread over the space: the search's best, `--random` uniformly random ones,
    and the rest picked across the MAC range; each scored by every supernet (BN recalibrated,
    the search's fitness on the held-out ids) and, on the first lever's supernet (or the one
@@ -127,36 +129,50 @@ def make_data(out: str, s: dict, profile: str) -> dict:
 
 
 def parse_lever(text: str, default_steps: int) -> tuple:
-  """`SAMPLER[@STEPS][:SCHEDULE]` (train.path_sampler; supernet steps, default
+  """`SAMPLER[@STEPS][:SCHEDULE][+MORE]` (train.path_sampler; supernet steps, default
   --supernet-steps, the learning-rate milestones scaling with them; optim.schedule, default
-  the reference's multistep) -> (sampler, steps, schedule)."""
+  the reference's multistep; MORE: a second cycle, that supernet trained MORE steps again from
+  its weights with the schedule restarted) -> (sampler, steps, schedule, more: 0 = none)."""
   from gait_jax.models import space  # pylint: disable=g-import-not-at-top
   from gait_jax.training import optim  # pylint: disable=g-import-not-at-top
-  rest, _, lr_schedule = text.partition(":")
+  first, plus, more = text.partition("+")
+  rest, _, lr_schedule = first.partition(":")
   sampler, _, steps = rest.partition("@")
   if (sampler not in space.PATH_SAMPLERS or (steps and not (steps.isdigit() and int(steps)))
-      or (lr_schedule and lr_schedule not in optim.SCHEDULES)):
-    raise SystemExit(f"ranking_study: --levers: {text!r}: expected SAMPLER[@STEPS][:SCHEDULE], "
-                     f"SAMPLER one of {', '.join(space.PATH_SAMPLERS)}, SCHEDULE one of "
-                     f"{', '.join(optim.SCHEDULES)}")
-  return sampler, int(steps) if steps else default_steps, lr_schedule or "multistep"
+      or (lr_schedule and lr_schedule not in optim.SCHEDULES)
+      or (plus and not (more.isdigit() and int(more)))):
+    raise SystemExit(f"ranking_study: --levers: {text!r}: expected "
+                     f"SAMPLER[@STEPS][:SCHEDULE][+MORE], SAMPLER one of "
+                     f"{', '.join(space.PATH_SAMPLERS)}, SCHEDULE one of "
+                     f"{', '.join(optim.SCHEDULES)}, MORE a number of steps")
+  return (sampler, int(steps) if steps else default_steps, lr_schedule or "multistep",
+          int(more) if more else 0)
 
 
 def supernet_dir(out: str, lever: str) -> str:
-  """The lever's supernet workdir: `fair@30:cosine` -> OUT/supernet_fair_30_cosine."""
-  return os.path.join(out, f"supernet_{lever.replace('@', '_').replace(':', '_')}")
+  """The lever's supernet workdir: `fair@30:cosine` -> OUT/supernet_fair_30_cosine,
+  `uniform+200` -> OUT/supernet_uniform_then_200."""
+  name = lever.replace("@", "_").replace(":", "_").replace("+", "_then_")
+  return os.path.join(out, f"supernet_{name}")
 
 
 def supernet(out: str, c, lever: str, default_steps: int, seed: int = 0) -> str:
   """The lever's supernet; seed > 0: another one differing only in its seed, holding out the
-  same ids as the first (an ensemble member)."""
+  same ids as the first (an ensemble member). `LEVER+MORE`: LEVER's supernet (of that seed)
+  trained MORE steps again from its weights (train.init_from), the same sampler, the schedule
+  restarted and scaled to MORE, holding out the same ids."""
   workdir = supernet_dir(out, lever)
   c = c.copy_and_resolve_references()
-  if seed:
-    with open(os.path.join(workdir, "holdout.json")) as f:
+  c.train.path_sampler, steps, c.optim.schedule, more = parse_lever(lever, default_steps)
+  first = (workdir if not more else
+           supernet(out, c, lever.rpartition("+")[0], default_steps, seed))
+  if seed or more:
+    with open(os.path.join(first if more else workdir, "holdout.json")) as f:
       c.search.val_ids = ",".join(json.load(f)["held_out_ids"])
+  if seed:
     c.seed, workdir = seed, f"{workdir}_seed{seed}"
-  c.train.path_sampler, steps, c.optim.schedule = parse_lever(lever, default_steps)
+  if more:
+    c.train.init_from, steps = first, more
   schedule(c, steps)
   run_mode(c, workdir)  # a finished run is a no-op; a killed one resumes
   return workdir
@@ -380,8 +396,9 @@ def parse_args(argv) -> tuple:
                       help="the walkers (kth / footage: degraded as real footage)")
   parser.add_argument("--levers", default="uniform,fair",
                       help="one supernet each (the first: searched): train.path_sampler, "
-                      "optionally @STEPS (e.g. uniform@1600: four times as long) and "
-                      ":SCHEDULE (optim.schedule, e.g. uniform:cosine)")
+                      "optionally @STEPS (e.g. uniform@1600: four times as long), "
+                      ":SCHEDULE (optim.schedule, e.g. uniform:cosine) and +MORE (a second "
+                      "cycle: MORE steps from its weights, schedule restarted; uniform+200)")
   parser.add_argument("--fitness-variants", default=None,
                       help=f"(default {','.join(VARIANTS)}; smoke {','.join(SMOKE_VARIANTS)}) "
                       "other ways to score the first lever's supernet (LEVER/VARIANT: that "

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from conftest import REPO, fast_cli_env, load_tool
 
@@ -95,6 +96,23 @@ def test_lever_sets_the_sampler_and_the_schedule(tmp_path, monkeypatch):
   m = ran[member]
   assert (m.seed, m.search.val_ids, m.train.path_sampler, m.train.total_steps) == (
       2, "c,d", "fair", 30)
+  # A second cycle: the lever's supernet (of the same seed) trained again from its weights,
+  # the schedule restarted and scaled to the extra steps, the same ids held out.
+  os.makedirs(member)
+  with open(os.path.join(member, "holdout.json"), "w") as f:
+    json.dump({"train_ids": ["a", "b"], "held_out_ids": ["c", "e"]}, f)
+  for seed, parent, held in ((0, "supernet_fair_30", "c,d"),
+                             (2, "supernet_fair_30_seed2", "c,e")):
+    again = study.supernet(str(tmp_path), c, "fair@30+15", default_steps=2, seed=seed)
+    assert again == str(tmp_path / "supernet_fair_30_then_15") + (f"_seed{seed}" if seed else "")
+    r = ran[again]
+    assert (r.train.init_from, r.train.total_steps, r.optim.milestones, r.search.val_ids,
+            r.seed, r.train.path_sampler) == (str(tmp_path / parent), 15, (10, 13), held, seed,
+                                              "fair")
+  assert study.parse_lever("uniform:cosine+5", 2) == ("uniform", 2, "cosine", 5)
+  for bad in ("uniform+", "uniform+0", "uniform+x", "uniform+-3"):
+    with pytest.raises(SystemExit, match="MORE"):
+      study.parse_lever(bad, 2)
 
 
 def test_variants_set_the_search_keys_they_name(tmp_path, monkeypatch):
