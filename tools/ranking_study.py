@@ -2,7 +2,7 @@
 """How far can the supernet's ranking of paths be trusted? Its fitness against stand-alone
 accuracy, measured.
 
-  python tools/ranking_study.py --out DIR [--smoke] [--levers uniform,fair[,uniform@1600]]
+  python tools/ranking_study.py --out DIR [--smoke] [--levers uniform,fair[,uniform+200]]
       [--fitness-variants map,margin,bn0,bn32,held20,held10[,uniform@1600/map]]
 
 1. data: generated walkers (`--profile`: clean, or kth / footage with the degradations of
