@@ -4,9 +4,10 @@ A supernet's ranking of paths carries the noise of its own training (which paths
 drew when): on the ranking study, supernets that differ only in seed ranked 16 paths with τ
 0.12 to 0.46 against stand-alone accuracy. The mean of their fitness is meant to average that
 noise out, as more seeds average out the stand-alone side's; measured (tools/ranking_study.py's
-`ens<K>` variants, docs/results.md) it did not reliably lift τ (two supernets 0.50, three
-0.39), so it is an option, off by default. Each supernet scores a candidate on the ids it held
-out.
+`ens<K>` variants, docs/results.md) two supernets gave τ 0.47–0.50, three 0.38–0.39, and five
+0.50 where one alone gave 0.31 ± 0.27 over five seeds: the most reliable lever measured, at K
+times the cost, so an option, off by default. Each supernet scores a candidate on the ids it
+held out.
 """
 from __future__ import annotations
 
