@@ -164,10 +164,9 @@ def supernet(out: str, c, lever: str, default_steps: int, seed: int = 0) -> str:
   workdir = supernet_dir(out, lever)
   c = c.copy_and_resolve_references()
   c.train.path_sampler, steps, c.optim.schedule, more = parse_lever(lever, default_steps)
-  first = (workdir if not more else
-           supernet(out, c, lever.rpartition("+")[0], default_steps, seed))
+  first = workdir if not more else supernet(out, c, lever.partition("+")[0], default_steps, seed)
   if seed or more:
-    with open(os.path.join(first if more else workdir, "holdout.json")) as f:
+    with open(os.path.join(first, "holdout.json")) as f:
       c.search.val_ids = ",".join(json.load(f)["held_out_ids"])
   if seed:
     c.seed, workdir = seed, f"{workdir}_seed{seed}"
