@@ -15,7 +15,7 @@ def _run(lib, **env):
 def _gxx_failing_on(folder, flag: str) -> str:
   """A compiler that fails whenever it is given `flag` and is g++ otherwise: its path. It
   compiles unoptimised (`-O0` after the script's own level): these tests check what the script
-  builds and leaves, not how fast the library runs, and -O2 was a third of their time."""
+  builds and leaves, not how fast the library runs (-O2: 18 s a build here, -O0: 13 s)."""
   cxx = folder / "cxx"
   cxx.write_text(f'#!/bin/sh\nfor a in "$@"; do [ "$a" = {flag} ] && exit 1; done\n'
                  'exec g++ "$@" -O0\n')
